@@ -1,0 +1,19 @@
+//! Database migrations for idgraph, shared by SQLite and PostgreSQL.
+//!
+//! Migrations are history: once one has landed it is never edited; a change is a new migration.
+//! Each one has a `down`. No application entity is imported here: tables are described with
+//! their own identifiers so that a migration keeps meaning what it meant when it was written.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_platform;
+
+/// Runs idgraph's migrations in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_platform::Migration)]
+    }
+}

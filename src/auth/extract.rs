@@ -1,0 +1,111 @@
+//! Axum extractors: the caller's [`Principal`] from `Authorization: Bearer`, and guard
+//! extractors that reject early through the same checks the services use.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use crate::error::AppError;
+use crate::service::sessions;
+use crate::state::AppState;
+
+use super::Principal;
+
+/// Reads the bearer token of a request, if one was sent. A malformed `Authorization` header
+/// counts as an invalid token.
+pub fn bearer_token(parts: &Parts) -> Option<Result<&str, ()>> {
+    let value = parts.headers.get(AUTHORIZATION)?;
+    let text = match value.to_str() {
+        Ok(text) => text,
+        Err(_) => return Some(Err(())),
+    };
+    let Some((scheme, token)) = text.split_once(' ') else {
+        return Some(Err(()));
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Some(Err(()));
+    }
+    Some(Ok(token.trim()))
+}
+
+/// Builds the principal of a request.
+pub async fn principal_of(parts: &Parts, state: &AppState) -> Result<Principal, AppError> {
+    match bearer_token(parts) {
+        None => Ok(Principal::Anonymous),
+        Some(Err(())) => Ok(Principal::InvalidToken),
+        Some(Ok(token)) => sessions::principal_from_bearer(state, token).await,
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
+        let principal = principal_of(parts, state).await?;
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
+    }
+}
+
+/// A compile-time name for one [`super::Scope`], so a handler's signature can state its guard.
+pub trait RequiredScope {
+    /// The scope the guard requires.
+    const SCOPE: super::Scope;
+}
+
+macro_rules! scope_markers {
+    ($($(#[$doc:meta])* $name:ident => $scope:ident),* $(,)?) => {
+        $( $(#[$doc])* pub struct $name; impl RequiredScope for $name { const SCOPE: super::Scope = super::Scope::$scope; } )*
+    };
+}
+
+scope_markers! {
+    /// `gov.user.oauth.app:read`
+    AppRead => AppRead,
+    /// `gov.user.oauth.app:write`
+    AppWrite => AppWrite,
+    /// `gov.user.oauth.authorize`
+    Authorize => Authorize,
+    /// `gov.user.oauth.connection:read`
+    ConnectionRead => ConnectionRead,
+    /// `gov.user.oauth.connection:write`
+    ConnectionWrite => ConnectionWrite,
+}
+
+/// Extracts the principal after `require_user(S::SCOPE)` passed; rejects with 401/403 otherwise.
+pub struct UserGuard<S>(pub Principal, std::marker::PhantomData<S>);
+
+/// Extracts the principal after `require_oauth_admin(S::SCOPE)` passed.
+pub struct OauthAdminGuard<S>(pub Principal, std::marker::PhantomData<S>);
+
+impl<S: RequiredScope + Send> FromRequestParts<AppState> for UserGuard<S> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        principal.require_user(S::SCOPE)?;
+        Ok(Self(principal, std::marker::PhantomData))
+    }
+}
+
+impl<S: RequiredScope + Send> FromRequestParts<AppState> for OauthAdminGuard<S> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        principal.require_oauth_admin(S::SCOPE)?;
+        Ok(Self(principal, std::marker::PhantomData))
+    }
+}

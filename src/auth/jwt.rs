@@ -1,0 +1,109 @@
+//! JSON Web Tokens: claims, signing with a pre-parsed key, and verification that pins the
+//! algorithm of the key named by `kid` (the header's `alg` is never trusted).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Validation;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::keys::{SigningKey, VerifyingKey};
+
+/// What a token is for. Management guards accept only [`TokenKind::Session`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// A first-party token from `login`, for the management APIs.
+    Session,
+    /// An access token issued to an OAuth app at `/token`, for `/userinfo` only.
+    Oauth,
+}
+
+/// Claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer: the configured public URL.
+    pub iss: String,
+    /// Subject: the user id.
+    pub sub: String,
+    /// Audience: the issuer for first-party tokens.
+    pub aud: String,
+    /// Expiry, Unix seconds.
+    pub exp: i64,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Unique token id.
+    pub jti: String,
+    /// Space-separated granted scopes.
+    pub scope: String,
+    /// What the token is for.
+    pub kind: TokenKind,
+    /// The first-party session the token belongs to; checked on every use so that logout and
+    /// refresh-token reuse end the session's access tokens at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+/// Every key a node signs and verifies with, loaded from the database.
+pub struct KeyRing {
+    /// The key new tokens are signed with.
+    pub active: Arc<SigningKey>,
+    /// Every published key by `kid`.
+    pub verifying: HashMap<String, VerifyingKey>,
+    /// The public JSON Web Key Set, `{"keys": [...]}`.
+    pub jwks: Value,
+}
+
+/// Signs `claims` as a compact JWS with `key` (header `alg`, `typ`, `kid`).
+pub fn sign<T: Serialize>(key: &SigningKey, claims: &T) -> anyhow::Result<String> {
+    let header = serde_json::json!({
+        "alg": key.algorithm().as_str(),
+        "typ": "JWT",
+        "kid": key.kid(),
+    });
+    let mut token = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?);
+    token.push('.');
+    token.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?));
+    let signature = key.sign(token.as_bytes())?;
+    token.push('.');
+    token.push_str(&URL_SAFE_NO_PAD.encode(signature));
+    Ok(token)
+}
+
+/// Why a token was not accepted.
+#[derive(Debug, PartialEq, Eq)]
+pub enum VerifyError {
+    /// The header names no `kid` we publish.
+    UnknownKey,
+    /// Bad signature, wrong algorithm, expired, wrong issuer or audience, or malformed.
+    Invalid,
+}
+
+/// Reads the `kid` of a token's header without verifying anything.
+pub fn header_kid(token: &str) -> Option<String> {
+    jsonwebtoken::decode_header(token).ok()?.kid
+}
+
+/// Verifies `token` against `ring`: the key is chosen by `kid` and the algorithm is that key's
+/// own; signature, `exp`, `iss` and `aud` are checked.
+pub fn verify<T: DeserializeOwned>(
+    ring: &KeyRing,
+    token: &str,
+    issuer: &str,
+    audience: &str,
+) -> Result<T, VerifyError> {
+    let kid = header_kid(token).ok_or(VerifyError::Invalid)?;
+    let key = ring.verifying.get(&kid).ok_or(VerifyError::UnknownKey)?;
+    let mut validation = Validation::new(key.algorithm.jwt_algorithm());
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.leeway = 30;
+    jsonwebtoken::decode::<T>(token, &key.key, &validation)
+        .map(|data| data.claims)
+        .map_err(|_| VerifyError::Invalid)
+}

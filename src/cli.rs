@@ -1,0 +1,244 @@
+//! The command line: `serve`, `migrate`, `user create`, `keys rotate` and `schema`.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use migrations::{Migrator, MigratorTrait};
+use sea_orm::DatabaseConnection;
+
+use crate::auth::{Principal, Role};
+use crate::config::Config;
+use crate::domain::users::NewUser;
+use crate::graphql::{Limits, build_schema};
+use crate::service::{keys, users};
+use crate::state::AppState;
+
+/// idgraph: OpenID Connect apps, consent and tokens, GraphQL-first.
+#[derive(Debug, Parser)]
+#[command(name = "idgraph", version, about)]
+pub struct Cli {
+    /// A TOML file with settings; environment variables override it.
+    #[arg(long, global = true, env = "IDGRAPH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve {
+        /// Do not run pending migrations at start (fail if any are pending).
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply, roll back or list migrations.
+    Migrate {
+        /// `up` applies all pending, `down` rolls back the latest, `status` lists them.
+        #[arg(value_enum, default_value_t = MigrateAction::Up)]
+        action: MigrateAction,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+}
+
+/// `idgraph migrate` actions.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MigrateAction {
+    /// Apply every pending migration.
+    Up,
+    /// Roll back the most recent migration.
+    Down,
+    /// List migrations and whether each is applied.
+    Status,
+}
+
+/// `idgraph user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Create {
+        /// Unique login name (lower-case letters, digits, `.`, `_`, `-`).
+        #[arg(long)]
+        username: String,
+        /// Email address.
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// A role to grant; repeat for several.
+        #[arg(long = "role", value_parser = ["admin", "oauth"])]
+        roles: Vec<String>,
+        /// Read the password from standard input (required, so it never shows in `ps`).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// `idgraph keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new active signing key; the old one stays published until its tokens expire.
+    Rotate,
+}
+
+/// Connects and brings the schema up to date (or checks it is, when migration is off).
+async fn open_database(config: &Config, migrate: bool) -> anyhow::Result<DatabaseConnection> {
+    let db = crate::db::connect(&config.database_url, config.db_max_connections)
+        .await
+        .context("cannot connect to the database")?;
+    if migrate {
+        Migrator::up(&db, None).await.context("migration failed")?;
+    } else {
+        let pending = Migrator::get_pending_migrations(&db).await?;
+        anyhow::ensure!(
+            pending.is_empty(),
+            "the database has {} pending migration(s); run `idgraph migrate`",
+            pending.len()
+        );
+    }
+    Ok(db)
+}
+
+/// Runs a parsed command with a validated configuration.
+pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { no_migrate } => {
+            let migrate = config.migrate_on_start && !no_migrate;
+            serve(config, migrate).await
+        }
+        Command::Migrate { action } => migrate(&config, action).await,
+        Command::User {
+            command:
+                UserCommand::Create {
+                    username,
+                    email,
+                    name,
+                    roles,
+                    password_stdin,
+                },
+        } => {
+            anyhow::ensure!(
+                password_stdin,
+                "pass --password-stdin and write the password to standard input"
+            );
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']).to_string();
+            let roles = roles
+                .iter()
+                .map(|r| r.parse::<Role>())
+                .collect::<Result<Vec<_>, _>>()?;
+            let db = open_database(&config, config.migrate_on_start).await?;
+            let state = AppState::new(db, config).await?;
+            let user = users::create_user(
+                &state,
+                &Principal::System,
+                NewUser {
+                    username,
+                    email,
+                    name,
+                    password,
+                    roles,
+                },
+            )
+            .await?;
+            println!("created user {} ({})", user.username, user.id);
+            state.db.close().await?;
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => {
+            let db = open_database(&config, config.migrate_on_start).await?;
+            let overlap = config.access_token_ttl + std::time::Duration::from_secs(60);
+            let kid = keys::rotate(&db, config.signing_algorithm, overlap).await?;
+            println!(
+                "new signing key {kid} ({}); running servers pick it up within {} s",
+                config.signing_algorithm,
+                keys::KeyStore::REFRESH.as_secs()
+            );
+            db.close().await?;
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", build_schema(Limits::default()).sdl());
+            Ok(())
+        }
+    }
+}
+
+async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<()> {
+    let db = crate::db::connect(&config.database_url, 1).await?;
+    match action {
+        MigrateAction::Up => Migrator::up(&db, None).await?,
+        MigrateAction::Down => Migrator::down(&db, Some(1)).await?,
+        MigrateAction::Status => {
+            for migration in Migrator::get_migration_with_status(&db).await? {
+                println!("{:<40} {}", migration.name(), migration.status());
+            }
+        }
+    }
+    db.close().await?;
+    Ok(())
+}
+
+async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
+    let bind = config.bind;
+    let bootstrap_password = config.bootstrap_admin_password.clone();
+    let db = open_database(&config, migrate).await?;
+    let state = AppState::new(db, config).await?;
+    if let Some(password) = users::bootstrap_admin(&state, bootstrap_password).await? {
+        // Printed once, to the terminal only: never through the logger.
+        println!("\n  Created the first user: admin\n  Password (shown once): {password}\n");
+    }
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    tracing::info!(address = %bind, issuer = %state.config.issuer, "idgraph listening");
+    let db = state.db.clone();
+    axum::serve(listener, crate::app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("in-flight requests finished; closing the database pool");
+    db.close().await?;
+    Ok(())
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,236 @@
+//! Configuration in layers: built-in defaults, then an optional TOML file, then the environment
+//! (`DATABASE_URL`, then `IDGRAPH_*`). Loaded and validated once at start; the validated
+//! [`Config`] is passed through the application state, never read from globals.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::auth::SigningAlgorithm;
+
+/// The raw, unvalidated settings exactly as the layers provide them. Every key is documented in
+/// the README; the field names are the TOML keys and, upper-cased with `IDGRAPH_`, the variables.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    pub database_url: String,
+    pub db_max_connections: u32,
+    pub bind: String,
+    pub issuer: String,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub log_format: String,
+    pub signing_algorithm: String,
+    pub migrate_on_start: bool,
+    pub graphql_body_limit_bytes: usize,
+    pub graphql_max_depth: usize,
+    pub graphql_max_complexity: usize,
+    pub password_hash_concurrency: usize,
+    pub bootstrap_admin_password: Option<String>,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://idgraph.db?mode=rwc".into(),
+            db_max_connections: 8,
+            bind: "127.0.0.1:8080".into(),
+            issuer: "http://127.0.0.1:8080".into(),
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            log_format: "pretty".into(),
+            signing_algorithm: "RS256".into(),
+            migrate_on_start: true,
+            graphql_body_limit_bytes: 256 * 1024,
+            graphql_max_depth: 12,
+            graphql_max_complexity: 500,
+            password_hash_concurrency: 0,
+            bootstrap_admin_password: None,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable, coloured when writing to a terminal.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// Size of the connection pool.
+    pub db_max_connections: u32,
+    /// Address the HTTP server listens on.
+    pub bind: SocketAddr,
+    /// Public issuer URL (`iss` of every token, base of discovery), without a trailing slash.
+    pub issuer: String,
+    /// Lifetime of access tokens.
+    pub access_token_ttl: Duration,
+    /// Lifetime of refresh tokens (and of a first-party session).
+    pub refresh_token_ttl: Duration,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// Algorithm of newly generated signing keys.
+    pub signing_algorithm: SigningAlgorithm,
+    /// Run pending migrations when `serve` starts.
+    pub migrate_on_start: bool,
+    /// Largest GraphQL request body accepted.
+    pub graphql_body_limit_bytes: usize,
+    /// Deepest selection nesting accepted.
+    pub graphql_max_depth: usize,
+    /// Highest query complexity accepted.
+    pub graphql_max_complexity: usize,
+    /// How many password hashes may be computed at once.
+    pub password_hash_concurrency: usize,
+    /// Password for the bootstrap `admin` user; random when unset.
+    pub bootstrap_admin_password: Option<String>,
+}
+
+/// A configuration that failed validation; lists every problem found, one per line.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    /// Loads defaults, then `file` (when given), then the environment, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(vec![format!(
+                    "config file {} does not exist",
+                    path.display()
+                )]));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database_url".into()),
+            )
+            .merge(Env::prefixed("IDGRAPH_"));
+        let raw: RawConfig = figment
+            .extract()
+            .map_err(|e| ConfigError(e.into_iter().map(|e| e.to_string()).collect()))?;
+        raw.validate()
+    }
+}
+
+impl RawConfig {
+    /// Checks every setting and converts it into its typed form.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let mut errors = Vec::new();
+
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            errors.push("database_url must start with sqlite: or postgres://".to_string());
+        }
+        if !(1..=1000).contains(&self.db_max_connections) {
+            errors.push("db_max_connections must be between 1 and 1000".to_string());
+        }
+        let bind = self.bind.parse::<SocketAddr>().unwrap_or_else(|_| {
+            errors.push(format!(
+                "bind must be an address with a port, like 127.0.0.1:8080 (got {:?})",
+                self.bind
+            ));
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+        let issuer = match Url::parse(&self.issuer) {
+            Ok(url)
+                if matches!(url.scheme(), "http" | "https")
+                    && url.host().is_some()
+                    && url.query().is_none()
+                    && url.fragment().is_none() =>
+            {
+                self.issuer.trim_end_matches('/').to_string()
+            }
+            _ => {
+                errors.push(format!(
+                    "issuer must be an absolute http(s) URL without query or fragment (got {:?})",
+                    self.issuer
+                ));
+                String::new()
+            }
+        };
+        if !(60..=24 * 3600).contains(&self.access_token_ttl_secs) {
+            errors.push("access_token_ttl_secs must be between 60 and 86400".to_string());
+        }
+        if !(300..=365 * 24 * 3600).contains(&self.refresh_token_ttl_secs) {
+            errors.push("refresh_token_ttl_secs must be between 300 and 31536000".to_string());
+        }
+        let log_format = match self.log_format.as_str() {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => {
+                errors.push(format!("log_format must be pretty or json (got {other:?})"));
+                LogFormat::Pretty
+            }
+        };
+        let signing_algorithm = self
+            .signing_algorithm
+            .parse::<SigningAlgorithm>()
+            .unwrap_or_else(|_| {
+                errors.push(format!(
+                    "signing_algorithm must be RS256, ES256 or EdDSA (got {:?})",
+                    self.signing_algorithm
+                ));
+                SigningAlgorithm::Rs256
+            });
+        if !(1024..=64 * 1024 * 1024).contains(&self.graphql_body_limit_bytes) {
+            errors.push("graphql_body_limit_bytes must be between 1024 and 67108864".to_string());
+        }
+        if !(2..=64).contains(&self.graphql_max_depth) {
+            errors.push("graphql_max_depth must be between 2 and 64".to_string());
+        }
+        if !(10..=100_000).contains(&self.graphql_max_complexity) {
+            errors.push("graphql_max_complexity must be between 10 and 100000".to_string());
+        }
+        if self.password_hash_concurrency > 256 {
+            errors.push("password_hash_concurrency must be at most 256 (0 = one per core)".into());
+        }
+        if let Some(password) = &self.bootstrap_admin_password
+            && password.chars().count() < 8
+        {
+            errors.push("bootstrap_admin_password must be at least 8 characters".to_string());
+        }
+
+        if !errors.is_empty() {
+            return Err(ConfigError(errors));
+        }
+        let password_hash_concurrency = match self.password_hash_concurrency {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        Ok(Config {
+            database_url: self.database_url,
+            db_max_connections: self.db_max_connections,
+            bind,
+            issuer,
+            access_token_ttl: Duration::from_secs(self.access_token_ttl_secs),
+            refresh_token_ttl: Duration::from_secs(self.refresh_token_ttl_secs),
+            log_format,
+            signing_algorithm,
+            migrate_on_start: self.migrate_on_start,
+            graphql_body_limit_bytes: self.graphql_body_limit_bytes,
+            graphql_max_depth: self.graphql_max_depth,
+            graphql_max_complexity: self.graphql_max_complexity,
+            password_hash_concurrency,
+            bootstrap_admin_password: self.bootstrap_admin_password,
+        })
+    }
+}

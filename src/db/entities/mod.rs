@@ -1,0 +1,5 @@
+//! SeaORM entities. These are storage rows: they never reach the GraphQL schema or a REST body.
+
+pub mod sessions;
+pub mod signing_keys;
+pub mod users;

@@ -1,0 +1,61 @@
+//! The GraphQL transport: schema construction (pure), guards, types, thin resolvers and the
+//! hardened HTTP endpoint.
+
+mod guards;
+pub mod http;
+mod mutation;
+mod query;
+mod types;
+
+use async_graphql::{Context, EmptySubscription, Schema};
+
+use crate::auth::Principal;
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub use mutation::MutationRoot;
+pub use query::QueryRoot;
+
+/// The idgraph schema type.
+pub type IdgraphSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// Limits applied to every query.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Deepest selection nesting.
+    pub max_depth: usize,
+    /// Highest complexity (one point per field by default).
+    pub max_complexity: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_depth: 12,
+            max_complexity: 500,
+        }
+    }
+}
+
+/// Builds the schema. Pure: no I/O, no state; request data (state, principal) is attached per
+/// request by the HTTP endpoint. `idgraph schema` and the snapshot test call this too.
+pub fn build_schema(limits: Limits) -> IdgraphSchema {
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(32)
+        .limit_directives(16)
+        .finish()
+}
+
+/// The state attached to the request.
+pub(crate) fn state<'a>(ctx: &Context<'a>) -> Result<&'a AppState, AppError> {
+    ctx.data::<AppState>()
+        .map_err(|_| AppError::internal(anyhow::anyhow!("AppState missing from GraphQL context")))
+}
+
+/// The caller attached to the request.
+pub(crate) fn principal<'a>(ctx: &Context<'a>) -> Result<&'a Principal, AppError> {
+    ctx.data::<Principal>()
+        .map_err(|_| AppError::internal(anyhow::anyhow!("Principal missing from GraphQL context")))
+}

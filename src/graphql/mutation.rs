@@ -1,0 +1,44 @@
+//! Mutation resolvers: extract, call one service function, convert.
+
+use async_graphql::{Context, Object, Result};
+
+use super::guards::Require;
+use super::types::{LoginInput, SessionPayload};
+use crate::service::sessions;
+
+/// The root of every mutation.
+pub struct MutationRoot;
+
+#[Object(name = "Mutation")]
+impl MutationRoot {
+    /// Signs in with a username and password and opens a first-party session.
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<SessionPayload> {
+        let state = super::state(ctx)?;
+        let tokens = sessions::login(
+            state,
+            &input.username,
+            input.password,
+            input.scope.as_deref(),
+        )
+        .await?;
+        Ok(tokens.into())
+    }
+
+    /// Exchanges a refresh token for new tokens. The old refresh token stops working; using it
+    /// again ends the session.
+    async fn refresh_session(
+        &self,
+        ctx: &Context<'_>,
+        refresh_token: String,
+    ) -> Result<SessionPayload> {
+        let tokens = sessions::refresh(super::state(ctx)?, &refresh_token).await?;
+        Ok(tokens.into())
+    }
+
+    /// Ends the caller's session; its tokens stop working at once.
+    #[graphql(guard = "Require::SignedIn")]
+    async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
+        sessions::logout(super::state(ctx)?, super::principal(ctx)?).await?;
+        Ok(true)
+    }
+}

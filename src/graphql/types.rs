@@ -1,0 +1,101 @@
+//! GraphQL object types, written by hand: storage columns never reach the schema.
+
+use async_graphql::{Enum, ID, InputObject, SimpleObject};
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::auth::Role as DomainRole;
+use crate::domain::users::User as DomainUser;
+use crate::service::sessions::SessionTokens;
+
+/// A role a user holds.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum Role {
+    /// Administers idgraph; also manages OAuth apps.
+    Admin,
+    /// Manages OAuth apps.
+    Oauth,
+}
+
+impl From<DomainRole> for Role {
+    fn from(role: DomainRole) -> Self {
+        match role {
+            DomainRole::Admin => Role::Admin,
+            DomainRole::Oauth => Role::Oauth,
+        }
+    }
+}
+
+pub(crate) fn timestamp(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
+}
+
+/// A person who signs in.
+#[derive(SimpleObject)]
+pub struct User {
+    /// Random, URL-safe id.
+    pub id: ID,
+    /// Unique login name.
+    pub username: String,
+    /// Contact address.
+    pub email: String,
+    /// Display name; may be empty.
+    pub name: String,
+    /// Roles held.
+    pub roles: Vec<Role>,
+    /// When the user was created.
+    pub created_at: DateTime<Utc>,
+    /// When the user last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<DomainUser> for User {
+    fn from(user: DomainUser) -> Self {
+        Self {
+            id: ID(user.id.to_string()),
+            username: user.username,
+            email: user.email,
+            name: user.name,
+            roles: user.roles.into_iter().map(Role::from).collect(),
+            created_at: timestamp(user.created_at),
+            updated_at: timestamp(user.updated_at),
+        }
+    }
+}
+
+/// Credentials and the scopes wanted for a first-party session.
+#[derive(InputObject)]
+pub struct LoginInput {
+    /// The login name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+    /// Space-separated management scopes, or `all`; omitted means `all`.
+    pub scope: Option<String>,
+}
+
+/// Tokens of a first-party session.
+#[derive(SimpleObject)]
+pub struct SessionPayload {
+    /// A JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Exchange it with `refreshSession` for new tokens; it works once.
+    pub refresh_token: String,
+    /// The granted scopes, space-separated.
+    pub scope: String,
+}
+
+impl From<SessionTokens> for SessionPayload {
+    fn from(tokens: SessionTokens) -> Self {
+        Self {
+            access_token: tokens.access_token,
+            token_type: tokens.token_type.to_string(),
+            expires_in: tokens.expires_in,
+            refresh_token: tokens.refresh_token,
+            scope: tokens.scope,
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! idgraph: a GraphQL-first OpenID Connect app registry, consent and token service, with a REST
+//! compatibility shim. [`app`] builds the whole HTTP application; `main.rs` and the tests both
+//! use it.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod graphql;
+pub mod oidc;
+pub mod rest;
+pub mod service;
+pub mod state;
+pub mod telemetry;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::HeaderName;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::graphql::{Limits, build_schema};
+use crate::state::AppState;
+
+/// Builds the router: `/graphql`, `/api/oauth/*`, `/healthz`, `/readyz`, with request ids,
+/// request spans and a request timeout.
+pub fn app(state: AppState) -> Router {
+    let limits = Limits {
+        max_depth: state.config.graphql_max_depth,
+        max_complexity: state.config.graphql_max_complexity,
+    };
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(graphql::http::routes(build_schema(limits)))
+        .nest("/api/oauth", rest::routes())
+        .merge(rest::health_routes())
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
+        .layer(SetRequestIdLayer::new(
+            request_id,
+            telemetry::RandomRequestId,
+        ))
+}

@@ -1,0 +1,7 @@
+//! The service layer: every business rule and every authorization decision. Each entry point
+//! takes the caller's [`crate::auth::Principal`]; the transports only convert.
+
+pub mod keys;
+pub mod passwords;
+pub mod sessions;
+pub mod users;

@@ -1,0 +1,37 @@
+//! The shared application state handed to every request.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::config::Config;
+use crate::error::AppResult;
+use crate::service::keys::{self, KeyStore};
+use crate::service::passwords::PasswordHasher;
+
+/// Everything a request may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The connection pool.
+    pub db: DatabaseConnection,
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// The signing keys, cached with a bounded lifetime.
+    pub keys: Arc<KeyStore>,
+    /// Bounded password hashing.
+    pub passwords: PasswordHasher,
+}
+
+impl AppState {
+    /// Builds the state over a migrated database, creating a signing key when there is none.
+    pub async fn new(db: DatabaseConnection, config: Config) -> AppResult<Self> {
+        keys::ensure_active_key(&db, config.signing_algorithm).await?;
+        let keys = KeyStore::load(db.clone()).await?;
+        Ok(Self {
+            passwords: PasswordHasher::new(config.password_hash_concurrency),
+            db,
+            config: Arc::new(config),
+            keys: Arc::new(keys),
+        })
+    }
+}

@@ -1,0 +1,50 @@
+//! Logging: pretty or JSON lines, a span per request carrying its request id, and nothing
+//! secret. Request spans record the method and the path only, never the query string or any
+//! header, because those may carry tokens or passwords.
+
+use axum::http::Request;
+use tower_http::request_id::{MakeRequestId, RequestId};
+use tracing::Span;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+use crate::domain::secret::random_token;
+
+/// Installs the global subscriber. `RUST_LOG` overrides the default `info` filter.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let result = match format {
+        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    // A second init (tests, embedding) keeps the first subscriber.
+    drop(result);
+}
+
+/// Generates request ids: 12 random bytes, base64url.
+#[derive(Clone, Copy, Default)]
+pub struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
+        random_token(12).parse().ok().map(RequestId::new)
+    }
+}
+
+/// The span opened for every request.
+pub fn request_span<B>(request: &Request<B>) -> Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %request_id,
+    )
+}
