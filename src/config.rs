@@ -21,7 +21,7 @@ pub struct RawConfig {
     pub database_url: String,
     pub db_max_connections: u32,
     pub bind: String,
-    pub issuer: String,
+    pub issuer: Option<String>,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
     pub log_format: String,
@@ -40,7 +40,7 @@ impl Default for RawConfig {
             database_url: "sqlite://idgraph.db?mode=rwc".into(),
             db_max_connections: 8,
             bind: "127.0.0.1:8080".into(),
-            issuer: "http://127.0.0.1:8080".into(),
+            issuer: None,
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             log_format: "pretty".into(),
@@ -73,7 +73,8 @@ pub struct Config {
     pub db_max_connections: u32,
     /// Address the HTTP server listens on.
     pub bind: SocketAddr,
-    /// Public issuer URL (`iss` of every token, base of discovery), without a trailing slash.
+    /// Public issuer URL (`iss` of every token, base of discovery), without a trailing slash;
+    /// `http://<bind>` unless configured.
     pub issuer: String,
     /// Lifetime of access tokens.
     pub access_token_ttl: Duration,
@@ -150,19 +151,23 @@ impl RawConfig {
             ));
             SocketAddr::from(([127, 0, 0, 1], 8080))
         });
-        let issuer = match Url::parse(&self.issuer) {
+        let issuer_text = self
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{bind}"));
+        let issuer = match Url::parse(&issuer_text) {
             Ok(url)
                 if matches!(url.scheme(), "http" | "https")
                     && url.host().is_some()
                     && url.query().is_none()
                     && url.fragment().is_none() =>
             {
-                self.issuer.trim_end_matches('/').to_string()
+                issuer_text.trim_end_matches('/').to_string()
             }
             _ => {
                 errors.push(format!(
                     "issuer must be an absolute http(s) URL without query or fragment (got {:?})",
-                    self.issuer
+                    issuer_text
                 ));
                 String::new()
             }

@@ -21,7 +21,7 @@ use axum::Router;
 use axum::http::HeaderName;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::graphql::{Limits, build_schema};
 use crate::state::AppState;
@@ -44,7 +44,11 @@ pub fn app(state: AppState) -> Router {
             Duration::from_secs(30),
         ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(telemetry::request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .layer(SetRequestIdLayer::new(
             request_id,
             telemetry::RandomRequestId,

@@ -211,6 +211,11 @@ impl KeyStore {
         self.refresh_if_older(Self::REFRESH).await
     }
 
+    /// Reads the keys from the database now (after `rotate` in this process, for instance).
+    pub async fn reload(&self) -> AppResult<()> {
+        self.refresh_if_older(Duration::ZERO).await.map(drop)
+    }
+
     /// Signs `claims` with the active key.
     pub async fn sign<T: Serialize>(&self, claims: &T) -> AppResult<String> {
         let ring = self.ring().await?;

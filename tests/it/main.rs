@@ -1,1 +1,14 @@
+//! idgraph's integration tests: one binary, the real router in-process, a fresh database per
+//! test, every storage test on SQLite and (with `TEST_DATABASE_URL`) on PostgreSQL.
 
+mod common;
+
+mod cli;
+mod config;
+mod contracts;
+mod graphql_transport;
+mod guards;
+mod health;
+mod keys;
+mod migrations;
+mod sessions;

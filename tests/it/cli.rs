@@ -1,0 +1,170 @@
+//! The `idgraph` binary itself: `schema`, `user create`, `migrate status`, `keys rotate`,
+//! configuration errors, and a graceful stop on SIGTERM.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn idgraph(dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_idgraph"));
+    command
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env("IDGRAPH_PASSWORD_HASH_CONCURRENCY", "1")
+        .env("RUST_LOG", "warn");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("IDGRAPH_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+#[test]
+fn schema_prints_the_committed_sdl() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = idgraph(dir.path()).arg("schema").output().unwrap();
+    assert!(output.status.success());
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), committed);
+}
+
+#[test]
+fn an_invalid_configuration_exits_2_and_names_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = idgraph(dir.path())
+        .arg("schema")
+        .env("IDGRAPH_BIND", "nowhere")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("bind"), "{stderr}");
+}
+
+#[test]
+fn user_create_reads_the_password_from_stdin_and_migrate_status_lists_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = idgraph(dir.path())
+        .args([
+            "user",
+            "create",
+            "--username",
+            "ops",
+            "--email",
+            "ops@example.com",
+            "--role",
+            "oauth",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long enough password\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("created user ops"));
+    assert!(
+        dir.path().join("idgraph.db").exists(),
+        "the default SQLite file is created"
+    );
+
+    let again = idgraph(dir.path())
+        .args([
+            "user",
+            "create",
+            "--username",
+            "ops",
+            "--email",
+            "ops@example.com",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+
+    let status = idgraph(dir.path())
+        .args(["migrate", "status"])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        listing.contains("m20261126_000001_platform") && listing.contains("Applied"),
+        "{listing}"
+    );
+
+    let rotate = idgraph(dir.path())
+        .args(["keys", "rotate"])
+        .output()
+        .unwrap();
+    assert!(
+        rotate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotate.stderr)
+    );
+    assert!(String::from_utf8_lossy(&rotate.stdout).contains("new signing key"));
+}
+
+#[test]
+fn serve_prints_the_admin_password_once_and_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut child = idgraph(dir.path())
+        .arg("serve")
+        .env("IDGRAPH_BIND", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let password_line = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|line| line.contains("Password (shown once)"))
+        .expect("the admin password is printed");
+    assert!(password_line.split_whitespace().last().unwrap().len() >= 20);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let healthy = loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            stream.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+            let mut response = String::new();
+            std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+            break response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200");
+        }
+        assert!(Instant::now() < deadline, "server did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(healthy);
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}

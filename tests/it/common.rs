@@ -1,0 +1,309 @@
+//! The in-process test harness: a fresh database per test (SQLite in a temporary directory, or
+//! a fresh PostgreSQL database when `TEST_DATABASE_URL` is set), the real router, and helpers
+//! that send requests through it with `oneshot`.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use idgraph::auth::{Principal, Role};
+use idgraph::config::RawConfig;
+use idgraph::domain::users::NewUser;
+use idgraph::service::users;
+use idgraph::state::AppState;
+use migrations::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// Runs each named `async fn name(app: TestApp)` once on SQLite and once on PostgreSQL (the
+/// latter only when `TEST_DATABASE_URL` is set; required in CI).
+#[macro_export]
+macro_rules! on_every_database {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::TestApp::sqlite().await).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $crate::common::TestApp::postgres().await {
+                        super::$name(app).await;
+                    }
+                }
+            )+
+        }
+    };
+}
+
+/// Which store a test runs on.
+enum Store {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, database: String },
+}
+
+/// One isolated application with its own database.
+pub struct TestApp {
+    pub state: AppState,
+    pub router: Router,
+    store: Store,
+}
+
+/// A response read to the end.
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The configuration every test starts from.
+pub fn test_config(database_url: &str) -> RawConfig {
+    RawConfig {
+        database_url: database_url.to_string(),
+        db_max_connections: 4,
+        issuer: Some("http://idgraph.test".into()),
+        password_hash_concurrency: 2,
+        ..RawConfig::default()
+    }
+}
+
+impl TestApp {
+    pub async fn sqlite() -> Self {
+        Self::sqlite_with(|_| {}).await
+    }
+
+    /// A SQLite-backed app whose configuration `adjust` may change first.
+    pub async fn sqlite_with(adjust: impl FnOnce(&mut RawConfig)) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}/idgraph.db?mode=rwc", dir.path().display());
+        Self::start(&url, Store::Sqlite(dir), adjust).await
+    }
+
+    pub async fn postgres() -> Option<Self> {
+        Self::postgres_with(|_| {}).await
+    }
+
+    /// A PostgreSQL-backed app in a database of its own, or `None` when no server is
+    /// configured (outside CI).
+    pub async fn postgres_with(adjust: impl FnOnce(&mut RawConfig)) -> Option<Self> {
+        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var("CI").is_err(),
+                "TEST_DATABASE_URL must be set in CI so that every test also runs on PostgreSQL"
+            );
+            eprintln!("TEST_DATABASE_URL unset: skipping the PostgreSQL run");
+            return None;
+        };
+        let database = format!(
+            "idgraph_test_{}",
+            idgraph::domain::secret::random_token(9)
+                .to_ascii_lowercase()
+                .replace(['-', '_'], "x")
+        );
+        let admin = Database::connect(&admin_url)
+            .await
+            .expect("connect to TEST_DATABASE_URL");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {database}"))
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        let mut url = url::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
+        url.set_path(&database);
+        Some(
+            Self::start(
+                url.as_str(),
+                Store::Postgres {
+                    admin_url,
+                    database,
+                },
+                adjust,
+            )
+            .await,
+        )
+    }
+
+    async fn start(url: &str, store: Store, adjust: impl FnOnce(&mut RawConfig)) -> Self {
+        let mut raw = test_config(url);
+        adjust(&mut raw);
+        let config = raw.validate().expect("valid test configuration");
+        let db = idgraph::db::connect(&config.database_url, config.db_max_connections)
+            .await
+            .expect("connect");
+        Migrator::up(&db, None).await.expect("migrate");
+        let state = AppState::new(db, config).await.expect("state");
+        let router = idgraph::app(state.clone());
+        Self {
+            state,
+            router,
+            store,
+        }
+    }
+
+    /// Sends a request through the real router.
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// `GET path` with an optional bearer token.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> TestResponse {
+        let mut request = Request::builder().method(Method::GET).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        self.send(request.body(Body::empty()).expect("request"))
+            .await
+    }
+
+    /// POSTs a GraphQL operation as JSON.
+    pub async fn graphql_response(
+        &self,
+        query: &str,
+        variables: Value,
+        token: Option<&str>,
+    ) -> TestResponse {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/graphql")
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        self.send(request.body(Body::from(body)).expect("request"))
+            .await
+    }
+
+    /// POSTs a GraphQL operation and returns the JSON response (`data` and `errors`).
+    pub async fn graphql(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
+        let response = self.graphql_response(query, variables, token).await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&response.body)
+        );
+        response.json()
+    }
+
+    /// Creates a user with [`PASSWORD`] and the given roles.
+    pub async fn create_user(
+        &self,
+        username: &str,
+        roles: &[Role],
+    ) -> idgraph::domain::users::User {
+        users::create_user(
+            &self.state,
+            &Principal::System,
+            NewUser {
+                username: username.into(),
+                email: format!("{username}@example.com"),
+                name: format!("User {username}"),
+                password: PASSWORD.into(),
+                roles: roles.to_vec(),
+            },
+        )
+        .await
+        .expect("create user")
+    }
+
+    /// Signs in over GraphQL and returns the `login` payload.
+    pub async fn login(&self, username: &str, scope: Option<&str>) -> Value {
+        let body = self
+            .graphql(
+                "mutation Login($input: LoginInput!) { login(input: $input) { accessToken tokenType expiresIn refreshToken scope } }",
+                json!({ "input": { "username": username, "password": PASSWORD, "scope": scope } }),
+                None,
+            )
+            .await;
+        assert!(body["errors"].is_null(), "login failed: {body}");
+        body["data"]["login"].clone()
+    }
+
+    /// Signs in and returns only the access token.
+    pub async fn token(&self, username: &str, scope: Option<&str>) -> String {
+        self.login(username, scope).await["accessToken"]
+            .as_str()
+            .expect("accessToken")
+            .to_string()
+    }
+}
+
+/// The first error's `extensions.code` of a GraphQL response.
+pub fn error_code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Store::Postgres {
+            admin_url,
+            database,
+        } = &self.store
+        {
+            let (admin_url, database) = (admin_url.clone(), database.clone());
+            // Drop the database from a thread of its own: Drop cannot await.
+            let dropper = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(runtime) = runtime {
+                    runtime.block_on(async {
+                        if let Ok(admin) = Database::connect(&admin_url).await {
+                            let _ = admin
+                                .execute_unprepared(&format!(
+                                    "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+                                ))
+                                .await;
+                            let _ = admin.close().await;
+                        }
+                    });
+                }
+            });
+            let _ = dropper.join();
+        }
+    }
+}

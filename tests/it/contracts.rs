@@ -1,0 +1,69 @@
+//! Generated contracts: `schema.graphql` is byte-equal to the server's SDL, and every operation
+//! the admin UI uses (`frontend-queries/*.graphql`) is named and valid against it.
+
+use std::path::{Path, PathBuf};
+
+use apollo_compiler::{ExecutableDocument, Schema};
+use idgraph::graphql::{Limits, build_schema};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn schema_graphql_matches_the_server_schema() {
+    let path = root().join("schema.graphql");
+    let sdl = build_schema(Limits::default()).sdl();
+    if std::env::var("UPDATE_SCHEMA").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &sdl).expect("write schema.graphql");
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == sdl,
+        "schema.graphql differs from the server's schema; regenerate it with `UPDATE_SCHEMA=1 cargo test` and commit it"
+    );
+}
+
+fn frontend_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("frontend-queries"))
+        .expect("frontend-queries/ exists")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "graphql"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_frontend_operation_is_named_and_valid_against_schema_graphql() {
+    let sdl = std::fs::read_to_string(root().join("schema.graphql")).expect("schema.graphql");
+    let schema = Schema::parse_and_validate(sdl, "schema.graphql")
+        .unwrap_or_else(|e| panic!("schema.graphql is not a valid schema:\n{}", e.errors));
+    let files = frontend_files();
+    assert!(!files.is_empty(), "no frontend operations found");
+    let mut names = Vec::new();
+    for file in files {
+        let source = std::fs::read_to_string(&file).expect("read operation file");
+        let document = ExecutableDocument::parse_and_validate(&schema, source, &file)
+            .unwrap_or_else(|e| panic!("{} is invalid:\n{}", file.display(), e.errors));
+        assert!(
+            document.operations.anonymous.is_none(),
+            "{} has an anonymous operation; the UI's operations must be named",
+            file.display()
+        );
+        names.extend(
+            document
+                .operations
+                .named
+                .keys()
+                .map(|name| name.to_string()),
+        );
+    }
+    for required in ["Login", "Viewer", "Logout", "RefreshSession"] {
+        assert!(
+            names.iter().any(|n| n == required),
+            "{required} missing from {names:?}"
+        );
+    }
+}

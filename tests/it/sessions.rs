@@ -1,0 +1,234 @@
+//! First-party sessions: login, viewer, refresh rotation and reuse, logout.
+
+use idgraph::auth::Role;
+use serde_json::{Value, json};
+
+use crate::common::{PASSWORD, TestApp, error_code};
+
+const VIEWER: &str = "query Viewer { viewer { id username email name roles createdAt updatedAt } }";
+const REFRESH: &str = "mutation Refresh($token: String!) { refreshSession(refreshToken: $token) { accessToken refreshToken scope } }";
+
+async fn refresh(app: &TestApp, token: &str) -> Value {
+    app.graphql(REFRESH, json!({ "token": token }), None).await
+}
+
+async fn login_opens_a_session_whose_token_reads_the_viewer(app: TestApp) {
+    let user = app.create_user("ada", &[Role::Oauth]).await;
+    let login = app.login("ada", None).await;
+    assert_eq!(login["tokenType"], "Bearer");
+    assert_eq!(login["scope"], "all");
+    assert_eq!(login["expiresIn"], 900);
+    let token = login["accessToken"].as_str().unwrap();
+
+    let body = app.graphql(VIEWER, json!({}), Some(token)).await;
+    let viewer = &body["data"]["viewer"];
+    assert_eq!(viewer["id"], user.id.as_str());
+    assert_eq!(viewer["username"], "ada");
+    assert_eq!(viewer["email"], "ada@example.com");
+    assert_eq!(viewer["roles"], json!(["OAUTH"]));
+}
+
+async fn wrong_password_and_unknown_user_fail_the_same_way(app: TestApp) {
+    app.create_user("ada", &[]).await;
+    let query = "mutation($input: LoginInput!) { login(input: $input) { accessToken } }";
+    let wrong = app
+        .graphql(
+            query,
+            json!({ "input": { "username": "ada", "password": "not the password" } }),
+            None,
+        )
+        .await;
+    let unknown = app
+        .graphql(
+            query,
+            json!({ "input": { "username": "nobody", "password": PASSWORD } }),
+            None,
+        )
+        .await;
+    assert_eq!(error_code(&wrong), "INVALID_CREDENTIALS");
+    assert_eq!(
+        wrong["errors"][0]["message"],
+        unknown["errors"][0]["message"]
+    );
+    assert_eq!(error_code(&unknown), "INVALID_CREDENTIALS");
+    assert!(wrong["data"].is_null());
+}
+
+async fn login_with_an_unknown_scope_is_refused(app: TestApp) {
+    app.create_user("ada", &[]).await;
+    let body = app
+        .graphql(
+            "mutation { login(input: {username: \"ada\", password: \"correct horse battery staple\", scope: \"gov.user.oauth.app:read openid\"}) { accessToken } }",
+            json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(error_code(&body), "INVALID_INPUT");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("openid")
+    );
+}
+
+async fn login_grants_exactly_the_scopes_asked_for(app: TestApp) {
+    app.create_user("ada", &[]).await;
+    let login = app
+        .login(
+            "ada",
+            Some("gov.user.oauth.connection:read gov.user.oauth.app:read"),
+        )
+        .await;
+    assert_eq!(
+        login["scope"],
+        "gov.user.oauth.app:read gov.user.oauth.connection:read"
+    );
+}
+
+async fn refresh_rotates_the_refresh_token(app: TestApp) {
+    app.create_user("ada", &[]).await;
+    let login = app.login("ada", Some("gov.user.oauth.authorize")).await;
+    let first = login["refreshToken"].as_str().unwrap();
+
+    let body = refresh(&app, first).await;
+    let rotated = &body["data"]["refreshSession"];
+    let second = rotated["refreshToken"].as_str().unwrap();
+    assert_ne!(first, second);
+    assert_eq!(rotated["scope"], "gov.user.oauth.authorize");
+    let token = rotated["accessToken"].as_str().unwrap();
+    let viewer = app.graphql(VIEWER, json!({}), Some(token)).await;
+    assert_eq!(viewer["data"]["viewer"]["username"], "ada");
+
+    let again = refresh(&app, second).await;
+    assert!(again["errors"].is_null(), "{again}");
+}
+
+async fn reusing_a_rotated_refresh_token_revokes_the_session(app: TestApp) {
+    app.create_user("ada", &[]).await;
+    let login = app.login("ada", None).await;
+    let first = login["refreshToken"].as_str().unwrap();
+    let body = refresh(&app, first).await;
+    let second = body["data"]["refreshSession"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let access = body["data"]["refreshSession"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let reuse = refresh(&app, first).await;
+    assert_eq!(error_code(&reuse), "INVALID_REFRESH_TOKEN");
+    // The whole family is gone: the newest refresh token and the access tokens too.
+    let after = refresh(&app, &second).await;
+    assert_eq!(error_code(&after), "INVALID_REFRESH_TOKEN");
+    let viewer = app.graphql(VIEWER, json!({}), Some(&access)).await;
+    assert_eq!(error_code(&viewer), "INVALID_TOKEN");
+}
+
+async fn garbage_refresh_tokens_are_refused(app: TestApp) {
+    for token in ["", "nodot", "unknown.session", &"x".repeat(5000)] {
+        let body = refresh(&app, token).await;
+        assert_eq!(error_code(&body), "INVALID_REFRESH_TOKEN", "{token}");
+    }
+}
+
+async fn logout_ends_the_access_and_refresh_tokens(app: TestApp) {
+    app.create_user("ada", &[]).await;
+    let login = app.login("ada", None).await;
+    let access = login["accessToken"].as_str().unwrap();
+    let body = app
+        .graphql("mutation Logout { logout }", json!({}), Some(access))
+        .await;
+    assert_eq!(body["data"]["logout"], true);
+
+    let viewer = app.graphql_response(VIEWER, json!({}), Some(access)).await;
+    assert_eq!(error_code(&viewer.json()), "INVALID_TOKEN");
+    assert!(
+        viewer
+            .header("www-authenticate")
+            .unwrap()
+            .contains("invalid_token")
+    );
+    let again = refresh(&app, login["refreshToken"].as_str().unwrap()).await;
+    assert_eq!(error_code(&again), "INVALID_REFRESH_TOKEN");
+}
+
+async fn a_second_session_survives_the_first_ones_logout(app: TestApp) {
+    app.create_user("ada", &[]).await;
+    let phone = app.token("ada", None).await;
+    let laptop = app.token("ada", None).await;
+    app.graphql("mutation { logout }", json!({}), Some(&phone))
+        .await;
+    let viewer = app.graphql(VIEWER, json!({}), Some(&laptop)).await;
+    assert_eq!(viewer["data"]["viewer"]["username"], "ada");
+}
+
+async fn a_token_of_a_deleted_user_is_invalid(app: TestApp) {
+    use sea_orm::EntityTrait;
+    let user = app.create_user("ada", &[]).await;
+    let token = app.token("ada", None).await;
+    idgraph::db::entities::users::Entity::delete_by_id(user.id.as_str())
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+    let viewer = app.graphql(VIEWER, json!({}), Some(&token)).await;
+    assert_eq!(error_code(&viewer), "INVALID_TOKEN");
+}
+
+async fn the_bootstrap_admin_is_created_once_with_both_roles(app: TestApp) {
+    use idgraph::service::users::bootstrap_admin;
+    let password = bootstrap_admin(&app.state, None)
+        .await
+        .unwrap()
+        .expect("a generated password");
+    assert!(password.len() >= 20);
+    assert_eq!(bootstrap_admin(&app.state, None).await.unwrap(), None);
+
+    let body = app
+        .graphql(
+            "mutation($input: LoginInput!) { login(input: $input) { accessToken } }",
+            json!({ "input": { "username": "admin", "password": password } }),
+            None,
+        )
+        .await;
+    let token = body["data"]["login"]["accessToken"].as_str().unwrap();
+    let viewer = app.graphql(VIEWER, json!({}), Some(token)).await;
+    assert_eq!(viewer["data"]["viewer"]["roles"], json!(["ADMIN", "OAUTH"]));
+}
+
+async fn a_taken_username_is_a_conflict(app: TestApp) {
+    use idgraph::auth::Principal;
+    use idgraph::domain::users::NewUser;
+    use idgraph::error::AppError;
+    app.create_user("ada", &[]).await;
+    let again = idgraph::service::users::create_user(
+        &app.state,
+        &Principal::System,
+        NewUser {
+            username: "ada".into(),
+            email: "other@example.com".into(),
+            name: String::new(),
+            password: PASSWORD.into(),
+            roles: vec![],
+        },
+    )
+    .await;
+    assert!(matches!(again, Err(AppError::Conflict(_))), "{again:?}");
+}
+
+crate::on_every_database!(
+    login_opens_a_session_whose_token_reads_the_viewer,
+    wrong_password_and_unknown_user_fail_the_same_way,
+    login_with_an_unknown_scope_is_refused,
+    login_grants_exactly_the_scopes_asked_for,
+    refresh_rotates_the_refresh_token,
+    reusing_a_rotated_refresh_token_revokes_the_session,
+    garbage_refresh_tokens_are_refused,
+    logout_ends_the_access_and_refresh_tokens,
+    a_second_session_survives_the_first_ones_logout,
+    a_token_of_a_deleted_user_is_invalid,
+    the_bootstrap_admin_is_created_once_with_both_roles,
+    a_taken_username_is_a_conflict,
+);
