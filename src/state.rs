@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
+use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::error::AppResult;
+use crate::service::app_cache::AppCache;
 use crate::service::keys::{self, KeyStore};
 use crate::service::passwords::PasswordHasher;
 
@@ -20,6 +22,10 @@ pub struct AppState {
     pub keys: Arc<KeyStore>,
     /// Bounded password hashing.
     pub passwords: PasswordHasher,
+    /// App look-ups by client id, with a bounded lifetime.
+    pub apps: Arc<AppCache>,
+    /// Permits for image decoding (bounded concurrency off the async workers).
+    pub images: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -32,6 +38,8 @@ impl AppState {
             db,
             config: Arc::new(config),
             keys: Arc::new(keys),
+            apps: Arc::new(AppCache::default()),
+            images: Arc::new(Semaphore::new(2)),
         })
     }
 }

@@ -7,6 +7,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_platform;
+mod m20261126_000002_apps;
 
 /// Runs idgraph's migrations in order.
 pub struct Migrator;
@@ -14,6 +15,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261126_000001_platform::Migration)]
+        vec![
+            Box::new(m20261126_000001_platform::Migration),
+            Box::new(m20261126_000002_apps::Migration),
+        ]
     }
 }

@@ -79,10 +79,10 @@ scope_markers! {
 }
 
 /// Extracts the principal after `require_user(S::SCOPE)` passed; rejects with 401/403 otherwise.
-pub struct UserGuard<S>(pub Principal, std::marker::PhantomData<S>);
+pub struct UserGuard<S>(pub Principal, pub std::marker::PhantomData<S>);
 
 /// Extracts the principal after `require_oauth_admin(S::SCOPE)` passed.
-pub struct OauthAdminGuard<S>(pub Principal, std::marker::PhantomData<S>);
+pub struct OauthAdminGuard<S>(pub Principal, pub std::marker::PhantomData<S>);
 
 impl<S: RequiredScope + Send> FromRequestParts<AppState> for UserGuard<S> {
     type Rejection = AppError;

@@ -1,5 +1,6 @@
 //! Domain vocabulary: identifier newtypes, validated inputs and pure rules (no I/O).
 
+pub mod apps;
 pub mod ids;
 pub mod secret;
 pub mod users;

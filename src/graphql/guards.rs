@@ -2,10 +2,14 @@
 
 use async_graphql::{Context, Guard, Result};
 
-/// Which check a field requires. Scoped variants join as scoped fields arrive.
+use crate::auth::Scope;
+
+/// Which check a field requires.
 pub enum Require {
     /// Any signed-in user, whatever the token's scopes.
     SignedIn,
+    /// An oauth admin whose token carries the scope.
+    OauthAdmin(Scope),
 }
 
 impl Guard for Require {
@@ -13,6 +17,7 @@ impl Guard for Require {
         let principal = super::principal(ctx)?;
         match self {
             Require::SignedIn => principal.require_signed_in().map(drop)?,
+            Require::OauthAdmin(scope) => principal.require_oauth_admin(*scope).map(drop)?,
         }
         Ok(())
     }

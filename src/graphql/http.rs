@@ -9,6 +9,9 @@
 //!
 //! `GET /graphql` from a browser (accepting `text/html`, without a `query`) serves GraphiQL.
 
+use std::sync::Arc;
+
+use async_graphql::dataloader::DataLoader;
 use async_graphql::http::{GraphiQLSource, MultipartOptions};
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use axum::body::Body;
@@ -19,9 +22,11 @@ use axum::{Extension, Router, routing::get};
 
 use crate::auth::Principal;
 use crate::error::{AppError, AppResult};
+use crate::service::logos::MAX_UPLOAD_BYTES;
 use crate::state::AppState;
 
 use super::IdgraphSchema;
+use super::loaders::CreatorLoader;
 
 /// Headers whose presence shows the request was not a simple cross-site form post.
 const PREFLIGHT_HEADERS: [&str; 2] = ["apollo-require-preflight", "x-apollo-operation-name"];
@@ -97,7 +102,14 @@ async fn parse_post(
             "GraphQL requests must be application/json or multipart/form-data, not {media:?}"
         )));
     }
-    let limit = state.config.graphql_body_limit_bytes;
+    // Multipart requests carry a logo upload: they may be as large as a logo plus the
+    // operation; everything else is held to the configured GraphQL body limit.
+    let multipart = media == "multipart/form-data";
+    let limit = if multipart {
+        MAX_UPLOAD_BYTES + 64 * 1024
+    } else {
+        state.config.graphql_body_limit_bytes
+    };
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| AppError::PayloadTooLarge { limit })?;
@@ -105,14 +117,17 @@ async fn parse_post(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let options = MultipartOptions::default()
-        .max_file_size(limit)
-        .max_num_files(4);
+        .max_file_size(MAX_UPLOAD_BYTES)
+        .max_num_files(1);
     async_graphql::http::receive_body(content_type, bytes.as_ref(), options)
         .await
         .map_err(|err| match err {
             async_graphql::ParseRequestError::UnsupportedBatch => AppError::invalid(
                 "batched GraphQL requests are not supported; send one operation per request",
             ),
+            async_graphql::ParseRequestError::PayloadTooLarge => AppError::PayloadTooLarge {
+                limit: MAX_UPLOAD_BYTES,
+            },
             other => AppError::invalid(format!("malformed GraphQL request: {other}")),
         })
 }
@@ -176,7 +191,15 @@ async fn execute(
     principal: Principal,
     request: async_graphql::Request,
 ) -> Response {
-    let response = schema.execute(request.data(state).data(principal)).await;
+    let creators = DataLoader::new(
+        CreatorLoader {
+            state: state.clone(),
+            principal: principal.clone(),
+        },
+        tokio::spawn,
+    );
+    let request = request.data(state).data(principal).data(creators);
+    let response = schema.execute(request).await;
     render(response)
 }
 
@@ -185,7 +208,10 @@ async fn execute(
 fn render(mut response: async_graphql::Response) -> Response {
     let mut challenge = None;
     for error in &mut response.errors {
-        let code = match error.source::<AppError>() {
+        let app_error = error
+            .source::<AppError>()
+            .or_else(|| error.source::<Arc<AppError>>().map(Arc::as_ref));
+        let code = match app_error {
             Some(app_error) => {
                 app_error.log_if_internal();
                 challenge = challenge.or(app_error.bearer_challenge());

@@ -1,20 +1,29 @@
 //! The GraphQL transport: schema construction (pure), guards, types, thin resolvers and the
 //! hardened HTTP endpoint.
 
+mod apps;
 mod guards;
 pub mod http;
+mod loaders;
 mod mutation;
 mod query;
 mod types;
 
-use async_graphql::{Context, EmptySubscription, Schema};
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
 
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::state::AppState;
 
-pub use mutation::MutationRoot;
-pub use query::QueryRoot;
+/// The root of every query.
+#[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(query::SessionQuery, apps::AppQuery);
+
+/// The root of every mutation.
+#[derive(MergedObject, Default)]
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(mutation::SessionMutation, apps::AppMutation);
 
 /// The idgraph schema type.
 pub type IdgraphSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
@@ -40,12 +49,16 @@ impl Default for Limits {
 /// Builds the schema. Pure: no I/O, no state; request data (state, principal) is attached per
 /// request by the HTTP endpoint. `idgraph schema` and the snapshot test call this too.
 pub fn build_schema(limits: Limits) -> IdgraphSchema {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
-        .limit_recursive_depth(32)
-        .limit_directives(16)
-        .finish()
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .limit_depth(limits.max_depth)
+    .limit_complexity(limits.max_complexity)
+    .limit_recursive_depth(32)
+    .limit_directives(16)
+    .finish()
 }
 
 /// The state attached to the request.

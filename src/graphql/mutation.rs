@@ -6,11 +6,12 @@ use super::guards::Require;
 use super::types::{LoginInput, SessionPayload};
 use crate::service::sessions;
 
-/// The root of every mutation.
-pub struct MutationRoot;
+/// Session mutations.
+#[derive(Default)]
+pub struct SessionMutation;
 
-#[Object(name = "Mutation")]
-impl MutationRoot {
+#[Object]
+impl SessionMutation {
     /// Signs in with a username and password and opens a first-party session.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<SessionPayload> {
         let state = super::state(ctx)?;

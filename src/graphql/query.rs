@@ -6,11 +6,12 @@ use super::guards::Require;
 use super::types::User;
 use crate::service::users;
 
-/// The root of every query.
-pub struct QueryRoot;
+/// Session queries.
+#[derive(Default)]
+pub struct SessionQuery;
 
-#[Object(name = "Query")]
-impl QueryRoot {
+#[Object]
+impl SessionQuery {
     /// The signed-in user.
     #[graphql(guard = "Require::SignedIn")]
     async fn viewer(&self, ctx: &Context<'_>) -> Result<User> {

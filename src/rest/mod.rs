@@ -6,12 +6,16 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Router, routing::get};
 
+mod apps;
+pub mod extract;
+
 use crate::error::AppError;
 use crate::state::AppState;
 
-/// Routes mounted under `/api/oauth`. App and connection routes join with their issues.
+/// Routes mounted under `/api/oauth`.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .merge(apps::routes())
         .merge(crate::oidc::routes())
         .fallback(|| async { AppError::NotFound("route") })
 }

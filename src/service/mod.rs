@@ -1,7 +1,10 @@
 //! The service layer: every business rule and every authorization decision. Each entry point
 //! takes the caller's [`crate::auth::Principal`]; the transports only convert.
 
+pub mod app_cache;
+pub mod apps;
 pub mod keys;
+pub mod logos;
 pub mod passwords;
 pub mod sessions;
 pub mod users;

@@ -125,3 +125,19 @@ pub async fn bootstrap_admin(
     .await?;
     Ok(generated.then_some(password))
 }
+
+/// Oauth admins: the users who created apps, by id, in one query.
+pub async fn creators_by_ids(
+    state: &AppState,
+    principal: &Principal,
+    ids: &[String],
+) -> AppResult<std::collections::HashMap<String, User>> {
+    principal.require_oauth_admin(crate::auth::Scope::AppRead)?;
+    let rows = users::Entity::find()
+        .filter(users::Column::Id.is_in(ids.iter().map(String::as_str)))
+        .all(&state.db)
+        .await?;
+    rows.into_iter()
+        .map(|row| Ok((row.id.clone(), User::try_from(row)?)))
+        .collect()
+}

@@ -2,6 +2,9 @@
 //! a fresh PostgreSQL database when `TEST_DATABASE_URL` is set), the real router, and helpers
 //! that send requests through it with `oneshot`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
@@ -52,6 +55,8 @@ enum Store {
 pub struct TestApp {
     pub state: AppState,
     pub router: Router,
+    /// SQL statements executed on the app's pool so far.
+    pub statements: Arc<AtomicUsize>,
     store: Store,
 }
 
@@ -150,17 +155,30 @@ impl TestApp {
         let mut raw = test_config(url);
         adjust(&mut raw);
         let config = raw.validate().expect("valid test configuration");
-        let db = idgraph::db::connect(&config.database_url, config.db_max_connections)
+        let mut db = idgraph::db::connect(&config.database_url, config.db_max_connections)
             .await
             .expect("connect");
+        let statements = Arc::new(AtomicUsize::new(0));
+        let counter = statements.clone();
+        db.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
         Migrator::up(&db, None).await.expect("migrate");
         let state = AppState::new(db, config).await.expect("state");
         let router = idgraph::app(state.clone());
         Self {
             state,
             router,
+            statements,
             store,
         }
+    }
+
+    /// Statements executed while `work` runs.
+    pub async fn count_statements<F: std::future::Future>(&self, work: F) -> (F::Output, usize) {
+        let before = self.statements.load(Ordering::SeqCst);
+        let output = work.await;
+        (output, self.statements.load(Ordering::SeqCst) - before)
     }
 
     /// Sends a request through the real router.
@@ -194,6 +212,58 @@ impl TestApp {
         }
         self.send(request.body(Body::empty()).expect("request"))
             .await
+    }
+
+    /// Sends `method path` with an optional bearer token and JSON body.
+    pub async fn rest(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> TestResponse {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(json) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(json.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(request.body(body).expect("request")).await
+    }
+
+    /// Sends raw bytes with a content type and extra headers.
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        headers: &[(&str, &str)],
+        bytes: Vec<u8>,
+    ) -> TestResponse {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, content_type);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request.body(Body::from(bytes)).expect("request"))
+            .await
+    }
+
+    /// An oauth admin's token with scope `all`.
+    pub async fn oauth_admin_token(&self) -> String {
+        self.create_user("ops", &[Role::Oauth]).await;
+        self.token("ops", None).await
     }
 
     /// POSTs a GraphQL operation as JSON.

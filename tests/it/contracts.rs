@@ -60,7 +60,19 @@ fn every_frontend_operation_is_named_and_valid_against_schema_graphql() {
                 .map(|name| name.to_string()),
         );
     }
-    for required in ["Login", "Viewer", "Logout", "RefreshSession"] {
+    for required in [
+        "Login",
+        "Viewer",
+        "Logout",
+        "RefreshSession",
+        "AppsPage",
+        "App",
+        "CreateApp",
+        "UpdateApp",
+        "UploadAppLogo",
+        "RotateAppSecret",
+        "DeleteApp",
+    ] {
         assert!(
             names.iter().any(|n| n == required),
             "{required} missing from {names:?}"

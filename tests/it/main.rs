@@ -2,6 +2,10 @@
 //! test, every storage test on SQLite and (with `TEST_DATABASE_URL`) on PostgreSQL.
 
 mod common;
+mod fixtures;
+
+mod apps;
+mod apps_logos;
 
 mod cli;
 mod config;

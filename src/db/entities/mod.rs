@@ -1,5 +1,7 @@
 //! SeaORM entities. These are storage rows: they never reach the GraphQL schema or a REST body.
 
+pub mod app_logos;
+pub mod apps;
 pub mod sessions;
 pub mod signing_keys;
 pub mod users;

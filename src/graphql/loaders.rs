@@ -1,0 +1,31 @@
+//! DataLoaders, created per request and loading only what the caller may see.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
+
+use crate::auth::Principal;
+use crate::domain::users::User;
+use crate::error::AppError;
+use crate::service::users;
+use crate::state::AppState;
+
+/// Loads app creators (users) in one query per batch, for oauth admins only.
+pub struct CreatorLoader {
+    /// The request's state.
+    pub state: AppState,
+    /// The request's caller; the service checks what it may see.
+    pub principal: Principal,
+}
+
+impl Loader<String> for CreatorLoader {
+    type Value = User;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, User>, Self::Error> {
+        users::creators_by_ids(&self.state, &self.principal, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}

@@ -1,0 +1,59 @@
+//! The in-process cache of app look-ups by client id.
+//!
+//! The public app GET, the bulk GET and the token endpoint read apps through it. An entry (also
+//! "no such app") lives at most [`AppCache::TTL`]; a change made through this node removes the
+//! entry at once, and a change made on another node sharing the database is seen here within
+//! the TTL. The cache holds at most [`AppCache::CAPACITY`] entries and is emptied when full.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::db::entities::apps;
+
+/// What the database said about one client id, and when.
+type Entry = (Option<Arc<apps::Model>>, Instant);
+
+/// A bounded, time-limited map from client id to app row (or its absence).
+pub struct AppCache {
+    entries: RwLock<HashMap<String, Entry>>,
+}
+
+impl Default for AppCache {
+    fn default() -> Self {
+        Self {
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+impl AppCache {
+    /// How long an entry is trusted: the bound within which nodes converge.
+    pub const TTL: Duration = Duration::from_secs(5);
+    /// Most entries held at once.
+    pub const CAPACITY: usize = 100_000;
+
+    /// `Some(row or None)` when a fresh entry exists, `None` on a miss.
+    pub fn get(&self, client_id: &str) -> Option<Option<Arc<apps::Model>>> {
+        let entries = self.entries.read().ok()?;
+        let (row, at) = entries.get(client_id)?;
+        (at.elapsed() < Self::TTL).then(|| row.clone())
+    }
+
+    /// Records what the database said about `client_id`.
+    pub fn put(&self, client_id: &str, row: Option<Arc<apps::Model>>) {
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= Self::CAPACITY {
+                entries.clear();
+            }
+            entries.insert(client_id.to_string(), (row, Instant::now()));
+        }
+    }
+
+    /// Forgets `client_id` after a change.
+    pub fn invalidate(&self, client_id: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.remove(client_id);
+        }
+    }
+}
