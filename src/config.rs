@@ -32,6 +32,8 @@ pub struct RawConfig {
     pub graphql_max_complexity: usize,
     pub password_hash_concurrency: usize,
     pub bootstrap_admin_password: Option<String>,
+    pub pkce_allow_plain: bool,
+    pub authorization_endpoint: Option<String>,
 }
 
 impl Default for RawConfig {
@@ -51,6 +53,8 @@ impl Default for RawConfig {
             graphql_max_complexity: 500,
             password_hash_concurrency: 0,
             bootstrap_admin_password: None,
+            pkce_allow_plain: true,
+            authorization_endpoint: None,
         }
     }
 }
@@ -96,6 +100,10 @@ pub struct Config {
     pub password_hash_concurrency: usize,
     /// Password for the bootstrap `admin` user; random when unset.
     pub bootstrap_admin_password: Option<String>,
+    /// Whether PKCE `plain` is accepted (S256 always is); discovery follows.
+    pub pkce_allow_plain: bool,
+    /// The sign-in UI's authorization URL advertised by discovery.
+    pub authorization_endpoint: String,
 }
 
 /// A configuration that failed validation; lists every problem found, one per line.
@@ -214,6 +222,21 @@ impl RawConfig {
             errors.push("bootstrap_admin_password must be at least 8 characters".to_string());
         }
 
+        let authorization_endpoint = match &self.authorization_endpoint {
+            None => format!("{issuer}/oauth/authorize"),
+            Some(text) => match Url::parse(text) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.fragment().is_none() => {
+                    text.clone()
+                }
+                _ => {
+                    errors.push(format!(
+                        "authorization_endpoint must be an absolute http(s) URL (got {text:?})"
+                    ));
+                    String::new()
+                }
+            },
+        };
+
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
@@ -236,6 +259,8 @@ impl RawConfig {
             graphql_max_complexity: self.graphql_max_complexity,
             password_hash_concurrency,
             bootstrap_admin_password: self.bootstrap_admin_password,
+            pkce_allow_plain: self.pkce_allow_plain,
+            authorization_endpoint,
         })
     }
 }

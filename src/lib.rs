@@ -38,6 +38,7 @@ pub fn app(state: AppState) -> Router {
         .merge(graphql::http::routes(build_schema(limits)))
         .nest("/api/oauth", rest::routes())
         .merge(rest::health_routes())
+        .merge(oidc::well_known())
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_platform;
 mod m20261126_000002_apps;
+mod m20261126_000003_connections;
 
 /// Runs idgraph's migrations in order.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_platform::Migration),
             Box::new(m20261126_000002_apps::Migration),
+            Box::new(m20261126_000003_connections::Migration),
         ]
     }
 }

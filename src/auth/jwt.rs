@@ -46,6 +46,35 @@ pub struct AccessClaims {
     /// refresh-token reuse end the session's access tokens at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// For app tokens: the app the token was issued to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// For app tokens: the grant (token family) the token belongs to; checked on every use so
+    /// that deleting the connection or replaying its code ends the token at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
+}
+
+/// Claims of an ID token (OpenID Connect Core §2).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdClaims {
+    /// Issuer.
+    pub iss: String,
+    /// The user id.
+    pub sub: String,
+    /// The client id.
+    pub aud: String,
+    /// Expiry, Unix seconds.
+    pub exp: i64,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// When the user signed in, Unix seconds.
+    pub auth_time: i64,
+    /// The consent request's nonce, when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// Left half of the access token's hash, base64url.
+    pub at_hash: String,
 }
 
 /// Every key a node signs and verifies with, loaded from the database.

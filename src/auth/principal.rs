@@ -19,6 +19,8 @@ pub struct UserPrincipal {
     pub scopes: ScopeSet,
     /// The session the token belongs to.
     pub session_id: SessionId,
+    /// When the user signed in (the session's start), Unix seconds.
+    pub auth_time: i64,
 }
 
 impl UserPrincipal {
@@ -108,6 +110,7 @@ mod tests {
             roles,
             scopes: ScopeSet::parse(scope).unwrap(),
             session_id: SessionId::from_trusted("s".into()),
+            auth_time: 0,
         })
     }
 

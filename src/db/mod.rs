@@ -1,6 +1,7 @@
 //! Storage: connecting to SQLite or PostgreSQL, and the SeaORM entities.
 
 pub mod entities;
+pub mod owned;
 
 use std::time::Duration;
 

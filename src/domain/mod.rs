@@ -1,7 +1,9 @@
 //! Domain vocabulary: identifier newtypes, validated inputs and pure rules (no I/O).
 
 pub mod apps;
+pub mod connections;
 pub mod ids;
+pub mod oauth;
 pub mod secret;
 pub mod users;
 

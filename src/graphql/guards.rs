@@ -8,6 +8,8 @@ use crate::auth::Scope;
 pub enum Require {
     /// Any signed-in user, whatever the token's scopes.
     SignedIn,
+    /// A signed-in user whose token carries the scope.
+    User(Scope),
     /// An oauth admin whose token carries the scope.
     OauthAdmin(Scope),
 }
@@ -17,6 +19,7 @@ impl Guard for Require {
         let principal = super::principal(ctx)?;
         match self {
             Require::SignedIn => principal.require_signed_in().map(drop)?,
+            Require::User(scope) => principal.require_user(*scope).map(drop)?,
             Require::OauthAdmin(scope) => principal.require_oauth_admin(*scope).map(drop)?,
         }
         Ok(())

@@ -26,7 +26,7 @@ use crate::service::logos::MAX_UPLOAD_BYTES;
 use crate::state::AppState;
 
 use super::IdgraphSchema;
-use super::loaders::CreatorLoader;
+use super::loaders::{AppLoader, CreatorLoader};
 
 /// Headers whose presence shows the request was not a simple cross-site form post.
 const PREFLIGHT_HEADERS: [&str; 2] = ["apollo-require-preflight", "x-apollo-operation-name"];
@@ -198,7 +198,17 @@ async fn execute(
         },
         tokio::spawn,
     );
-    let request = request.data(state).data(principal).data(creators);
+    let apps = DataLoader::new(
+        AppLoader {
+            state: state.clone(),
+        },
+        tokio::spawn,
+    );
+    let request = request
+        .data(state)
+        .data(principal)
+        .data(creators)
+        .data(apps);
     let response = schema.execute(request).await;
     render(response)
 }

@@ -29,3 +29,21 @@ impl Loader<String> for CreatorLoader {
             .map_err(Arc::new)
     }
 }
+
+/// Loads the apps of a page of connections in one query. Apps are public, so any caller may
+/// see them.
+pub struct AppLoader {
+    /// The request's state.
+    pub state: AppState,
+}
+
+impl Loader<String> for AppLoader {
+    type Value = crate::domain::apps::App;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Self::Error> {
+        crate::service::apps::apps_by_ids_uncached(&self.state, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}

@@ -2,6 +2,7 @@
 //! hardened HTTP endpoint.
 
 mod apps;
+mod connections;
 mod guards;
 pub mod http;
 mod loaders;
@@ -23,7 +24,11 @@ pub struct QueryRoot(query::SessionQuery, apps::AppQuery);
 /// The root of every mutation.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(mutation::SessionMutation, apps::AppMutation);
+pub struct MutationRoot(
+    mutation::SessionMutation,
+    apps::AppMutation,
+    connections::ConnectionMutation,
+);
 
 /// The idgraph schema type.
 pub type IdgraphSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;

@@ -2,8 +2,8 @@
 
 use async_graphql::{Context, Object, Result};
 
+use super::connections::Viewer;
 use super::guards::Require;
-use super::types::User;
 use crate::service::users;
 
 /// Session queries.
@@ -14,8 +14,8 @@ pub struct SessionQuery;
 impl SessionQuery {
     /// The signed-in user.
     #[graphql(guard = "Require::SignedIn")]
-    async fn viewer(&self, ctx: &Context<'_>) -> Result<User> {
+    async fn viewer(&self, ctx: &Context<'_>) -> Result<Viewer> {
         let user = users::viewer(super::state(ctx)?, super::principal(ctx)?).await?;
-        Ok(user.into())
+        Ok(Viewer(user))
     }
 }

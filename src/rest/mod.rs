@@ -7,6 +7,7 @@ use axum::response::IntoResponse;
 use axum::{Router, routing::get};
 
 mod apps;
+mod connections;
 pub mod extract;
 
 use crate::error::AppError;
@@ -16,6 +17,7 @@ use crate::state::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(apps::routes())
+        .merge(connections::routes())
         .merge(crate::oidc::routes())
         .fallback(|| async { AppError::NotFound("route") })
 }

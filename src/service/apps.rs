@@ -11,7 +11,7 @@ use sea_orm::{
 };
 
 use crate::auth::{Principal, Scope};
-use crate::db::entities::{app_logos, apps};
+use crate::db::entities::{app_logos, apps, connections};
 use crate::domain::apps::{App, AppCursor, AppInput, MAX_BULK_IDS, Page, check_client_id};
 use crate::domain::now_unix;
 use crate::domain::secret::{digest, digest_matches, random_token};
@@ -249,11 +249,16 @@ pub async fn rotate_secret(
     })
 }
 
-/// Oauth admins: deletes an app with its logo, in one transaction.
+/// Oauth admins: deletes an app with its logo and every user's connection to it (and so every
+/// token issued to it), in one transaction.
 pub async fn delete_app(state: &AppState, principal: &Principal, client_id: &str) -> AppResult<()> {
     let actor = principal.require_oauth_admin(Scope::AppWrite)?;
     check_client_id(client_id)?;
     let txn = state.db.begin().await?;
+    connections::Entity::delete_many()
+        .filter(connections::Column::ClientId.eq(client_id))
+        .exec(&txn)
+        .await?;
     app_logos::Entity::delete_by_id(client_id)
         .exec(&txn)
         .await?;
@@ -323,4 +328,20 @@ pub async fn authenticate_client(
 ) -> AppResult<Option<Arc<apps::Model>>> {
     let row = record(state, client_id).await?;
     Ok(row.filter(|row| digest_matches(secret, &row.secret_hash)))
+}
+
+/// Public: apps by client id straight from the database in one query (for batch loaders,
+/// whose statement count must not depend on what a cache happens to hold).
+pub async fn apps_by_ids_uncached(
+    state: &AppState,
+    client_ids: &[String],
+) -> AppResult<HashMap<String, App>> {
+    let rows = apps::Entity::find()
+        .filter(apps::Column::ClientId.is_in(client_ids.iter().map(String::as_str)))
+        .all(&state.db)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| (row.client_id.clone(), App::from(row)))
+        .collect())
 }

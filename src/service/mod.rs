@@ -3,8 +3,11 @@
 
 pub mod app_cache;
 pub mod apps;
+pub mod connections;
+pub mod consent;
 pub mod keys;
 pub mod logos;
 pub mod passwords;
 pub mod sessions;
+pub mod tokens;
 pub mod users;

@@ -56,6 +56,8 @@ async fn issue_access_token(
         scope: scope.to_string(),
         kind: TokenKind::Session,
         sid: Some(session_id.to_string()),
+        client_id: None,
+        gid: None,
     };
     Ok((state.keys.sign(&claims).await?, ttl))
 }
@@ -195,9 +197,9 @@ pub async fn principal_from_bearer(state: &AppState, token: &str) -> AppResult<P
                 .one(&state.db)
                 .await?
                 .filter(|s| s.revoked_at.is_none() && s.user_id == claims.sub);
-            if live.is_none() {
+            let Some(session) = live else {
                 return Ok(Principal::InvalidToken);
-            }
+            };
             let user_id = UserId::from_trusted(claims.sub);
             let Some(user) = users::find_user(&state.db, &user_id).await? else {
                 return Ok(Principal::InvalidToken);
@@ -207,6 +209,7 @@ pub async fn principal_from_bearer(state: &AppState, token: &str) -> AppResult<P
                 roles: Role::parse_list(&user.roles)?,
                 scopes,
                 session_id: SessionId::from_trusted(sid),
+                auth_time: session.created_at,
             }))
         }
     }

@@ -70,6 +70,8 @@ fn claims(app: &TestApp, sub: &str, kind: TokenKind, exp: i64) -> AccessClaims {
         scope: "all".into(),
         kind,
         sid: None,
+        client_id: None,
+        gid: None,
     }
 }
 

@@ -15,4 +15,5 @@ mod guards;
 mod health;
 mod keys;
 mod migrations;
+mod oidc;
 mod sessions;

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# idgraph benchmark: starts a release build on a fresh SQLite database holding 10,000 apps and
+# measures requests per second and p99 latency with wrk (Debian package `wrk`), each route for
+# the same duration and concurrency:
+#   - GET /healthz                          (a trivial route of the same server: the ceiling)
+#   - GET /api/oauth/app/id/{random id}     (public app look-up, served through the app cache)
+#   - POST /graphql appsByIds with 100 ids  (bulk look-up)
+# Usage: bench/run.sh [seconds per route, default 10] [connections, default 32]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-10}"
+CONNECTIONS="${2:-32}"
+PORT="${BENCH_PORT:-18089}"
+command -v wrk >/dev/null || { echo "bench: install wrk first (apt-get install wrk)" >&2; exit 1; }
+
+cargo build --release --quiet
+WORK="$(mktemp -d)"
+trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+export IDGRAPH_DATABASE_URL="sqlite://$WORK/bench.db?mode=rwc"
+export IDGRAPH_BIND="127.0.0.1:$PORT"
+export IDGRAPH_BOOTSTRAP_ADMIN_PASSWORD="bench-admin-password"
+export RUST_LOG=warn
+target/release/idgraph serve > "$WORK/server.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+
+# Seed 10,000 apps straight into the database the server already migrated.
+python3 - "$WORK" <<'PY'
+import os, random, secrets, sqlite3, sys, time
+work = sys.argv[1]
+db = sqlite3.connect(os.path.join(work, "bench.db"))
+now = int(time.time())
+rows = []
+for i in range(10_000):
+    cid = secrets.token_urlsafe(16)
+    rows.append((cid, f"app {i:05d}", "https://example.com", "https://example.com/cb", "", secrets.token_hex(32), None, now, now))
+db.executemany("INSERT INTO apps (client_id, name, url, redirect_uri, logo, secret_hash, creator_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+db.commit()
+ids = [r[0] for r in rows]
+with open(os.path.join(work, "ids.txt"), "w") as f:
+    f.write("\n".join(ids))
+random.seed(7)
+bulk = random.sample(ids, 100)
+with open(os.path.join(work, "bulk.json"), "w") as f:
+    import json
+    f.write(json.dumps({"query": "query AppsByIds($ids: [ID!]!) { appsByIds(clientIds: $ids) { clientId name } }", "variables": {"ids": bulk}}))
+PY
+
+cat > "$WORK/app.lua" <<LUA
+local ids = {}
+for line in io.lines("$WORK/ids.txt") do ids[#ids + 1] = line end
+request = function()
+  return wrk.format("GET", "/api/oauth/app/id/" .. ids[math.random(#ids)])
+end
+LUA
+cat > "$WORK/bulk.lua" <<LUA
+local f = io.open("$WORK/bulk.json"); local body = f:read("*a"); f:close()
+wrk.method = "POST"; wrk.body = body; wrk.headers["Content-Type"] = "application/json"
+LUA
+cat > "$WORK/report.lua" <<'LUA'
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.status + summary.errors.timeout
+  io.write(string.format("RESULT %.0f %.2f %d\n", summary.requests / (summary.duration / 1e6),
+    latency:percentile(99) / 1000, errors))
+end
+LUA
+
+run() { # name, url, script
+  local script="$WORK/run.lua"
+  if [ -n "$3" ]; then cat "$3" "$WORK/report.lua" > "$script"; else cp "$WORK/report.lua" "$script"; fi
+  wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$script" "$2" | awk -v name="$1" '/^RESULT/ { printf "%-34s %10s req/s   p99 %8s ms   errors %s\n", name, $2, $3, $4; print name, $2 > "/dev/stderr" }'
+}
+
+echo "idgraph bench: $DURATION s per route, $CONNECTIONS connections, 10,000 apps, SQLite, $(nproc) cores"
+run "GET /healthz" "http://127.0.0.1:$PORT/healthz" "" 2>"$WORK/healthz.rps"
+run "GET /api/oauth/app/id/{id}" "http://127.0.0.1:$PORT/" "$WORK/app.lua" 2>"$WORK/app.rps"
+run "POST /graphql appsByIds (100 ids)" "http://127.0.0.1:$PORT/graphql" "$WORK/bulk.lua" 2>"$WORK/bulk.rps"
+awk 'FNR==1 && FILENAME ~ /healthz/ { base=$NF } FNR==1 && FILENAME ~ /app.rps/ { printf "app GET / trivial route: %.2fx\n", $NF / base }' "$WORK/healthz.rps" "$WORK/app.rps"

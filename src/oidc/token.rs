@@ -1,0 +1,202 @@
+//! `POST /api/oauth/token`: form parsing, client authentication and RFC 6749 §5.2 errors. The
+//! rules themselves live in `service::tokens`.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::json;
+
+use super::capabilities::GrantType;
+use crate::service::apps;
+use crate::service::tokens::{self, OAuthError};
+use crate::state::AppState;
+
+/// Largest token request body accepted.
+pub const MAX_BODY: usize = 16 * 1024;
+
+fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let (status, code, description) = match self {
+            OAuthError::InvalidRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", d),
+            OAuthError::InvalidClient { .. } => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client authentication failed".to_string(),
+            ),
+            OAuthError::InvalidGrant(d) => (StatusCode::BAD_REQUEST, "invalid_grant", d),
+            OAuthError::UnsupportedGrantType => (
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "grant_type must be authorization_code or refresh_token".to_string(),
+            ),
+            OAuthError::InvalidScope(d) => (StatusCode::BAD_REQUEST, "invalid_scope", d),
+            OAuthError::Server(err) => {
+                err.log_if_internal();
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "internal error".to_string(),
+                )
+            }
+        };
+        (
+            status,
+            axum::Json(json!({ "error": code, "error_description": description })),
+        )
+            .into_response()
+    }
+}
+
+/// A form body parsed with every parameter at most once (RFC 6749 §3.2).
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (key, value) in url::form_urlencoded::parse(body) {
+            if pairs.iter().any(|(k, _)| *k == key) {
+                return Err(OAuthError::InvalidRequest(format!(
+                    "parameter {key} is repeated"
+                )));
+            }
+            pairs.push((key.into_owned(), value.into_owned()));
+        }
+        Ok(Self(pairs))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Client credentials from HTTP Basic (form-urlencoded inside, RFC 6749 §2.3.1).
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let bad = || OAuthError::InvalidClient { basic: true };
+    let text = value.to_str().map_err(|_| bad())?;
+    let Some((scheme, encoded)) = text.split_once(' ') else {
+        return Err(bad());
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::InvalidRequest(
+            "only HTTP Basic client authentication is accepted".into(),
+        ));
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+    let unescape = |part: &str| -> String {
+        url::form_urlencoded::parse(format!("x={part}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok(Some((unescape(id), unescape(secret))))
+}
+
+/// `POST /api/oauth/token`.
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let basic = headers.contains_key(header::AUTHORIZATION);
+    let result = handle(&state, &headers, &body).await;
+    let response = match result {
+        Ok(tokens) => axum::Json(tokens).into_response(),
+        Err(OAuthError::InvalidClient { .. }) if basic => {
+            let mut response = OAuthError::InvalidClient { basic }.into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Basic realm="idgraph""#),
+            );
+            response
+        }
+        Err(err) => err.into_response(),
+    };
+    no_store(response)
+}
+
+async fn handle(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<tokens::TokenResponse, OAuthError> {
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    if media.as_deref() != Some("application/x-www-form-urlencoded") {
+        return Err(OAuthError::InvalidRequest(
+            "send the request as application/x-www-form-urlencoded".into(),
+        ));
+    }
+    let form = Form::parse(body)?;
+    let basic = basic_credentials(headers)?;
+    let (client_id, secret) = match (basic, form.get("client_secret")) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::InvalidRequest(
+                "use one client authentication method, not both".into(),
+            ));
+        }
+        (Some((id, secret)), None) => {
+            if form.get("client_id").is_some_and(|form_id| form_id != id) {
+                return Err(OAuthError::InvalidRequest(
+                    "client_id differs from the authenticated client".into(),
+                ));
+            }
+            (id, secret)
+        }
+        (None, Some(secret)) => {
+            let id = form
+                .get("client_id")
+                .ok_or(OAuthError::InvalidClient { basic: false })?;
+            (id.to_string(), secret.to_string())
+        }
+        (None, None) => return Err(OAuthError::InvalidClient { basic: false }),
+    };
+    let client = apps::authenticate_client(state, &client_id, &secret)
+        .await?
+        .ok_or(OAuthError::InvalidClient { basic: false })?;
+    let grant_type = form
+        .get("grant_type")
+        .ok_or_else(|| OAuthError::InvalidRequest("grant_type is required".into()))?;
+    match GrantType::parse(grant_type).ok_or(OAuthError::UnsupportedGrantType)? {
+        GrantType::AuthorizationCode => {
+            let code = form
+                .get("code")
+                .ok_or_else(|| OAuthError::InvalidRequest("code is required".into()))?;
+            tokens::exchange_code(
+                state,
+                &client,
+                code,
+                form.get("redirect_uri"),
+                form.get("code_verifier"),
+            )
+            .await
+        }
+        GrantType::RefreshToken => {
+            let refresh_token = form
+                .get("refresh_token")
+                .ok_or_else(|| OAuthError::InvalidRequest("refresh_token is required".into()))?;
+            tokens::refresh(state, &client, refresh_token, form.get("scope")).await
+        }
+    }
+}

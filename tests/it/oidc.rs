@@ -1,0 +1,603 @@
+//! The OpenID Connect flow: discovery, consent, the token endpoint's rules, userinfo.
+
+use axum::http::{Method, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use idgraph::auth::Role;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::common::{TestApp, TestResponse};
+
+pub const REDIRECT: &str = "https://rp.example/cb";
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+pub fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// A registered app and a signed-in user who may consent.
+pub struct Rp {
+    pub client_id: String,
+    pub secret: String,
+    pub user_token: String,
+    pub user_id: String,
+}
+
+pub async fn setup(app: &TestApp) -> Rp {
+    let admin = app.oauth_admin_token().await;
+    let created = app
+        .rest(
+            Method::POST,
+            "/api/oauth/app",
+            Some(&admin),
+            Some(json!({ "name": "RP", "url": "https://rp.example", "redirect_uri": REDIRECT })),
+        )
+        .await
+        .json();
+    let user = app.create_user("ada", &[Role::Oauth]).await;
+    Rp {
+        client_id: created["client_id"].as_str().unwrap().into(),
+        secret: created["key"].as_str().unwrap().into(),
+        user_token: app.token("ada", None).await,
+        user_id: user.id.to_string(),
+    }
+}
+
+/// Consents over REST and returns the code.
+pub async fn consent(app: &TestApp, rp: &Rp, body: Value) -> String {
+    let mut body = body;
+    body["client_id"] = json!(rp.client_id);
+    let response = app
+        .rest(
+            Method::POST,
+            "/api/oauth/auth/code",
+            Some(&rp.user_token),
+            Some(body),
+        )
+        .await;
+    assert_eq!(
+        response.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    response.json()["code"].as_str().unwrap().to_string()
+}
+
+fn basic(id: &str, secret: &str) -> String {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
+    )
+}
+
+/// POSTs a form to the token endpoint with HTTP Basic client authentication.
+pub async fn token(app: &TestApp, rp: &Rp, form: &[(&str, &str)]) -> TestResponse {
+    token_with(app, Some(basic(&rp.client_id, &rp.secret)), form).await
+}
+
+pub async fn token_with(
+    app: &TestApp,
+    authorization: Option<String>,
+    form: &[(&str, &str)],
+) -> TestResponse {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let mut headers = Vec::new();
+    if let Some(value) = &authorization {
+        headers.push(("authorization", value.as_str()));
+    }
+    app.send_bytes(
+        Method::POST,
+        "/api/oauth/token",
+        None,
+        "application/x-www-form-urlencoded",
+        &headers,
+        body.into_bytes(),
+    )
+    .await
+}
+
+async fn redeem(app: &TestApp, rp: &Rp, code: &str) -> TestResponse {
+    token(
+        app,
+        rp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await
+}
+
+fn pkce_body(scope: &str) -> Value {
+    json!({ "scope": scope, "nonce": "n-0S6_WzA2Mj", "code_challenge": s256(VERIFIER), "code_challenge_method": "S256" })
+}
+
+fn assert_oauth_error(response: &TestResponse, status: StatusCode, error: &str) {
+    assert_eq!(
+        response.status,
+        status,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    assert_eq!(
+        response.json()["error"],
+        error,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    assert_eq!(response.header("cache-control"), Some("no-store"));
+    assert_eq!(response.header("pragma"), Some("no-cache"));
+}
+
+async fn userinfo(app: &TestApp, access: &str) -> TestResponse {
+    app.get("/api/oauth/userinfo", Some(access)).await
+}
+
+async fn discovery_advertises_exactly_what_the_endpoints_accept(app: TestApp) {
+    let doc = app
+        .get("/.well-known/openid-configuration", None)
+        .await
+        .json();
+    assert_eq!(
+        doc,
+        app.get("/api/oauth/openid-configuration", None)
+            .await
+            .json()
+    );
+    assert_eq!(doc["issuer"], "http://idgraph.test");
+    assert_eq!(doc["token_endpoint"], "http://idgraph.test/api/oauth/token");
+    assert_eq!(doc["jwks_uri"], "http://idgraph.test/api/oauth/jwks");
+    assert_eq!(
+        doc["scopes_supported"],
+        json!(["email", "offline_access", "openid", "profile"])
+    );
+    assert_eq!(
+        doc["id_token_signing_alg_values_supported"],
+        json!(["RS256"])
+    );
+    assert_eq!(
+        doc["code_challenge_methods_supported"],
+        json!(["S256", "plain"])
+    );
+    assert_eq!(
+        doc["token_endpoint_auth_methods_supported"],
+        json!(["client_secret_basic", "client_secret_post"])
+    );
+
+    let rp = setup(&app).await;
+    // Every advertised grant type and auth method is accepted...
+    for method in doc["code_challenge_methods_supported"].as_array().unwrap() {
+        let challenge = if method == "S256" {
+            s256(VERIFIER)
+        } else {
+            VERIFIER.to_string()
+        };
+        let code = consent(&app, &rp, json!({ "scope": "openid offline_access", "code_challenge": challenge, "code_challenge_method": method })).await;
+        let response = redeem(&app, &rp, &code).await;
+        assert_eq!(response.status, StatusCode::OK, "{method}");
+        let refresh = response.json()["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let refreshed = token_with(
+            &app,
+            None,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh),
+                ("client_id", &rp.client_id),
+                ("client_secret", &rp.secret),
+            ],
+        )
+        .await;
+        assert_eq!(
+            refreshed.status,
+            StatusCode::OK,
+            "client_secret_post + refresh_token"
+        );
+    }
+    // ...and nothing else is.
+    let unsupported = token(&app, &rp, &[("grant_type", "client_credentials")]).await;
+    assert_oauth_error(
+        &unsupported,
+        StatusCode::BAD_REQUEST,
+        "unsupported_grant_type",
+    );
+    let implicit = token(
+        &app,
+        &rp,
+        &[
+            ("grant_type", "password"),
+            ("username", "ada"),
+            ("password", "x"),
+        ],
+    )
+    .await;
+    assert_oauth_error(&implicit, StatusCode::BAD_REQUEST, "unsupported_grant_type");
+    let strict = TestApp::sqlite_with(|c| c.pkce_allow_plain = false).await;
+    let doc = strict
+        .get("/.well-known/openid-configuration", None)
+        .await
+        .json();
+    assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
+    let rp = setup(&strict).await;
+    let refused = strict
+        .rest(Method::POST, "/api/oauth/auth/code", Some(&rp.user_token), Some(json!({ "client_id": rp.client_id, "scope": "openid", "code_challenge": VERIFIER, "code_challenge_method": "plain" })))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+}
+
+async fn the_code_flow_issues_verifiable_tokens_and_userinfo(app: TestApp) {
+    let rp = setup(&app).await;
+    let code = consent(
+        &app,
+        &rp,
+        pkce_body("openid profile email offline_access bogus"),
+    )
+    .await;
+    assert!(code.len() >= 43, "256 bits of randomness");
+    let response = redeem(&app, &rp, &code).await;
+    assert_eq!(
+        response.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    assert_eq!(response.header("cache-control"), Some("no-store"));
+    let body = response.json();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["scope"], "email offline_access openid profile");
+    assert!(body["refresh_token"].is_string());
+    let id_token = body["id_token"].as_str().unwrap();
+    let payload: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(id_token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(payload["aud"], rp.client_id.as_str());
+    assert_eq!(payload["sub"], rp.user_id.as_str());
+    assert_eq!(payload["nonce"], "n-0S6_WzA2Mj");
+    assert!(payload["auth_time"].as_i64().unwrap() > 0 && payload["at_hash"].is_string());
+
+    let access = body["access_token"].as_str().unwrap();
+    let info = userinfo(&app, access).await.json();
+    assert_eq!(info["sub"], rp.user_id.as_str());
+    assert_eq!(info["preferred_username"], "ada");
+    assert_eq!(info["email"], "ada@example.com");
+    let post = app
+        .send_bytes(
+            Method::POST,
+            "/api/oauth/userinfo",
+            Some(access),
+            "application/x-www-form-urlencoded",
+            &[],
+            vec![],
+        )
+        .await;
+    assert_eq!(post.json(), info);
+
+    // An app's access token never passes a management guard.
+    let list = app
+        .rest(Method::GET, "/api/oauth/connection", Some(access), None)
+        .await;
+    assert_eq!(list.status, StatusCode::FORBIDDEN);
+}
+
+async fn userinfo_claims_follow_the_granted_scope(app: TestApp) {
+    let rp = setup(&app).await;
+    let code = consent(&app, &rp, pkce_body("openid")).await;
+    let body = redeem(&app, &rp, &code).await.json();
+    assert!(
+        body.get("refresh_token").is_none(),
+        "no offline_access, no refresh token"
+    );
+    let info = userinfo(&app, body["access_token"].as_str().unwrap())
+        .await
+        .json();
+    assert_eq!(info, json!({ "sub": rp.user_id }));
+    let none = app.get("/api/oauth/userinfo", None).await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        none.header("www-authenticate"),
+        Some(r#"Bearer realm="idgraph""#)
+    );
+    let bad = userinfo(&app, "nonsense").await;
+    assert!(
+        bad.header("www-authenticate")
+            .unwrap()
+            .contains("invalid_token")
+    );
+    let session = userinfo(&app, &rp.user_token).await;
+    assert_eq!(
+        session.status,
+        StatusCode::UNAUTHORIZED,
+        "a first-party token is not an app token"
+    );
+}
+
+async fn a_code_works_once_and_replaying_it_revokes_tokens_issued_from_it(app: TestApp) {
+    let rp = setup(&app).await;
+    let code = consent(&app, &rp, pkce_body("openid offline_access")).await;
+    let first = redeem(&app, &rp, &code).await.json();
+    let access = first["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&app, access).await.status, StatusCode::OK);
+    let replay = redeem(&app, &rp, &code).await;
+    assert_oauth_error(&replay, StatusCode::BAD_REQUEST, "invalid_grant");
+    assert_eq!(
+        userinfo(&app, access).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let refresh = token(
+        &app,
+        &rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", first["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_oauth_error(&refresh, StatusCode::BAD_REQUEST, "invalid_grant");
+}
+
+async fn pkce_is_enforced_both_ways(app: TestApp) {
+    let rp = setup(&app).await;
+    let code = consent(&app, &rp, pkce_body("openid")).await;
+    let wrong = token(
+        &app,
+        &rp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &"x".repeat(43)),
+        ],
+    )
+    .await;
+    assert_oauth_error(&wrong, StatusCode::BAD_REQUEST, "invalid_grant");
+    let code = consent(&app, &rp, pkce_body("openid")).await;
+    let missing = token(
+        &app,
+        &rp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    assert_oauth_error(&missing, StatusCode::BAD_REQUEST, "invalid_grant");
+    // A verifier without a prior challenge is a downgrade attempt.
+    let code = consent(&app, &rp, json!({ "scope": "openid" })).await;
+    let downgrade = redeem(&app, &rp, &code).await;
+    assert_oauth_error(&downgrade, StatusCode::BAD_REQUEST, "invalid_grant");
+    assert!(
+        downgrade.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("code_challenge")
+    );
+    let code = consent(&app, &rp, json!({ "scope": "openid" })).await;
+    let plain = token(
+        &app,
+        &rp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    assert_eq!(
+        plain.status,
+        StatusCode::OK,
+        "no PKCE on either side is allowed"
+    );
+}
+
+async fn the_redirect_uri_and_client_must_match(app: TestApp) {
+    let rp = setup(&app).await;
+    let code = consent(&app, &rp, pkce_body("openid")).await;
+    for uri in [
+        "https://rp.example/cb/",
+        "https://RP.example/cb",
+        "https://rp.example/cb?x=1",
+    ] {
+        let response = token(
+            &app,
+            &rp,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", uri),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+        assert_oauth_error(&response, StatusCode::BAD_REQUEST, "invalid_grant");
+    }
+    // Another client cannot redeem this client's code.
+    let admin = app.token("ops", None).await;
+    let other = app
+        .rest(
+            Method::POST,
+            "/api/oauth/app",
+            Some(&admin),
+            Some(json!({ "name": "Other", "url": "", "redirect_uri": REDIRECT })),
+        )
+        .await
+        .json();
+    let thief = Rp {
+        client_id: other["client_id"].as_str().unwrap().into(),
+        secret: other["key"].as_str().unwrap().into(),
+        user_token: String::new(),
+        user_id: String::new(),
+    };
+    let stolen = redeem(&app, &thief, &code).await;
+    assert_oauth_error(&stolen, StatusCode::BAD_REQUEST, "invalid_grant");
+    assert_eq!(
+        redeem(&app, &rp, &code).await.status,
+        StatusCode::OK,
+        "the rightful client still can"
+    );
+}
+
+async fn client_authentication_failures_look_alike(app: TestApp) {
+    let rp = setup(&app).await;
+    let form = [("grant_type", "authorization_code"), ("code", "x")];
+    let wrong_secret = token_with(&app, Some(basic(&rp.client_id, "wrong")), &form).await;
+    let unknown = token_with(&app, Some(basic("nobody", &rp.secret)), &form).await;
+    for response in [&wrong_secret, &unknown] {
+        assert_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client");
+        assert_eq!(
+            response.header("www-authenticate"),
+            Some(r#"Basic realm="idgraph""#)
+        );
+    }
+    assert_eq!(wrong_secret.body, unknown.body);
+    let post = token_with(
+        &app,
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", "x"),
+            ("client_id", &rp.client_id),
+            ("client_secret", "wrong"),
+        ],
+    )
+    .await;
+    assert_oauth_error(&post, StatusCode::UNAUTHORIZED, "invalid_client");
+    assert!(post.header("www-authenticate").is_none());
+    let both = token_with(
+        &app,
+        Some(basic(&rp.client_id, &rp.secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_secret", &rp.secret),
+        ],
+    )
+    .await;
+    assert_oauth_error(&both, StatusCode::BAD_REQUEST, "invalid_request");
+    let json_body = app
+        .rest(
+            Method::POST,
+            "/api/oauth/token",
+            None,
+            Some(json!({ "grant_type": "authorization_code" })),
+        )
+        .await;
+    assert_oauth_error(&json_body, StatusCode::BAD_REQUEST, "invalid_request");
+    let repeated = token(
+        &app,
+        &rp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("grant_type", "refresh_token"),
+        ],
+    )
+    .await;
+    assert_oauth_error(&repeated, StatusCode::BAD_REQUEST, "invalid_request");
+    let get = app.get("/api/oauth/token", None).await;
+    assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+async fn refresh_tokens_rotate_are_bound_to_their_client_and_only_narrow(app: TestApp) {
+    let rp = setup(&app).await;
+    let code = consent(&app, &rp, pkce_body("openid profile offline_access")).await;
+    let first = redeem(&app, &rp, &code).await.json();
+    let r1 = first["refresh_token"].as_str().unwrap().to_string();
+    let wider = token(
+        &app,
+        &rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &r1),
+            ("scope", "openid email"),
+        ],
+    )
+    .await;
+    assert_oauth_error(&wider, StatusCode::BAD_REQUEST, "invalid_scope");
+    let narrower = token(
+        &app,
+        &rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &r1),
+            ("scope", "openid"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        narrower.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&narrower.body)
+    );
+    let second = narrower.json();
+    assert_eq!(second["scope"], "openid");
+    let r2 = second["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(r1, r2);
+    // Reusing the rotated-out token revokes the family, the newest token included.
+    let reuse = token(
+        &app,
+        &rp,
+        &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
+    )
+    .await;
+    assert_oauth_error(&reuse, StatusCode::BAD_REQUEST, "invalid_grant");
+    let after = token(
+        &app,
+        &rp,
+        &[("grant_type", "refresh_token"), ("refresh_token", &r2)],
+    )
+    .await;
+    assert_oauth_error(&after, StatusCode::BAD_REQUEST, "invalid_grant");
+    assert_eq!(
+        userinfo(&app, second["access_token"].as_str().unwrap())
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn concurrent_redemptions_of_one_code_yield_one_token(app: TestApp) {
+    let rp = setup(&app).await;
+    let code = consent(&app, &rp, pkce_body("openid")).await;
+    let attempts = (0..20).map(|_| redeem(&app, &rp, &code));
+    let responses = futures_util::future::join_all(attempts).await;
+    let ok = responses
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    assert_eq!(
+        ok,
+        1,
+        "{:?}",
+        responses.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(
+        responses
+            .iter()
+            .filter(|r| r.status != StatusCode::OK)
+            .all(|r| r.json()["error"] == "invalid_grant")
+    );
+}
+
+crate::on_every_database!(
+    discovery_advertises_exactly_what_the_endpoints_accept,
+    the_code_flow_issues_verifiable_tokens_and_userinfo,
+    userinfo_claims_follow_the_granted_scope,
+    a_code_works_once_and_replaying_it_revokes_tokens_issued_from_it,
+    pkce_is_enforced_both_ways,
+    the_redirect_uri_and_client_must_match,
+    client_authentication_failures_look_alike,
+    refresh_tokens_rotate_are_bound_to_their_client_and_only_narrow,
+    concurrent_redemptions_of_one_code_yield_one_token,
+);
