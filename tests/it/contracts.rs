@@ -72,6 +72,11 @@ fn every_frontend_operation_is_named_and_valid_against_schema_graphql() {
         "UploadAppLogo",
         "RotateAppSecret",
         "DeleteApp",
+        "MyConnections",
+        "MyConnection",
+        "DeleteConnection",
+        "ConsentApp",
+        "Authorize",
     ] {
         assert!(
             names.iter().any(|n| n == required),

@@ -9,6 +9,7 @@ mod apps_logos;
 
 mod cli;
 mod config;
+mod connections;
 mod contracts;
 mod graphql_transport;
 mod guards;

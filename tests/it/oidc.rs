@@ -101,6 +101,27 @@ pub async fn token_with(
     .await
 }
 
+/// Redeems a code without PKCE and returns the token response body.
+pub async fn redeem_for(app: &TestApp, rp: &Rp, code: &str) -> Value {
+    let response = token(
+        app,
+        rp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    assert_eq!(
+        response.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    response.json()
+}
+
 async fn redeem(app: &TestApp, rp: &Rp, code: &str) -> TestResponse {
     token(
         app,
