@@ -108,6 +108,5 @@ pub fn discovery(config: &Config, signing: &[SigningAlgorithm]) -> serde_json::V
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "code_challenge_methods_supported": pkce_methods(config).iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "claims_supported": CLAIMS,
-        "userinfo_signing_alg_values_supported": [],
     })
 }

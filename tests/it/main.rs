@@ -17,4 +17,5 @@ mod health;
 mod keys;
 mod migrations;
 mod oidc;
+mod relying_party;
 mod sessions;

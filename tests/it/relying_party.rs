@@ -1,0 +1,152 @@
+//! End to end: the `openidconnect` crate plays a relying party against idgraph served on a
+//! loopback port. Discovery, consent through the API (as a sign-in UI would), the code
+//! exchange with PKCE S256 and `client_secret_basic`, the ID token verified against the JWKS
+//! (signature, iss, aud, nonce, at_hash), userinfo and refresh; with RS256 and with EdDSA keys.
+
+use axum::http::Method;
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    CoreUserInfoClaims,
+};
+use openidconnect::{
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, RefreshToken, Scope, TokenResponse,
+    reqwest,
+};
+use serde_json::json;
+
+use crate::common::TestApp;
+
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+
+async fn sign_in_with(algorithm: &str, jws: CoreJwsSigningAlgorithm) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let app = TestApp::sqlite_with(|c| {
+        c.issuer = Some(issuer.clone());
+        c.signing_algorithm = algorithm.into();
+    })
+    .await;
+    let server = tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
+
+    // An oauth admin registers the relying party; a user signs in to the sign-in UI.
+    let admin = app.oauth_admin_token().await;
+    let created = app
+        .rest(
+            Method::POST,
+            "/api/oauth/app",
+            Some(&admin),
+            Some(json!({ "name": "RP", "url": "", "redirect_uri": REDIRECT })),
+        )
+        .await
+        .json();
+    let user = app.create_user("ada", &[]).await;
+    let session = app.token("ada", Some("gov.user.oauth.authorize")).await;
+
+    let http = reqwest::ClientBuilder::new()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.clone()).unwrap(), &http)
+            .await
+            .expect("discovery");
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(created["client_id"].as_str().unwrap().into()),
+        Some(ClientSecret::new(created["key"].as_str().unwrap().into())),
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url, _state, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("offline_access".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+
+    // The sign-in UI reads the request and records the user's consent.
+    let query: std::collections::HashMap<String, String> =
+        auth_url.query_pairs().into_owned().collect();
+    let code = app
+        .rest(
+            Method::POST,
+            "/api/oauth/auth/code",
+            Some(&session),
+            Some(json!({
+                "client_id": query["client_id"],
+                "scope": query["scope"],
+                "nonce": query["nonce"],
+                "code_challenge": query["code_challenge"],
+                "code_challenge_method": query["code_challenge_method"],
+            })),
+        )
+        .await
+        .json()["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("code exchange");
+    let id_token = tokens.id_token().expect("an ID token");
+    let id_verifier = client.id_token_verifier().set_allowed_algs(vec![jws]);
+    let claims = id_token
+        .claims(&id_verifier, &nonce)
+        .expect("a valid ID token");
+    assert_eq!(claims.subject().as_str(), user.id.as_str());
+    let expected_hash = claims.access_token_hash().expect("at_hash");
+    let actual_hash = AccessTokenHash::from_token(
+        tokens.access_token(),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(&id_verifier).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(&actual_hash, expected_hash);
+
+    let info: CoreUserInfoClaims = client
+        .user_info(
+            tokens.access_token().clone(),
+            Some(claims.subject().clone()),
+        )
+        .unwrap()
+        .request_async(&http)
+        .await
+        .expect("userinfo");
+    assert_eq!(info.preferred_username().unwrap().as_str(), "ada");
+    assert_eq!(info.email().unwrap().as_str(), "ada@example.com");
+
+    let refresh = tokens
+        .refresh_token()
+        .expect("a refresh token")
+        .secret()
+        .clone();
+    let refreshed = client
+        .exchange_refresh_token(&RefreshToken::new(refresh.clone()))
+        .unwrap()
+        .request_async(&http)
+        .await
+        .expect("refresh");
+    assert_ne!(refreshed.refresh_token().unwrap().secret(), &refresh);
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relying_party_signs_a_user_in_with_rs256() {
+    sign_in_with("RS256", CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relying_party_signs_a_user_in_with_eddsa() {
+    sign_in_with("EdDSA", CoreJwsSigningAlgorithm::EdDsa).await;
+}
