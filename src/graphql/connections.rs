@@ -3,8 +3,6 @@
 use async_graphql::connection::{Connection as Relay, Edge, EmptyFields};
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 
 use super::apps::App;
@@ -49,21 +47,6 @@ impl ConnectedApp {
     }
 }
 
-fn encode_cursor(c: &DomainConnection) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::json!([c.access_time, c.client_id]).to_string())
-}
-
-fn decode_cursor(text: &str) -> Result<ConnectionCursor, AppError> {
-    let bad = || AppError::invalid("after: not a cursor returned by this API");
-    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
-    let (access_time, client_id): (i64, String) =
-        serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    Ok(ConnectionCursor {
-        access_time,
-        client_id,
-    })
-}
-
 /// The signed-in user's connections (fields of `viewer`).
 #[derive(Default)]
 pub struct ViewerConnections;
@@ -77,7 +60,7 @@ impl ViewerConnections {
     ) -> Result<Relay<String, ConnectedApp, EmptyFields, EmptyFields>> {
         let first = u64::try_from(first.unwrap_or(50))
             .map_err(|_| AppError::invalid("first: must be between 1 and 1024"))?;
-        let cursor = after.as_deref().map(decode_cursor).transpose()?;
+        let cursor = after.as_deref().map(ConnectionCursor::decode).transpose()?;
         let has_previous = cursor.is_some();
         let (found, more) = connections::list(
             super::state(ctx)?,
@@ -89,7 +72,7 @@ impl ViewerConnections {
         page.edges.extend(
             found
                 .into_iter()
-                .map(|c| Edge::new(encode_cursor(&c), ConnectedApp(c))),
+                .map(|c| Edge::new(ConnectionCursor::of(&c).encode(), ConnectedApp(c))),
         );
         Ok(page)
     }

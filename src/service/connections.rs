@@ -6,17 +6,9 @@ use crate::auth::{Principal, Scope};
 use crate::db::entities::connections;
 use crate::db::owned::{connection_of, connections_of};
 use crate::domain::connections::Connection;
+pub use crate::domain::connections::ConnectionCursor;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
-
-/// A position in the "most recently used first" order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectionCursor {
-    /// Access time of the last row seen.
-    pub access_time: i64,
-    /// Its client id (breaks ties).
-    pub client_id: String,
-}
 
 /// Which slice of the caller's connections to return.
 pub enum ConnectionPage {

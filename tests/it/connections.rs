@@ -288,6 +288,36 @@ async fn graphql_consent_and_connections_match_rest_and_batch_their_apps(app: Te
         .collect();
     assert_eq!(rest_ids, gql_ids);
 
+    let paged = "query($after: String) { viewer { connections(first: 4, after: $after) { edges { node { clientId } } pageInfo { hasNextPage endCursor } } } }";
+    let first = app
+        .graphql(paged, json!({ "after": null }), Some(&rp.user_token))
+        .await;
+    let page = &first["data"]["viewer"]["connections"];
+    assert_eq!(page["edges"].as_array().unwrap().len(), 4);
+    assert_eq!(page["pageInfo"]["hasNextPage"], true);
+    let second = app
+        .graphql(
+            paged,
+            json!({ "after": page["pageInfo"]["endCursor"] }),
+            Some(&rp.user_token),
+        )
+        .await;
+    let rest_of = &second["data"]["viewer"]["connections"];
+    assert_eq!(rest_of["edges"].as_array().unwrap().len(), 2);
+    assert_eq!(rest_of["pageInfo"]["hasNextPage"], false);
+    let walked: Vec<&str> = page["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(rest_of["edges"].as_array().unwrap())
+        .map(|e| e["node"]["clientId"].as_str().unwrap())
+        .collect();
+    assert_eq!(walked, rest_ids);
+    let bad = app
+        .graphql(paged, json!({ "after": "nope" }), Some(&rp.user_token))
+        .await;
+    assert_eq!(error_code(&bad), "INVALID_INPUT");
+
     let deleted = app
         .graphql(
             "mutation($id: ID!) { deleteConnection(clientId: $id) }",
