@@ -201,16 +201,10 @@ pub enum Page {
 impl Page {
     /// Checks the bounds.
     pub fn validate(self) -> Result<Self, AppError> {
-        let size = match &self {
-            Page::Offset { amount, .. } => ("amount", *amount),
-            Page::After { first, .. } => ("first", *first),
+        match &self {
+            Page::Offset { amount, .. } => super::check_page_size("amount", *amount)?,
+            Page::After { first, .. } => super::check_page_size("first", *first)?,
         };
-        if !(1..=MAX_PAGE).contains(&size.1) {
-            return Err(AppError::invalid(format!(
-                "{}: must be between 1 and {MAX_PAGE}",
-                size.0
-            )));
-        }
         Ok(self)
     }
 }

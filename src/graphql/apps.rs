@@ -141,8 +141,7 @@ impl AppQuery {
         after: Option<String>,
         creator_id: Option<ID>,
     ) -> Result<Connection<String, App, EmptyFields, EmptyFields>> {
-        let first = u64::try_from(first.unwrap_or(50))
-            .map_err(|_| AppError::invalid("first: must be between 1 and 1024"))?;
+        let first = super::first_or_default(first)?;
         let after = after.as_deref().map(AppCursor::decode).transpose()?;
         let has_previous = after.is_some();
         let page = Page::After { first, after };

@@ -58,8 +58,7 @@ impl ViewerConnections {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Relay<String, ConnectedApp, EmptyFields, EmptyFields>> {
-        let first = u64::try_from(first.unwrap_or(50))
-            .map_err(|_| AppError::invalid("first: must be between 1 and 1024"))?;
+        let first = super::first_or_default(first)?;
         let cursor = after.as_deref().map(ConnectionCursor::decode).transpose()?;
         let has_previous = cursor.is_some();
         let (found, more) = connections::list(

@@ -66,6 +66,12 @@ pub fn build_schema(limits: Limits) -> IdgraphSchema {
     .finish()
 }
 
+/// Page size of a Relay field: `first`, 50 when omitted; bounds are checked by the service.
+pub(crate) fn first_or_default(first: Option<i32>) -> Result<u64, AppError> {
+    u64::try_from(first.unwrap_or(50))
+        .map_err(|_| AppError::invalid("first: must be between 1 and 1024"))
+}
+
 /// The state attached to the request.
 pub(crate) fn state<'a>(ctx: &Context<'a>) -> Result<&'a AppState, AppError> {
     ctx.data::<AppState>()

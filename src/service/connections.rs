@@ -5,6 +5,7 @@ use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Quer
 use crate::auth::{Principal, Scope};
 use crate::db::entities::connections;
 use crate::db::owned::{connection_of, connections_of};
+use crate::domain::check_page_size;
 use crate::domain::connections::Connection;
 pub use crate::domain::connections::ConnectionCursor;
 use crate::error::{AppError, AppResult};
@@ -31,7 +32,7 @@ pub async fn list(
     let size = match page {
         ConnectionPage::Offset(amount, offset) => {
             query = query.offset(offset);
-            amount
+            check_page_size("amount", amount)?
         }
         ConnectionPage::After(first, after) => {
             if let Some(cursor) = after {
@@ -44,12 +45,9 @@ pub async fn list(
                     ),
                 );
             }
-            first
+            check_page_size("first", first)?
         }
     };
-    if !(1..=crate::domain::apps::MAX_PAGE).contains(&size) {
-        return Err(AppError::invalid("amount: must be between 1 and 1024"));
-    }
     let mut rows = query.limit(size + 1).all(&state.db).await?;
     let more = rows.len() as u64 > size;
     rows.truncate(usize::try_from(size).unwrap_or(usize::MAX));

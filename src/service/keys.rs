@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use crate::auth::jwt::{self, KeyRing, VerifyError};
 use crate::auth::keys::{self, SigningAlgorithm, SigningKey, VerifyingKey};
 use crate::db::entities::signing_keys;
-use crate::domain::{now_unix, secret::random_token};
+use crate::domain::{now_unix, secret::random_token, secs};
 use crate::error::{AppError, AppResult};
 
 const ACTIVE: &str = "active";
@@ -54,7 +54,7 @@ pub async fn rotate(
     overlap: Duration,
 ) -> AppResult<String> {
     let now = now_unix();
-    let retires_at = now + i64::try_from(overlap.as_secs()).unwrap_or(i64::MAX / 2);
+    let retires_at = now + secs(overlap);
     let txn = db.begin().await?;
     signing_keys::Entity::update_many()
         .col_expr(signing_keys::Column::RetiresAt, retires_at.into())

@@ -13,8 +13,8 @@ use crate::auth::jwt::{AccessClaims, TokenKind};
 use crate::auth::{Principal, Role, ScopeSet, UserPrincipal};
 use crate::db::entities::sessions;
 use crate::domain::ids::{SessionId, UserId};
-use crate::domain::now_unix;
 use crate::domain::secret::{digest, digest_matches, random_token};
+use crate::domain::{now_unix, secs};
 use crate::error::{AppError, AppResult};
 use crate::service::users;
 use crate::state::AppState;
@@ -32,10 +32,6 @@ pub struct SessionTokens {
     pub refresh_token: String,
     /// The granted scopes, space-separated.
     pub scope: String,
-}
-
-fn secs(duration: std::time::Duration) -> i64 {
-    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX / 4)
 }
 
 async fn issue_access_token(

@@ -15,9 +15,9 @@ use sha2::{Digest, Sha256, Sha512};
 use crate::auth::SigningAlgorithm;
 use crate::auth::jwt::{AccessClaims, IdClaims, TokenKind};
 use crate::db::entities::{apps, connections, users};
-use crate::domain::now_unix;
 use crate::domain::oauth::{OidcScope, OidcScopes, PkceMethod};
 use crate::domain::secret::{digest, digest_matches, random_token};
+use crate::domain::{now_unix, secs};
 use crate::error::AppError;
 use crate::service::consent::CODE_TTL_SECS;
 use crate::state::AppState;
@@ -67,10 +67,6 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     /// Granted scope, space-separated.
     pub scope: String,
-}
-
-fn secs(duration: std::time::Duration) -> i64 {
-    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX / 4)
 }
 
 /// `at_hash`: the left half of the access token's hash, with the hash of the signing
