@@ -212,7 +212,8 @@ async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {bind}"))?;
     tracing::info!(address = %bind, issuer = %state.config.issuer, "idgraph listening");
     let db = state.db.clone();
-    axum::serve(listener, crate::app(state))
+    let app = crate::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("in-flight requests finished; closing the database pool");

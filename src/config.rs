@@ -34,6 +34,7 @@ pub struct RawConfig {
     pub bootstrap_admin_password: Option<String>,
     pub pkce_allow_plain: bool,
     pub authorization_endpoint: Option<String>,
+    pub browser_session_ttl_secs: u64,
 }
 
 impl Default for RawConfig {
@@ -55,6 +56,7 @@ impl Default for RawConfig {
             bootstrap_admin_password: None,
             pkce_allow_plain: true,
             authorization_endpoint: None,
+            browser_session_ttl_secs: 12 * 3600,
         }
     }
 }
@@ -102,8 +104,23 @@ pub struct Config {
     pub bootstrap_admin_password: Option<String>,
     /// Whether PKCE `plain` is accepted (S256 always is); discovery follows.
     pub pkce_allow_plain: bool,
-    /// The sign-in UI's authorization URL advertised by discovery.
+    /// The sign-in UI's authorization URL advertised by discovery: idgraph's own
+    /// `<issuer>/oauth/authorize` unless an external sign-in UI is configured.
     pub authorization_endpoint: String,
+    /// How long a sign-in on idgraph's own sign-in page lasts.
+    pub browser_session_ttl: Duration,
+}
+
+impl Config {
+    /// Whether discovery points at idgraph's own authorization endpoint.
+    pub fn hosts_authorization_endpoint(&self) -> bool {
+        self.authorization_endpoint == format!("{}/oauth/authorize", self.issuer)
+    }
+
+    /// Whether cookies must carry `Secure` (the issuer is https).
+    pub fn secure_cookies(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
 }
 
 /// A configuration that failed validation; lists every problem found, one per line.
@@ -237,6 +254,10 @@ impl RawConfig {
             },
         };
 
+        if !(300..=30 * 24 * 3600).contains(&self.browser_session_ttl_secs) {
+            errors.push("browser_session_ttl_secs must be between 300 and 2592000".to_string());
+        }
+
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
@@ -261,6 +282,7 @@ impl RawConfig {
             bootstrap_admin_password: self.bootstrap_admin_password,
             pkce_allow_plain: self.pkce_allow_plain,
             authorization_endpoint,
+            browser_session_ttl: Duration::from_secs(self.browser_session_ttl_secs),
         })
     }
 }

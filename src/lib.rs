@@ -14,6 +14,7 @@ pub mod rest;
 pub mod service;
 pub mod state;
 pub mod telemetry;
+pub mod web;
 
 use std::time::Duration;
 
@@ -26,7 +27,8 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::graphql::{Limits, build_schema};
 use crate::state::AppState;
 
-/// Builds the router: `/graphql`, `/api/oauth/*`, `/healthz`, `/readyz`, with request ids,
+/// Builds the router: `/graphql`, `/api/oauth/*`, the hosted pages under `/oauth/*`, `/healthz`,
+/// `/readyz`, with request ids,
 /// request spans and a request timeout.
 pub fn app(state: AppState) -> Router {
     let limits = Limits {
@@ -39,6 +41,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/oauth", rest::routes())
         .merge(rest::health_routes())
         .merge(oidc::well_known())
+        .merge(web::routes())
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

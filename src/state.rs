@@ -10,6 +10,7 @@ use crate::error::AppResult;
 use crate::service::app_cache::AppCache;
 use crate::service::keys::{self, KeyStore};
 use crate::service::passwords::PasswordHasher;
+use crate::service::throttle::SignInThrottle;
 
 /// Everything a request may need; cheap to clone.
 #[derive(Clone)]
@@ -24,6 +25,8 @@ pub struct AppState {
     pub passwords: PasswordHasher,
     /// App look-ups by client id, with a bounded lifetime.
     pub apps: Arc<AppCache>,
+    /// Failed sign-in counts, for the back-off.
+    pub sign_ins: Arc<SignInThrottle>,
     /// Permits for image decoding (bounded concurrency off the async workers).
     pub images: Arc<Semaphore>,
 }
@@ -39,6 +42,7 @@ impl AppState {
             config: Arc::new(config),
             keys: Arc::new(keys),
             apps: Arc::new(AppCache::default()),
+            sign_ins: Arc::new(SignInThrottle::default()),
             images: Arc::new(Semaphore::new(2)),
         })
     }

@@ -77,6 +77,11 @@ impl ScopeSet {
         Self(Scope::All.bit())
     }
 
+    /// The set holding only `scope`.
+    pub fn only(scope: Scope) -> Self {
+        Self(scope.bit())
+    }
+
     /// Parses a space-separated list; an unknown scope or an empty list is an error.
     pub fn parse(text: &str) -> Result<Self, AppError> {
         let mut set = Self::default();

@@ -41,6 +41,18 @@ impl OidcScope {
             OidcScope::Profile => "profile",
         }
     }
+
+    /// What granting the scope lets an app do, in plain words for the consent page.
+    pub fn describe(self) -> &'static str {
+        match self {
+            OidcScope::Email => "See your email address",
+            OidcScope::OfflineAccess => {
+                "Stay connected while you are away (until you revoke it)"
+            }
+            OidcScope::Openid => "Sign you in with your idgraph account",
+            OidcScope::Profile => "See your name and username",
+        }
+    }
 }
 
 impl fmt::Display for OidcScope {
@@ -79,6 +91,11 @@ impl OidcScopes {
     /// Whether the set holds `scope`.
     pub fn contains(&self, scope: OidcScope) -> bool {
         self.0.contains(&scope)
+    }
+
+    /// The scopes, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = OidcScope> + '_ {
+        self.0.iter().copied()
     }
 
     /// Whether every scope of `self` is in `other`.

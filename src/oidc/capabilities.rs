@@ -93,7 +93,7 @@ pub fn discovery(config: &Config, signing: &[SigningAlgorithm]) -> serde_json::V
     let mut algorithms: Vec<&str> = signing.iter().map(|a| a.as_str()).collect();
     algorithms.sort_unstable();
     algorithms.dedup();
-    serde_json::json!({
+    let mut document = serde_json::json!({
         "issuer": issuer,
         "authorization_endpoint": config.authorization_endpoint,
         "token_endpoint": format!("{issuer}/api/oauth/token"),
@@ -108,5 +108,10 @@ pub fn discovery(config: &Config, signing: &[SigningAlgorithm]) -> serde_json::V
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "code_challenge_methods_supported": pkce_methods(config).iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "claims_supported": CLAIMS,
-    })
+    });
+    if config.hosts_authorization_endpoint() {
+        // RFC 9207: our own endpoint names itself in every answer with `iss`.
+        document["authorization_response_iss_parameter_supported"] = true.into();
+    }
+    document
 }

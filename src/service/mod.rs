@@ -3,11 +3,14 @@
 
 pub mod app_cache;
 pub mod apps;
+pub mod authorize;
+pub mod browser;
 pub mod connections;
 pub mod consent;
 pub mod keys;
 pub mod logos;
 pub mod passwords;
 pub mod sessions;
+pub mod throttle;
 pub mod tokens;
 pub mod users;

@@ -73,7 +73,7 @@ pub async fn login(
     if username.is_empty() || username.len() > 64 || password.len() > 4096 {
         return Err(AppError::InvalidCredentials);
     }
-    let user = users::authenticate(state, username, password).await?;
+    let user = users::authenticate(state, username, password, None).await?;
     let now = now_unix();
     let session_id = SessionId::generate();
     let secret = random_token(32);

@@ -1,5 +1,8 @@
 //! Users: creation (CLI and bootstrap), look-up, and password authentication.
 
+use std::net::IpAddr;
+use std::time::Instant;
+
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
     Set,
@@ -12,6 +15,7 @@ use crate::domain::now_unix;
 use crate::domain::secret::random_token;
 use crate::domain::users::{NewUser, User};
 use crate::error::{AppError, AppResult};
+use crate::service::throttle;
 use crate::state::AppState;
 
 impl TryFrom<users::Model> for User {
@@ -82,21 +86,38 @@ pub async fn viewer(state: &AppState, principal: &Principal) -> AppResult<User> 
 }
 
 /// Checks a username and password. An unknown user and a wrong password give the same error
-/// after the same amount of work.
+/// after the same amount of work. Repeated failures for the username or from `addr` are slowed
+/// down (see [`crate::service::throttle`]): while a delay is owed the password is not even
+/// checked and the answer is [`AppError::TooManyAttempts`].
 pub async fn authenticate(
     state: &AppState,
     username: &str,
     password: String,
+    addr: Option<IpAddr>,
 ) -> AppResult<users::Model> {
+    let keys = throttle::keys(username, addr);
+    if let Some(wait) = state.sign_ins.wait(&keys, Instant::now()) {
+        return Err(AppError::TooManyAttempts {
+            retry_after_secs: wait.as_secs_f64().ceil() as u64,
+        });
+    }
     let row = users::Entity::find()
         .filter(users::Column::Username.eq(username))
         .one(&state.db)
         .await?;
     let stored = row.as_ref().map(|r| r.password_hash.clone());
-    if state.passwords.verify(password, stored).await? {
-        row.ok_or(AppError::InvalidCredentials)
-    } else {
-        Err(AppError::InvalidCredentials)
+    // Verified even for an unknown user (against a decoy hash), so both take as long.
+    let verified = state.passwords.verify(password, stored).await?;
+    match row {
+        Some(row) if verified => {
+            state.sign_ins.succeeded(username);
+            Ok(row)
+        }
+        _ => {
+            state.sign_ins.failed(&keys, Instant::now());
+            tracing::info!("sign-in refused: wrong username or password");
+            Err(AppError::InvalidCredentials)
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod app_logos;
 pub mod apps;
+pub mod browser_sessions;
 pub mod connections;
 pub mod sessions;
 pub mod signing_keys;

@@ -1,0 +1,323 @@
+//! The authorization request of idgraph's own authorization endpoint (RFC 6749 §4.1.1, OpenID
+//! Connect Core §3.1.2.1, RFC 7636 §4.3): its parameters and the rules that need no storage.
+//! Looking the client up and matching its redirect URI is the service's part.
+
+use url::form_urlencoded;
+
+use crate::domain::oauth::{ConsentRequest, OidcScope, OidcScopes};
+use crate::error::AppError;
+
+/// Longest `state`, `login_hint` or other single value accepted.
+pub const MAX_VALUE_LEN: usize = 2048;
+
+/// The parameters as received. Empty values count as absent (RFC 6749 §3.1); parameters not
+/// listed here are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthorizeParams {
+    pub response_type: Option<String>,
+    pub client_id: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub scope: Option<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub prompt: Option<String>,
+    pub max_age: Option<String>,
+    pub login_hint: Option<String>,
+    /// Known parameters that appeared more than once (RFC 6749 §3.1 forbids it).
+    pub repeated: Vec<&'static str>,
+}
+
+impl AuthorizeParams {
+    fn slot(&mut self, name: &str) -> Option<(&'static str, &mut Option<String>)> {
+        Some(match name {
+            "response_type" => ("response_type", &mut self.response_type),
+            "client_id" => ("client_id", &mut self.client_id),
+            "redirect_uri" => ("redirect_uri", &mut self.redirect_uri),
+            "scope" => ("scope", &mut self.scope),
+            "state" => ("state", &mut self.state),
+            "nonce" => ("nonce", &mut self.nonce),
+            "code_challenge" => ("code_challenge", &mut self.code_challenge),
+            "code_challenge_method" => ("code_challenge_method", &mut self.code_challenge_method),
+            "prompt" => ("prompt", &mut self.prompt),
+            "max_age" => ("max_age", &mut self.max_age),
+            "login_hint" => ("login_hint", &mut self.login_hint),
+            _ => return None,
+        })
+    }
+
+    /// Collects the known parameters from name/value pairs.
+    pub fn from_pairs<K: AsRef<str>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        let mut params = Self::default();
+        let mut repeated = Vec::new();
+        for (name, value) in pairs {
+            let value: String = value.into();
+            if value.is_empty() {
+                continue;
+            }
+            if let Some((known, slot)) = params.slot(name.as_ref()) {
+                if slot.is_some() {
+                    repeated.push(known);
+                }
+                *slot = Some(value);
+            }
+        }
+        params.repeated = repeated;
+        params
+    }
+
+    /// Parses a URL query or form body.
+    pub fn from_query(query: &str) -> Self {
+        Self::from_pairs(form_urlencoded::parse(query.as_bytes()).into_owned())
+    }
+
+    /// The known parameters as a query string, for a hidden form field or a link back here.
+    pub fn to_query(&self) -> String {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        let fields = [
+            ("response_type", &self.response_type),
+            ("client_id", &self.client_id),
+            ("redirect_uri", &self.redirect_uri),
+            ("scope", &self.scope),
+            ("state", &self.state),
+            ("nonce", &self.nonce),
+            ("code_challenge", &self.code_challenge),
+            ("code_challenge_method", &self.code_challenge_method),
+            ("prompt", &self.prompt),
+            ("max_age", &self.max_age),
+            ("login_hint", &self.login_hint),
+        ];
+        for (name, value) in fields {
+            if let Some(value) = value {
+                out.append_pair(name, value);
+            }
+        }
+        out.finish()
+    }
+}
+
+/// The `prompt` parameter's values (OpenID Connect Core §3.1.2.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prompt {
+    /// Show no page: answer `login_required` or `consent_required` instead.
+    pub none: bool,
+    /// Ask for the password even when signed in.
+    pub login: bool,
+    /// Ask for consent even when it was given before.
+    pub consent: bool,
+}
+
+impl Prompt {
+    /// Parses a space-separated list. `select_account` is accepted and has no effect: a browser
+    /// holds one idgraph sign-in at a time, and "not you?" on the consent page switches it.
+    pub fn parse(text: Option<&str>) -> Result<Self, String> {
+        let mut prompt = Prompt::default();
+        for word in text.unwrap_or_default().split_ascii_whitespace() {
+            match word {
+                "none" => prompt.none = true,
+                "login" => prompt.login = true,
+                "consent" => prompt.consent = true,
+                "select_account" => {}
+                other => return Err(format!("prompt: unknown value {other:?}")),
+            }
+        }
+        if prompt.none && (prompt.login || prompt.consent) {
+            return Err("prompt: none cannot be combined with other values".into());
+        }
+        Ok(prompt)
+    }
+}
+
+/// An error the client is told about by redirect (RFC 6749 §4.1.2.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectError {
+    /// `error`: `invalid_request`, `unsupported_response_type`, `invalid_scope`,
+    /// `access_denied`, `login_required`, `consent_required`, `server_error`.
+    pub error: &'static str,
+    /// `error_description`.
+    pub description: String,
+}
+
+impl RedirectError {
+    /// Builds an error with its description.
+    pub fn new(error: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            error,
+            description: description.into(),
+        }
+    }
+}
+
+/// A valid authorization request for a known client and its exact redirect URI.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequest {
+    /// The registered redirect URI, equal to the one asked for.
+    pub redirect_uri: String,
+    /// Returned unchanged with the answer.
+    pub state: Option<String>,
+    /// What consent would record: client, scopes, nonce, PKCE.
+    pub consent: ConsentRequest,
+    /// The requested scopes as given (known scopes, sorted).
+    pub scopes: OidcScopes,
+    pub prompt: Prompt,
+    /// Longest acceptable age of the sign-in, in seconds.
+    pub max_age: Option<i64>,
+    /// Pre-fills the username.
+    pub login_hint: Option<String>,
+}
+
+impl AuthorizationRequest {
+    /// Applies the rules that come after the client and redirect URI were found good. Errors
+    /// here are reported to the client by redirect. A code challenge without a method means
+    /// `plain` (RFC 7636 §4.3), which is refused when `plain` is switched off.
+    pub fn validate(
+        params: &AuthorizeParams,
+        client_id: &str,
+        redirect_uri: &str,
+        allow_plain: bool,
+    ) -> Result<Self, RedirectError> {
+        let invalid = |text: String| RedirectError::new("invalid_request", text);
+        if let Some(name) = params.repeated.first() {
+            return Err(invalid(format!("{name} was given more than once")));
+        }
+        match params.response_type.as_deref() {
+            None => return Err(invalid("response_type is required".into())),
+            Some("code") => {}
+            Some(_) => {
+                return Err(RedirectError::new(
+                    "unsupported_response_type",
+                    "only response_type=code is supported",
+                ));
+            }
+        }
+        for (name, value) in [("state", &params.state), ("login_hint", &params.login_hint)] {
+            if value.as_ref().is_some_and(|v| v.len() > MAX_VALUE_LEN) {
+                return Err(invalid(format!("{name} is longer than {MAX_VALUE_LEN} bytes")));
+            }
+        }
+        let scope = params.scope.as_deref().unwrap_or_default();
+        let scopes = OidcScopes::filter(scope);
+        if !scopes.contains(OidcScope::Openid) {
+            return Err(RedirectError::new(
+                "invalid_scope",
+                "scope must contain openid",
+            ));
+        }
+        let prompt = Prompt::parse(params.prompt.as_deref()).map_err(invalid)?;
+        let max_age = match params.max_age.as_deref() {
+            None => None,
+            Some(text) => Some(
+                text.parse::<u32>()
+                    .map(i64::from)
+                    .map_err(|_| invalid("max_age must be a whole number of seconds".into()))?,
+            ),
+        };
+        let method = match (&params.code_challenge, &params.code_challenge_method) {
+            (Some(_), None) => Some("plain".to_string()),
+            (_, method) => method.clone(),
+        };
+        let consent = ConsentRequest::validate(
+            client_id.to_string(),
+            scope,
+            params.nonce.clone(),
+            params.code_challenge.clone(),
+            method,
+            allow_plain,
+        )
+        .map_err(|err| match err {
+            AppError::InvalidInput(text) => invalid(text),
+            other => invalid(other.to_string()),
+        })?;
+        Ok(Self {
+            redirect_uri: redirect_uri.to_string(),
+            state: params.state.clone(),
+            consent,
+            scopes,
+            prompt,
+            max_age,
+            login_hint: params.login_hint.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(query: &str) -> AuthorizeParams {
+        AuthorizeParams::from_query(query)
+    }
+
+    fn check(query: &str) -> Result<AuthorizationRequest, RedirectError> {
+        AuthorizationRequest::validate(&params(query), "c1", "https://rp.example/cb", true)
+    }
+
+    #[test]
+    fn empty_values_are_absent_and_unknown_names_ignored() {
+        let p = params("scope=&client_id=c1&colour=blue");
+        assert_eq!(p.scope, None);
+        assert_eq!(p.client_id.as_deref(), Some("c1"));
+        assert!(p.repeated.is_empty());
+    }
+
+    #[test]
+    fn the_query_survives_a_round_trip() {
+        let p = params("client_id=c1&state=a%20b%26c&scope=openid+email&prompt=login");
+        assert_eq!(AuthorizeParams::from_query(&p.to_query()), p);
+    }
+
+    #[test]
+    fn repeated_parameters_are_invalid_requests() {
+        let err = check("response_type=code&scope=openid&state=a&state=b").unwrap_err();
+        assert_eq!(err.error, "invalid_request");
+        assert!(err.description.contains("state"));
+    }
+
+    #[test]
+    fn response_type_must_be_code() {
+        assert_eq!(check("scope=openid").unwrap_err().error, "invalid_request");
+        let err = check("response_type=token&scope=openid").unwrap_err();
+        assert_eq!(err.error, "unsupported_response_type");
+    }
+
+    #[test]
+    fn scope_must_contain_openid() {
+        let err = check("response_type=code&scope=profile").unwrap_err();
+        assert_eq!(err.error, "invalid_scope");
+    }
+
+    #[test]
+    fn prompt_none_stands_alone_and_unknown_values_are_refused() {
+        assert!(Prompt::parse(Some("none login")).is_err());
+        assert!(Prompt::parse(Some("sometimes")).is_err());
+        let both = Prompt::parse(Some("login consent")).unwrap();
+        assert!(both.login && both.consent && !both.none);
+    }
+
+    #[test]
+    fn max_age_must_be_a_non_negative_integer() {
+        let err = check("response_type=code&scope=openid&max_age=-1").unwrap_err();
+        assert_eq!(err.error, "invalid_request");
+        let ok = check("response_type=code&scope=openid&max_age=300").unwrap();
+        assert_eq!(ok.max_age, Some(300));
+    }
+
+    #[test]
+    fn a_challenge_without_method_is_plain_and_bad_pkce_is_invalid_request() {
+        let verifier = "a".repeat(43);
+        let ok = check(&format!("response_type=code&scope=openid&code_challenge={verifier}"));
+        assert_eq!(ok.unwrap().consent.pkce.unwrap().1.as_str(), "plain");
+        let plain_off = AuthorizationRequest::validate(
+            &params(&format!("response_type=code&scope=openid&code_challenge={verifier}")),
+            "c1",
+            "https://rp.example/cb",
+            false,
+        );
+        assert_eq!(plain_off.unwrap_err().error, "invalid_request");
+        let short = check("response_type=code&scope=openid&code_challenge=abc&code_challenge_method=S256");
+        assert_eq!(short.unwrap_err().error, "invalid_request");
+    }
+}

@@ -1,0 +1,149 @@
+//! The pages, rendered by askama from `templates/`, and the headers every page and redirect
+//! carries: a strict Content-Security-Policy (no scripts at all), no framing, no caching, no
+//! referrer.
+
+use askama::Template;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::AppError;
+
+/// The sign-in page.
+#[derive(Template)]
+#[template(path = "signin.html")]
+pub struct SignInPage<'a> {
+    pub app_name: &'a str,
+    /// Empty, or what went wrong with the last attempt.
+    pub error: &'a str,
+    pub csrf: &'a str,
+    /// The authorization request, as a query string.
+    pub request: &'a str,
+    pub username: &'a str,
+}
+
+/// The consent page.
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage<'a> {
+    pub app_name: &'a str,
+    pub client_id: &'a str,
+    pub has_logo: bool,
+    pub app_url: &'a str,
+    /// Each requested scope in plain words.
+    pub scopes: Vec<&'static str>,
+    pub redirect_origin: &'a str,
+    pub csrf: &'a str,
+    pub request: &'a str,
+    pub display_name: &'a str,
+    pub username: &'a str,
+}
+
+/// The sign-out confirmation.
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub struct LogoutPage<'a> {
+    pub display_name: &'a str,
+    pub username: &'a str,
+    pub csrf: &'a str,
+    /// An authorization request to return to afterwards, as a query string; may be empty.
+    pub continue_query: &'a str,
+}
+
+/// A title and a sentence: errors and confirmations.
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+    pub is_error: bool,
+}
+
+/// Headers for every response of the hosted pages.
+fn protect(response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+}
+
+/// A page with `status`. `form_target` is an origin the page's forms may end up at after a
+/// redirect (the client's), which browsers check against `form-action`.
+pub fn page(status: StatusCode, template: &impl Template, form_target: Option<&str>) -> Response {
+    let html = match template.render() {
+        Ok(html) => html,
+        Err(err) => return PageError(AppError::internal(err)).into_response(),
+    };
+    let form_action = match form_target {
+        Some(origin) => format!("'self' {origin}"),
+        None => "'self'".into(),
+    };
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action {form_action}; \
+         frame-ancestors 'none'; base-uri 'none'"
+    );
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html,
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&csp) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    protect(&mut response);
+    response
+}
+
+/// A message page.
+pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
+    let is_error = status.is_client_error() || status.is_server_error();
+    page(
+        status,
+        &MessagePage {
+            title,
+            message: text,
+            is_error,
+        },
+        None,
+    )
+}
+
+/// A 303 See Other to `location`.
+pub fn see_other(location: &str) -> Response {
+    let Ok(value) = HeaderValue::from_str(location) else {
+        return PageError(AppError::internal(anyhow::anyhow!("unencodable redirect"))).into_response();
+    };
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    response.headers_mut().insert(header::LOCATION, value);
+    protect(&mut response);
+    response
+}
+
+/// An error shown as a page rather than as JSON.
+#[derive(Debug)]
+pub struct PageError(pub AppError);
+
+impl From<AppError> for PageError {
+    fn from(err: AppError) -> Self {
+        Self(err)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        self.0.log_if_internal();
+        let status = self.0.status();
+        let text = match &self.0 {
+            AppError::Internal(_) => "Something went wrong on our side. Please try again.".into(),
+            other => other.to_string(),
+        };
+        message(status, "Something went wrong", &text)
+    }
+}
