@@ -1,29 +1,47 @@
 #!/usr/bin/env bash
-# idgraph benchmark: starts a release build on a fresh SQLite database holding 10,000 apps and
-# measures requests per second and p99 latency with wrk (Debian package `wrk`), each route for
-# the same duration and concurrency:
+# idgraph benchmark: release builds on fresh SQLite databases, the load generators beside the
+# server on the same machine, each measurement for the same duration and concurrency.
+#
+# Part "apps" (wrk, Debian package `wrk`; 10,000 apps seeded):
 #   - GET /healthz                          (a trivial route of the same server: the ceiling)
 #   - GET /api/oauth/app/id/{random id}     (public app look-up, served through the app cache)
 #   - POST /graphql appsByIds with 100 ids  (bulk look-up)
-# Usage: bench/run.sh [seconds per route, default 10] [connections, default 32]
+# Part "oidc" (bench/src/main.rs, once with RS256 keys and once with EdDSA keys):
+#   - POST /api/oauth/token authorization_code (a fresh code per request, client_secret_basic,
+#     PKCE S256), refresh_token (rotating), GET /api/oauth/userinfo, and the signing-only ceiling.
+# Usage: bench/run.sh [seconds per measurement, default 10] [connections, default 32] [all|apps|oidc]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
 CONNECTIONS="${2:-32}"
+PART="${3:-all}"
 PORT="${BENCH_PORT:-18089}"
-command -v wrk >/dev/null || { echo "bench: install wrk first (apt-get install wrk)" >&2; exit 1; }
+USERS=20
+APPS=500
 
-cargo build --release --quiet
+cargo build --release --quiet -p idgraph -p idgraph-bench
 WORK="$(mktemp -d)"
-trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+SERVER=""
+stop_server() {
+  if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi
+  SERVER=""
+}
+trap 'stop_server; rm -rf "$WORK"' EXIT
 
-export IDGRAPH_DATABASE_URL="sqlite://$WORK/bench.db?mode=rwc"
 export IDGRAPH_BIND="127.0.0.1:$PORT"
 export IDGRAPH_BOOTSTRAP_ADMIN_PASSWORD="bench-admin-password"
 export RUST_LOG=warn
-target/release/idgraph serve > "$WORK/server.log" 2>&1 &
-SERVER=$!
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+start_server() { # database name; the server's settings come from the environment
+  export IDGRAPH_DATABASE_URL="sqlite://$WORK/$1.db?mode=rwc"
+  target/release/idgraph serve > "$WORK/$1.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && return; sleep 0.1; done
+  echo "bench: the server did not start; see its log:" >&2; cat "$WORK/$1.log" >&2; exit 1
+}
+
+bench_apps() {
+command -v wrk >/dev/null || { echo "bench: install wrk first (apt-get install wrk)" >&2; exit 1; }
+start_server bench
 
 # Seed 10,000 apps straight into the database the server already migrated.
 python3 - "$WORK" <<'PY'
@@ -78,3 +96,27 @@ run "GET /healthz" "http://127.0.0.1:$PORT/healthz" "" 2>"$WORK/healthz.rps"
 run "GET /api/oauth/app/id/{id}" "http://127.0.0.1:$PORT/" "$WORK/app.lua" 2>"$WORK/app.rps"
 run "POST /graphql appsByIds (100 ids)" "http://127.0.0.1:$PORT/graphql" "$WORK/bulk.lua" 2>"$WORK/bulk.rps"
 awk 'FNR==1 && FILENAME ~ /healthz/ { base=$NF } FNR==1 && FILENAME ~ /app.rps/ { printf "app GET / trivial route: %.2fx\n", $NF / base }' "$WORK/healthz.rps" "$WORK/app.rps"
+stop_server
+}
+
+bench_oidc() { # signing algorithm
+  export IDGRAPH_SIGNING_ALGORITHM="$1"
+  start_server "oidc-$1"
+  for i in $(seq 0 $((USERS - 1))); do
+    printf 'bench-user-password' | target/release/idgraph user create --username "bench-user-$i" \
+      --email "bench-user-$i@example.com" --name "Bench User $i" --password-stdin >/dev/null
+  done
+  echo
+  BENCH_ADMIN_PASSWORD="$IDGRAPH_BOOTSTRAP_ADMIN_PASSWORD" BENCH_USER_PASSWORD="bench-user-password" \
+    target/release/idgraph-bench --base "http://127.0.0.1:$PORT" --users "$USERS" --apps "$APPS" \
+    --seconds "$DURATION" --connections "$CONNECTIONS"
+  stop_server
+  unset IDGRAPH_SIGNING_ALGORITHM
+}
+
+case "$PART" in
+  all) bench_apps; bench_oidc RS256; bench_oidc EdDSA ;;
+  apps) bench_apps ;;
+  oidc) bench_oidc RS256; bench_oidc EdDSA ;;
+  *) echo "bench: the part must be all, apps or oidc" >&2; exit 2 ;;
+esac

@@ -186,7 +186,12 @@ impl Server {
         serde_json::from_slice(&body).with_context(|| format!("{what}: body is not JSON"))
     }
 
-    async fn post_json(&self, path: &str, bearer: Option<&str>, body: &Value) -> anyhow::Result<Value> {
+    async fn post_json(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+        body: &Value,
+    ) -> anyhow::Result<Value> {
         let mut request = self
             .http
             .post(format!("{}{path}", self.base))
@@ -218,8 +223,13 @@ impl Server {
 
     /// `POST /api/oauth/token` with `client_secret_basic` (RFC 6749 §2.3.1).
     async fn token(&self, app: &App, form: &[(&str, &str)]) -> anyhow::Result<Value> {
-        let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let basic = STANDARD.encode(format!("{}:{}", encode(&app.client_id), encode(&app.secret)));
+        let encode =
+            |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let basic = STANDARD.encode(format!(
+            "{}:{}",
+            encode(&app.client_id),
+            encode(&app.secret)
+        ));
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
@@ -265,7 +275,11 @@ fn jwt_algorithm(token: &str) -> anyhow::Result<SigningAlgorithm> {
 /// idgraph's signer on every core for `seconds`.
 fn signing_ceiling(algorithm: SigningAlgorithm, seconds: f64) -> anyhow::Result<f64> {
     let generated = generate(algorithm, "bench")?;
-    let key = Arc::new(SigningKey::from_pkcs8("bench".into(), algorithm, &generated.pkcs8)?);
+    let key = Arc::new(SigningKey::from_pkcs8(
+        "bench".into(),
+        algorithm,
+        &generated.pkcs8,
+    )?);
     let threads = std::thread::available_parallelism()?.get();
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(seconds);
@@ -308,7 +322,9 @@ fn signing_ceiling(algorithm: SigningAlgorithm, seconds: f64) -> anyhow::Result<
         .collect();
     let mut total = 0;
     for worker in workers {
-        total += worker.join().map_err(|_| anyhow::anyhow!("signer panicked"))??;
+        total += worker
+            .join()
+            .map_err(|_| anyhow::anyhow!("signer panicked"))??;
     }
     Ok(total as f64 / started.elapsed().as_secs_f64())
 }
@@ -345,7 +361,11 @@ async fn main() -> anyhow::Result<()> {
     let apps: Vec<App> = apps.into_iter().filter_map(OnceLock::into_inner).collect();
     let mut sessions = Vec::with_capacity(args.users);
     for u in 0..args.users {
-        sessions.push(server.login(&format!("{}{u}", args.user_prefix), &args.user_password).await?);
+        sessions.push(
+            server
+                .login(&format!("{}{u}", args.user_prefix), &args.user_password)
+                .await?,
+        );
     }
     let pairs: Vec<(usize, usize)> = (0..args.users)
         .flat_map(|u| (0..apps.len()).map(move |a| (u, a)))
@@ -368,7 +388,8 @@ async fn main() -> anyhow::Result<()> {
     while exchange.elapsed < measured {
         consent.merge(
             drive(c, Some(n), None, |i| {
-                let (server, sessions, apps, pairs, codes) = (&server, &sessions, &apps, &pairs, &codes);
+                let (server, sessions, apps, pairs, codes) =
+                    (&server, &sessions, &apps, &pairs, &codes);
                 async move {
                     let (u, a) = pairs[i];
                     let (verifier, challenge) = pkce_pair();
@@ -376,8 +397,13 @@ async fn main() -> anyhow::Result<()> {
                         "client_id": apps[a].client_id, "scope": SCOPE, "nonce": format!("n{i}"),
                         "code_challenge": challenge, "code_challenge_method": "S256",
                     });
-                    let answer = server.post_json("/api/oauth/auth/code", Some(&sessions[u]), &body).await?;
-                    let code = Code { code: field(&answer, "code")?, verifier };
+                    let answer = server
+                        .post_json("/api/oauth/auth/code", Some(&sessions[u]), &body)
+                        .await?;
+                    let code = Code {
+                        code: field(&answer, "code")?,
+                        verifier,
+                    };
                     *codes[i].lock().map_err(|_| anyhow::anyhow!("poisoned"))? = code;
                     Ok(())
                 }
@@ -386,22 +412,32 @@ async fn main() -> anyhow::Result<()> {
         );
         exchange.merge(
             drive(c, Some(n), None, |i| {
-                let (server, apps, pairs, codes, tokens, algorithm) = (&server, &apps, &pairs, &codes, &tokens, &algorithm);
+                let (server, apps, pairs, codes, tokens, algorithm) =
+                    (&server, &apps, &pairs, &codes, &tokens, &algorithm);
                 async move {
                     let app = &apps[pairs[i].1];
-                    let code = codes[i].lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+                    let code = codes[i]
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("poisoned"))?
+                        .clone();
                     let answer = server
-                        .token(app, &[
-                            ("grant_type", "authorization_code"),
-                            ("code", &code.code),
-                            ("redirect_uri", &app.redirect_uri),
-                            ("code_verifier", &code.verifier),
-                        ])
+                        .token(
+                            app,
+                            &[
+                                ("grant_type", "authorization_code"),
+                                ("code", &code.code),
+                                ("redirect_uri", &app.redirect_uri),
+                                ("code_verifier", &code.verifier),
+                            ],
+                        )
                         .await?;
                     if algorithm.get().is_none() {
                         let _ = algorithm.set(jwt_algorithm(&field(&answer, "id_token")?)?);
                     }
-                    *tokens[i].lock().await = Tokens { access: field(&answer, "access_token")?, refresh: field(&answer, "refresh_token")? };
+                    *tokens[i].lock().await = Tokens {
+                        access: field(&answer, "access_token")?,
+                        refresh: field(&answer, "refresh_token")?,
+                    };
                     Ok(())
                 }
             })
@@ -416,9 +452,18 @@ async fn main() -> anyhow::Result<()> {
         async move {
             let mut held = tokens[i % n].lock().await;
             let answer = server
-                .token(&apps[pairs[i % n].1], &[("grant_type", "refresh_token"), ("refresh_token", &held.refresh)])
+                .token(
+                    &apps[pairs[i % n].1],
+                    &[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", &held.refresh),
+                    ],
+                )
                 .await?;
-            *held = Tokens { access: field(&answer, "access_token")?, refresh: field(&answer, "refresh_token")? };
+            *held = Tokens {
+                access: field(&answer, "access_token")?,
+                refresh: field(&answer, "refresh_token")?,
+            };
             Ok(())
         }
     })

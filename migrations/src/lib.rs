@@ -9,7 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_platform;
 mod m20261126_000002_apps;
 mod m20261126_000003_connections;
-mod m20261127_000004_browser_sessions;
+mod m20261127_000004_hosted_sign_in;
 
 /// Runs idgraph's migrations in order.
 pub struct Migrator;
@@ -21,7 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_platform::Migration),
             Box::new(m20261126_000002_apps::Migration),
             Box::new(m20261126_000003_connections::Migration),
-            Box::new(m20261127_000004_browser_sessions::Migration),
+            Box::new(m20261127_000004_hosted_sign_in::Migration),
         ]
     }
 }

@@ -195,7 +195,9 @@ impl AuthorizationRequest {
         }
         for (name, value) in [("state", &params.state), ("login_hint", &params.login_hint)] {
             if value.as_ref().is_some_and(|v| v.len() > MAX_VALUE_LEN) {
-                return Err(invalid(format!("{name} is longer than {MAX_VALUE_LEN} bytes")));
+                return Err(invalid(format!(
+                    "{name} is longer than {MAX_VALUE_LEN} bytes"
+                )));
             }
         }
         let scope = params.scope.as_deref().unwrap_or_default();
@@ -308,16 +310,21 @@ mod tests {
     #[test]
     fn a_challenge_without_method_is_plain_and_bad_pkce_is_invalid_request() {
         let verifier = "a".repeat(43);
-        let ok = check(&format!("response_type=code&scope=openid&code_challenge={verifier}"));
+        let ok = check(&format!(
+            "response_type=code&scope=openid&code_challenge={verifier}"
+        ));
         assert_eq!(ok.unwrap().consent.pkce.unwrap().1.as_str(), "plain");
         let plain_off = AuthorizationRequest::validate(
-            &params(&format!("response_type=code&scope=openid&code_challenge={verifier}")),
+            &params(&format!(
+                "response_type=code&scope=openid&code_challenge={verifier}"
+            )),
             "c1",
             "https://rp.example/cb",
             false,
         );
         assert_eq!(plain_off.unwrap_err().error, "invalid_request");
-        let short = check("response_type=code&scope=openid&code_challenge=abc&code_challenge_method=S256");
+        let short =
+            check("response_type=code&scope=openid&code_challenge=abc&code_challenge_method=S256");
         assert_eq!(short.unwrap_err().error, "invalid_request");
     }
 }

@@ -46,9 +46,7 @@ impl OidcScope {
     pub fn describe(self) -> &'static str {
         match self {
             OidcScope::Email => "See your email address",
-            OidcScope::OfflineAccess => {
-                "Stay connected while you are away (until you revoke it)"
-            }
+            OidcScope::OfflineAccess => "Stay connected while you are away (until you revoke it)",
             OidcScope::Openid => "Sign you in with your idgraph account",
             OidcScope::Profile => "See your name and username",
         }
@@ -96,6 +94,14 @@ impl OidcScopes {
     /// The scopes, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = OidcScope> + '_ {
         self.0.iter().copied()
+    }
+
+    /// The scopes in either set.
+    pub fn union(&self, other: &OidcScopes) -> Self {
+        let mut scopes: Vec<OidcScope> = self.0.iter().chain(other.0.iter()).copied().collect();
+        scopes.sort();
+        scopes.dedup();
+        Self(scopes)
     }
 
     /// Whether every scope of `self` is in `other`.

@@ -16,7 +16,6 @@ use crate::db::owned::connection_of;
 use crate::domain::authorize::{AuthorizationRequest, AuthorizeParams, RedirectError};
 use crate::domain::ids::UserId;
 use crate::domain::now_unix;
-use crate::domain::oauth::OidcScopes;
 use crate::error::AppResult;
 use crate::service::browser::BrowserSession;
 use crate::service::consent::{self, ConsentInput};
@@ -75,7 +74,9 @@ fn error_redirect(
 /// `Err` holds the step that ends the request early (an error page or an error redirect).
 pub async fn check(state: &AppState, params: AuthorizeParams) -> AppResult<Result<Pending, Step>> {
     let Some(client_id) = params.client_id.as_deref() else {
-        return Ok(Err(Step::ErrorPage("The request names no client (client_id is missing).".into())));
+        return Ok(Err(Step::ErrorPage(
+            "The request names no client (client_id is missing).".into(),
+        )));
     };
     let Some(app) = crate::service::apps::record(state, client_id).await? else {
         return Ok(Err(Step::ErrorPage(
@@ -89,8 +90,7 @@ pub async fn check(state: &AppState, params: AuthorizeParams) -> AppResult<Resul
     }
     if params.redirect_uri.as_deref() != Some(app.redirect_uri.as_str()) {
         return Ok(Err(Step::ErrorPage(
-            "The redirect_uri is missing or is not the one registered for this application."
-                .into(),
+            "The redirect_uri is missing or is not the one registered for this application.".into(),
         )));
     }
     match AuthorizationRequest::validate(
@@ -134,7 +134,12 @@ pub async fn next_step(
     let session = match session {
         Some(s) if fresh || !(request.prompt.login || too_old(s)) => s,
         _ if request.prompt.none => {
-            return refuse(state, &pending, "login_required", "the user is not signed in");
+            return refuse(
+                state,
+                &pending,
+                "login_required",
+                "the user is not signed in",
+            );
         }
         _ => return Ok(Step::SignIn(pending)),
     };
@@ -145,12 +150,17 @@ pub async fn next_step(
     let granted = connection_of(&user, &pending.app.client_id)
         .one(&state.db)
         .await?
-        .map(|row| OidcScopes::filter(&row.scope));
+        .map(|row| row.consented());
     if granted.is_some_and(|granted| request.scopes.is_subset_of(&granted)) {
         return approve_pending(state, &pending, session).await;
     }
     if request.prompt.none {
-        return refuse(state, &pending, "consent_required", "the user has not consented to this app");
+        return refuse(
+            state,
+            &pending,
+            "consent_required",
+            "the user has not consented to this app",
+        );
     }
     Ok(Step::Consent(pending))
 }
@@ -174,7 +184,10 @@ async fn approve_pending(
         client_id: consent.client_id.clone(),
         scope: pending.request.scopes.to_string(),
         nonce: consent.nonce.clone(),
-        code_challenge: consent.pkce.as_ref().map(|(challenge, _)| challenge.clone()),
+        code_challenge: consent
+            .pkce
+            .as_ref()
+            .map(|(challenge, _)| challenge.clone()),
         code_challenge_method: consent.pkce.as_ref().map(|(_, m)| m.as_str().to_string()),
     };
     let code = consent::authorize(state, &session.principal()?, input).await?;
@@ -205,7 +218,12 @@ pub async fn approve(
 /// The person denied on the consent page: `access_denied` goes back to the client.
 pub async fn deny(state: &AppState, params: AuthorizeParams) -> AppResult<Step> {
     match check(state, params).await? {
-        Ok(pending) => refuse(state, &pending, "access_denied", "the user denied the request"),
+        Ok(pending) => refuse(
+            state,
+            &pending,
+            "access_denied",
+            "the user denied the request",
+        ),
         Err(step) => Ok(step),
     }
 }

@@ -7,6 +7,7 @@ use sea_orm::{EntityTrait, Set};
 
 use crate::auth::{Principal, Scope};
 use crate::db::entities::connections;
+use crate::db::owned::connection_of;
 use crate::domain::now_unix;
 use crate::domain::oauth::ConsentRequest;
 use crate::domain::secret::{digest, random_token};
@@ -33,7 +34,9 @@ pub struct ConsentInput {
 }
 
 /// Records the caller's consent to an app and returns a fresh authorization code. Creates the
-/// (user, app) connection or updates it; a new code replaces an unredeemed older one.
+/// (user, app) connection or updates it; a new code replaces an unredeemed older one. The code
+/// grants the scopes asked for now; the consent remembered for the app is the union of all
+/// scopes ever approved (the hosted consent page is skipped for any subset of it).
 pub async fn authorize(
     state: &AppState,
     principal: &Principal,
@@ -53,6 +56,17 @@ pub async fn authorize(
     }
     let code = random_token(32);
     let now = now_unix();
+    // Read, then upsert without a transaction: two consents racing for the same app may keep
+    // the narrower memory, which only means the consent page is shown once more. (A read-then-
+    // write transaction would fail under SQLite's WAL snapshots when another write came between.)
+    let earlier = connection_of(&me.user_id, &request.client_id)
+        .one(&state.db)
+        .await?
+        .map(|row| row.consented());
+    let consented = match earlier {
+        Some(earlier) => earlier.union(&request.scopes),
+        None => request.scopes.clone(),
+    };
     let (challenge, method) = match &request.pkce {
         Some((challenge, method)) => (Some(challenge.clone()), Some(method.as_str().to_string())),
         None => (None, None),
@@ -73,6 +87,7 @@ pub async fn authorize(
         auth_time: Set(me.auth_time),
         access_time: Set(now),
         creation_time: Set(now),
+        consented_scope: Set(Some(consented.to_string())),
     };
     use connections::Column as C;
     connections::Entity::insert(row)
@@ -87,6 +102,7 @@ pub async fn authorize(
                     C::CodeTime,
                     C::CodeUsedAt,
                     C::AuthTime,
+                    C::ConsentedScope,
                 ])
                 .to_owned(),
         )

@@ -57,7 +57,10 @@ fn delay_after(count: u32) -> Duration {
 impl SignInThrottle {
     /// How long an attempt under `keys` must still wait at `now`; `None` when it may go ahead.
     pub fn wait(&self, keys: &[String], now: Instant) -> Option<Duration> {
-        let map = self.keys.lock().unwrap_or_else(|poison| poison.into_inner());
+        let map = self
+            .keys
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         keys.iter()
             .filter_map(|key| map.get(key))
             .filter(|f| now.duration_since(f.last) < FORGET_AFTER)
@@ -68,11 +71,17 @@ impl SignInThrottle {
 
     /// Counts a failed attempt under every key.
     pub fn failed(&self, keys: &[String], now: Instant) {
-        let mut map = self.keys.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut map = self
+            .keys
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         if map.len() + keys.len() > MAX_KEYS {
             map.retain(|_, f| now.duration_since(f.last) < FORGET_AFTER);
             while map.len() + keys.len() > MAX_KEYS {
-                let Some(stalest) = map.iter().min_by_key(|(_, f)| f.last).map(|(k, _)| k.clone())
+                let Some(stalest) = map
+                    .iter()
+                    .min_by_key(|(_, f)| f.last)
+                    .map(|(k, _)| k.clone())
                 else {
                     break;
                 };
@@ -94,7 +103,10 @@ impl SignInThrottle {
 
     /// Clears the username's count after a successful sign-in.
     pub fn succeeded(&self, username: &str) {
-        let mut map = self.keys.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut map = self
+            .keys
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         map.remove(&format!("user:{}", username.to_lowercase()));
     }
 }

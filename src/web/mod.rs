@@ -130,10 +130,19 @@ fn sign_in_page(
 
 /// Turns a step into a response. `cookie` is the browser's cookie value, if it has one;
 /// a page with a form gets a fresh value when it has none.
-fn render(state: &AppState, step: Step, cookie: Option<&str>, session: Option<&BrowserSession>) -> Response {
+fn render(
+    state: &AppState,
+    step: Step,
+    cookie: Option<&str>,
+    session: Option<&BrowserSession>,
+) -> Response {
     match step {
         Step::Redirect(location) => see_other(&location),
-        Step::ErrorPage(text) => message(StatusCode::BAD_REQUEST, "This request cannot be completed", &text),
+        Step::ErrorPage(text) => message(
+            StatusCode::BAD_REQUEST,
+            "This request cannot be completed",
+            &text,
+        ),
         Step::SignIn(pending) => {
             let fresh = cookie.is_none().then(browser::new_cookie_value);
             let value = cookie.or(fresh.as_deref()).unwrap_or_default();
@@ -147,7 +156,10 @@ fn render(state: &AppState, step: Step, cookie: Option<&str>, session: Option<&B
         }
         Step::Consent(pending) => match (cookie, session) {
             (Some(cookie), Some(session)) => consent_page(&pending, cookie, session),
-            _ => PageError(AppError::internal(anyhow::anyhow!("consent page without a session"))).into_response(),
+            _ => PageError(AppError::internal(anyhow::anyhow!(
+                "consent page without a session"
+            )))
+            .into_response(),
         },
     }
 }
@@ -162,7 +174,12 @@ fn consent_page(pending: &Pending, cookie: &str, session: &BrowserSession) -> Re
             client_id: &pending.app.client_id,
             has_logo: !pending.app.logo.is_empty(),
             app_url: &pending.app.url,
-            scopes: pending.request.scopes.iter().map(|s| s.describe()).collect(),
+            scopes: pending
+                .request
+                .scopes
+                .iter()
+                .map(|s| s.describe())
+                .collect(),
             redirect_origin: target.as_deref().unwrap_or(&pending.app.redirect_uri),
             csrf: &csrf_token(cookie),
             request: &request,
@@ -173,7 +190,10 @@ fn consent_page(pending: &Pending, cookie: &str, session: &BrowserSession) -> Re
     )
 }
 
-async fn current_session(state: &AppState, cookie: Option<&str>) -> Result<Option<BrowserSession>, PageError> {
+async fn current_session(
+    state: &AppState,
+    cookie: Option<&str>,
+) -> Result<Option<BrowserSession>, PageError> {
     Ok(match cookie {
         Some(value) => browser::find(state, value).await?,
         None => None,
@@ -207,7 +227,11 @@ async fn authorize_post(
     browser: Browser,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let field = |name: &str| form.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let field = |name: &str| {
+        form.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
     let Some(action) = field("action") else {
         let query = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(&form)
@@ -236,9 +260,10 @@ async fn authorize_post(
                         authorize::next_step(&state, pending.params, Some(&session), true).await?;
                     let mut response = render(&state, step, Some(&value), Some(&session));
                     let max_age = secs(state.config.browser_session_ttl);
-                    response
-                        .headers_mut()
-                        .append(header::SET_COOKIE, set_cookie(&state, &value, Some(max_age)));
+                    response.headers_mut().append(
+                        header::SET_COOKIE,
+                        set_cookie(&state, &value, Some(max_age)),
+                    );
                     Ok(response)
                 }
                 Err(AppError::InvalidCredentials) => Ok(sign_in_page(
@@ -310,7 +335,11 @@ async fn logout_page(
 ) -> Result<Response, PageError> {
     let cookie = browser.cookie.as_deref();
     let Some(session) = current_session(&state, cookie).await? else {
-        return Ok(message(StatusCode::OK, "Signed out", "You are not signed in to idgraph."));
+        return Ok(message(
+            StatusCode::OK,
+            "Signed out",
+            "You are not signed in to idgraph.",
+        ));
     };
     Ok(page(
         StatusCode::OK,
@@ -331,7 +360,11 @@ async fn logout(
     browser: Browser,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let field = |name: &str| form.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let field = |name: &str| {
+        form.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
     let Some(cookie) = browser
         .cookie
         .as_deref()
@@ -342,7 +375,11 @@ async fn logout(
     browser::sign_out(&state, cookie).await?;
     let next = sanitize_continue(field("continue").unwrap_or_default());
     let mut response = if next.is_empty() {
-        message(StatusCode::OK, "Signed out", "You are signed out of idgraph.")
+        message(
+            StatusCode::OK,
+            "Signed out",
+            "You are signed out of idgraph.",
+        )
     } else {
         see_other(&format!("/oauth/authorize?{next}"))
     };

@@ -63,7 +63,10 @@ fn protect(response: &mut Response) {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -118,7 +121,8 @@ pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
 /// A 303 See Other to `location`.
 pub fn see_other(location: &str) -> Response {
     let Ok(value) = HeaderValue::from_str(location) else {
-        return PageError(AppError::internal(anyhow::anyhow!("unencodable redirect"))).into_response();
+        return PageError(AppError::internal(anyhow::anyhow!("unencodable redirect")))
+            .into_response();
     };
     let mut response = StatusCode::SEE_OTHER.into_response();
     response.headers_mut().insert(header::LOCATION, value);

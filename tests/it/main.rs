@@ -14,6 +14,7 @@ mod contracts;
 mod graphql_transport;
 mod guards;
 mod health;
+mod hosted;
 mod keys;
 mod migrations;
 mod oidc;

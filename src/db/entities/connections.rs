@@ -28,6 +28,18 @@ pub struct Model {
     pub auth_time: i64,
     pub access_time: i64,
     pub creation_time: i64,
+    /// Every scope the user ever approved for the app, sorted; `None` on rows older than the
+    /// column, whose `scope` is then the consent.
+    pub consented_scope: Option<String>,
+}
+
+impl Model {
+    /// The scopes the user has consented to.
+    pub fn consented(&self) -> crate::domain::oauth::OidcScopes {
+        crate::domain::oauth::OidcScopes::filter(
+            self.consented_scope.as_deref().unwrap_or(&self.scope),
+        )
+    }
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,5 +1,7 @@
-//! Browser sessions: a person signed in to idgraph's own sign-in page, identified by a cookie
-//! whose random value is stored only as a digest.
+//! idgraph's own sign-in page: browser sessions (a person signed in, identified by a cookie
+//! whose random value is stored only as a digest), and each connection's consented scope, the
+//! union of every scope the user ever approved for the app, so that a narrower request does not
+//! make idgraph forget a wider consent.
 
 use sea_orm_migration::prelude::*;
 
@@ -10,6 +12,12 @@ pub struct Migration;
 enum Users {
     Table,
     Id,
+}
+
+#[derive(DeriveIden)]
+enum Connections {
+    Table,
+    ConsentedScope,
 }
 
 #[derive(DeriveIden)]
@@ -67,10 +75,30 @@ impl MigrationTrait for Migration {
                     .col(BrowserSessions::UserId)
                     .to_owned(),
             )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Connections::Table)
+                    .add_column(
+                        ColumnDef::new(Connections::ConsentedScope)
+                            .string_len(255)
+                            .null(),
+                    )
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Connections::Table)
+                    .drop_column(Connections::ConsentedScope)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .drop_table(Table::drop().table(BrowserSessions::Table).to_owned())
             .await
