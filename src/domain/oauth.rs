@@ -32,6 +32,14 @@ impl OidcScope {
         OidcScope::Profile,
     ];
 
+    /// The order in which the consent page lists scopes: the sign-in itself first.
+    pub const DISPLAY_ORDER: [OidcScope; 4] = [
+        OidcScope::Openid,
+        OidcScope::Profile,
+        OidcScope::Email,
+        OidcScope::OfflineAccess,
+    ];
+
     /// The scope's string.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -89,11 +97,6 @@ impl OidcScopes {
     /// Whether the set holds `scope`.
     pub fn contains(&self, scope: OidcScope) -> bool {
         self.0.contains(&scope)
-    }
-
-    /// The scopes, sorted by name.
-    pub fn iter(&self) -> impl Iterator<Item = OidcScope> + '_ {
-        self.0.iter().copied()
     }
 
     /// The scopes in either set.

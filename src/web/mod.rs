@@ -21,6 +21,7 @@ use axum::{Form, Router};
 use url::form_urlencoded;
 
 use crate::domain::authorize::AuthorizeParams;
+use crate::domain::oauth::OidcScope;
 use crate::domain::secs;
 use crate::error::AppError;
 use crate::service::authorize::{self, Pending, Step};

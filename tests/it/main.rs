@@ -6,6 +6,7 @@ mod fixtures;
 
 mod apps;
 mod apps_logos;
+mod browser;
 
 mod cli;
 mod config;

@@ -1,0 +1,307 @@
+//! In a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`), driven over
+//! WebDriver by fantoccini, signs in on idgraph's own pages. The `openidconnect` crate plays the
+//! relying party: it builds the authorization URL and, after the browser lands on its redirect
+//! URI, exchanges the code and verifies the ID token.
+//!
+//! Three runs in one browser: sign in and approve; then remembered consent goes straight back
+//! with a code; then `prompt=consent` and Deny give `access_denied`. Screenshots of the sign-in
+//! and consent pages are saved under `target/browser-screenshots/` for people to look at.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::http::Method;
+use axum::response::Html;
+use axum::routing::get;
+use fantoccini::{Client, ClientBuilder, Locator};
+use image::ImageFormat;
+use openidconnect::core::{
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm,
+    CoreProviderMetadata,
+};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse, reqwest,
+};
+use serde_json::json;
+
+use crate::common::{PASSWORD, TestApp};
+use crate::fixtures::{BOUNDARY, image, multipart_file};
+
+type Rp = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// A chromedriver process, killed when dropped.
+struct ChromeDriver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_chromedriver() -> ChromeDriver {
+    let program = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    let port = free_port();
+    let child = Command::new(&program)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {program} ({e}): install Chromium and its driver \
+                 (apt-get install chromium chromium-driver) or set CHROMEDRIVER"
+            )
+        });
+    let driver = ChromeDriver { child, port };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start listening");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    driver
+}
+
+async fn open_browser(driver: &ChromeDriver) -> Client {
+    let binary = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": binary,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=520,900", "--lang=en-US"],
+        }),
+    );
+    // chromedriver listens on loopback over plain HTTP: no TLS stack is needed to reach it.
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a WebDriver session with headless Chromium")
+}
+
+fn screenshot_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("browser-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn save_screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"));
+    std::fs::write(screenshot_dir().join(name), png).unwrap();
+}
+
+/// Waits until the browser is on the relying party's callback and returns its query.
+async fn landed_on_callback(
+    browser: &Client,
+    callback: &str,
+) -> std::collections::HashMap<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let url = browser.current_url().await.unwrap();
+        if url.as_str().starts_with(callback) {
+            return url.query_pairs().into_owned().collect();
+        }
+        assert!(Instant::now() < deadline, "still on {url}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct Request {
+    url: url::Url,
+    state: CsrfToken,
+    nonce: Nonce,
+    verifier: PkceCodeVerifier,
+}
+
+fn authorization_request(rp: &Rp, prompt: Option<CoreAuthPrompt>) -> Request {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut builder = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("email".into()))
+        .set_pkce_challenge(challenge);
+    if let Some(prompt) = prompt {
+        builder = builder.add_prompt(prompt);
+    }
+    let (url, state, nonce) = builder.url();
+    Request {
+        url,
+        state,
+        nonce,
+        verifier,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_and_approves_in_a_real_browser() {
+    // idgraph on a loopback port, and a relying party's callback page on another.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let app = TestApp::sqlite_with(|c| c.issuer = Some(issuer.clone())).await;
+    let server = tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
+    let rp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let callback = format!("http://{}/callback", rp_listener.local_addr().unwrap());
+    let rp_server = tokio::spawn(
+        axum::serve(
+            rp_listener,
+            axum::Router::new().route(
+                "/callback",
+                get(|| async { Html("<!doctype html><title>RP</title><p>Back at the app.</p>") }),
+            ),
+        )
+        .into_future(),
+    );
+
+    let admin = app.oauth_admin_token().await;
+    let created = app
+        .rest(
+            Method::POST,
+            "/api/oauth/app",
+            Some(&admin),
+            Some(json!({ "name": "Analytical Engine", "url": "https://engine.example", "redirect_uri": callback })),
+        )
+        .await
+        .json();
+    let client_id = created["client_id"].as_str().unwrap().to_string();
+    let logo = app
+        .send_bytes(
+            Method::PUT,
+            &format!("/api/oauth/app/id/{client_id}/image"),
+            Some(&admin),
+            &format!("multipart/form-data; boundary={BOUNDARY}"),
+            &[],
+            multipart_file("image", "logo.png", "image/png", &image(ImageFormat::Png, 96, 96)),
+        )
+        .await;
+    assert_eq!(logo.status, axum::http::StatusCode::NO_CONTENT);
+    let ada = app.create_user("ada", &[]).await;
+
+    let http = reqwest::ClientBuilder::new()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.clone()).unwrap(), &http)
+        .await
+        .expect("discovery");
+    assert_eq!(
+        metadata.authorization_endpoint().as_str(),
+        format!("{issuer}/oauth/authorize")
+    );
+    let rp: Rp = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(client_id.clone()),
+        Some(ClientSecret::new(created["key"].as_str().unwrap().into())),
+    )
+    .set_redirect_uri(RedirectUrl::new(callback.clone()).unwrap());
+
+    let driver = start_chromedriver().await;
+    let browser = open_browser(&driver).await;
+
+    // 1. Sign in, approve, land on the callback with a code; the RP verifies the ID token.
+    let first = authorization_request(&rp, None);
+    browser.goto(first.url.as_str()).await.unwrap();
+    let username = browser.wait().for_element(Locator::Id("username")).await.unwrap();
+    save_screenshot(&browser, "sign-in.png").await;
+    username.send_keys("ada").await.unwrap();
+    browser.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    let approve = browser
+        .wait()
+        .for_element(Locator::Css("button[value=approve]"))
+        .await
+        .unwrap();
+    let consent_text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    assert!(consent_text.contains("Analytical Engine"), "{consent_text}");
+    assert!(consent_text.contains("See your email address"), "{consent_text}");
+    save_screenshot(&browser, "consent.png").await;
+    approve.click().await.unwrap();
+    let answer = landed_on_callback(&browser, &callback).await;
+    assert_eq!(&answer["state"], first.state.secret());
+    assert_eq!(answer["iss"], issuer);
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(answer["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(first.verifier)
+        .request_async(&http)
+        .await
+        .expect("code exchange");
+    let verifier = rp
+        .id_token_verifier()
+        .set_allowed_algs(vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]);
+    let claims = tokens
+        .id_token()
+        .expect("an ID token")
+        .claims(&verifier, &first.nonce)
+        .expect("a valid ID token");
+    assert_eq!(claims.subject().as_str(), ada.id.as_str());
+    assert!(claims.auth_time().is_some());
+
+    // 2. Remembered consent: no page at all, straight back with a code.
+    let second = authorization_request(&rp, None);
+    browser.goto(second.url.as_str()).await.unwrap();
+    let answer = landed_on_callback(&browser, &callback).await;
+    assert_eq!(&answer["state"], second.state.secret());
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(answer["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(second.verifier)
+        .request_async(&http)
+        .await
+        .expect("second code exchange");
+    tokens
+        .id_token()
+        .unwrap()
+        .claims(&verifier, &second.nonce)
+        .expect("a valid second ID token");
+
+    // 3. prompt=consent shows the page again; Deny answers access_denied.
+    let third = authorization_request(&rp, Some(CoreAuthPrompt::Consent));
+    browser.goto(third.url.as_str()).await.unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("button[value=deny]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let answer = landed_on_callback(&browser, &callback).await;
+    assert_eq!(answer["error"], "access_denied");
+    assert_eq!(&answer["state"], third.state.secret());
+    assert!(!answer.contains_key("code"));
+
+    browser.close().await.unwrap();
+    server.abort();
+    rp_server.abort();
+}
