@@ -175,11 +175,10 @@ fn consent_page(pending: &Pending, cookie: &str, session: &BrowserSession) -> Re
             client_id: &pending.app.client_id,
             has_logo: !pending.app.logo.is_empty(),
             app_url: &pending.app.url,
-            scopes: pending
-                .request
-                .scopes
-                .iter()
-                .map(|s| s.describe())
+            scopes: OidcScope::DISPLAY_ORDER
+                .into_iter()
+                .filter(|scope| pending.request.scopes.contains(*scope))
+                .map(OidcScope::describe)
                 .collect(),
             redirect_origin: target.as_deref().unwrap_or(&pending.app.redirect_uri),
             csrf: &csrf_token(cookie),
