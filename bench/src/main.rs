@@ -80,6 +80,14 @@ struct Tokens {
     refresh: String,
 }
 
+/// The parts of a token response the bench keeps.
+#[derive(serde::Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    refresh_token: String,
+    id_token: String,
+}
+
 /// A minted code with the PKCE verifier that redeems it.
 #[derive(Default, Clone)]
 struct Code {
@@ -222,7 +230,7 @@ impl Server {
     }
 
     /// `POST /api/oauth/token` with `client_secret_basic` (RFC 6749 §2.3.1).
-    async fn token(&self, app: &App, form: &[(&str, &str)]) -> anyhow::Result<Value> {
+    async fn token(&self, app: &App, form: &[(&str, &str)]) -> anyhow::Result<TokenAnswer> {
         let encode =
             |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let basic = STANDARD.encode(format!(
@@ -241,7 +249,12 @@ impl Server {
             .body(body)
             .send()
             .await?;
-        Self::finish(response, "token").await
+        let status = response.status();
+        let body = response.bytes().await?;
+        if !status.is_success() {
+            bail!("token: {status} {}", String::from_utf8_lossy(&body));
+        }
+        serde_json::from_slice(&body).context("token: unexpected body")
     }
 }
 
@@ -432,11 +445,11 @@ async fn main() -> anyhow::Result<()> {
                         )
                         .await?;
                     if algorithm.get().is_none() {
-                        let _ = algorithm.set(jwt_algorithm(&field(&answer, "id_token")?)?);
+                        let _ = algorithm.set(jwt_algorithm(&answer.id_token)?);
                     }
                     *tokens[i].lock().await = Tokens {
-                        access: field(&answer, "access_token")?,
-                        refresh: field(&answer, "refresh_token")?,
+                        access: answer.access_token,
+                        refresh: answer.refresh_token,
                     };
                     Ok(())
                 }
@@ -461,8 +474,8 @@ async fn main() -> anyhow::Result<()> {
                 )
                 .await?;
             *held = Tokens {
-                access: field(&answer, "access_token")?,
-                refresh: field(&answer, "refresh_token")?,
+                access: answer.access_token,
+                refresh: answer.refresh_token,
             };
             Ok(())
         }

@@ -147,13 +147,20 @@ impl PkceMethod {
         }
     }
 
-    /// Whether `verifier` answers `challenge`, compared in constant time.
-    pub fn verify(self, challenge: &str, verifier: &str) -> bool {
-        let computed = match self {
+    /// The challenge that `verifier` answers under this method.
+    pub fn challenge_of(self, verifier: &str) -> String {
+        match self {
             PkceMethod::Plain => verifier.to_string(),
             PkceMethod::S256 => URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())),
-        };
-        computed.as_bytes().ct_eq(challenge.as_bytes()).into()
+        }
+    }
+
+    /// Whether `verifier` answers `challenge`, compared in constant time.
+    pub fn verify(self, challenge: &str, verifier: &str) -> bool {
+        self.challenge_of(verifier)
+            .as_bytes()
+            .ct_eq(challenge.as_bytes())
+            .into()
     }
 }
 

@@ -76,8 +76,14 @@ async fn start_chromedriver() -> ChromeDriver {
         });
     let driver = ChromeDriver { child, port };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not start listening");
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not start listening"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     driver
@@ -201,7 +207,12 @@ async fn a_person_signs_in_and_approves_in_a_real_browser() {
             Some(&admin),
             &format!("multipart/form-data; boundary={BOUNDARY}"),
             &[],
-            multipart_file("image", "logo.png", "image/png", &image(ImageFormat::Png, 96, 96)),
+            multipart_file(
+                "image",
+                "logo.png",
+                "image/png",
+                &image(ImageFormat::Png, 96, 96),
+            ),
         )
         .await;
     assert_eq!(logo.status, axum::http::StatusCode::NO_CONTENT);
@@ -211,9 +222,10 @@ async fn a_person_signs_in_and_approves_in_a_real_browser() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.clone()).unwrap(), &http)
-        .await
-        .expect("discovery");
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.clone()).unwrap(), &http)
+            .await
+            .expect("discovery");
     assert_eq!(
         metadata.authorization_endpoint().as_str(),
         format!("{issuer}/oauth/authorize")
@@ -231,19 +243,44 @@ async fn a_person_signs_in_and_approves_in_a_real_browser() {
     // 1. Sign in, approve, land on the callback with a code; the RP verifies the ID token.
     let first = authorization_request(&rp, None);
     browser.goto(first.url.as_str()).await.unwrap();
-    let username = browser.wait().for_element(Locator::Id("username")).await.unwrap();
+    let username = browser
+        .wait()
+        .for_element(Locator::Id("username"))
+        .await
+        .unwrap();
     save_screenshot(&browser, "sign-in.png").await;
     username.send_keys("ada").await.unwrap();
-    browser.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
-    browser.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let approve = browser
         .wait()
         .for_element(Locator::Css("button[value=approve]"))
         .await
         .unwrap();
-    let consent_text = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    let consent_text = browser
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(consent_text.contains("Analytical Engine"), "{consent_text}");
-    assert!(consent_text.contains("See your email address"), "{consent_text}");
+    assert!(
+        consent_text.contains("See your email address"),
+        "{consent_text}"
+    );
     save_screenshot(&browser, "consent.png").await;
     approve.click().await.unwrap();
     let answer = landed_on_callback(&browser, &callback).await;
