@@ -25,6 +25,8 @@ fn every_invalid_setting_is_reported_by_name() {
         log_format: "xml".into(),
         signing_algorithm: "HS256".into(),
         bootstrap_admin_password: Some("short".into()),
+        authorization_endpoint: Some("sign-in.example/authorize".into()),
+        browser_session_ttl_secs: 10,
         ..RawConfig::default()
     };
     let message = raw.validate().unwrap_err().to_string();
@@ -36,6 +38,8 @@ fn every_invalid_setting_is_reported_by_name() {
         "log_format",
         "signing_algorithm",
         "bootstrap_admin_password",
+        "authorization_endpoint",
+        "browser_session_ttl_secs",
     ] {
         assert!(message.contains(key), "{key} missing from:\n{message}");
     }

@@ -699,6 +699,23 @@ async fn discovery_points_at_the_hosted_endpoint(app: TestApp) {
     );
 }
 
+#[tokio::test]
+async fn an_external_sign_in_ui_takes_the_place_of_the_hosted_endpoint_in_discovery() {
+    let app = TestApp::sqlite_with(|c| {
+        c.authorization_endpoint = Some("https://login.example/authorize".into())
+    })
+    .await;
+    let document = app
+        .get("/.well-known/openid-configuration", None)
+        .await
+        .json();
+    assert_eq!(
+        document["authorization_endpoint"],
+        "https://login.example/authorize"
+    );
+    assert!(document["authorization_response_iss_parameter_supported"].is_null());
+}
+
 crate::on_every_database!(
     unknown_client_gets_an_error_page_and_no_redirect,
     a_redirect_uri_not_exactly_the_registered_one_never_redirects,
