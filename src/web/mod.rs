@@ -217,7 +217,8 @@ fn refused_form() -> Response {
     message(
         StatusCode::FORBIDDEN,
         "This form has expired",
-        "The form did not come from this page, or it has expired. Go back, reload the page and try again.",
+        "The form did not come from this page, it has expired, or this browser blocks cookies. \
+         Go back, reload the page and try again.",
     )
 }
 
