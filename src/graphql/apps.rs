@@ -1,12 +1,11 @@
 //! GraphQL types and resolvers for apps: thin conversions around `service::apps`.
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject, Upload};
 use chrono::{DateTime, Utc};
 
 use super::guards::Require;
-use super::loaders::CreatorLoader;
+use super::loaders::{CachedLoader, CreatorLoader};
 use super::types::{User, timestamp};
 use crate::auth::Scope;
 use crate::domain::apps::{App as DomainApp, AppCursor, AppInput as DomainInput, Page};
@@ -55,7 +54,7 @@ impl App {
         let Some(creator_id) = &self.0.creator_id else {
             return Ok(None);
         };
-        let loader = ctx.data::<DataLoader<CreatorLoader>>()?;
+        let loader = ctx.data::<CachedLoader<CreatorLoader>>()?;
         Ok(loader.load_one(creator_id.clone()).await?.map(User::from))
     }
     /// When the app last changed.
@@ -152,6 +151,19 @@ impl AppQuery {
             page,
         )
         .await?;
+        let wants_creators = ctx
+            .look_ahead()
+            .field("edges")
+            .field("node")
+            .field("creator")
+            .exists();
+        if wants_creators {
+            // One batch for the whole page; each `creator` field then reads the loader's cache.
+            let ids: Vec<String> = found.iter().filter_map(|a| a.creator_id.clone()).collect();
+            ctx.data::<CachedLoader<CreatorLoader>>()?
+                .load_many(ids)
+                .await?;
+        }
         let mut connection = Connection::new(has_previous, more);
         connection.edges.extend(
             found

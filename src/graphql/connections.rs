@@ -1,13 +1,12 @@
 //! GraphQL types and resolvers for consent and a user's connections.
 
 use async_graphql::connection::{Connection as Relay, Edge, EmptyFields};
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::apps::App;
 use super::guards::Require;
-use super::loaders::AppLoader;
+use super::loaders::{AppLoader, CachedLoader};
 use super::types::timestamp;
 use crate::auth::Scope;
 use crate::domain::connections::Connection as DomainConnection;
@@ -42,7 +41,7 @@ impl ConnectedApp {
     }
     /// The app (null if it was deleted meanwhile); loaded in one query per page.
     async fn app(&self, ctx: &Context<'_>) -> Result<Option<App>> {
-        let loader = ctx.data::<DataLoader<AppLoader>>()?;
+        let loader = ctx.data::<CachedLoader<AppLoader>>()?;
         Ok(loader.load_one(self.0.client_id.clone()).await?.map(App))
     }
 }
@@ -67,6 +66,19 @@ impl ViewerConnections {
             ConnectionPage::After(first, cursor),
         )
         .await?;
+        let wants_apps = ctx
+            .look_ahead()
+            .field("edges")
+            .field("node")
+            .field("app")
+            .exists();
+        if wants_apps {
+            // One batch for the whole page; each `app` field then reads the loader's cache.
+            let ids: Vec<String> = found.iter().map(|c| c.client_id.clone()).collect();
+            ctx.data::<CachedLoader<AppLoader>>()?
+                .load_many(ids)
+                .await?;
+        }
         let mut page = Relay::new(has_previous, more);
         page.edges.extend(
             found

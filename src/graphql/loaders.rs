@@ -3,13 +3,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::Loader;
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
 use crate::auth::Principal;
 use crate::domain::users::User;
 use crate::error::AppError;
 use crate::service::users;
 use crate::state::AppState;
+
+/// A per-request loader with a per-request cache (see `graphql::http::execute`).
+pub type CachedLoader<T> = DataLoader<T, HashMapCache>;
 
 /// Loads app creators (users) in one query per batch, for oauth admins only.
 pub struct CreatorLoader {
