@@ -92,7 +92,8 @@ pub async fn find(state: &AppState, cookie_value: &str) -> AppResult<Option<Brow
 }
 
 /// Checks the password (with the sign-in back-off) and opens a session. Returns the new cookie
-/// value; the session that `previous` named, if any, ends in the same transaction.
+/// value; the session that `previous` named, if any, and the user's expired sessions end in the
+/// same transaction.
 pub async fn sign_in(
     state: &AppState,
     username: &str,
@@ -113,6 +114,12 @@ pub async fn sign_in(
         expires_at: Set(now + secs(state.config.browser_session_ttl)),
     };
     let txn = state.db.begin().await?;
+    // The user's expired sessions go now, so rows do not pile up.
+    browser_sessions::Entity::delete_many()
+        .filter(browser_sessions::Column::UserId.eq(&user.id))
+        .filter(browser_sessions::Column::ExpiresAt.lte(now))
+        .exec(&txn)
+        .await?;
     if let Some(previous) = previous.filter(|v| is_cookie_value(v)) {
         browser_sessions::Entity::delete_by_id(digest(previous))
             .exec(&txn)

@@ -8,11 +8,12 @@
 //! With `action` (`signin`, `approve`, `deny`) it is one of our own forms, which carry the
 //! request in a hidden `request` field and a CSRF token bound to the browser's cookie.
 
+mod logout;
 pub mod pages;
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Query, RawQuery, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -27,7 +28,7 @@ use crate::error::AppError;
 use crate::service::authorize::{self, Pending, Step};
 use crate::service::browser::{self, BrowserSession, COOKIE, csrf_matches, csrf_token};
 use crate::state::AppState;
-use pages::{ConsentPage, LogoutPage, PageError, SignInPage, message, page, see_other};
+use pages::{ConsentPage, PageError, SignInPage, message, page, see_other};
 
 /// Largest form accepted.
 const MAX_FORM_BYTES: usize = 16 * 1024;
@@ -36,7 +37,7 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/oauth/authorize", get(authorize_get).post(authorize_post))
-        .route("/oauth/logout", get(logout_page).post(logout))
+        .route("/oauth/logout", get(logout::confirm).post(logout::sign_out))
         .route("/oauth/style.css", get(stylesheet))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
 }
@@ -312,82 +313,6 @@ async fn authorize_post(
             "The form asked for an unknown action.",
         )),
     }
-}
-
-/// Query of `GET /oauth/logout`.
-#[derive(serde::Deserialize)]
-struct LogoutQuery {
-    /// An authorization request to return to after signing out.
-    #[serde(rename = "continue", default)]
-    continue_query: String,
-}
-
-/// Keeps only the authorization parameters of a `continue` value, so that signing out can only
-/// ever lead back to our own authorization endpoint.
-fn sanitize_continue(text: &str) -> String {
-    AuthorizeParams::from_query(text).to_query()
-}
-
-/// `GET /oauth/logout`: asks for confirmation; changes nothing.
-async fn logout_page(
-    State(state): State<AppState>,
-    browser: Browser,
-    Query(query): Query<LogoutQuery>,
-) -> Result<Response, PageError> {
-    let cookie = browser.cookie.as_deref();
-    let Some(session) = current_session(&state, cookie).await? else {
-        return Ok(message(
-            StatusCode::OK,
-            "Signed out",
-            "You are not signed in to idgraph.",
-        ));
-    };
-    Ok(page(
-        StatusCode::OK,
-        &LogoutPage {
-            display_name: display_name(&session.user),
-            username: &session.user.username,
-            csrf: &csrf_token(cookie.unwrap_or_default()),
-            continue_query: &sanitize_continue(&query.continue_query),
-        },
-        None,
-    ))
-}
-
-/// `POST /oauth/logout`: signs the browser out, then returns to the authorization request it
-/// came from, if any.
-async fn logout(
-    State(state): State<AppState>,
-    browser: Browser,
-    Form(form): Form<Vec<(String, String)>>,
-) -> Result<Response, PageError> {
-    let field = |name: &str| {
-        form.iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let Some(cookie) = browser
-        .cookie
-        .as_deref()
-        .filter(|cookie| csrf_matches(cookie, field("csrf").unwrap_or_default()))
-    else {
-        return Ok(refused_form());
-    };
-    browser::sign_out(&state, cookie).await?;
-    let next = sanitize_continue(field("continue").unwrap_or_default());
-    let mut response = if next.is_empty() {
-        message(
-            StatusCode::OK,
-            "Signed out",
-            "You are signed out of idgraph.",
-        )
-    } else {
-        see_other(&format!("/oauth/authorize?{next}"))
-    };
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, set_cookie(&state, "", Some(0)));
-    Ok(response)
 }
 
 /// `GET /oauth/style.css`.

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use idgraph::db::entities::{browser_sessions, connections};
 use idgraph::domain::now_unix;
 use sea_orm::sea_query::Expr;
-use sea_orm::{EntityTrait, PaginatorTrait};
+use sea_orm::{EntityTrait, PaginatorTrait, Set};
 use serde_json::Value;
 
 use crate::common::{PASSWORD, TestApp, TestResponse};
@@ -367,6 +367,16 @@ async fn repeated_failed_sign_ins_are_slowed_down(app: TestApp) {
 
 async fn signing_in_sets_a_host_only_http_only_lax_cookie(app: TestApp) {
     let rp = setup(&app).await;
+    // An expired session of ada's is cleared by her next sign-in.
+    browser_sessions::Entity::insert(browser_sessions::ActiveModel {
+        id: Set("e".repeat(64)),
+        user_id: Set(rp.user_id.clone()),
+        auth_time: Set(now_unix() - 100_000),
+        expires_at: Set(now_unix() - 10),
+    })
+    .exec_without_returning(&app.state.db)
+    .await
+    .unwrap();
     let mut browser = Browser::new(&app);
     let page = browser.get(&authorize_path(&rp, &[])).await;
     let anonymous = browser.cookie.clone().unwrap();
