@@ -27,6 +27,9 @@ pub struct AuthorizeParams {
     pub login_hint: Option<String>,
     /// Known parameters that appeared more than once (RFC 6749 §3.1 forbids it).
     pub repeated: Vec<&'static str>,
+    /// The error owed to a request object (`request` or `request_uri`, OpenID Connect Core
+    /// §6), which idgraph does not support.
+    pub request_object: Option<&'static str>,
 }
 
 impl AuthorizeParams {
@@ -57,6 +60,11 @@ impl AuthorizeParams {
             let value: String = value.into();
             if value.is_empty() {
                 continue;
+            }
+            match name.as_ref() {
+                "request" => params.request_object = Some("request_not_supported"),
+                "request_uri" => params.request_object = Some("request_uri_not_supported"),
+                _ => {}
             }
             if let Some((known, slot)) = params.slot(name.as_ref()) {
                 if slot.is_some() {
@@ -135,7 +143,8 @@ impl Prompt {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedirectError {
     /// `error`: `invalid_request`, `unsupported_response_type`, `invalid_scope`,
-    /// `access_denied`, `login_required`, `consent_required`, `server_error`.
+    /// `access_denied`, `login_required`, `consent_required`, `request_not_supported`,
+    /// `request_uri_not_supported`.
     pub error: &'static str,
     /// `error_description`.
     pub description: String,
@@ -182,6 +191,12 @@ impl AuthorizationRequest {
         let invalid = |text: String| RedirectError::new("invalid_request", text);
         if let Some(name) = params.repeated.first() {
             return Err(invalid(format!("{name} was given more than once")));
+        }
+        if let Some(error) = params.request_object {
+            return Err(RedirectError::new(
+                error,
+                "request objects (request, request_uri) are not supported",
+            ));
         }
         match params.response_type.as_deref() {
             None => return Err(invalid("response_type is required".into())),
@@ -276,6 +291,15 @@ mod tests {
         let err = check("response_type=code&scope=openid&state=a&state=b").unwrap_err();
         assert_eq!(err.error, "invalid_request");
         assert!(err.description.contains("state"));
+    }
+
+    #[test]
+    fn request_objects_are_refused_by_name() {
+        let by_value = check("response_type=code&scope=openid&request=eyJ").unwrap_err();
+        assert_eq!(by_value.error, "request_not_supported");
+        let by_reference =
+            check("response_type=code&scope=openid&request_uri=https://rp.example/r").unwrap_err();
+        assert_eq!(by_reference.error, "request_uri_not_supported");
     }
 
     #[test]

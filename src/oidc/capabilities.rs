@@ -108,6 +108,10 @@ pub fn discovery(config: &Config, signing: &[SigningAlgorithm]) -> serde_json::V
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "code_challenge_methods_supported": pkce_methods(config).iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "claims_supported": CLAIMS,
+        // Request objects are not supported (OpenID Connect Discovery §3: the second defaults
+        // to true, so it is said out loud).
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
     });
     if config.hosts_authorization_endpoint() {
         // RFC 9207: our own endpoint names itself in every answer with `iss`.

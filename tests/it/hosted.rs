@@ -239,7 +239,15 @@ async fn a_redirect_uri_not_exactly_the_registered_one_never_redirects(app: Test
 async fn request_errors_go_back_to_the_client_with_state_and_iss(app: TestApp) {
     let rp = setup(&app).await;
     let mut browser = Browser::new(&app);
-    let cases: [(&[(&str, &str)], &str); 6] = [
+    let cases: [(&[(&str, &str)], &str); 8] = [
+        (
+            &[("request", "eyJhbGciOiJub25lIn0.e30.")],
+            "request_not_supported",
+        ),
+        (
+            &[("request_uri", "https://rp.example/req/1")],
+            "request_uri_not_supported",
+        ),
         (&[("response_type", "token")], "unsupported_response_type"),
         (&[("response_type", "")], "invalid_request"),
         (&[("scope", "profile email")], "invalid_scope"),
