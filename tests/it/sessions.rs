@@ -54,6 +54,30 @@ async fn wrong_password_and_unknown_user_fail_the_same_way(app: TestApp) {
     assert!(wrong["data"].is_null());
 }
 
+async fn repeated_failed_logins_are_slowed_down_for_that_username(app: TestApp) {
+    app.create_user("ada", &[]).await;
+    let query = "mutation($input: LoginInput!) { login(input: $input) { accessToken } }";
+    let attempt = |username: &'static str, password: &'static str| {
+        app.graphql(
+            query,
+            json!({ "input": { "username": username, "password": password } }),
+            None,
+        )
+    };
+    for _ in 0..idgraph::service::throttle::FREE_FAILURES {
+        assert_eq!(
+            error_code(&attempt("ada", "guess").await),
+            "INVALID_CREDENTIALS"
+        );
+    }
+    let slowed = attempt("ada", PASSWORD).await;
+    assert_eq!(error_code(&slowed), "TOO_MANY_ATTEMPTS");
+    assert!(slowed["data"].is_null());
+    // Other usernames are not held up by ada's failures.
+    app.create_user("bob", &[]).await;
+    assert!(attempt("bob", PASSWORD).await["errors"].is_null());
+}
+
 async fn login_with_an_unknown_scope_is_refused(app: TestApp) {
     app.create_user("ada", &[]).await;
     let body = app
@@ -221,6 +245,7 @@ async fn a_taken_username_is_a_conflict(app: TestApp) {
 crate::on_every_database!(
     login_opens_a_session_whose_token_reads_the_viewer,
     wrong_password_and_unknown_user_fail_the_same_way,
+    repeated_failed_logins_are_slowed_down_for_that_username,
     login_with_an_unknown_scope_is_refused,
     login_grants_exactly_the_scopes_asked_for,
     refresh_rotates_the_refresh_token,
