@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use url::Url;
 
+use crate::auth::{Principal, Scope};
 use crate::db::entities::apps;
 use crate::db::owned::connection_of;
 use crate::domain::authorize::{AuthorizationRequest, AuthorizeParams, RedirectError};
-use crate::domain::ids::UserId;
 use crate::domain::now_unix;
 use crate::error::AppResult;
 use crate::service::browser::BrowserSession;
@@ -121,10 +121,19 @@ pub async fn next_step(
     session: Option<&BrowserSession>,
     fresh: bool,
 ) -> AppResult<Step> {
-    let pending = match check(state, params).await? {
-        Ok(pending) => pending,
-        Err(step) => return Ok(step),
-    };
+    match check(state, params).await? {
+        Ok(pending) => decide(state, pending, session, fresh).await,
+        Err(step) => Ok(step),
+    }
+}
+
+/// [`next_step`] for a request already [`check`]ed.
+pub async fn decide(
+    state: &AppState,
+    pending: Pending,
+    session: Option<&BrowserSession>,
+    fresh: bool,
+) -> AppResult<Step> {
     let request = &pending.request;
     let too_old = |s: &BrowserSession| {
         request
@@ -146,13 +155,15 @@ pub async fn next_step(
     if request.prompt.consent {
         return Ok(Step::Consent(pending));
     }
-    let user = UserId::from_trusted(session.user.id.clone());
-    let granted = connection_of(&user, &pending.app.client_id)
+    // Through the gate, as every consent: the browser's principal may authorize apps.
+    let principal = session.principal()?;
+    let me = principal.require_user(Scope::Authorize)?;
+    let granted = connection_of(&me.user_id, &pending.app.client_id)
         .one(&state.db)
         .await?
         .map(|row| row.consented());
     if granted.is_some_and(|granted| request.scopes.is_subset_of(&granted)) {
-        return approve_pending(state, &pending, session).await;
+        return approve_pending(state, &pending, &principal).await;
     }
     if request.prompt.none {
         return refuse(
@@ -177,7 +188,7 @@ fn refuse(state: &AppState, pending: &Pending, error: &'static str, text: &str) 
 async fn approve_pending(
     state: &AppState,
     pending: &Pending,
-    session: &BrowserSession,
+    principal: &Principal,
 ) -> AppResult<Step> {
     let consent = &pending.request.consent;
     let input = ConsentInput {
@@ -190,7 +201,7 @@ async fn approve_pending(
             .map(|(challenge, _)| challenge.clone()),
         code_challenge_method: consent.pkce.as_ref().map(|(_, m)| m.as_str().to_string()),
     };
-    let code = consent::authorize(state, &session.principal()?, input).await?;
+    let code = consent::authorize(state, principal, input).await?;
     let mut pairs = vec![("code", code.as_str())];
     if let Some(value) = pending.request.state.as_deref() {
         pairs.push(("state", value));
@@ -210,7 +221,7 @@ pub async fn approve(
     session: &BrowserSession,
 ) -> AppResult<Step> {
     match check(state, params).await? {
-        Ok(pending) => approve_pending(state, &pending, session).await,
+        Ok(pending) => approve_pending(state, &pending, &session.principal()?).await,
         Err(step) => Ok(step),
     }
 }

@@ -101,9 +101,6 @@ pub async fn sign_in(
     addr: Option<IpAddr>,
     previous: Option<&str>,
 ) -> AppResult<(String, BrowserSession)> {
-    if username.is_empty() || username.len() > 64 || password.len() > 4096 {
-        return Err(AppError::InvalidCredentials);
-    }
     let user = authenticate(state, username, password, addr).await?;
     let value = new_cookie_value();
     let now = now_unix();

@@ -70,9 +70,6 @@ pub async fn login(
         None => ScopeSet::all(),
         Some(text) => ScopeSet::parse(text)?,
     };
-    if username.is_empty() || username.len() > 64 || password.len() > 4096 {
-        return Err(AppError::InvalidCredentials);
-    }
     let user = users::authenticate(state, username, password, None).await?;
     let now = now_unix();
     let session_id = SessionId::generate();

@@ -95,6 +95,10 @@ pub async fn authenticate(
     password: String,
     addr: Option<IpAddr>,
 ) -> AppResult<users::Model> {
+    // No username is empty or longer than 64 bytes; a huge password is not worth hashing.
+    if username.is_empty() || username.len() > 64 || password.len() > 4096 {
+        return Err(AppError::InvalidCredentials);
+    }
     let keys = throttle::keys(username, addr);
     if let Some(wait) = state.sign_ins.wait(&keys, Instant::now()) {
         return Err(AppError::TooManyAttempts {

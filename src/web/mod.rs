@@ -258,8 +258,7 @@ async fn authorize_post(
             let password = field("password").unwrap_or_default().to_string();
             match browser::sign_in(&state, username, password, browser.addr, Some(cookie)).await {
                 Ok((value, session)) => {
-                    let step =
-                        authorize::next_step(&state, pending.params, Some(&session), true).await?;
+                    let step = authorize::decide(&state, pending, Some(&session), true).await?;
                     let mut response = render(&state, step, Some(&value), Some(&session));
                     let max_age = secs(state.config.browser_session_ttl);
                     response.headers_mut().append(
