@@ -7,9 +7,9 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 
 use super::pages::{LogoutPage, PageError, message, page, see_other};
-use super::{Browser, current_session, display_name, refused_form, set_cookie};
+use super::{Browser, current_session, display_name, field, refused_form, set_cookie};
 use crate::domain::authorize::AuthorizeParams;
-use crate::service::browser::{self, csrf_matches, csrf_token};
+use crate::service::browser::{self, csrf_token};
 use crate::state::AppState;
 
 /// Query of `GET /oauth/logout`.
@@ -59,20 +59,11 @@ pub(super) async fn sign_out(
     browser: Browser,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let field = |name: &str| {
-        form.iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let Some(cookie) = browser
-        .cookie
-        .as_deref()
-        .filter(|cookie| csrf_matches(cookie, field("csrf").unwrap_or_default()))
-    else {
+    let Some(cookie) = browser.vouched_cookie(&form) else {
         return Ok(refused_form());
     };
     browser::sign_out(&state, cookie).await?;
-    let next = sanitize_continue(field("continue").unwrap_or_default());
+    let next = sanitize_continue(field(&form, "continue"));
     let mut response = if next.is_empty() {
         message(
             StatusCode::OK,

@@ -62,6 +62,23 @@ impl<S: Send + Sync> FromRequestParts<S> for Browser {
     }
 }
 
+impl Browser {
+    /// The cookie, when the form's CSRF token was issued for it; `None` means the form must be
+    /// refused.
+    fn vouched_cookie(&self, form: &[(String, String)]) -> Option<&str> {
+        self.cookie
+            .as_deref()
+            .filter(|cookie| csrf_matches(cookie, field(form, "csrf")))
+    }
+}
+
+/// The first value of a form field; empty when absent.
+fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
+    form.iter()
+        .find(|(n, _)| n == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
@@ -229,23 +246,15 @@ async fn authorize_post(
     browser: Browser,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let field = |name: &str| {
-        form.iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let Some(action) = field("action") else {
+    let action = field(&form, "action");
+    if action.is_empty() {
         let query = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(&form)
             .finish();
         return Ok(see_other(&format!("/oauth/authorize?{query}")));
-    };
-    let params = AuthorizeParams::from_query(field("request").unwrap_or_default());
-    let Some(cookie) = browser
-        .cookie
-        .as_deref()
-        .filter(|cookie| csrf_matches(cookie, field("csrf").unwrap_or_default()))
-    else {
+    }
+    let params = AuthorizeParams::from_query(field(&form, "request"));
+    let Some(cookie) = browser.vouched_cookie(&form) else {
         return Ok(refused_form());
     };
     match action {
@@ -254,8 +263,8 @@ async fn authorize_post(
                 Ok(pending) => pending,
                 Err(step) => return Ok(render(&state, step, Some(cookie), None)),
             };
-            let username = field("username").unwrap_or_default().trim();
-            let password = field("password").unwrap_or_default().to_string();
+            let username = field(&form, "username").trim();
+            let password = field(&form, "password").to_string();
             match browser::sign_in(&state, username, password, browser.addr, Some(cookie)).await {
                 Ok((value, session)) => {
                     let step = authorize::decide(&state, pending, Some(&session), true).await?;
