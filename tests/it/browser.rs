@@ -27,7 +27,7 @@ use openidconnect::{
 };
 use serde_json::json;
 
-use crate::common::{PASSWORD, TestApp};
+use crate::common::{PASSWORD, Served};
 use crate::fixtures::{BOUNDARY, image, multipart_file};
 
 type Rp = CoreClient<
@@ -172,10 +172,8 @@ fn authorization_request(rp: &Rp, prompt: Option<CoreAuthPrompt>) -> Request {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_signs_in_and_approves_in_a_real_browser() {
     // idgraph on a loopback port, and a relying party's callback page on another.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", listener.local_addr().unwrap());
-    let app = TestApp::sqlite_with(|c| c.issuer = Some(issuer.clone())).await;
-    let server = tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
+    let served = Served::start(|_| {}).await;
+    let (app, issuer) = (&served.app, &served.issuer);
     let rp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let callback = format!("http://{}/callback", rp_listener.local_addr().unwrap());
     let rp_server = tokio::spawn(
@@ -191,15 +189,14 @@ async fn a_person_signs_in_and_approves_in_a_real_browser() {
 
     let admin = app.oauth_admin_token().await;
     let created = app
-        .rest(
-            Method::POST,
-            "/api/oauth/app",
-            Some(&admin),
-            Some(json!({ "name": "Analytical Engine", "url": "https://engine.example", "redirect_uri": callback })),
+        .register_app(
+            &admin,
+            "Analytical Engine",
+            "https://engine.example",
+            &callback,
         )
-        .await
-        .json();
-    let client_id = created["client_id"].as_str().unwrap().to_string();
+        .await;
+    let client_id = created.client_id.clone();
     let logo = app
         .send_bytes(
             Method::PUT,
@@ -233,7 +230,7 @@ async fn a_person_signs_in_and_approves_in_a_real_browser() {
     let rp: Rp = CoreClient::from_provider_metadata(
         metadata,
         ClientId::new(client_id.clone()),
-        Some(ClientSecret::new(created["key"].as_str().unwrap().into())),
+        Some(ClientSecret::new(created.secret.clone())),
     )
     .set_redirect_uri(RedirectUrl::new(callback.clone()).unwrap());
 
@@ -285,7 +282,7 @@ async fn a_person_signs_in_and_approves_in_a_real_browser() {
     approve.click().await.unwrap();
     let answer = landed_on_callback(&browser, &callback).await;
     assert_eq!(&answer["state"], first.state.secret());
-    assert_eq!(answer["iss"], issuer);
+    assert_eq!(&answer["iss"], issuer);
     let tokens = rp
         .exchange_code(AuthorizationCode::new(answer["code"].clone()))
         .unwrap()
@@ -339,6 +336,5 @@ async fn a_person_signs_in_and_approves_in_a_real_browser() {
     assert!(!answer.contains_key("code"));
 
     browser.close().await.unwrap();
-    server.abort();
     rp_server.abort();
 }

@@ -60,6 +60,48 @@ pub struct TestApp {
     store: Store,
 }
 
+/// An app registered by [`TestApp::register_app`].
+pub struct Registered {
+    pub client_id: String,
+    pub secret: String,
+}
+
+/// A SQLite-backed app served over real TCP on a loopback port, for clients that speak HTTP
+/// themselves (the `openidconnect` crate, a browser). Its issuer is its own URL; the server
+/// stops when this is dropped.
+pub struct Served {
+    pub app: TestApp,
+    pub issuer: String,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Served {
+    /// Starts one; `adjust` may change the configuration first (the issuer is set after it).
+    pub async fn start(adjust: impl FnOnce(&mut RawConfig)) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let issuer = format!("http://{}", listener.local_addr().expect("its address"));
+        let app = TestApp::sqlite_with(|c| {
+            adjust(c);
+            c.issuer = Some(issuer.clone());
+        })
+        .await;
+        let server = tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
+        Self {
+            app,
+            issuer,
+            server,
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
 /// A response read to the end.
 pub struct TestResponse {
     pub status: StatusCode,
@@ -258,6 +300,31 @@ impl TestApp {
         }
         self.send(request.body(Body::from(bytes)).expect("request"))
             .await
+    }
+
+    /// Registers an app over REST as the oauth admin holding `admin`.
+    pub async fn register_app(
+        &self,
+        admin: &str,
+        name: &str,
+        url: &str,
+        redirect_uri: &str,
+    ) -> Registered {
+        let body = json!({ "name": name, "url": url, "redirect_uri": redirect_uri });
+        let response = self
+            .rest(Method::POST, "/api/oauth/app", Some(admin), Some(body))
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&response.body)
+        );
+        let created = response.json();
+        Registered {
+            client_id: created["client_id"].as_str().expect("client_id").into(),
+            secret: created["key"].as_str().expect("key").into(),
+        }
     }
 
     /// An oauth admin's token with scope `all`.

@@ -222,15 +222,9 @@ async fn graphql_consent_and_connections_match_rest_and_batch_their_apps(app: Te
     let mut client_ids = vec![rp.client_id.clone()];
     for i in 0..5 {
         let created = app
-            .rest(
-                Method::POST,
-                "/api/oauth/app",
-                Some(&admin),
-                Some(json!({ "name": format!("App {i}"), "url": "", "redirect_uri": REDIRECT })),
-            )
-            .await
-            .json();
-        client_ids.push(created["client_id"].as_str().unwrap().to_string());
+            .register_app(&admin, &format!("App {i}"), "", REDIRECT)
+            .await;
+        client_ids.push(created.client_id);
     }
     for client_id in &client_ids {
         let body = app

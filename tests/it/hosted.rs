@@ -192,6 +192,11 @@ async fn signed_in_at_consent<'a>(app: &'a TestApp, rp: &Rp) -> (Browser<'a>, Te
     (browser, consent)
 }
 
+/// How many rows `E` holds.
+async fn rows<E: EntityTrait<Model: Sync>>(app: &TestApp) -> u64 {
+    E::find().count(&app.state.db).await.unwrap()
+}
+
 fn claims(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
@@ -263,13 +268,7 @@ async fn request_errors_go_back_to_the_client_with_state_and_iss(app: TestApp) {
         assert_eq!(answer["iss"], "http://idgraph.test");
         assert!(!answer.contains_key("code"));
     }
-    assert_eq!(
-        connections::Entity::find()
-            .count(&app.state.db)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(rows::<connections::Entity>(&app).await, 0);
 }
 
 async fn a_browser_not_signed_in_sees_the_sign_in_page(app: TestApp) {
@@ -296,13 +295,7 @@ async fn a_browser_not_signed_in_sees_the_sign_in_page(app: TestApp) {
     assert!(!html.contains("<script"));
     // A cookie anchors the form's CSRF token; no session exists yet.
     assert!(browser.cookie.is_some());
-    assert_eq!(
-        browser_sessions::Entity::find()
-            .count(&app.state.db)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(rows::<browser_sessions::Entity>(&app).await, 0);
     let stylesheet = app.get("/oauth/style.css", None).await;
     assert_eq!(stylesheet.status, StatusCode::OK);
     assert!(
@@ -338,13 +331,7 @@ async fn wrong_credentials_say_so_without_telling_which(app: TestApp) {
         assert_page_headers(response);
     }
     assert_eq!(browser.cookie, cookie_before, "no session was opened");
-    assert_eq!(
-        browser_sessions::Entity::find()
-            .count(&app.state.db)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(rows::<browser_sessions::Entity>(&app).await, 0);
 }
 
 async fn repeated_failed_sign_ins_are_slowed_down(app: TestApp) {
@@ -360,13 +347,7 @@ async fn repeated_failed_sign_ins_are_slowed_down(app: TestApp) {
     assert_eq!(slowed.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(slowed.header("retry-after"), Some("1"));
     assert!(text(&slowed).contains("Too many failed attempts"));
-    assert_eq!(
-        browser_sessions::Entity::find()
-            .count(&app.state.db)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(rows::<browser_sessions::Entity>(&app).await, 0);
     // The delay is bounded: once it has passed, the right password works.
     tokio::time::sleep(idgraph::service::throttle::BASE_DELAY).await;
     let consent = browser.sign_in(&page, "ada", PASSWORD).await;
@@ -397,13 +378,7 @@ async fn signing_in_sets_a_host_only_http_only_lax_cookie(app: TestApp) {
     assert!(!set.contains("Secure"), "the issuer is http: {set}");
     // The value changes at sign-in, so a planted value never becomes a session.
     assert_ne!(browser.cookie.as_deref(), Some(anonymous.as_str()));
-    assert_eq!(
-        browser_sessions::Entity::find()
-            .count(&app.state.db)
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(rows::<browser_sessions::Entity>(&app).await, 1);
 }
 
 #[tokio::test]
@@ -464,13 +439,7 @@ async fn denying_redirects_with_access_denied(app: TestApp) {
     assert_eq!(answer["error"], "access_denied");
     assert_eq!(answer["state"], "st-42 &?");
     assert_eq!(answer["iss"], "http://idgraph.test");
-    assert_eq!(
-        connections::Entity::find()
-            .count(&app.state.db)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(rows::<connections::Entity>(&app).await, 0);
 }
 
 async fn remembered_consent_skips_the_consent_page_unless_prompt_asks(app: TestApp) {
@@ -564,13 +533,7 @@ async fn forms_without_their_csrf_token_are_refused(app: TestApp) {
             .await;
         assert_eq!(refused.status, StatusCode::FORBIDDEN);
     }
-    assert_eq!(
-        browser_sessions::Entity::find()
-            .count(&app.state.db)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(rows::<browser_sessions::Entity>(&app).await, 0);
 
     let (mut browser, consent) = signed_in_at_consent(&app, &rp).await;
     // Another browser's token (bound to another cookie) does not work either.
@@ -588,22 +551,10 @@ async fn forms_without_their_csrf_token_are_refused(app: TestApp) {
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert!(refused.header("location").is_none());
-    assert_eq!(
-        connections::Entity::find()
-            .count(&app.state.db)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(rows::<connections::Entity>(&app).await, 0);
     let refused = browser.post("/oauth/logout", &[("csrf", "")]).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    assert_eq!(
-        browser_sessions::Entity::find()
-            .count(&app.state.db)
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(rows::<browser_sessions::Entity>(&app).await, 1);
 }
 
 async fn the_consent_page_shows_the_app_the_scopes_and_who_is_signed_in(app: TestApp) {
@@ -642,13 +593,7 @@ async fn logout_asks_first_and_returns_to_the_request(app: TestApp) {
     assert_page_headers(&confirm);
     assert!(text(&confirm).contains("Sign out?"));
     // The bare GET changed nothing: still signed in.
-    assert_eq!(
-        browser_sessions::Entity::find()
-            .count(&app.state.db)
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(rows::<browser_sessions::Entity>(&app).await, 1);
     let confirm_html = text(&confirm);
     let signed_out = browser
         .post(
@@ -668,13 +613,7 @@ async fn logout_asks_first_and_returns_to_the_request(app: TestApp) {
             .unwrap()
             .contains("Max-Age=0")
     );
-    assert_eq!(
-        browser_sessions::Entity::find()
-            .count(&app.state.db)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(rows::<browser_sessions::Entity>(&app).await, 0);
     let page = browser.get(&back).await;
     assert!(
         text(&page).contains("name=\"password\""),

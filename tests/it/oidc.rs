@@ -27,18 +27,12 @@ pub struct Rp {
 pub async fn setup(app: &TestApp) -> Rp {
     let admin = app.oauth_admin_token().await;
     let created = app
-        .rest(
-            Method::POST,
-            "/api/oauth/app",
-            Some(&admin),
-            Some(json!({ "name": "RP", "url": "https://rp.example", "redirect_uri": REDIRECT })),
-        )
-        .await
-        .json();
+        .register_app(&admin, "RP", "https://rp.example", REDIRECT)
+        .await;
     let user = app.create_user("ada", &[Role::Oauth]).await;
     Rp {
-        client_id: created["client_id"].as_str().unwrap().into(),
-        secret: created["key"].as_str().unwrap().into(),
+        client_id: created.client_id,
+        secret: created.secret,
         user_token: app.token("ada", None).await,
         user_id: user.id.to_string(),
     }
@@ -446,18 +440,10 @@ async fn the_redirect_uri_and_client_must_match(app: TestApp) {
     }
     // Another client cannot redeem this client's code.
     let admin = app.token("ops", None).await;
-    let other = app
-        .rest(
-            Method::POST,
-            "/api/oauth/app",
-            Some(&admin),
-            Some(json!({ "name": "Other", "url": "", "redirect_uri": REDIRECT })),
-        )
-        .await
-        .json();
+    let other = app.register_app(&admin, "Other", "", REDIRECT).await;
     let thief = Rp {
-        client_id: other["client_id"].as_str().unwrap().into(),
-        secret: other["key"].as_str().unwrap().into(),
+        client_id: other.client_id,
+        secret: other.secret,
         user_token: String::new(),
         user_id: String::new(),
     };

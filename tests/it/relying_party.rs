@@ -15,31 +15,17 @@ use openidconnect::{
 };
 use serde_json::json;
 
-use crate::common::TestApp;
+use crate::common::Served;
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
 async fn sign_in_with(algorithm: &str, jws: CoreJwsSigningAlgorithm) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", listener.local_addr().unwrap());
-    let app = TestApp::sqlite_with(|c| {
-        c.issuer = Some(issuer.clone());
-        c.signing_algorithm = algorithm.into();
-    })
-    .await;
-    let server = tokio::spawn(axum::serve(listener, app.router.clone()).into_future());
+    let served = Served::start(|c| c.signing_algorithm = algorithm.into()).await;
+    let (app, issuer) = (&served.app, &served.issuer);
 
     // An oauth admin registers the relying party; a user signs in to the sign-in UI.
     let admin = app.oauth_admin_token().await;
-    let created = app
-        .rest(
-            Method::POST,
-            "/api/oauth/app",
-            Some(&admin),
-            Some(json!({ "name": "RP", "url": "", "redirect_uri": REDIRECT })),
-        )
-        .await
-        .json();
+    let created = app.register_app(&admin, "RP", "", REDIRECT).await;
     let user = app.create_user("ada", &[]).await;
     let session = app.token("ada", Some("gov.user.oauth.authorize")).await;
 
@@ -53,8 +39,8 @@ async fn sign_in_with(algorithm: &str, jws: CoreJwsSigningAlgorithm) {
             .expect("discovery");
     let client = CoreClient::from_provider_metadata(
         metadata,
-        ClientId::new(created["client_id"].as_str().unwrap().into()),
-        Some(ClientSecret::new(created["key"].as_str().unwrap().into())),
+        ClientId::new(created.client_id.clone()),
+        Some(ClientSecret::new(created.secret.clone())),
     )
     .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -138,7 +124,6 @@ async fn sign_in_with(algorithm: &str, jws: CoreJwsSigningAlgorithm) {
         .await
         .expect("refresh");
     assert_ne!(refreshed.refresh_token().unwrap().secret(), &refresh);
-    server.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
