@@ -26,6 +26,7 @@ use futures_util::future::join_all;
 use idgraph::auth::SigningAlgorithm;
 use idgraph::auth::jwt::{AccessClaims, IdClaims, TokenKind, sign};
 use idgraph::auth::keys::{SigningKey, generate};
+use idgraph::domain::oauth::PkceMethod;
 use rand::RngCore;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -185,7 +186,11 @@ struct Server {
 }
 
 impl Server {
-    async fn finish(response: reqwest::Response, what: &str) -> anyhow::Result<Value> {
+    /// The body of a successful response, as `T`; any other status is an error.
+    async fn finish<T: serde::de::DeserializeOwned>(
+        response: reqwest::Response,
+        what: &str,
+    ) -> anyhow::Result<T> {
         let status = response.status();
         let body = response.bytes().await?;
         if !status.is_success() {
@@ -249,12 +254,7 @@ impl Server {
             .body(body)
             .send()
             .await?;
-        let status = response.status();
-        let body = response.bytes().await?;
-        if !status.is_success() {
-            bail!("token: {status} {}", String::from_utf8_lossy(&body));
-        }
-        serde_json::from_slice(&body).context("token: unexpected body")
+        Self::finish(response, "token").await
     }
 }
 
@@ -262,7 +262,7 @@ fn pkce_pair() -> (String, String) {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let verifier = URL_SAFE_NO_PAD.encode(bytes);
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(&verifier));
+    let challenge = PkceMethod::S256.challenge_of(&verifier);
     (verifier, challenge)
 }
 
