@@ -28,7 +28,7 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let (status, code, description) = match self {
             OAuthError::InvalidRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", d),
-            OAuthError::InvalidClient { .. } => (
+            OAuthError::InvalidClient => (
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
                 "client authentication failed".to_string(),
@@ -87,7 +87,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let bad = || OAuthError::InvalidClient { basic: true };
+    let bad = || OAuthError::InvalidClient;
     let text = value.to_str().map_err(|_| bad())?;
     let Some((scheme, encoded)) = text.split_once(' ') else {
         return Err(bad());
@@ -115,8 +115,8 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
     let result = handle(&state, &headers, &body).await;
     let response = match result {
         Ok(tokens) => axum::Json(tokens).into_response(),
-        Err(OAuthError::InvalidClient { .. }) if basic => {
-            let mut response = OAuthError::InvalidClient { basic }.into_response();
+        Err(OAuthError::InvalidClient) if basic => {
+            let mut response = OAuthError::InvalidClient.into_response();
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(r#"Basic realm="idgraph""#),
@@ -165,16 +165,14 @@ async fn handle(
             (id, secret)
         }
         (None, Some(secret)) => {
-            let id = form
-                .get("client_id")
-                .ok_or(OAuthError::InvalidClient { basic: false })?;
+            let id = form.get("client_id").ok_or(OAuthError::InvalidClient)?;
             (id.to_string(), secret.to_string())
         }
-        (None, None) => return Err(OAuthError::InvalidClient { basic: false }),
+        (None, None) => return Err(OAuthError::InvalidClient),
     };
     let client = apps::authenticate_client(state, &client_id, &secret)
         .await?
-        .ok_or(OAuthError::InvalidClient { basic: false })?;
+        .ok_or(OAuthError::InvalidClient)?;
     let grant_type = form
         .get("grant_type")
         .ok_or_else(|| OAuthError::InvalidRequest("grant_type is required".into()))?;

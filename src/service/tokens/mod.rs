@@ -29,8 +29,8 @@ pub use code::exchange_code;
 pub enum OAuthError {
     /// Malformed request.
     InvalidRequest(String),
-    /// Client authentication failed; `basic` says whether HTTP Basic was used.
-    InvalidClient { basic: bool },
+    /// Client authentication failed (unknown client and wrong secret alike).
+    InvalidClient,
     /// Bad, expired, used or foreign code or refresh token.
     InvalidGrant(String),
     /// Grant type not supported.
