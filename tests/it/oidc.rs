@@ -314,10 +314,14 @@ async fn userinfo_claims_follow_the_granted_scope(app: TestApp) {
         body.get("refresh_token").is_none(),
         "no offline_access, no refresh token"
     );
-    let info = userinfo(&app, body["access_token"].as_str().unwrap())
-        .await
-        .json();
-    assert_eq!(info, json!({ "sub": rp.user_id }));
+    let (info, statements) = app
+        .count_statements(userinfo(&app, body["access_token"].as_str().unwrap()))
+        .await;
+    assert_eq!(info.json(), json!({ "sub": rp.user_id }));
+    assert_eq!(
+        statements, 1,
+        "the live grant and its user are read in one query"
+    );
     let none = app.get("/api/oauth/userinfo", None).await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
     assert_eq!(

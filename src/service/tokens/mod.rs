@@ -254,17 +254,16 @@ pub async fn userinfo(state: &AppState, token: &str) -> Result<Value, AppError> 
     let (Some(client_id), Some(gid)) = (&claims.client_id, &claims.gid) else {
         return Err(AppError::InvalidToken);
     };
-    let live = connections::Entity::find_by_id((claims.sub.clone(), client_id.clone()))
-        .one(&state.db)
-        .await?
-        .is_some_and(|row| row.grant_id.as_deref() == Some(gid.as_str()));
-    if !live {
+    // One query: the connection must still hold this token's grant, and brings its user.
+    let Some((_, Some(user))) =
+        connections::Entity::find_by_id((claims.sub.clone(), client_id.clone()))
+            .filter(connections::Column::GrantId.eq(gid.as_str()))
+            .find_also_related(users::Entity)
+            .one(&state.db)
+            .await?
+    else {
         return Err(AppError::InvalidToken);
-    }
-    let user = users::Entity::find_by_id(claims.sub.as_str())
-        .one(&state.db)
-        .await?
-        .ok_or(AppError::InvalidToken)?;
+    };
     let scopes = OidcScopes::filter(&claims.scope);
     let mut out = Map::new();
     out.insert("sub".into(), json!(user.id));
