@@ -1,7 +1,7 @@
 //! One error type for every layer: stable codes, a fitting HTTP status, and internal causes that
 //! are logged once and never sent to a client.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -112,6 +112,20 @@ impl AppError {
         }
     }
 
+    /// Adds the headers this error calls for to any response that renders it: the bearer
+    /// challenge, and `Retry-After` for the sign-in back-off.
+    pub fn add_headers(&self, headers: &mut HeaderMap) {
+        if let Some(challenge) = self.bearer_challenge() {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        if let Self::TooManyAttempts { retry_after_secs } = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+    }
+
     /// Logs an internal cause exactly once, at the edge where the error is rendered.
     pub(crate) fn log_if_internal(&self) {
         if let Self::Internal(cause) = self {
@@ -137,17 +151,7 @@ impl IntoResponse for AppError {
             message: self.to_string(),
         };
         let mut response = (self.status(), axum::Json(body)).into_response();
-        if let Some(challenge) = self.bearer_challenge() {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
-        }
-        if let Self::TooManyAttempts { retry_after_secs } = self {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-        }
+        self.add_headers(response.headers_mut());
         response
     }
 }

@@ -283,20 +283,13 @@ async fn authorize_post(
                     "The username or password is not right.",
                     Some(username),
                 )),
-                Err(AppError::TooManyAttempts { retry_after_secs }) => {
+                Err(err @ AppError::TooManyAttempts { retry_after_secs }) => {
                     let text = format!(
                         "Too many failed attempts. Wait {retry_after_secs} seconds, then try again."
                     );
-                    let mut response = sign_in_page(
-                        &pending,
-                        cookie,
-                        StatusCode::TOO_MANY_REQUESTS,
-                        &text,
-                        Some(username),
-                    );
-                    response
-                        .headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                    let mut response =
+                        sign_in_page(&pending, cookie, err.status(), &text, Some(username));
+                    err.add_headers(response.headers_mut());
                     Ok(response)
                 }
                 Err(other) => Err(other.into()),

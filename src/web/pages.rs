@@ -148,6 +148,8 @@ impl IntoResponse for PageError {
             AppError::Internal(_) => "Something went wrong on our side. Please try again.".into(),
             other => other.to_string(),
         };
-        message(status, "Something went wrong", &text)
+        let mut response = message(status, "Something went wrong", &text);
+        self.0.add_headers(response.headers_mut());
+        response
     }
 }
