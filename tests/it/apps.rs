@@ -24,12 +24,7 @@ async fn create(app: &TestApp, token: &str, name: &str) -> (String, String) {
             Some(app_input(name)),
         )
         .await;
-    assert_eq!(
-        response.status,
-        StatusCode::CREATED,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
+    response.assert_status(StatusCode::CREATED);
     let body = response.json();
     (
         body["client_id"].as_str().unwrap().into(),

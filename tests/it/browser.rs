@@ -16,28 +16,15 @@ use axum::response::Html;
 use axum::routing::get;
 use fantoccini::{Client, ClientBuilder, Locator};
 use image::ImageFormat;
-use openidconnect::core::{
-    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm,
-    CoreProviderMetadata,
-};
+use openidconnect::core::{CoreAuthPrompt, CoreAuthenticationFlow, CoreJwsSigningAlgorithm};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    TokenResponse, reqwest,
+    AuthorizationCode, CsrfToken, Nonce, PkceCodeChallenge, PkceCodeVerifier, Scope, TokenResponse,
 };
 use serde_json::json;
 
 use crate::common::{PASSWORD, Served};
 use crate::fixtures::{BOUNDARY, image, multipart_file};
-
-type Rp = CoreClient<
-    EndpointSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointMaybeSet,
-    EndpointMaybeSet,
->;
+use crate::relying_party::{Rp, discover};
 
 /// A chromedriver process, killed when dropped.
 struct ChromeDriver {
@@ -215,24 +202,12 @@ async fn a_person_signs_in_and_approves_in_a_real_browser() {
     assert_eq!(logo.status, axum::http::StatusCode::NO_CONTENT);
     let ada = app.create_user("ada", &[]).await;
 
-    let http = reqwest::ClientBuilder::new()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let metadata =
-        CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.clone()).unwrap(), &http)
-            .await
-            .expect("discovery");
+    let (http, rp) = discover(issuer, &created, &callback).await;
     assert_eq!(
-        metadata.authorization_endpoint().as_str(),
-        format!("{issuer}/oauth/authorize")
+        rp.auth_uri().as_str(),
+        format!("{issuer}/oauth/authorize"),
+        "discovery points at the hosted endpoint"
     );
-    let rp: Rp = CoreClient::from_provider_metadata(
-        metadata,
-        ClientId::new(client_id.clone()),
-        Some(ClientSecret::new(created.secret.clone())),
-    )
-    .set_redirect_uri(RedirectUrl::new(callback.clone()).unwrap());
 
     let driver = start_chromedriver().await;
     let browser = open_browser(&driver).await;

@@ -119,6 +119,16 @@ impl TestResponse {
         })
     }
 
+    /// Asserts the status, showing the body when it differs.
+    pub fn assert_status(&self, expected: StatusCode) {
+        assert_eq!(
+            self.status,
+            expected,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -314,12 +324,7 @@ impl TestApp {
         let response = self
             .rest(Method::POST, "/api/oauth/app", Some(admin), Some(body))
             .await;
-        assert_eq!(
-            response.status,
-            StatusCode::CREATED,
-            "{}",
-            String::from_utf8_lossy(&response.body)
-        );
+        response.assert_status(StatusCode::CREATED);
         let created = response.json();
         Registered {
             client_id: created["client_id"].as_str().expect("client_id").into(),
@@ -355,12 +360,7 @@ impl TestApp {
     /// POSTs a GraphQL operation and returns the JSON response (`data` and `errors`).
     pub async fn graphql(&self, query: &str, variables: Value, token: Option<&str>) -> Value {
         let response = self.graphql_response(query, variables, token).await;
-        assert_eq!(
-            response.status,
-            StatusCode::OK,
-            "{}",
-            String::from_utf8_lossy(&response.body)
-        );
+        response.assert_status(StatusCode::OK);
         response.json()
     }
 

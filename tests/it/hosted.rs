@@ -130,7 +130,7 @@ pub fn hidden(html: &str, name: &str) -> String {
 
 /// The query of a redirect's `Location`, which must lead to the client.
 pub fn redirect_query(response: &TestResponse) -> HashMap<String, String> {
-    assert_eq!(response.status, StatusCode::SEE_OTHER, "{}", text(response));
+    response.assert_status(StatusCode::SEE_OTHER);
     let location = response.header("location").unwrap();
     assert!(location.starts_with(REDIRECT), "{location}");
     let url = url::Url::parse(location).unwrap();
@@ -187,7 +187,7 @@ async fn signed_in_at_consent<'a>(app: &'a TestApp, rp: &Rp) -> (Browser<'a>, Te
     let mut browser = Browser::new(app);
     let page = browser.get(&authorize_path(rp, &[])).await;
     let consent = browser.sign_in(&page, "ada", PASSWORD).await;
-    assert_eq!(consent.status, StatusCode::OK, "{}", text(&consent));
+    consent.assert_status(StatusCode::OK);
     assert!(text(&consent).contains("Approve"));
     (browser, consent)
 }
@@ -351,7 +351,7 @@ async fn repeated_failed_sign_ins_are_slowed_down(app: TestApp) {
     // The delay is bounded: once it has passed, the right password works.
     tokio::time::sleep(idgraph::service::throttle::BASE_DELAY).await;
     let consent = browser.sign_in(&page, "ada", PASSWORD).await;
-    assert_eq!(consent.status, StatusCode::OK, "{}", text(&consent));
+    consent.assert_status(StatusCode::OK);
 }
 
 async fn signing_in_sets_a_host_only_http_only_lax_cookie(app: TestApp) {
@@ -424,7 +424,7 @@ async fn approving_redirects_with_a_code_that_redeems_with_the_sign_in_time(app:
         ],
     )
     .await;
-    assert_eq!(redeemed.status, StatusCode::OK, "{}", text(&redeemed));
+    redeemed.assert_status(StatusCode::OK);
     let id = claims(redeemed.json()["id_token"].as_str().unwrap());
     assert_eq!(id["auth_time"], signed_in_at);
     assert_eq!(id["nonce"], "n-0S6");

@@ -50,12 +50,7 @@ pub async fn consent(app: &TestApp, rp: &Rp, body: Value) -> String {
             Some(body),
         )
         .await;
-    assert_eq!(
-        response.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
+    response.assert_status(StatusCode::OK);
     response.json()["code"].as_str().unwrap().to_string()
 }
 
@@ -107,12 +102,7 @@ pub async fn redeem_for(app: &TestApp, rp: &Rp, code: &str) -> Value {
         ],
     )
     .await;
-    assert_eq!(
-        response.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
+    response.assert_status(StatusCode::OK);
     response.json()
 }
 
@@ -135,12 +125,7 @@ fn pkce_body(scope: &str) -> Value {
 }
 
 fn assert_oauth_error(response: &TestResponse, status: StatusCode, error: &str) {
-    assert_eq!(
-        response.status,
-        status,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
+    response.assert_status(status);
     assert_eq!(
         response.json()["error"],
         error,
@@ -259,12 +244,7 @@ async fn the_code_flow_issues_verifiable_tokens_and_userinfo(app: TestApp) {
     .await;
     assert!(code.len() >= 43, "256 bits of randomness");
     let response = redeem(&app, &rp, &code).await;
-    assert_eq!(
-        response.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
+    response.assert_status(StatusCode::OK);
     assert_eq!(response.header("cache-control"), Some("no-store"));
     let body = response.json();
     assert_eq!(body["token_type"], "Bearer");
@@ -545,12 +525,7 @@ async fn refresh_tokens_rotate_are_bound_to_their_client_and_only_narrow(app: Te
         ],
     )
     .await;
-    assert_eq!(
-        narrower.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&narrower.body)
-    );
+    narrower.assert_status(StatusCode::OK);
     let second = narrower.json();
     assert_eq!(second["scope"], "openid");
     let r2 = second["refresh_token"].as_str().unwrap().to_string();

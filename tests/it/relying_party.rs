@@ -9,15 +9,45 @@ use openidconnect::core::{
     CoreUserInfoClaims,
 };
 use openidconnect::{
-    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, RefreshToken, Scope, TokenResponse,
-    reqwest,
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    RedirectUrl, RefreshToken, Scope, TokenResponse, reqwest,
 };
 use serde_json::json;
 
-use crate::common::Served;
+use crate::common::{Registered, Served};
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
+
+/// A relying party's client, as built from discovery.
+pub type Rp = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// Discovers idgraph at `issuer` and builds the relying party's client for `app`, with its HTTP
+/// client (which, as a relying party's should, does not follow redirects).
+pub async fn discover(issuer: &str, app: &Registered, redirect: &str) -> (reqwest::Client, Rp) {
+    let http = reqwest::ClientBuilder::new()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.into()).unwrap(), &http)
+            .await
+            .expect("discovery");
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(app.client_id.clone()),
+        Some(ClientSecret::new(app.secret.clone())),
+    )
+    .set_redirect_uri(RedirectUrl::new(redirect.into()).unwrap());
+    (http, client)
+}
 
 async fn sign_in_with(algorithm: &str, jws: CoreJwsSigningAlgorithm) {
     let served = Served::start(|c| c.signing_algorithm = algorithm.into()).await;
@@ -29,20 +59,7 @@ async fn sign_in_with(algorithm: &str, jws: CoreJwsSigningAlgorithm) {
     let user = app.create_user("ada", &[]).await;
     let session = app.token("ada", Some("gov.user.oauth.authorize")).await;
 
-    let http = reqwest::ClientBuilder::new()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let metadata =
-        CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.clone()).unwrap(), &http)
-            .await
-            .expect("discovery");
-    let client = CoreClient::from_provider_metadata(
-        metadata,
-        ClientId::new(created.client_id.clone()),
-        Some(ClientSecret::new(created.secret.clone())),
-    )
-    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let (http, client) = discover(issuer, &created, REDIRECT).await;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (auth_url, _state, nonce) = client
         .authorize_url(
