@@ -1,5 +1,5 @@
-//! `POST /api/oauth/token`: form parsing, client authentication and RFC 6749 §5.2 errors. The
-//! rules themselves live in `service::tokens`.
+//! `POST /api/oauth/token`: form parsing, HTTP Basic decoding and RFC 6749 §5.2 errors. The
+//! rules themselves (client authentication included) live in `service::tokens`.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -10,8 +10,8 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
 use super::capabilities::GrantType;
-use crate::service::apps;
-use crate::service::tokens::{self, OAuthError};
+
+use crate::service::tokens::{self, ClientCredentials, OAuthError};
 use crate::state::AppState;
 
 /// Largest token request body accepted.
@@ -149,30 +149,12 @@ async fn handle(
         ));
     }
     let form = Form::parse(body)?;
-    let basic = basic_credentials(headers)?;
-    let (client_id, secret) = match (basic, form.get("client_secret")) {
-        (Some(_), Some(_)) => {
-            return Err(OAuthError::InvalidRequest(
-                "use one client authentication method, not both".into(),
-            ));
-        }
-        (Some((id, secret)), None) => {
-            if form.get("client_id").is_some_and(|form_id| form_id != id) {
-                return Err(OAuthError::InvalidRequest(
-                    "client_id differs from the authenticated client".into(),
-                ));
-            }
-            (id, secret)
-        }
-        (None, Some(secret)) => {
-            let id = form.get("client_id").ok_or(OAuthError::InvalidClient)?;
-            (id.to_string(), secret.to_string())
-        }
-        (None, None) => return Err(OAuthError::InvalidClient),
+    let credentials = ClientCredentials {
+        basic: basic_credentials(headers)?,
+        form_id: form.get("client_id"),
+        form_secret: form.get("client_secret"),
     };
-    let client = apps::authenticate_client(state, &client_id, &secret)
-        .await?
-        .ok_or(OAuthError::InvalidClient)?;
+    let client = tokens::authenticate_client(state, credentials).await?;
     let grant_type = form
         .get("grant_type")
         .ok_or_else(|| OAuthError::InvalidRequest("grant_type is required".into()))?;

@@ -5,6 +5,8 @@
 //! holds the live grant id; access tokens are checked against it on use, so deleting the
 //! connection, replaying its code or reusing a rotated-out refresh token ends them at once.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::sea_query::Expr;
@@ -69,6 +71,49 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     /// Granted scope, space-separated.
     pub scope: String,
+}
+
+/// How a client presented itself at the token endpoint.
+#[derive(Debug, Default)]
+pub struct ClientCredentials<'a> {
+    /// Id and secret from HTTP Basic, already form-decoded (RFC 6749 §2.3.1).
+    pub basic: Option<(String, String)>,
+    /// `client_id` of the form.
+    pub form_id: Option<&'a str>,
+    /// `client_secret` of the form.
+    pub form_secret: Option<&'a str>,
+}
+
+/// Authenticates the client by exactly one method: `client_secret_basic` or
+/// `client_secret_post`. Both at once, or a form `client_id` naming another client than Basic
+/// did, is `invalid_request`; an unknown client and a wrong secret are both `invalid_client`.
+pub async fn authenticate_client(
+    state: &AppState,
+    credentials: ClientCredentials<'_>,
+) -> Result<Arc<apps::Model>, OAuthError> {
+    let (client_id, secret) = match (credentials.basic, credentials.form_secret) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::InvalidRequest(
+                "use one client authentication method, not both".into(),
+            ));
+        }
+        (Some((id, secret)), None) => {
+            if credentials.form_id.is_some_and(|form_id| form_id != id) {
+                return Err(OAuthError::InvalidRequest(
+                    "client_id differs from the authenticated client".into(),
+                ));
+            }
+            (id, secret)
+        }
+        (None, Some(secret)) => {
+            let id = credentials.form_id.ok_or(OAuthError::InvalidClient)?;
+            (id.to_string(), secret.to_string())
+        }
+        (None, None) => return Err(OAuthError::InvalidClient),
+    };
+    crate::service::apps::authenticate_client(state, &client_id, &secret)
+        .await?
+        .ok_or(OAuthError::InvalidClient)
 }
 
 /// `at_hash`: the left half of the access token's hash, with the hash of the signing
