@@ -7,13 +7,15 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::DatabaseConnection;
+use secrecy::{ExposeSecret, SecretString};
 
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
+use crate::domain::Role;
 use crate::config::Config;
 use crate::domain::users::NewUser;
 use crate::graphql::{Limits, build_schema};
 use crate::service::{keys, users};
-use crate::state::AppState;
+use crate::service::AppState;
 
 /// idgraph: OpenID Connect apps, consent and tokens, GraphQL-first.
 #[derive(Debug, Parser)]
@@ -81,9 +83,9 @@ pub enum UserCommand {
         /// Display name.
         #[arg(long, default_value = "")]
         name: String,
-        /// A role to grant; repeat for several.
-        #[arg(long = "role", value_parser = ["admin", "oauth"])]
-        roles: Vec<String>,
+        /// A role to grant (`admin` or `oauth`); repeat for several.
+        #[arg(long = "role", value_parser = parse_role)]
+        roles: Vec<Role>,
         /// Read the password from standard input (required, so it never shows in `ps`).
         #[arg(long)]
         password_stdin: bool,
@@ -95,6 +97,11 @@ pub enum UserCommand {
 pub enum KeysCommand {
     /// Add a new active signing key; the old one stays published until its tokens expire.
     Rotate,
+}
+
+/// Reads a role by its one string form ([`Role`]'s).
+fn parse_role(text: &str) -> Result<Role, String> {
+    text.parse::<Role>().map_err(|err| err.to_string())
 }
 
 /// Connects and brings the schema up to date (or checks it is, when migration is off).
@@ -139,11 +146,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password)?;
-            let password = password.trim_end_matches(['\r', '\n']).to_string();
-            let roles = roles
-                .iter()
-                .map(|r| r.parse::<Role>())
-                .collect::<Result<Vec<_>, _>>()?;
+            let password = SecretString::from(password.trim_end_matches(['\r', '\n']));
             let db = open_database(&config, config.migrate_on_start).await?;
             let state = AppState::new(db, config).await?;
             let user = users::create_user(
@@ -167,7 +170,8 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         } => {
             let db = open_database(&config, config.migrate_on_start).await?;
             let overlap = config.access_token_ttl + std::time::Duration::from_secs(60);
-            let kid = keys::rotate(&db, config.signing_algorithm, overlap).await?;
+            let now = crate::clock::Clock::system().now();
+            let kid = keys::rotate(&db, config.signing_algorithm, overlap, now).await?;
             println!(
                 "new signing key {kid} ({}); running servers pick it up within {} s",
                 config.signing_algorithm,
@@ -205,6 +209,7 @@ async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
     let state = AppState::new(db, config).await?;
     if let Some(password) = users::bootstrap_admin(&state, bootstrap_password).await? {
         // Printed once, to the terminal only: never through the logger.
+        let password = password.expose_secret();
         println!("\n  Created the first user: admin\n  Password (shown once): {password}\n");
     }
     let listener = tokio::net::TcpListener::bind(bind)

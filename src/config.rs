@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use figment::Figment;
+use secrecy::SecretString;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -15,7 +16,8 @@ use crate::auth::SigningAlgorithm;
 
 /// The raw, unvalidated settings exactly as the layers provide them. Every key is documented in
 /// the README; the field names are the TOML keys and, upper-cased with `IDGRAPH_`, the variables.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// It has no `Debug`: it holds the bootstrap password and the database URL in clear.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawConfig {
     pub database_url: String,
@@ -70,11 +72,41 @@ pub enum LogFormat {
     Json,
 }
 
-/// The validated configuration the server runs with.
+/// A database URL, which may carry a password: printing it shows the password as `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl std::ops::Deref for DatabaseUrl {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<&str> for DatabaseUrl {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match Url::parse(&self.0) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("***"));
+                write!(f, "{:?}", url.as_str())
+            }
+            _ => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
+/// The validated configuration the server runs with. Printing it shows no secret.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `sqlite://…` or `postgres://…`.
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     /// Size of the connection pool.
     pub db_max_connections: u32,
     /// Address the HTTP server listens on.
@@ -100,8 +132,8 @@ pub struct Config {
     pub graphql_max_complexity: usize,
     /// How many password hashes may be computed at once.
     pub password_hash_concurrency: usize,
-    /// Password for the bootstrap `admin` user; random when unset.
-    pub bootstrap_admin_password: Option<String>,
+    /// Password for the bootstrap `admin` user; random when unset. Never printed.
+    pub bootstrap_admin_password: Option<SecretString>,
     /// Whether PKCE `plain` is accepted (S256 always is); discovery follows.
     pub pkce_allow_plain: bool,
     /// The sign-in UI's authorization URL advertised by discovery: idgraph's own
@@ -266,7 +298,7 @@ impl RawConfig {
             n => n,
         };
         Ok(Config {
-            database_url: self.database_url,
+            database_url: DatabaseUrl(self.database_url),
             db_max_connections: self.db_max_connections,
             bind,
             issuer,
@@ -279,7 +311,7 @@ impl RawConfig {
             graphql_max_depth: self.graphql_max_depth,
             graphql_max_complexity: self.graphql_max_complexity,
             password_hash_concurrency,
-            bootstrap_admin_password: self.bootstrap_admin_password,
+            bootstrap_admin_password: self.bootstrap_admin_password.map(SecretString::from),
             pkce_allow_plain: self.pkce_allow_plain,
             authorization_endpoint,
             browser_session_ttl: Duration::from_secs(self.browser_session_ttl_secs),

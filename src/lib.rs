@@ -4,15 +4,16 @@
 
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod edge;
 pub mod error;
 pub mod graphql;
 pub mod oidc;
 pub mod rest;
 pub mod service;
-pub mod state;
 pub mod telemetry;
 pub mod web;
 
@@ -25,7 +26,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::graphql::{Limits, build_schema};
-use crate::state::AppState;
+use crate::service::AppState;
 
 /// Builds the router: `/graphql`, `/api/oauth/*`, the hosted pages under `/oauth/*`, `/healthz`,
 /// `/readyz`, with request ids,
@@ -37,7 +38,7 @@ pub fn app(state: AppState) -> Router {
     };
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
-        .merge(graphql::http::routes(build_schema(limits)))
+        .merge(graphql::http::routes(state.clone(), build_schema(limits)))
         .nest("/api/oauth", rest::routes())
         .merge(rest::health_routes())
         .merge(oidc::well_known())

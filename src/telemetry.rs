@@ -10,12 +10,13 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogFormat;
 use crate::domain::secret::random_token;
 
-/// Installs the global subscriber. `RUST_LOG` overrides the default `info` filter.
+/// Installs the global subscriber. `RUST_LOG` overrides the default `info` filter. Every line
+/// keeps its target, so that audit lines (target `audit`) can be told apart.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(true);
     let result = match format {
         LogFormat::Pretty => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

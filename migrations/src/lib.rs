@@ -10,6 +10,7 @@ mod m20261126_000001_platform;
 mod m20261126_000002_apps;
 mod m20261126_000003_connections;
 mod m20261127_000004_hosted_sign_in;
+mod m20261129_000005_grants;
 
 /// Runs idgraph's migrations in order.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_apps::Migration),
             Box::new(m20261126_000003_connections::Migration),
             Box::new(m20261127_000004_hosted_sign_in::Migration),
+            Box::new(m20261129_000005_grants::Migration),
         ]
     }
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::keys::{SigningKey, VerifyingKey};
+use crate::domain::secret::random_token;
 
 /// What a token is for. Management guards accept only [`TokenKind::Session`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +54,57 @@ pub struct AccessClaims {
     /// that deleting the connection or replaying its code ends the token at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
+}
+
+impl AccessClaims {
+    /// A first-party token for `session`: the issuer is its own audience.
+    pub fn session(
+        issuer: &str,
+        user_id: &str,
+        session_id: &str,
+        scope: &str,
+        now: i64,
+        ttl: i64,
+    ) -> Self {
+        Self {
+            iss: issuer.to_string(),
+            sub: user_id.to_string(),
+            aud: issuer.to_string(),
+            exp: now + ttl,
+            iat: now,
+            jti: random_token(16),
+            scope: scope.to_string(),
+            kind: TokenKind::Session,
+            sid: Some(session_id.to_string()),
+            client_id: None,
+            gid: None,
+        }
+    }
+
+    /// An app's token for the grant `grant_id`, good at userinfo.
+    pub fn app(
+        issuer: &str,
+        user_id: &str,
+        client_id: &str,
+        grant_id: &str,
+        scope: &str,
+        now: i64,
+        ttl: i64,
+    ) -> Self {
+        Self {
+            iss: issuer.to_string(),
+            sub: user_id.to_string(),
+            aud: issuer.to_string(),
+            exp: now + ttl,
+            iat: now,
+            jti: random_token(16),
+            scope: scope.to_string(),
+            kind: TokenKind::Oauth,
+            sid: None,
+            client_id: Some(client_id.to_string()),
+            gid: Some(grant_id.to_string()),
+        }
+    }
 }
 
 /// Claims of an ID token (OpenID Connect Core §2).
@@ -117,13 +169,19 @@ pub fn header_kid(token: &str) -> Option<String> {
     jsonwebtoken::decode_header(token).ok()?.kid
 }
 
-/// Verifies `token` against `ring`: the key is chosen by `kid` and the algorithm is that key's
-/// own; signature, `exp`, `iss` and `aud` are checked.
+/// Seconds of clock difference tolerated on `exp` and `nbf`.
+pub const LEEWAY_SECS: i64 = 30;
+
+/// Verifies `token` against `ring` at `now` (Unix seconds): the key is chosen by `kid` and the
+/// algorithm is that key's own; signature, `iss` and `aud` are checked, and `exp` (required)
+/// and `nbf` (when present) against `now`, not against the system clock, so that time is a
+/// parameter here as everywhere.
 pub fn verify<T: DeserializeOwned>(
     ring: &KeyRing,
     token: &str,
     issuer: &str,
     audience: &str,
+    now: i64,
 ) -> Result<T, VerifyError> {
     let kid = header_kid(token).ok_or(VerifyError::Invalid)?;
     let key = ring.verifying.get(&kid).ok_or(VerifyError::UnknownKey)?;
@@ -131,8 +189,20 @@ pub fn verify<T: DeserializeOwned>(
     validation.set_issuer(&[issuer]);
     validation.set_audience(&[audience]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    validation.leeway = 30;
-    jsonwebtoken::decode::<T>(token, &key.key, &validation)
-        .map(|data| data.claims)
-        .map_err(|_| VerifyError::Invalid)
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    let claims = jsonwebtoken::decode::<Value>(token, &key.key, &validation)
+        .map_err(|_| VerifyError::Invalid)?
+        .claims;
+    let time = |name: &str| claims.get(name).map(Value::as_i64);
+    match time("exp") {
+        Some(Some(exp)) if now <= exp + LEEWAY_SECS => {}
+        _ => return Err(VerifyError::Invalid),
+    }
+    match time("nbf") {
+        None => {}
+        Some(Some(nbf)) if nbf <= now + LEEWAY_SECS => {}
+        Some(_) => return Err(VerifyError::Invalid),
+    }
+    serde_json::from_value(claims).map_err(|_| VerifyError::Invalid)
 }

@@ -1,14 +1,10 @@
-//! Authentication and authorization: who is calling (`Principal`), what they may do (`Scope`,
-//! `Role`), and the tokens that carry it.
+//! Authentication vocabulary and token cryptography: who is calling ([`Principal`]) and the
+//! one gate every operation passes through, the claims tokens carry, and signing keys. No I/O:
+//! storage of keys and sessions lives in `service/`; reading a request lives in `edge/`.
 
-pub mod extract;
 pub mod jwt;
 pub mod keys;
 pub mod principal;
-pub mod role;
-pub mod scope;
 
 pub use keys::SigningAlgorithm;
-pub use principal::{Principal, UserPrincipal};
-pub use role::Role;
-pub use scope::{Scope, ScopeSet};
+pub use principal::{Principal, SessionRef, UserPrincipal};

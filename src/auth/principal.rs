@@ -3,10 +3,10 @@
 //! Services decide authorization by calling the checks here; GraphQL guards and REST extractors
 //! call the very same checks to reject early, never logic of their own.
 
-use crate::domain::ids::{SessionId, UserId};
+use crate::domain::ids::{BrowserSessionId, SessionId, UserId};
 use crate::error::AppError;
 
-use super::{Role, Scope, ScopeSet};
+use crate::domain::{Role, Scope, ScopeSet};
 
 /// A signed-in user, as established by a valid first-party session token.
 #[derive(Debug, Clone)]
@@ -17,10 +17,19 @@ pub struct UserPrincipal {
     pub roles: Vec<Role>,
     /// The scopes granted to the token.
     pub scopes: ScopeSet,
-    /// The session the token belongs to.
-    pub session_id: SessionId,
+    /// The sign-in the caller acts through.
+    pub session: SessionRef,
     /// When the user signed in (the session's start), Unix seconds.
     pub auth_time: i64,
+}
+
+/// Which sign-in a [`UserPrincipal`] acts through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionRef {
+    /// A first-party session opened by `login` (a bearer token).
+    Api(SessionId),
+    /// A sign-in on the hosted pages (a browser cookie).
+    Browser(BrowserSessionId),
 }
 
 impl UserPrincipal {
@@ -109,7 +118,7 @@ mod tests {
             user_id: UserId::from_trusted("u".into()),
             roles,
             scopes: ScopeSet::parse(scope).unwrap(),
-            session_id: SessionId::from_trusted("s".into()),
+            session: SessionRef::Api(SessionId::from_trusted("s".into())),
             auth_time: 0,
         })
     }

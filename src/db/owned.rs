@@ -4,7 +4,7 @@
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Select};
 
 use crate::db::entities::connections;
-use crate::domain::ids::UserId;
+use crate::domain::ids::{ClientId, UserId};
 
 /// Every connection of `user`.
 pub fn connections_of(user: &UserId) -> Select<connections::Entity> {
@@ -12,6 +12,6 @@ pub fn connections_of(user: &UserId) -> Select<connections::Entity> {
 }
 
 /// `user`'s connection to `client_id`, if any.
-pub fn connection_of(user: &UserId, client_id: &str) -> Select<connections::Entity> {
-    connections_of(user).filter(connections::Column::ClientId.eq(client_id))
+pub fn connection_of(user: &UserId, client_id: &ClientId) -> Select<connections::Entity> {
+    connections_of(user).filter(connections::Column::ClientId.eq(client_id.as_str()))
 }

@@ -1,24 +1,20 @@
 //! Apps: the validated input of create and update, the app as transports see it, and the pure
 //! rules for redirect URIs and listing cursors.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
 use url::{Host, Url};
 
+use super::ids::{ClientId, UserId};
 use crate::error::AppError;
 
-/// Longest client id accepted anywhere (ours are 22 characters).
-pub const MAX_CLIENT_ID_LEN: usize = 31;
 /// Most ids one bulk look-up may ask for.
 pub const MAX_BULK_IDS: usize = 256;
-/// Largest page of a listing.
-pub const MAX_PAGE: u64 = 1024;
 
 /// An app as every transport sees it: never its secret or the secret's hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct App {
     /// Public client id.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// Display name.
     pub name: String,
     /// Homepage; may be empty.
@@ -28,7 +24,7 @@ pub struct App {
     /// A `data:` URL of a tiny thumbnail, or empty when the app has no logo.
     pub logo: String,
     /// Who registered it, if that user still exists.
-    pub creator_id: Option<String>,
+    pub creator_id: Option<UserId>,
     /// Creation, Unix seconds.
     pub created_at: i64,
     /// Last change, Unix seconds.
@@ -122,90 +118,15 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), AppError> {
     }
 }
 
-/// Checks a client id's shape before any look-up.
-pub fn check_client_id(client_id: &str) -> Result<(), AppError> {
-    if client_id.is_empty()
-        || client_id.len() > MAX_CLIENT_ID_LEN
-        || !client_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(AppError::NotFound("app"));
-    }
-    Ok(())
-}
-
-/// A position in the listing order: name, creation time, client id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppCursor {
-    /// The app's name.
-    pub name: String,
-    /// Its creation time.
-    pub created_at: i64,
-    /// Its client id (breaks ties).
-    pub client_id: String,
-}
+/// A position in the listing order: name, creation time, client id (which breaks ties).
+/// Serialised as a JSON array, the text of its cursor (see [`super::page::encode_cursor`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppCursor(pub String, pub i64, pub ClientId);
 
 impl AppCursor {
     /// The cursor of `app`.
     pub fn of(app: &App) -> Self {
-        Self {
-            name: app.name.clone(),
-            created_at: app.created_at,
-            client_id: app.client_id.clone(),
-        }
-    }
-
-    /// Opaque text form: base64url of a JSON array.
-    pub fn encode(&self) -> String {
-        let json = serde_json::json!([self.name, self.created_at, self.client_id]);
-        URL_SAFE_NO_PAD.encode(json.to_string())
-    }
-
-    /// Parses [`AppCursor::encode`]'s output; anything else is a 400 naming `after`.
-    pub fn decode(text: &str) -> Result<Self, AppError> {
-        let bad = || AppError::invalid("after: not a cursor returned by this API");
-        if text.len() > 1024 {
-            return Err(bad());
-        }
-        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
-        let (name, created_at, client_id): (String, i64, String) =
-            serde_json::from_slice(&bytes).map_err(|_| bad())?;
-        Ok(Self {
-            name,
-            created_at,
-            client_id,
-        })
-    }
-}
-
-/// Which slice of the listing to return.
-#[derive(Debug, Clone)]
-pub enum Page {
-    /// REST: `amount` rows after skipping `offset`.
-    Offset {
-        /// 1..=1024.
-        amount: u64,
-        /// ≥ 0.
-        offset: u64,
-    },
-    /// GraphQL: `first` rows after the cursor.
-    After {
-        /// 1..=1024.
-        first: u64,
-        /// Start after this position, or at the beginning.
-        after: Option<AppCursor>,
-    },
-}
-
-impl Page {
-    /// Checks the bounds.
-    pub fn validate(self) -> Result<Self, AppError> {
-        match &self {
-            Page::Offset { amount, .. } => super::check_page_size("amount", *amount)?,
-            Page::After { first, .. } => super::check_page_size("first", *first)?,
-        };
-        Ok(self)
+        Self(app.name.clone(), app.created_at, app.client_id.clone())
     }
 }
 
@@ -240,17 +161,5 @@ mod tests {
             assert!(err.starts_with("redirect_uri:"), "{bad}: {err}");
         }
         assert!(check_redirect_uri(&format!("https://a.example/{}", "x".repeat(600))).is_err());
-    }
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_refused() {
-        let cursor = AppCursor {
-            name: "Zed \"app\"".into(),
-            created_at: 42,
-            client_id: "abc".into(),
-        };
-        assert_eq!(AppCursor::decode(&cursor.encode()).unwrap(), cursor);
-        assert!(AppCursor::decode("not-a-cursor").is_err());
-        assert!(AppCursor::decode(&URL_SAFE_NO_PAD.encode("[1,2]")).is_err());
     }
 }

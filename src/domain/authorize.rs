@@ -2,9 +2,11 @@
 //! Connect Core §3.1.2.1, RFC 7636 §4.3): its parameters and the rules that need no storage.
 //! Looking the client up and matching its redirect URI is the service's part.
 
+use serde::{Deserialize, Serialize};
 use url::form_urlencoded;
 
-use crate::domain::oauth::{ConsentRequest, OidcScope, OidcScopes};
+use crate::domain::ids::ClientId;
+use crate::domain::oauth::{ConsentRequest, OidcScopes, PkcePolicy};
 use crate::error::AppError;
 
 /// Longest `state`, `login_hint` or other single value accepted.
@@ -25,6 +27,7 @@ pub struct AuthorizeParams {
     pub prompt: Option<String>,
     pub max_age: Option<String>,
     pub login_hint: Option<String>,
+    pub response_mode: Option<String>,
     /// Known parameters that appeared more than once (RFC 6749 §3.1 forbids it).
     pub repeated: Vec<&'static str>,
     /// The error owed to a request object (`request` or `request_uri`, OpenID Connect Core
@@ -33,6 +36,12 @@ pub struct AuthorizeParams {
 }
 
 impl AuthorizeParams {
+    /// Whether `name` is a parameter of an authorization request (one idgraph reads, or a
+    /// request object it refuses by name).
+    pub fn is_parameter(name: &str) -> bool {
+        matches!(name, "request" | "request_uri") || Self::default().slot(name).is_some()
+    }
+
     fn slot(&mut self, name: &str) -> Option<(&'static str, &mut Option<String>)> {
         Some(match name {
             "response_type" => ("response_type", &mut self.response_type),
@@ -46,6 +55,7 @@ impl AuthorizeParams {
             "prompt" => ("prompt", &mut self.prompt),
             "max_age" => ("max_age", &mut self.max_age),
             "login_hint" => ("login_hint", &mut self.login_hint),
+            "response_mode" => ("response_mode", &mut self.response_mode),
             _ => return None,
         })
     }
@@ -97,6 +107,7 @@ impl AuthorizeParams {
             ("prompt", &self.prompt),
             ("max_age", &self.max_age),
             ("login_hint", &self.login_hint),
+            ("response_mode", &self.response_mode),
         ];
         for (name, value) in fields {
             if let Some(value) = value {
@@ -108,7 +119,7 @@ impl AuthorizeParams {
 }
 
 /// The `prompt` parameter's values (OpenID Connect Core §3.1.2.1).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prompt {
     /// Show no page: answer `login_required` or `consent_required` instead.
     pub none: bool,
@@ -137,6 +148,49 @@ impl Prompt {
         }
         Ok(prompt)
     }
+
+    /// The parameter's value again; `None` when no value was set.
+    fn to_param(self) -> Option<String> {
+        let words: Vec<&str> = [
+            (self.none, "none"),
+            (self.login, "login"),
+            (self.consent, "consent"),
+        ]
+        .into_iter()
+        .filter_map(|(on, word)| on.then_some(word))
+        .collect();
+        (!words.is_empty()).then(|| words.join(" "))
+    }
+}
+
+/// How the answer travels back to the client (OAuth 2.0 Multiple Response Type Encoding
+/// Practices §2.1). `form_post` is not offered: it needs a self-submitting page, which the
+/// hosted pages' policy of no script at all rules out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResponseMode {
+    /// In the redirect URI's query (the default for `response_type=code`).
+    #[default]
+    Query,
+    /// In the redirect URI's fragment.
+    Fragment,
+}
+
+impl ResponseMode {
+    /// Every mode offered, for discovery.
+    pub const EVERY: [ResponseMode; 2] = [ResponseMode::Query, ResponseMode::Fragment];
+
+    /// The parameter's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseMode::Query => "query",
+            ResponseMode::Fragment => "fragment",
+        }
+    }
+
+    /// Parses an offered mode.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::EVERY.into_iter().find(|mode| mode.as_str() == text)
+    }
 }
 
 /// An error the client is told about by redirect (RFC 6749 §4.1.2.1).
@@ -160,33 +214,34 @@ impl RedirectError {
     }
 }
 
-/// A valid authorization request for a known client and its exact redirect URI.
-#[derive(Debug, Clone)]
+/// A valid authorization request for a known client and one of its redirect URIs. It is
+/// validated once, when it arrives; the hosted pages carry it sealed from then on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizationRequest {
-    /// The registered redirect URI, equal to the one asked for.
+    /// The redirect URI asked for, exactly as registered.
     pub redirect_uri: String,
     /// Returned unchanged with the answer.
     pub state: Option<String>,
     /// What consent would record: client, scopes, nonce, PKCE.
     pub consent: ConsentRequest,
-    /// The requested scopes as given (known scopes, sorted).
-    pub scopes: OidcScopes,
     pub prompt: Prompt,
     /// Longest acceptable age of the sign-in, in seconds.
     pub max_age: Option<i64>,
     /// Pre-fills the username.
     pub login_hint: Option<String>,
+    /// Where the answer goes in the redirect.
+    pub response_mode: ResponseMode,
 }
 
 impl AuthorizationRequest {
     /// Applies the rules that come after the client and redirect URI were found good. Errors
     /// here are reported to the client by redirect. A code challenge without a method means
-    /// `plain` (RFC 7636 §4.3), which is refused when `plain` is switched off.
+    /// `plain` (RFC 7636 §4.3), which `pkce` may refuse.
     pub fn validate(
         params: &AuthorizeParams,
-        client_id: &str,
+        client_id: &ClientId,
         redirect_uri: &str,
-        allow_plain: bool,
+        pkce: PkcePolicy,
     ) -> Result<Self, RedirectError> {
         let invalid = |text: String| RedirectError::new("invalid_request", text);
         if let Some(name) = params.repeated.first() {
@@ -208,6 +263,14 @@ impl AuthorizationRequest {
                 ));
             }
         }
+        let response_mode = match params.response_mode.as_deref() {
+            None => ResponseMode::default(),
+            Some(text) => ResponseMode::parse(text).ok_or_else(|| {
+                invalid(format!(
+                    "response_mode must be query or fragment (got {text:?})"
+                ))
+            })?,
+        };
         for (name, value) in [("state", &params.state), ("login_hint", &params.login_hint)] {
             if value.as_ref().is_some_and(|v| v.len() > MAX_VALUE_LEN) {
                 return Err(invalid(format!(
@@ -216,13 +279,9 @@ impl AuthorizationRequest {
             }
         }
         let scope = params.scope.as_deref().unwrap_or_default();
-        let scopes = OidcScopes::filter(scope);
-        if !scopes.contains(OidcScope::Openid) {
-            return Err(RedirectError::new(
-                "invalid_scope",
-                "scope must contain openid",
-            ));
-        }
+        OidcScopes::filter(scope)
+            .require_openid()
+            .map_err(|why| RedirectError::new("invalid_scope", why))?;
         let prompt = Prompt::parse(params.prompt.as_deref()).map_err(invalid)?;
         let max_age = match params.max_age.as_deref() {
             None => None,
@@ -237,12 +296,12 @@ impl AuthorizationRequest {
             (_, method) => method.clone(),
         };
         let consent = ConsentRequest::validate(
-            client_id.to_string(),
+            client_id.clone(),
             scope,
             params.nonce.clone(),
             params.code_challenge.clone(),
             method,
-            allow_plain,
+            pkce,
         )
         .map_err(|err| match err {
             AppError::InvalidInput(text) => invalid(text),
@@ -252,11 +311,32 @@ impl AuthorizationRequest {
             redirect_uri: redirect_uri.to_string(),
             state: params.state.clone(),
             consent,
-            scopes,
             prompt,
             max_age,
             login_hint: params.login_hint.clone(),
+            response_mode,
         })
+    }
+
+    /// The request as parameters again, for a link that starts it over (after signing out).
+    pub fn to_params(&self) -> AuthorizeParams {
+        let consent = &self.consent;
+        AuthorizeParams {
+            response_type: Some("code".into()),
+            client_id: Some(consent.client_id.to_string()),
+            redirect_uri: Some(self.redirect_uri.clone()),
+            scope: Some(consent.scopes.to_string()),
+            state: self.state.clone(),
+            nonce: consent.nonce.clone(),
+            code_challenge: consent.pkce.as_ref().map(|p| p.challenge.clone()),
+            code_challenge_method: consent.pkce.as_ref().map(|p| p.method.as_str().into()),
+            prompt: self.prompt.to_param(),
+            max_age: self.max_age.map(|age| age.to_string()),
+            login_hint: self.login_hint.clone(),
+            response_mode: (self.response_mode != ResponseMode::default())
+                .then(|| self.response_mode.as_str().into()),
+            ..AuthorizeParams::default()
+        }
     }
 }
 
@@ -268,8 +348,13 @@ mod tests {
         AuthorizeParams::from_query(query)
     }
 
+    fn client() -> ClientId {
+        ClientId::from_trusted("c1".into())
+    }
+
     fn check(query: &str) -> Result<AuthorizationRequest, RedirectError> {
-        AuthorizationRequest::validate(&params(query), "c1", "https://rp.example/cb", true)
+        let policy = PkcePolicy { allow_plain: true };
+        AuthorizationRequest::validate(&params(query), &client(), "https://rp.example/cb", policy)
     }
 
     #[test]
@@ -337,18 +422,42 @@ mod tests {
         let ok = check(&format!(
             "response_type=code&scope=openid&code_challenge={verifier}"
         ));
-        assert_eq!(ok.unwrap().consent.pkce.unwrap().1.as_str(), "plain");
+        assert_eq!(ok.unwrap().consent.pkce.unwrap().method.as_str(), "plain");
         let plain_off = AuthorizationRequest::validate(
             &params(&format!(
                 "response_type=code&scope=openid&code_challenge={verifier}"
             )),
-            "c1",
+            &client(),
             "https://rp.example/cb",
-            false,
+            PkcePolicy { allow_plain: false },
         );
         assert_eq!(plain_off.unwrap_err().error, "invalid_request");
         let short =
             check("response_type=code&scope=openid&code_challenge=abc&code_challenge_method=S256");
         assert_eq!(short.unwrap_err().error, "invalid_request");
+    }
+
+    #[test]
+    fn response_mode_is_query_or_fragment() {
+        let fragment = check("response_type=code&scope=openid&response_mode=fragment").unwrap();
+        assert_eq!(fragment.response_mode, ResponseMode::Fragment);
+        let err = check("response_type=code&scope=openid&response_mode=form_post").unwrap_err();
+        assert_eq!(err.error, "invalid_request");
+    }
+
+    #[test]
+    fn a_validated_request_gives_back_its_parameters() {
+        let query = "response_type=code&client_id=c1&redirect_uri=https%3A%2F%2Frp.example%2Fcb\
+                     &scope=openid+email&state=s&prompt=login+consent&max_age=60\
+                     &response_mode=fragment";
+        let request = check(query).unwrap();
+        let again = AuthorizationRequest::validate(
+            &request.to_params(),
+            &client(),
+            "https://rp.example/cb",
+            PkcePolicy { allow_plain: true },
+        )
+        .unwrap();
+        assert_eq!(again, request);
     }
 }

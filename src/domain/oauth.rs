@@ -5,13 +5,15 @@ use std::str::FromStr;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::ids::ClientId;
 use crate::error::AppError;
 
 /// The OpenID scopes idgraph grants to apps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum OidcScope {
     /// `email`: the `email` and `email_verified` claims.
     Email,
@@ -79,7 +81,7 @@ impl FromStr for OidcScope {
 }
 
 /// A granted set of OpenID scopes: known scopes only, deduplicated, sorted.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct OidcScopes(Vec<OidcScope>);
 
 impl OidcScopes {
@@ -107,6 +109,22 @@ impl OidcScopes {
         Self(scopes)
     }
 
+    /// The one rule every OpenID request obeys: `openid` must be among the scopes.
+    pub fn require_openid(&self) -> Result<(), &'static str> {
+        if self.contains(OidcScope::Openid) {
+            Ok(())
+        } else {
+            Err("scope must contain openid")
+        }
+    }
+
+    /// The scopes in display order (the consent page lists the sign-in itself first).
+    pub fn in_display_order(&self) -> impl Iterator<Item = OidcScope> + '_ {
+        OidcScope::DISPLAY_ORDER
+            .into_iter()
+            .filter(|scope| self.contains(*scope))
+    }
+
     /// Whether every scope of `self` is in `other`.
     pub fn is_subset_of(&self, other: &OidcScopes) -> bool {
         self.0.iter().all(|scope| other.contains(*scope))
@@ -121,7 +139,7 @@ impl fmt::Display for OidcScopes {
 }
 
 /// PKCE transformation methods (RFC 7636 §4.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PkceMethod {
     /// The challenge is the verifier.
     Plain,
@@ -172,72 +190,116 @@ pub fn is_pkce_string(text: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '-'))
 }
 
-/// A validated consent request.
-#[derive(Debug, Clone)]
+/// A PKCE challenge and its method, as a code remembers them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pkce {
+    /// The challenge.
+    pub challenge: String,
+    /// How the verifier becomes the challenge.
+    pub method: PkceMethod,
+}
+
+/// Which PKCE methods idgraph accepts: `S256` always, `plain` when the configuration allows
+/// it. Consent, the authorization endpoint and discovery all ask this one policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PkcePolicy {
+    /// Whether `plain` is accepted.
+    pub allow_plain: bool,
+}
+
+impl PkcePolicy {
+    /// The accepted methods, `S256` first (discovery lists them).
+    pub fn methods(self) -> Vec<PkceMethod> {
+        let mut methods = vec![PkceMethod::S256];
+        if self.allow_plain {
+            methods.push(PkceMethod::Plain);
+        }
+        methods
+    }
+
+    /// Checks a challenge and its method, given together or not at all. An `S256` challenge
+    /// is a SHA-256 digest in base64url, exactly 43 characters; anything else could never be
+    /// answered, so it is refused rather than stored.
+    pub fn check(
+        self,
+        challenge: Option<String>,
+        method: Option<String>,
+    ) -> Result<Option<Pkce>, String> {
+        let challenge = challenge.filter(|c| !c.is_empty());
+        let method = method.filter(|m| !m.is_empty());
+        let (challenge, method) = match (challenge, method) {
+            (None, None) => return Ok(None),
+            (Some(challenge), Some(method)) => (challenge, method),
+            _ => {
+                return Err(
+                    "code_challenge and code_challenge_method must be given together".into(),
+                );
+            }
+        };
+        let method = match PkceMethod::parse(&method) {
+            Some(PkceMethod::Plain) if !self.allow_plain => {
+                return Err("code_challenge_method: plain is disabled; use S256".into());
+            }
+            Some(method) => method,
+            None => return Err("code_challenge_method: must be plain or S256".into()),
+        };
+        if !is_pkce_string(&challenge) {
+            return Err(
+                "code_challenge: must be 43 to 128 characters of A-Z a-z 0-9 . _ ~ -".into(),
+            );
+        }
+        if method == PkceMethod::S256 && challenge.len() != 43 {
+            return Err(
+                "code_challenge: an S256 challenge is exactly 43 base64url characters".into(),
+            );
+        }
+        Ok(Some(Pkce { challenge, method }))
+    }
+}
+
+/// The longest nonce accepted.
+pub const MAX_NONCE_LEN: usize = 255;
+
+/// A validated consent request: what a code remembers about the authorization it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsentRequest {
     /// The app consented to.
-    pub client_id: String,
-    /// Granted scopes (contains `openid`).
+    pub client_id: ClientId,
+    /// Requested scopes (known scopes only; contains `openid`).
     pub scopes: OidcScopes,
     /// Passed through to the ID token.
     pub nonce: Option<String>,
-    /// PKCE challenge and method, given together or not at all.
-    pub pkce: Option<(String, PkceMethod)>,
+    /// PKCE challenge and method.
+    pub pkce: Option<Pkce>,
 }
 
 impl ConsentRequest {
-    /// Applies the consent rules of REST.md; `allow_plain` says whether PKCE `plain` is on.
+    /// Applies the consent rules of REST.md under `pkce` policy. The message of an error names
+    /// the field.
     pub fn validate(
-        client_id: String,
+        client_id: ClientId,
         scope: &str,
         nonce: Option<String>,
         code_challenge: Option<String>,
         code_challenge_method: Option<String>,
-        allow_plain: bool,
+        pkce: PkcePolicy,
     ) -> Result<Self, AppError> {
         let scopes = OidcScopes::filter(scope);
-        if !scopes.contains(OidcScope::Openid) {
-            return Err(AppError::invalid("scope: must contain openid"));
-        }
+        scopes
+            .require_openid()
+            .map_err(|why| AppError::invalid(format!("scope: {why}")))?;
         let nonce = nonce.filter(|n| !n.is_empty());
         if let Some(nonce) = &nonce
-            && (nonce.len() > 255 || !nonce.chars().all(|c| c.is_ascii_graphic() || c == ' '))
+            && (nonce.len() > MAX_NONCE_LEN
+                || !nonce.chars().all(|c| c.is_ascii_graphic() || c == ' '))
         {
-            return Err(AppError::invalid(
-                "nonce: must be at most 255 printable ASCII characters",
-            ));
+            return Err(AppError::invalid(format!(
+                "nonce: must be at most {MAX_NONCE_LEN} printable ASCII characters"
+            )));
         }
-        let challenge = code_challenge.filter(|c| !c.is_empty());
-        let method = code_challenge_method.filter(|m| !m.is_empty());
-        let pkce = match (challenge, method) {
-            (None, None) => None,
-            (Some(challenge), Some(method)) => {
-                if !is_pkce_string(&challenge) {
-                    return Err(AppError::invalid(
-                        "code_challenge: must be 43 to 128 characters of A-Z a-z 0-9 . _ ~ -",
-                    ));
-                }
-                let method = match PkceMethod::parse(&method) {
-                    Some(PkceMethod::Plain) if !allow_plain => {
-                        return Err(AppError::invalid(
-                            "code_challenge_method: plain is disabled; use S256",
-                        ));
-                    }
-                    Some(method) => method,
-                    None => {
-                        return Err(AppError::invalid(
-                            "code_challenge_method: must be plain or S256",
-                        ));
-                    }
-                };
-                Some((challenge, method))
-            }
-            _ => {
-                return Err(AppError::invalid(
-                    "code_challenge and code_challenge_method must be given together",
-                ));
-            }
-        };
+        let pkce = pkce
+            .check(code_challenge, code_challenge_method)
+            .map_err(AppError::invalid)?;
         Ok(Self {
             client_id,
             scopes,
@@ -267,42 +329,45 @@ mod tests {
         assert!(PkceMethod::Plain.verify(verifier, verifier));
     }
 
+    fn consent(
+        scope: &str,
+        nonce: Option<&str>,
+        challenge: Option<String>,
+        method: Option<&str>,
+        allow_plain: bool,
+    ) -> Result<ConsentRequest, String> {
+        ConsentRequest::validate(
+            ClientId::from_trusted("c".into()),
+            scope,
+            nonce.map(str::to_string),
+            challenge,
+            method.map(str::to_string),
+            PkcePolicy { allow_plain },
+        )
+        .map_err(|e| e.to_string())
+    }
+
     #[test]
     fn consent_rules_are_enforced() {
-        let ok = ConsentRequest::validate("c".into(), "openid", None, None, None, true);
-        assert!(ok.is_ok());
-        let missing_openid =
-            ConsentRequest::validate("c".into(), "profile", None, None, None, true);
-        assert!(missing_openid.unwrap_err().to_string().contains("openid"));
-        let lone =
-            ConsentRequest::validate("c".into(), "openid", None, Some("a".repeat(43)), None, true);
-        assert!(lone.is_err());
-        let short = ConsentRequest::validate(
-            "c".into(),
-            "openid",
-            None,
-            Some("a".repeat(42)),
-            Some("S256".into()),
-            true,
-        );
-        assert!(short.is_err());
-        let plain_off = ConsentRequest::validate(
-            "c".into(),
-            "openid",
-            None,
-            Some("a".repeat(43)),
-            Some("plain".into()),
-            false,
-        );
-        assert!(plain_off.is_err());
-        let bad_nonce = ConsentRequest::validate(
-            "c".into(),
-            "openid",
-            Some("a\u{7}".into()),
-            None,
-            None,
-            true,
-        );
-        assert!(bad_nonce.is_err());
+        assert!(consent("openid", None, None, None, true).is_ok());
+        let missing_openid = consent("profile", None, None, None, true).unwrap_err();
+        assert!(missing_openid.contains("openid"), "{missing_openid}");
+        let lone = consent("openid", None, Some("a".repeat(43)), None, true).unwrap_err();
+        assert!(lone.contains("together"), "{lone}");
+        let short = consent("openid", None, Some("a".repeat(42)), Some("S256"), true);
+        assert!(short.unwrap_err().starts_with("code_challenge:"));
+        let plain_off = consent("openid", None, Some("a".repeat(43)), Some("plain"), false);
+        assert!(plain_off.unwrap_err().contains("plain is disabled"));
+        let bad_nonce = consent("openid", Some("a\u{7}"), None, None, true).unwrap_err();
+        assert!(bad_nonce.starts_with("nonce:"), "{bad_nonce}");
+    }
+
+    #[test]
+    fn an_s256_challenge_is_exactly_43_characters() {
+        let long = consent("openid", None, Some("a".repeat(44)), Some("S256"), true);
+        assert!(long.unwrap_err().contains("exactly 43"));
+        // A plain challenge may be longer: it is the verifier itself.
+        assert!(consent("openid", None, Some("a".repeat(44)), Some("plain"), true).is_ok());
+        assert!(consent("openid", None, Some("a".repeat(43)), Some("S256"), true).is_ok());
     }
 }

@@ -1,6 +1,8 @@
 //! Validated input for creating a user.
 
-use crate::auth::Role;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::domain::Role;
 use crate::error::AppError;
 
 /// A request to create a user, validated by [`NewUser::validate`].
@@ -12,8 +14,8 @@ pub struct NewUser {
     pub email: String,
     /// Display name, up to 128 characters; may be empty.
     pub name: String,
-    /// The plain password, 8..1024 characters; hashed before it is stored.
-    pub password: String,
+    /// The plain password, 8..1024 characters; hashed before it is stored. Never printed.
+    pub password: SecretString,
     /// Roles granted to the user.
     pub roles: Vec<Role>,
 }
@@ -52,7 +54,7 @@ impl NewUser {
                 "name must be at most 128 printable characters",
             ));
         }
-        let password_len = self.password.chars().count();
+        let password_len = self.password.expose_secret().chars().count();
         if !(8..=1024).contains(&password_len) {
             return Err(AppError::invalid("password must be 8 to 1024 characters"));
         }

@@ -3,14 +3,22 @@
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject, Upload};
 use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
 
 use super::guards::Require;
 use super::loaders::{CachedLoader, CreatorLoader};
 use super::types::{User, timestamp};
-use crate::auth::Scope;
-use crate::domain::apps::{App as DomainApp, AppCursor, AppInput as DomainInput, Page};
+use crate::domain::Scope;
+use crate::domain::apps::{App as DomainApp, AppCursor, AppInput as DomainInput};
+use crate::domain::ids::{ClientId, UserId};
+use crate::domain::page::{Page, decode_cursor, encode_cursor};
 use crate::error::AppError;
 use crate::service::apps::{self, AppWithSecret as DomainWithSecret};
+
+/// A client id argument; one that cannot be a client id names no app.
+fn client_id(id: &ID) -> Result<ClientId, AppError> {
+    ClientId::parse(id).ok_or(AppError::NotFound("app"))
+}
 
 /// A registered OAuth app (client).
 pub struct App(pub DomainApp);
@@ -19,7 +27,7 @@ pub struct App(pub DomainApp);
 impl App {
     /// The public client id.
     async fn client_id(&self) -> ID {
-        ID(self.0.client_id.clone())
+        ID(self.0.client_id.to_string())
     }
     /// Display name.
     async fn name(&self) -> &str {
@@ -80,7 +88,7 @@ impl From<DomainWithSecret> for AppWithSecret {
     fn from(value: DomainWithSecret) -> Self {
         Self {
             app: App(value.app),
-            client_secret: value.client_secret,
+            client_secret: value.client_secret.expose_secret().to_string(),
         }
     }
 }
@@ -116,6 +124,9 @@ pub struct AppQuery;
 impl AppQuery {
     /// One app by client id (public); null when unknown.
     async fn app(&self, ctx: &Context<'_>, client_id: ID) -> Result<Option<App>> {
+        let Some(client_id) = ClientId::parse(&client_id) else {
+            return Ok(None);
+        };
         match apps::get_app(super::state(ctx)?, &client_id).await {
             Ok(app) => Ok(Some(App(app))),
             Err(AppError::NotFound(_)) => Ok(None),
@@ -140,14 +151,21 @@ impl AppQuery {
         after: Option<String>,
         creator_id: Option<ID>,
     ) -> Result<Connection<String, App, EmptyFields, EmptyFields>> {
-        let first = super::first_or_default(first)?;
-        let after = after.as_deref().map(AppCursor::decode).transpose()?;
+        let after = after.as_deref().map(decode_cursor::<AppCursor>).transpose()?;
         let has_previous = after.is_some();
-        let page = Page::After { first, after };
+        let page = Page::after(first, after)?;
+        // A creator id that cannot be one matches no app.
+        let creator = match creator_id {
+            None => None,
+            Some(id) => match UserId::parse(&id) {
+                Some(id) => Some(id),
+                None => return Ok(Connection::new(has_previous, false)),
+            },
+        };
         let (found, more) = apps::list_apps(
             super::state(ctx)?,
             super::principal(ctx)?,
-            creator_id.as_ref().map(|id| id.as_str()),
+            creator.as_ref(),
             page,
         )
         .await?;
@@ -159,7 +177,7 @@ impl AppQuery {
             .exists();
         if wants_creators {
             // One batch for the whole page; each `creator` field then reads the loader's cache.
-            let ids: Vec<String> = found.iter().filter_map(|a| a.creator_id.clone()).collect();
+            let ids: Vec<UserId> = found.iter().filter_map(|a| a.creator_id.clone()).collect();
             ctx.data::<CachedLoader<CreatorLoader>>()?
                 .load_many(ids)
                 .await?;
@@ -168,7 +186,7 @@ impl AppQuery {
         connection.edges.extend(
             found
                 .into_iter()
-                .map(|app| Edge::new(AppCursor::of(&app).encode(), App(app))),
+                .map(|app| Edge::new(encode_cursor(&AppCursor::of(&app)), App(app))),
         );
         Ok(connection)
     }
@@ -194,7 +212,7 @@ impl AppMutation {
         let app = apps::update_app(
             super::state(ctx)?,
             super::principal(ctx)?,
-            &client_id,
+            &self::client_id(&client_id)?,
             input.into(),
         )
         .await?;
@@ -209,14 +227,16 @@ impl AppMutation {
         client_id: ID,
         image: Upload,
     ) -> Result<App> {
-        let mut bytes = Vec::new();
-        let upload = image.value(ctx)?;
-        std::io::Read::read_to_end(&mut upload.into_read(), &mut bytes)
-            .map_err(AppError::internal)?;
+        // Uploads are held in memory (the body was capped before it was read), so reading one
+        // never blocks a worker on a file.
+        let upload = image
+            .value(ctx)
+            .map_err(|_| AppError::invalid("image: the upload is missing"))?;
+        let bytes = upload.content.to_vec();
         let app = apps::upload_logo(
             super::state(ctx)?,
             super::principal(ctx)?,
-            &client_id,
+            &self::client_id(&client_id)?,
             bytes,
         )
         .await?;
@@ -226,15 +246,24 @@ impl AppMutation {
     /// Replaces an app's secret; the old one stops working at once. The new one is shown once.
     #[graphql(guard = "Require::OauthAdmin(Scope::AppWrite)")]
     async fn rotate_app_secret(&self, ctx: &Context<'_>, client_id: ID) -> Result<AppWithSecret> {
-        let rotated =
-            apps::rotate_secret(super::state(ctx)?, super::principal(ctx)?, &client_id).await?;
+        let rotated = apps::rotate_secret(
+            super::state(ctx)?,
+            super::principal(ctx)?,
+            &self::client_id(&client_id)?,
+        )
+        .await?;
         Ok(rotated.into())
     }
 
     /// Deletes an app, its logo and every user's connection to it. Answers the client id.
     #[graphql(guard = "Require::OauthAdmin(Scope::AppWrite)")]
     async fn delete_app(&self, ctx: &Context<'_>, client_id: ID) -> Result<ID> {
-        apps::delete_app(super::state(ctx)?, super::principal(ctx)?, &client_id).await?;
+        apps::delete_app(
+            super::state(ctx)?,
+            super::principal(ctx)?,
+            &self::client_id(&client_id)?,
+        )
+        .await?;
         Ok(client_id)
     }
 }

@@ -8,11 +8,13 @@ use super::apps::App;
 use super::guards::Require;
 use super::loaders::{AppLoader, CachedLoader};
 use super::types::timestamp;
-use crate::auth::Scope;
-use crate::domain::connections::Connection as DomainConnection;
+use crate::domain::Scope;
+use crate::domain::connections::{Connection as DomainConnection, ConnectionCursor};
+use crate::domain::ids::ClientId;
+use crate::domain::oauth::ConsentRequest;
+use crate::domain::page::{Page, decode_cursor, encode_cursor};
 use crate::error::AppError;
-use crate::service::connections::{self, ConnectionCursor, ConnectionPage};
-use crate::service::consent::{self, ConsentInput};
+use crate::service::{connections, consent};
 
 /// An app the signed-in user has granted access to.
 pub struct ConnectedApp(pub DomainConnection);
@@ -21,7 +23,7 @@ pub struct ConnectedApp(pub DomainConnection);
 impl ConnectedApp {
     /// The app's client id.
     async fn client_id(&self) -> ID {
-        ID(self.0.client_id.clone())
+        ID(self.0.client_id.to_string())
     }
     /// The granted scopes, space-separated.
     async fn scope(&self) -> &str {
@@ -57,13 +59,15 @@ impl ViewerConnections {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<Relay<String, ConnectedApp, EmptyFields, EmptyFields>> {
-        let first = super::first_or_default(first)?;
-        let cursor = after.as_deref().map(ConnectionCursor::decode).transpose()?;
+        let cursor = after
+            .as_deref()
+            .map(decode_cursor::<ConnectionCursor>)
+            .transpose()?;
         let has_previous = cursor.is_some();
         let (found, more) = connections::list(
             super::state(ctx)?,
             super::principal(ctx)?,
-            ConnectionPage::After(first, cursor),
+            Page::after(first, cursor)?,
         )
         .await?;
         let wants_apps = ctx
@@ -74,7 +78,7 @@ impl ViewerConnections {
             .exists();
         if wants_apps {
             // One batch for the whole page; each `app` field then reads the loader's cache.
-            let ids: Vec<String> = found.iter().map(|c| c.client_id.clone()).collect();
+            let ids: Vec<ClientId> = found.iter().map(|c| c.client_id.clone()).collect();
             ctx.data::<CachedLoader<AppLoader>>()?
                 .load_many(ids)
                 .await?;
@@ -83,13 +87,16 @@ impl ViewerConnections {
         page.edges.extend(
             found
                 .into_iter()
-                .map(|c| Edge::new(ConnectionCursor::of(&c).encode(), ConnectedApp(c))),
+                .map(|c| Edge::new(encode_cursor(&ConnectionCursor::of(&c)), ConnectedApp(c))),
         );
         Ok(page)
     }
 
     /// The connection to one app; null when there is none.
     pub async fn connection(ctx: &Context<'_>, client_id: ID) -> Result<Option<ConnectedApp>> {
+        let Some(client_id) = ClientId::parse(&client_id) else {
+            return Ok(None);
+        };
         match connections::get(super::state(ctx)?, super::principal(ctx)?, &client_id).await {
             Ok(found) => Ok(Some(ConnectedApp(found))),
             Err(AppError::NotFound(_)) => Ok(None),
@@ -134,14 +141,17 @@ impl ConnectionMutation {
         ctx: &Context<'_>,
         input: AuthorizeInput,
     ) -> Result<AuthorizationCode> {
-        let input = ConsentInput {
-            client_id: input.client_id.0,
-            scope: input.scope,
-            nonce: input.nonce,
-            code_challenge: input.code_challenge,
-            code_challenge_method: input.code_challenge_method,
-        };
-        let code = consent::authorize(super::state(ctx)?, super::principal(ctx)?, input).await?;
+        let state = super::state(ctx)?;
+        let client_id = ClientId::parse(&input.client_id).ok_or(AppError::NotFound("app"))?;
+        let request = ConsentRequest::validate(
+            client_id,
+            &input.scope,
+            input.nonce,
+            input.code_challenge,
+            input.code_challenge_method,
+            consent::pkce_policy(state),
+        )?;
+        let code = consent::record(state, super::principal(ctx)?, &request, None).await?;
         Ok(AuthorizationCode { code })
     }
 
@@ -149,7 +159,8 @@ impl ConnectionMutation {
     /// (`gov.user.oauth.connection:write`). Answers the client id.
     #[graphql(guard = "Require::User(Scope::ConnectionWrite)")]
     async fn delete_connection(&self, ctx: &Context<'_>, client_id: ID) -> Result<ID> {
-        connections::delete(super::state(ctx)?, super::principal(ctx)?, &client_id).await?;
+        let id = ClientId::parse(&client_id).ok_or(AppError::NotFound("connection"))?;
+        connections::delete(super::state(ctx)?, super::principal(ctx)?, &id).await?;
         Ok(client_id)
     }
 }

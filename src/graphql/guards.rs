@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, Guard, Result};
 
-use crate::auth::Scope;
+use crate::domain::Scope;
 
 /// Which check a field requires.
 pub enum Require {

@@ -1,40 +1,51 @@
-//! The GraphQL HTTP endpoint, hardened beyond async-graphql's defaults:
-//! - the body is read under a byte cap (413 beyond it);
-//! - batches are refused;
-//! - mutations are refused over GET (405);
+//! The GraphQL HTTP endpoint: async-graphql-axum's extractor and response, with idgraph's
+//! hardening around them:
+//! - the body is read under a byte cap first (413 beyond it; an upload may be as large as a
+//!   logo plus the operation, anything else `graphql_body_limit_bytes`);
 //! - CSRF: a POST whose content type a browser may send cross-site without a preflight
 //!   (`text/plain`, `application/x-www-form-urlencoded`, `multipart/form-data`, or none) is
 //!   refused unless it carries `apollo-require-preflight` or `x-apollo-operation-name`;
-//! - depth and complexity limits come with the schema (see [`super::build_schema`]).
+//! - batches are refused; mutations over GET get 405;
+//! - every document is bounded before the library validates it ([`super::limits`]): bracket
+//!   nesting, expanded selections, NUL in strings; depth and complexity limits come with the
+//!   schema (see [`super::build_schema`]);
+//! - every error carries a stable `extensions.code`.
 //!
 //! `GET /graphql` from a browser (accepting `text/html`, without a `query`) serves GraphiQL.
 
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache};
-use async_graphql::http::{GraphiQLSource, MultipartOptions};
+use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::{ParseRequestError, ServerError};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Router, routing::get};
 
 use crate::auth::Principal;
-use crate::error::{AppError, AppResult};
-use crate::service::logos::MAX_UPLOAD_BYTES;
-use crate::state::AppState;
+use crate::edge::ClientAddr;
+use crate::edge::input::{control_in_uri, refusal};
+use crate::error::AppError;
+use crate::service::AppState;
+use crate::service::logos::UPLOAD_BODY_LIMIT;
 
 use super::IdgraphSchema;
+use super::limits::{MAX_NESTING, check_nesting, check_selections, check_strings};
 use super::loaders::{AppLoader, CreatorLoader};
 
 /// Headers whose presence shows the request was not a simple cross-site form post.
 const PREFLIGHT_HEADERS: [&str; 2] = ["apollo-require-preflight", "x-apollo-operation-name"];
 
 /// Routes for `/graphql`.
-pub fn routes(schema: IdgraphSchema) -> Router<AppState> {
+pub fn routes(state: AppState, schema: IdgraphSchema) -> Router<AppState> {
     Router::new()
         .route("/graphql", get(get_graphql).post(post_graphql))
+        .layer(middleware::from_fn_with_state(state, guard))
         .layer(Extension(schema))
 }
 
@@ -50,14 +61,8 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
     )
 }
 
-fn has_preflight_header(headers: &HeaderMap) -> bool {
-    PREFLIGHT_HEADERS
-        .iter()
-        .any(|name| headers.contains_key(*name))
-}
-
 /// Refuses requests a browser could send cross-site without a CORS preflight.
-fn check_csrf(headers: &HeaderMap) -> AppResult<()> {
+fn check_csrf(headers: &HeaderMap) -> Result<(), AppError> {
     let simple = match media_type(headers).as_deref() {
         None => true,
         Some(media) => matches!(
@@ -65,7 +70,10 @@ fn check_csrf(headers: &HeaderMap) -> AppResult<()> {
             "text/plain" | "application/x-www-form-urlencoded" | "multipart/form-data"
         ),
     };
-    if simple && !has_preflight_header(headers) {
+    let preflighted = PREFLIGHT_HEADERS
+        .iter()
+        .any(|name| headers.contains_key(*name));
+    if simple && !preflighted {
         return Err(AppError::invalid(
             "this request could be a cross-site request forgery: send Content-Type: application/json, \
              or add an 'apollo-require-preflight' header",
@@ -74,91 +82,86 @@ fn check_csrf(headers: &HeaderMap) -> AppResult<()> {
     Ok(())
 }
 
+/// Everything checked before the library reads the request: control characters in the URL,
+/// and for a POST the CSRF rule, the content type and the body's size (the body is read here,
+/// under its cap, and handed on).
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(field) = control_in_uri(request.uri()) {
+        return AppError::invalid(refusal(&field)).into_response();
+    }
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    if let Err(err) = check_csrf(&parts.headers) {
+        return err.into_response();
+    }
+    let media = media_type(&parts.headers).unwrap_or_default();
+    let limit = match media.as_str() {
+        "application/json" | "application/graphql-response+json" => {
+            state.config.graphql_body_limit_bytes
+        }
+        "multipart/form-data" => UPLOAD_BODY_LIMIT,
+        other => {
+            return AppError::UnsupportedMediaType(format!(
+                "GraphQL requests must be application/json or multipart/form-data, not {other:?}"
+            ))
+            .into_response();
+        }
+    };
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Err(_) => AppError::PayloadTooLarge { limit }.into_response(),
+    }
+}
+
+impl From<ParseRequestError> for AppError {
+    fn from(err: ParseRequestError) -> Self {
+        match err {
+            ParseRequestError::UnsupportedBatch => AppError::invalid(
+                "batched GraphQL requests are not supported; send one operation per request",
+            ),
+            ParseRequestError::PayloadTooLarge => AppError::PayloadTooLarge {
+                limit: UPLOAD_BODY_LIMIT,
+            },
+            other => AppError::invalid(format!("malformed GraphQL request: {other}")),
+        }
+    }
+}
+
 async fn post_graphql(
     State(state): State<AppState>,
     Extension(schema): Extension<IdgraphSchema>,
     principal: Principal,
-    headers: HeaderMap,
-    body: Body,
+    addr: ClientAddr,
+    request: Result<GraphQLRequest<AppError>, AppError>,
 ) -> Response {
-    match parse_post(&state, &headers, body).await {
-        Ok(request) => execute(&schema, state, principal, request).await,
+    match request {
+        Ok(request) => execute(&schema, state, principal, addr, request.into_inner()).await,
         Err(err) => err.into_response(),
     }
-}
-
-async fn parse_post(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-) -> AppResult<async_graphql::Request> {
-    check_csrf(headers)?;
-    let media = media_type(headers).unwrap_or_default();
-    if !matches!(
-        media.as_str(),
-        "application/json" | "application/graphql-response+json" | "multipart/form-data"
-    ) {
-        return Err(AppError::UnsupportedMediaType(format!(
-            "GraphQL requests must be application/json or multipart/form-data, not {media:?}"
-        )));
-    }
-    // Multipart requests carry a logo upload: they may be as large as a logo plus the
-    // operation; everything else is held to the configured GraphQL body limit.
-    let multipart = media == "multipart/form-data";
-    let limit = if multipart {
-        MAX_UPLOAD_BYTES + 64 * 1024
-    } else {
-        state.config.graphql_body_limit_bytes
-    };
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| AppError::PayloadTooLarge { limit })?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let options = MultipartOptions::default()
-        .max_file_size(MAX_UPLOAD_BYTES)
-        .max_num_files(1);
-    async_graphql::http::receive_body(content_type, bytes.as_ref(), options)
-        .await
-        .map_err(|err| match err {
-            async_graphql::ParseRequestError::UnsupportedBatch => AppError::invalid(
-                "batched GraphQL requests are not supported; send one operation per request",
-            ),
-            async_graphql::ParseRequestError::PayloadTooLarge => AppError::PayloadTooLarge {
-                limit: MAX_UPLOAD_BYTES,
-            },
-            other => AppError::invalid(format!("malformed GraphQL request: {other}")),
-        })
 }
 
 async fn get_graphql(
     State(state): State<AppState>,
     Extension(schema): Extension<IdgraphSchema>,
     principal: Principal,
+    addr: ClientAddr,
     headers: HeaderMap,
-    RawQuery(query): RawQuery,
+    request: Result<GraphQLRequest<AppError>, AppError>,
 ) -> Response {
-    let query = query.unwrap_or_default();
     let wants_html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
-    if wants_html && query.is_empty() {
-        return Html(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                .title("idgraph")
-                .finish(),
-        )
-        .into_response();
-    }
-    let request = match async_graphql::http::parse_query_string(&query) {
-        Ok(request) => request,
-        Err(err) => {
-            return AppError::invalid(format!("malformed GraphQL request: {err}")).into_response();
-        }
+    let request = match request {
+        Ok(request) => request.into_inner(),
+        Err(_) if wants_html => return graphiql(),
+        Err(err) => return err.into_response(),
     };
+    if wants_html && request.query.is_empty() {
+        return graphiql();
+    }
     if is_mutation(&request) {
         let mut response = AppError::invalid("mutations must be sent with POST").into_response();
         *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
@@ -167,12 +170,25 @@ async fn get_graphql(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&schema, state, principal, request).await
+    execute(&schema, state, principal, addr, request).await
+}
+
+fn graphiql() -> Response {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .title("idgraph")
+            .finish(),
+    )
+    .into_response()
 }
 
 /// Whether the operation the request would run is a mutation. Unparsable documents are left
 /// to the executor, which reports the syntax error.
 fn is_mutation(request: &async_graphql::Request) -> bool {
+    if check_nesting(&request.query, MAX_NESTING).is_err() {
+        return false;
+    }
     let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
         return false;
     };
@@ -185,12 +201,31 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
     }
 }
 
+/// The bounds of [`super::limits`], checked on the parsed document before it reaches the
+/// schema. A document that fails to parse is left for the executor's syntax error.
+fn bound(request: &mut async_graphql::Request, max_selections: u64) -> Result<(), ServerError> {
+    check_nesting(&request.query, MAX_NESTING).map_err(|why| ServerError::new(why, None))?;
+    let variables = request.variables.clone();
+    let Ok(document) = request.parsed_query() else {
+        return Ok(());
+    };
+    check_selections(document, max_selections).map_err(|why| ServerError::new(why, None))?;
+    check_strings(document, &variables).map_err(|why| ServerError::new(why, None))
+}
+
 async fn execute(
     schema: &IdgraphSchema,
     state: AppState,
     principal: Principal,
-    request: async_graphql::Request,
+    addr: ClientAddr,
+    mut request: async_graphql::Request,
 ) -> Response {
+    // As many selections as the complexity limit could ever allow, counted before expansion.
+    let max_selections = u64::try_from(state.config.graphql_max_complexity.saturating_mul(2))
+        .unwrap_or(u64::MAX);
+    if let Err(error) = bound(&mut request, max_selections) {
+        return render(async_graphql::Response::from_errors(vec![error]));
+    }
     // Per-request loaders with a per-request cache: a page resolver primes its loader with all
     // of the page's keys at once (one batch, whatever the timing), and the fields read from it.
     let creators = DataLoader::with_cache(
@@ -211,14 +246,17 @@ async fn execute(
     let request = request
         .data(state)
         .data(principal)
+        .data(addr)
         .data(creators)
         .data(apps);
-    let response = schema.execute(request).await;
-    render(response)
+    render(schema.execute(request).await)
 }
 
-/// Serialises a response, giving every error its stable `extensions.code`, and answering with
-/// a `WWW-Authenticate` challenge when a field failed for want of a valid token.
+/// Gives every error its stable `extensions.code` and answers with a `WWW-Authenticate`
+/// challenge when a field failed for want of a valid token. An error of ours carries its own
+/// code; any other error is the library refusing the request: with no path, the document
+/// (`GRAPHQL_VALIDATION_FAILED`); on a field, its input, such as a variable of the wrong type
+/// or an `Int` out of range (`INVALID_INPUT`).
 fn render(mut response: async_graphql::Response) -> Response {
     let mut challenge = None;
     for error in &mut response.errors {
@@ -232,23 +270,12 @@ fn render(mut response: async_graphql::Response) -> Response {
                 app_error.code()
             }
             None if error.path.is_empty() => "GRAPHQL_VALIDATION_FAILED",
-            None => "INTERNAL",
+            None => "INVALID_INPUT",
         };
         let extensions = error.extensions.get_or_insert_with(Default::default);
         extensions.set("code", code);
     }
-    let body = match serde_json::to_vec(&response) {
-        Ok(body) => body,
-        Err(err) => return AppError::internal(err).into_response(),
-    };
-    let mut http = (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response();
+    let mut http = GraphQLResponse::from(response).into_response();
     if let Some(challenge) = challenge {
         http.headers_mut().insert(
             header::WWW_AUTHENTICATE,

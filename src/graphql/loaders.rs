@@ -6,10 +6,11 @@ use std::sync::Arc;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
 use crate::auth::Principal;
+use crate::domain::ids::{ClientId, UserId};
 use crate::domain::users::User;
 use crate::error::AppError;
 use crate::service::users;
-use crate::state::AppState;
+use crate::service::AppState;
 
 /// A per-request loader with a per-request cache (see `graphql::http::execute`).
 pub type CachedLoader<T> = DataLoader<T, HashMapCache>;
@@ -22,11 +23,11 @@ pub struct CreatorLoader {
     pub principal: Principal,
 }
 
-impl Loader<String> for CreatorLoader {
+impl Loader<UserId> for CreatorLoader {
     type Value = User;
     type Error = Arc<AppError>;
 
-    async fn load(&self, keys: &[String]) -> Result<HashMap<String, User>, Self::Error> {
+    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, User>, Self::Error> {
         users::creators_by_ids(&self.state, &self.principal, keys)
             .await
             .map_err(Arc::new)
@@ -40,11 +41,11 @@ pub struct AppLoader {
     pub state: AppState,
 }
 
-impl Loader<String> for AppLoader {
+impl Loader<ClientId> for AppLoader {
     type Value = crate::domain::apps::App;
     type Error = Arc<AppError>;
 
-    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Self::Value>, Self::Error> {
+    async fn load(&self, keys: &[ClientId]) -> Result<HashMap<ClientId, Self::Value>, Self::Error> {
         crate::service::apps::apps_by_ids_uncached(&self.state, keys)
             .await
             .map_err(Arc::new)

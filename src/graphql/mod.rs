@@ -5,6 +5,7 @@ mod apps;
 mod connections;
 mod guards;
 pub mod http;
+mod limits;
 mod loaders;
 mod mutation;
 mod query;
@@ -14,7 +15,7 @@ use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
 
 use crate::auth::Principal;
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::service::AppState;
 
 /// The root of every query.
 #[derive(MergedObject, Default)]
@@ -64,12 +65,6 @@ pub fn build_schema(limits: Limits) -> IdgraphSchema {
     .limit_recursive_depth(32)
     .limit_directives(16)
     .finish()
-}
-
-/// Page size of a Relay field: `first`, 50 when omitted; bounds are checked by the service.
-pub(crate) fn first_or_default(first: Option<i32>) -> Result<u64, AppError> {
-    u64::try_from(first.unwrap_or(50))
-        .map_err(|_| AppError::invalid("first: must be between 1 and 1024"))
 }
 
 /// The state attached to the request.

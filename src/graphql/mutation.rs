@@ -1,9 +1,11 @@
 //! Mutation resolvers: extract, call one service function, convert.
 
 use async_graphql::{Context, Object, Result};
+use secrecy::SecretString;
 
 use super::guards::Require;
 use super::types::{LoginInput, SessionPayload};
+use crate::edge::ClientAddr;
 use crate::service::sessions;
 
 /// Session mutations.
@@ -12,14 +14,17 @@ pub struct SessionMutation;
 
 #[Object]
 impl SessionMutation {
-    /// Signs in with a username and password and opens a first-party session.
+    /// Signs in with a username and password and opens a first-party session. Failed attempts
+    /// count toward the sign-in back-off, per username and per client address.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<SessionPayload> {
         let state = super::state(ctx)?;
+        let ClientAddr(addr) = ctx.data_opt::<ClientAddr>().copied().unwrap_or_default();
         let tokens = sessions::login(
             state,
             &input.username,
-            input.password,
+            SecretString::from(input.password),
             input.scope.as_deref(),
+            addr,
         )
         .await?;
         Ok(tokens.into())

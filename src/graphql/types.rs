@@ -2,27 +2,21 @@
 
 use async_graphql::{Enum, ID, InputObject, SimpleObject};
 use chrono::{DateTime, TimeZone, Utc};
+use secrecy::ExposeSecret;
 
-use crate::auth::Role as DomainRole;
 use crate::domain::users::User as DomainUser;
 use crate::service::sessions::SessionTokens;
 
+// The GraphQL face of `crate::domain::Role`: the `remote` derive maps the two and fails to
+// compile when their variants differ, so the roles are decided once.
 /// A role a user holds.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "crate::domain::Role")]
 pub enum Role {
     /// Administers idgraph; also manages OAuth apps.
     Admin,
     /// Manages OAuth apps.
     Oauth,
-}
-
-impl From<DomainRole> for Role {
-    fn from(role: DomainRole) -> Self {
-        match role {
-            DomainRole::Admin => Role::Admin,
-            DomainRole::Oauth => Role::Oauth,
-        }
-    }
 }
 
 pub(crate) fn timestamp(secs: i64) -> DateTime<Utc> {
@@ -91,10 +85,10 @@ pub struct SessionPayload {
 impl From<SessionTokens> for SessionPayload {
     fn from(tokens: SessionTokens) -> Self {
         Self {
-            access_token: tokens.access_token,
-            token_type: tokens.token_type.to_string(),
+            access_token: tokens.access_token.expose_secret().to_string(),
+            token_type: "Bearer".into(),
             expires_in: tokens.expires_in,
-            refresh_token: tokens.refresh_token,
+            refresh_token: tokens.refresh_token.expose_secret().to_string(),
             scope: tokens.scope,
         }
     }

@@ -1,19 +1,23 @@
-//! OpenID Connect protocol endpoints: discovery, JWKS, token and userinfo.
+//! OpenID Connect protocol endpoints: discovery, JWKS, token and userinfo. Their errors are
+//! RFC 6749 §5.2 bodies (`{"error","error_description"}`), never the REST envelope.
 
 pub mod capabilities;
 pub mod token;
 
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderValue, header};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
+use serde_json::json;
 
-use crate::auth::extract::bearer_token;
+use crate::edge::auth::bearer_token;
+use crate::edge::input::{control_in_uri, refusal};
 use crate::error::{AppError, AppResult};
+use crate::service::AppState;
 use crate::service::tokens;
-use crate::state::AppState;
 
 /// Protocol routes, mounted under `/api/oauth`.
 pub fn routes() -> Router<AppState> {
@@ -22,14 +26,37 @@ pub fn routes() -> Router<AppState> {
         .route("/openid-configuration", get(discovery))
         .route(
             "/token",
-            post(token::token).layer(DefaultBodyLimit::max(token::MAX_BODY)),
+            axum::routing::post(token::token).fallback(token::method_not_allowed),
         )
         .route("/userinfo", get(userinfo).post(userinfo))
+        .layer(middleware::from_fn(refuse_control_characters))
 }
 
 /// `/.well-known/openid-configuration`, mounted at the root.
 pub fn well_known() -> Router<AppState> {
     Router::new().route("/.well-known/openid-configuration", get(discovery))
+}
+
+/// An RFC 6749 §5.2 error response, never cached.
+pub(crate) fn protocol_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let body = json!({ "error": error, "error_description": description });
+    no_store((status, Json(body)).into_response())
+}
+
+/// Marks a response as never to be cached (RFC 6749 §5.1).
+pub(crate) fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// A URL with a control character gets a 400 `invalid_request` naming the field.
+async fn refuse_control_characters(request: Request, next: Next) -> Response {
+    match control_in_uri(request.uri()) {
+        Some(field) => protocol_error(StatusCode::BAD_REQUEST, "invalid_request", &refusal(&field)),
+        None => next.run(request).await,
+    }
 }
 
 /// `GET /api/oauth/jwks`: every published public signing key with its `kid`.
@@ -51,17 +78,105 @@ async fn discovery(State(state): State<AppState>) -> AppResult<Json<serde_json::
     Ok(Json(capabilities::discovery(&state.config, &algorithms)))
 }
 
-/// `GET`/`POST /api/oauth/userinfo` with an app's access token.
-async fn userinfo(State(state): State<AppState>, parts: Parts) -> AppResult<Response> {
-    let token = match bearer_token(&parts) {
-        None => return Err(AppError::Unauthenticated),
-        Some(Err(())) => return Err(AppError::InvalidToken),
-        Some(Ok(token)) => token,
+/// Largest userinfo request body (a form with one token).
+const USERINFO_BODY_LIMIT: usize = 16 * 1024;
+
+/// A userinfo failure as RFC 6750 §3 answers it: the bearer challenge, and an RFC 6749 body.
+fn bearer_error(err: &AppError) -> Response {
+    err.log_if_internal();
+    let (status, error, description) = match err {
+        AppError::Unauthenticated => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_request",
+            "an access token is required".to_string(),
+        ),
+        AppError::InvalidToken => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            err.to_string(),
+        ),
+        AppError::InvalidInput(text) => (StatusCode::BAD_REQUEST, "invalid_request", text.clone()),
+        AppError::Internal(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal error".to_string(),
+        ),
+        other => (other.status(), "invalid_request", other.to_string()),
     };
-    let claims = tokens::userinfo(&state, token).await?;
-    let mut response = Json(claims).into_response();
+    let mut response = protocol_error(status, error, &description);
+    let challenge = match err {
+        AppError::InvalidInput(_) => Some(r#"Bearer realm="idgraph", error="invalid_request""#),
+        other => other.bearer_challenge(),
+    };
+    if let Some(challenge) = challenge {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    }
     response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+}
+
+/// `GET`/`POST /api/oauth/userinfo` with an app's access token, sent in the `Authorization`
+/// header or (POST) as the form field `access_token` (RFC 6750 §2.1, §2.2); more than one
+/// method at once is `invalid_request`.
+async fn userinfo(State(state): State<AppState>, request: Request) -> Response {
+    match userinfo_claims(&state, request).await {
+        Ok(claims) => no_store(Json(claims).into_response()),
+        Err(err) => bearer_error(&err),
+    }
+}
+
+async fn userinfo_claims(state: &AppState, request: Request) -> AppResult<serde_json::Value> {
+    let (parts, body) = request.into_parts();
+    let header = match bearer_token(&parts) {
+        None => None,
+        Some(Err(())) => return Err(AppError::InvalidToken),
+        Some(Ok(token)) => Some(token.to_string()),
+    };
+    let in_query = url::form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+        .any(|(name, _)| name == "access_token");
+    if in_query {
+        return Err(AppError::invalid(
+            "send the access token in the Authorization header, not in the URL",
+        ));
+    }
+    let in_body = if parts.method == Method::POST {
+        form_token(&parts.headers, body).await?
+    } else {
+        None
+    };
+    let token = match (header, in_body) {
+        (Some(_), Some(_)) => {
+            return Err(AppError::invalid(
+                "send the access token one way only (RFC 6750 §2)",
+            ));
+        }
+        (Some(token), None) | (None, Some(token)) => token,
+        (None, None) => return Err(AppError::Unauthenticated),
+    };
+    tokens::userinfo(state, &token).await
+}
+
+/// The `access_token` field of a form body, if the body is a form and has one.
+async fn form_token(headers: &axum::http::HeaderMap, body: Body) -> AppResult<Option<String>> {
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !form {
+        return Ok(None);
+    }
+    let bytes = axum::body::to_bytes(body, USERINFO_BODY_LIMIT)
+        .await
+        .map_err(|_| AppError::invalid("the request body is too large"))?;
+    let mut found = None;
+    for (name, value) in url::form_urlencoded::parse(&bytes) {
+        if name == "access_token" {
+            if found.is_some() {
+                return Err(AppError::invalid("access_token is repeated"));
+            }
+            found = Some(value.into_owned());
+        }
+    }
+    Ok(found)
 }

@@ -1,28 +1,22 @@
 //! `POST /api/oauth/token`: form parsing, HTTP Basic decoding and RFC 6749 §5.2 errors. The
-//! rules themselves (client authentication included) live in `service::tokens`.
+//! rules themselves (client authentication included) live in `service::tokens`. Every answer,
+//! errors included (a wrong method, a body too large), is JSON and `Cache-Control: no-store`.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde_json::json;
 
-use super::capabilities::GrantType;
-
+use super::{no_store, protocol_error};
+use crate::domain::capabilities::GrantType;
+use crate::edge::input::{printable, refusal};
+use crate::service::AppState;
 use crate::service::tokens::{self, ClientCredentials, OAuthError};
-use crate::state::AppState;
 
 /// Largest token request body accepted.
 pub const MAX_BODY: usize = 16 * 1024;
-
-fn no_store(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    response
-}
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
@@ -49,24 +43,37 @@ impl IntoResponse for OAuthError {
                 )
             }
         };
-        (
-            status,
-            axum::Json(json!({ "error": code, "error_description": description })),
-        )
-            .into_response()
+        protocol_error(status, code, &description)
     }
 }
 
-/// A form body parsed with every parameter at most once (RFC 6749 §3.2).
+/// Any method but POST on `/token`.
+pub async fn method_not_allowed() -> Response {
+    let mut response = protocol_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request",
+        "the token endpoint takes POST only",
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
+}
+
+/// A form body parsed with every parameter at most once (RFC 6749 §3.2) and none holding NUL.
 struct Form(Vec<(String, String)>);
 
 impl Form {
     fn parse(body: &[u8]) -> Result<Self, OAuthError> {
         let mut pairs: Vec<(String, String)> = Vec::new();
         for (key, value) in url::form_urlencoded::parse(body) {
+            if key.contains('\0') || value.contains('\0') {
+                return Err(OAuthError::InvalidRequest(refusal(&printable(&key))));
+            }
             if pairs.iter().any(|(k, _)| *k == key) {
                 return Err(OAuthError::InvalidRequest(format!(
-                    "parameter {key} is repeated"
+                    "parameter {} is repeated",
+                    printable(&key)
                 )));
             }
             pairs.push((key.into_owned(), value.into_owned()));
@@ -110,11 +117,20 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
 }
 
 /// `POST /api/oauth/token`.
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let basic = headers.contains_key(header::AUTHORIZATION);
-    let result = handle(&state, &headers, &body).await;
-    let response = match result {
-        Ok(tokens) => axum::Json(tokens).into_response(),
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => body,
+        Err(_) => {
+            return protocol_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                &format!("the request body is too large (limit {MAX_BODY} bytes)"),
+            );
+        }
+    };
+    match handle(&state, &headers, &body).await {
+        Ok(tokens) => no_store(axum::Json(tokens).into_response()),
         Err(OAuthError::InvalidClient) if basic => {
             let mut response = OAuthError::InvalidClient.into_response();
             response.headers_mut().insert(
@@ -124,8 +140,7 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
             response
         }
         Err(err) => err.into_response(),
-    };
-    no_store(response)
+    }
 }
 
 async fn handle(

@@ -1,20 +1,24 @@
 //! REST handlers for apps (paths and shapes fixed by REST.md): extract, call one service
 //! function, convert back.
 
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{ApiJson, ApiQuery};
-use crate::auth::extract::{AppRead, AppWrite, OauthAdminGuard};
-use crate::domain::apps::{App, AppInput, Page};
+use secrecy::ExposeSecret;
+
+use super::extract::{ApiJson, ApiPath, ApiQuery, client_id};
+use crate::domain::apps::{App, AppInput};
+use crate::domain::ids::UserId;
+use crate::domain::page::Page;
+use crate::edge::auth::{AppRead, AppWrite, OauthAdminGuard};
 use crate::error::{AppError, AppResult};
+use crate::service::AppState;
 use crate::service::apps::{self, AppWithSecret};
-use crate::service::logos::MAX_UPLOAD_BYTES;
-use crate::state::AppState;
+use crate::service::logos::{MAX_UPLOAD_BYTES, UPLOAD_BODY_LIMIT};
 
 /// App routes, mounted under `/api/oauth`.
 pub fn routes() -> Router<AppState> {
@@ -29,7 +33,7 @@ pub fn routes() -> Router<AppState> {
             "/app/id/{clientid}/image",
             get(logo)
                 .put(upload_logo)
-                .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES + 64 * 1024)),
+                .layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)),
         )
         .route("/app/id/{clientid}/rotate", put(rotate))
 }
@@ -49,7 +53,7 @@ pub struct AppBody {
 impl From<App> for AppBody {
     fn from(app: App) -> Self {
         Self {
-            client_id: app.client_id,
+            client_id: app.client_id.to_string(),
             name: app.name,
             url: app.url,
             redirect_uri: app.redirect_uri,
@@ -82,8 +86,8 @@ struct SecretBody {
 impl From<AppWithSecret> for SecretBody {
     fn from(value: AppWithSecret) -> Self {
         Self {
-            client_id: value.app.client_id,
-            key: value.client_secret,
+            client_id: value.app.client_id.to_string(),
+            key: value.client_secret.expose_secret().to_string(),
         }
     }
 }
@@ -113,19 +117,21 @@ struct ListQuery {
     creatorid: Option<String>,
 }
 
-/// Rows per page when `amount` is not given.
-const DEFAULT_AMOUNT: u64 = 32;
-
 async fn list(
     State(state): State<AppState>,
     OauthAdminGuard(principal, ..): OauthAdminGuard<AppRead>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> AppResult<impl IntoResponse> {
-    let page = Page::Offset {
-        amount: query.amount.unwrap_or(DEFAULT_AMOUNT),
-        offset: query.offset.unwrap_or(0),
+    let page = Page::offset(query.amount, query.offset)?;
+    // A creator id that cannot be one matches no app.
+    let creator = match query.creatorid.as_deref() {
+        None => None,
+        Some(text) => match UserId::parse(text) {
+            Some(id) => Some(id),
+            None => return Ok(AppsBody::of(Vec::new())),
+        },
     };
-    let (found, _) = apps::list_apps(&state, &principal, query.creatorid.as_deref(), page).await?;
+    let (found, _) = apps::list_apps(&state, &principal, creator.as_ref(), page).await?;
     Ok(AppsBody::of(found))
 }
 
@@ -151,8 +157,9 @@ async fn by_ids(
 
 async fn get_one(
     State(state): State<AppState>,
-    Path(client_id): Path<String>,
+    ApiPath(id): ApiPath,
 ) -> AppResult<Json<AppBody>> {
+    let client_id = client_id(&id, "app")?;
     Ok(Json(apps::get_app(&state, &client_id).await?.into()))
 }
 
@@ -168,9 +175,10 @@ async fn create(
 async fn update(
     State(state): State<AppState>,
     OauthAdminGuard(principal, ..): OauthAdminGuard<AppWrite>,
-    Path(client_id): Path<String>,
+    ApiPath(id): ApiPath,
     ApiJson(body): ApiJson<AppRequest>,
 ) -> AppResult<StatusCode> {
+    let client_id = client_id(&id, "app")?;
     apps::update_app(&state, &principal, &client_id, body.into()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -178,8 +186,9 @@ async fn update(
 async fn rotate(
     State(state): State<AppState>,
     OauthAdminGuard(principal, ..): OauthAdminGuard<AppWrite>,
-    Path(client_id): Path<String>,
+    ApiPath(id): ApiPath,
 ) -> AppResult<Json<SecretBody>> {
+    let client_id = client_id(&id, "app")?;
     Ok(Json(
         apps::rotate_secret(&state, &principal, &client_id)
             .await?
@@ -190,8 +199,9 @@ async fn rotate(
 async fn delete(
     State(state): State<AppState>,
     OauthAdminGuard(principal, ..): OauthAdminGuard<AppWrite>,
-    Path(client_id): Path<String>,
+    ApiPath(id): ApiPath,
 ) -> AppResult<StatusCode> {
+    let client_id = client_id(&id, "app")?;
     apps::delete_app(&state, &principal, &client_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -199,9 +209,10 @@ async fn delete(
 async fn upload_logo(
     State(state): State<AppState>,
     OauthAdminGuard(principal, ..): OauthAdminGuard<AppWrite>,
-    Path(client_id): Path<String>,
+    ApiPath(id): ApiPath,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> AppResult<StatusCode> {
+    let client_id = client_id(&id, "app")?;
     let mut multipart = multipart.map_err(|_| {
         AppError::UnsupportedMediaType(
             "send the image as multipart/form-data, field 'image'".into(),
@@ -244,10 +255,10 @@ fn none_match(headers: &HeaderMap, etag: &str) -> bool {
 
 async fn logo(
     State(state): State<AppState>,
-    Path(client_id): Path<String>,
+    ApiPath(id): ApiPath,
     headers: HeaderMap,
 ) -> AppResult<Response> {
-    let logo = apps::logo(&state, &client_id).await?;
+    let logo = apps::logo(&state, &client_id(&id, "logo")?).await?;
     let etag = HeaderValue::from_str(&logo.etag).map_err(AppError::internal)?;
     let common = [
         (header::ETAG, etag),

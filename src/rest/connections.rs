@@ -1,19 +1,22 @@
 //! REST handlers for consent and a user's connections (REST.md): extract, call one service
 //! function, convert back.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{ApiJson, ApiQuery};
-use crate::auth::extract::{Authorize, ConnectionRead, ConnectionWrite, UserGuard};
+use super::extract::{ApiJson, ApiPath, ApiQuery, client_id};
 use crate::domain::connections::Connection;
-use crate::error::AppResult;
-use crate::service::connections::{self, ConnectionPage};
-use crate::service::consent::{self, ConsentInput};
-use crate::state::AppState;
+use crate::domain::ids::ClientId;
+use crate::domain::oauth::ConsentRequest;
+use crate::domain::page::Page;
+use crate::edge::auth::{Authorize, ConnectionRead, ConnectionWrite, UserGuard};
+use crate::error::{AppError, AppResult};
+use crate::service::AppState;
+use crate::service::connections;
+use crate::service::consent;
 
 /// Consent and connection routes, mounted under `/api/oauth`.
 pub fn routes() -> Router<AppState> {
@@ -43,14 +46,16 @@ async fn authorize(
     UserGuard(principal, ..): UserGuard<Authorize>,
     ApiJson(body): ApiJson<ConsentBody>,
 ) -> AppResult<Json<CodeBody>> {
-    let input = ConsentInput {
-        client_id: body.client_id,
-        scope: body.scope,
-        nonce: body.nonce,
-        code_challenge: body.code_challenge,
-        code_challenge_method: body.code_challenge_method,
-    };
-    let code = consent::authorize(&state, &principal, input).await?;
+    let client_id = ClientId::parse(&body.client_id).ok_or(AppError::NotFound("app"))?;
+    let request = ConsentRequest::validate(
+        client_id,
+        &body.scope,
+        body.nonce,
+        body.code_challenge,
+        body.code_challenge_method,
+        consent::pkce_policy(&state),
+    )?;
+    let code = consent::record(&state, &principal, &request, None).await?;
     Ok(Json(CodeBody { code }))
 }
 
@@ -67,7 +72,7 @@ struct ConnectionBody {
 impl From<Connection> for ConnectionBody {
     fn from(c: Connection) -> Self {
         Self {
-            client_id: c.client_id,
+            client_id: c.client_id.to_string(),
             scope: c.scope,
             auth_time: c.auth_time,
             access_time: c.access_time,
@@ -92,7 +97,7 @@ async fn list(
     UserGuard(principal, ..): UserGuard<ConnectionRead>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> AppResult<Json<ConnectionsBody>> {
-    let page = ConnectionPage::Offset(query.amount.unwrap_or(32), query.offset.unwrap_or(0));
+    let page = Page::offset(query.amount, query.offset)?;
     let (found, _) = connections::list(&state, &principal, page).await?;
     Ok(Json(ConnectionsBody {
         connections: found.into_iter().map(ConnectionBody::from).collect(),
@@ -102,8 +107,9 @@ async fn list(
 async fn get_one(
     State(state): State<AppState>,
     UserGuard(principal, ..): UserGuard<ConnectionRead>,
-    Path(client_id): Path<String>,
+    ApiPath(id): ApiPath,
 ) -> AppResult<Json<ConnectionBody>> {
+    let client_id = client_id(&id, "connection")?;
     Ok(Json(
         connections::get(&state, &principal, &client_id)
             .await?
@@ -114,8 +120,9 @@ async fn get_one(
 async fn delete(
     State(state): State<AppState>,
     UserGuard(principal, ..): UserGuard<ConnectionWrite>,
-    Path(client_id): Path<String>,
+    ApiPath(id): ApiPath,
 ) -> AppResult<StatusCode> {
+    let client_id = client_id(&id, "connection")?;
     connections::delete(&state, &principal, &client_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,29 +1,57 @@
-//! Body and query extractors whose rejections use the REST error envelope.
+//! Body, query and path extractors whose rejections use the REST error envelope.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use crate::domain::ids::ClientId;
+use crate::edge::input::{nul_in_json, refusal};
 use crate::error::AppError;
 
-/// `axum::Json`, with bad bodies answered as `{"code","message"}`.
+/// Largest JSON body of the REST routes (an app's metadata is far smaller).
+pub const JSON_BODY_LIMIT: usize = 64 * 1024;
+
+/// A JSON body, with bad bodies answered as `{"code","message"}`. A string holding NUL is
+/// refused naming its field, before the body is read as `T`.
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = AppError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(AppError::UnsupportedMediaType(
+        let json = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|media| {
+                let media = media.trim().to_ascii_lowercase();
+                media == "application/json" || media.ends_with("+json")
+            });
+        if !json {
+            return Err(AppError::UnsupportedMediaType(
                 "send the body as application/json".into(),
-            )),
-            Err(err) => Err(AppError::invalid(format!(
-                "invalid JSON body: {}",
-                err.body_text()
-            ))),
+            ));
         }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|err: BytesRejection| match err.status().as_u16() {
+                413 => AppError::PayloadTooLarge {
+                    limit: JSON_BODY_LIMIT,
+                },
+                _ => AppError::invalid(format!("invalid JSON body: {}", err.body_text())),
+            })?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|err| AppError::invalid(format!("invalid JSON body: {err}")))?;
+        if let Some(field) = nul_in_json(&value) {
+            return Err(AppError::invalid(refusal(&field)));
+        }
+        serde_json::from_value(value)
+            .map(Self)
+            .map_err(|err| AppError::invalid(format!("invalid JSON body: {err}")))
     }
 }
 
@@ -41,4 +69,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
                 AppError::invalid(format!("invalid query: {}", err.body_text()))
             })
     }
+}
+
+/// The one path parameter of a route, with a malformed one answered as `{"code","message"}`.
+pub struct ApiPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiPath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Self(value))
+            .map_err(|err| AppError::invalid(format!("invalid path: {}", err.body_text())))
+    }
+}
+
+/// A client id from the path; one that cannot be a client id names nothing (`what` not found).
+pub fn client_id(text: &str, what: &'static str) -> Result<ClientId, AppError> {
+    ClientId::parse(text).ok_or(AppError::NotFound(what))
 }

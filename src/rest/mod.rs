@@ -1,25 +1,40 @@
-//! The REST compatibility transport under `/api/oauth` (paths fixed by REST.md), with the
-//! `{"code","message"}` error envelope, plus the health probes.
+//! The REST compatibility transport under `/api/oauth` (paths fixed by REST.md, described by
+//! the committed `openapi.json`), with the `{"code","message"}` error envelope, plus the health
+//! probes.
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::{Router, routing::get};
 
 mod apps;
 mod connections;
 pub mod extract;
 
+use crate::edge::input::{control_in_uri, refusal};
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::service::AppState;
 
 /// Routes mounted under `/api/oauth`.
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    let management = Router::new()
         .merge(apps::routes())
         .merge(connections::routes())
+        .layer(middleware::from_fn(refuse_control_characters));
+    Router::new()
+        .merge(management)
+        .layer(DefaultBodyLimit::max(extract::JSON_BODY_LIMIT))
         .merge(crate::oidc::routes())
         .fallback(|| async { AppError::NotFound("route") })
+}
+
+/// A URL with a control character gets a 400 naming the field.
+async fn refuse_control_characters(request: Request, next: Next) -> Response {
+    match control_in_uri(request.uri()) {
+        Some(field) => AppError::invalid(refusal(&field)).into_response(),
+        None => next.run(request).await,
+    }
 }
 
 /// `/healthz` and `/readyz`.

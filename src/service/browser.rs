@@ -1,28 +1,27 @@
-//! Browser sessions of idgraph's own sign-in page, and the CSRF tokens of its forms.
+//! Browser sessions of idgraph's own sign-in page.
 //!
 //! A browser carries one cookie, [`COOKIE`], holding 256 random bits. Before sign-in the value
-//! has no row: it only anchors the sign-in form's CSRF token. Signing in replaces it with a fresh
-//! value whose digest names a `browser_sessions` row, so a value planted before sign-in never
-//! becomes a session (no session fixation). Every form carries [`csrf_token`] of the cookie's
-//! value; a POST whose token does not match the cookie it came with is refused.
+//! has no row: it only anchors the forms' seals (see [`crate::service::seal`]). Signing in
+//! replaces it with a fresh value whose digest names a `browser_sessions` row, so a value
+//! planted before sign-in never becomes a session (no session fixation).
 
 use std::net::IpAddr;
 
+use secrecy::SecretString;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 
-use crate::auth::{Principal, Role, Scope, ScopeSet, UserPrincipal};
+use crate::auth::{Principal, SessionRef};
 use crate::db::entities::{browser_sessions, users};
-use crate::domain::ids::{SessionId, UserId};
-use crate::domain::secret::{digest, digest_matches, random_token};
-use crate::domain::{now_unix, secs};
-use crate::error::{AppError, AppResult};
-use crate::service::users::authenticate;
-use crate::state::AppState;
+use crate::domain::ids::BrowserSessionId;
+use crate::domain::secret::{digest, random_token};
+use crate::domain::{Scope, ScopeSet, secs};
+use crate::error::AppResult;
+use crate::service::{AppState, users as user_service};
 
 /// The cookie's name.
 pub const COOKIE: &str = "idgraph_session";
 
-/// Whether `value` looks like a cookie value we issued (43 base64url characters).
+/// Whether `value` looks like a cookie value we issue (43 base64url characters).
 pub fn is_cookie_value(value: &str) -> bool {
     value.len() == 43
         && value
@@ -35,21 +34,29 @@ pub fn new_cookie_value() -> String {
     random_token(32)
 }
 
-/// The CSRF token that forms served to the holder of `cookie_value` carry.
-pub fn csrf_token(cookie_value: &str) -> String {
-    digest(&format!("csrf:{cookie_value}"))
+/// What a request tells about the browser: its cookie (when well-formed) and address.
+#[derive(Debug, Clone, Default)]
+pub struct BrowserContext {
+    /// The cookie's value, when it has the shape of one we issue.
+    pub cookie: Option<String>,
+    /// The client's address, for the sign-in back-off.
+    pub addr: Option<IpAddr>,
 }
 
-/// Whether a submitted CSRF token belongs to `cookie_value` (constant time).
-pub fn csrf_matches(cookie_value: &str, submitted: &str) -> bool {
-    digest_matches(&format!("csrf:{cookie_value}"), submitted)
+/// Who is signed in, as pages show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedInAs {
+    /// The name to greet with: the display name, or the username when there is none.
+    pub display_name: String,
+    /// The login name.
+    pub username: String,
 }
 
 /// A signed-in browser.
 #[derive(Debug, Clone)]
-pub struct BrowserSession {
-    /// Digest of the cookie value; the row's key.
-    pub id: String,
+pub(crate) struct BrowserSession {
+    /// The row's key (the digest of the cookie value).
+    pub id: BrowserSessionId,
     /// The person signed in.
     pub user: users::Model,
     /// When they typed their password, Unix seconds.
@@ -60,24 +67,38 @@ impl BrowserSession {
     /// The caller as the consent service sees it: this user, allowed to authorize apps and
     /// nothing else, with the sign-in's real time.
     pub fn principal(&self) -> AppResult<Principal> {
-        Ok(Principal::User(UserPrincipal {
-            user_id: UserId::from_trusted(self.user.id.clone()),
-            roles: Role::parse_list(&self.user.roles)
-                .map_err(|e| AppError::internal(anyhow::anyhow!("stored roles: {e}")))?,
-            scopes: ScopeSet::only(Scope::Authorize),
-            session_id: SessionId::from_trusted(self.id.clone()),
-            auth_time: self.auth_time,
-        }))
+        user_service::principal_of(
+            &self.user,
+            ScopeSet::only(Scope::Authorize),
+            SessionRef::Browser(self.id.clone()),
+            self.auth_time,
+        )
+    }
+
+    /// Who is signed in, for a page.
+    pub fn signed_in_as(&self) -> SignedInAs {
+        let name = self.user.name.trim();
+        SignedInAs {
+            display_name: if name.is_empty() {
+                self.user.username.clone()
+            } else {
+                name.to_string()
+            },
+            username: self.user.username.clone(),
+        }
     }
 }
 
 /// The live session named by `cookie_value`, if any.
-pub async fn find(state: &AppState, cookie_value: &str) -> AppResult<Option<BrowserSession>> {
-    if !is_cookie_value(cookie_value) {
+pub(crate) async fn find(
+    state: &AppState,
+    cookie_value: Option<&str>,
+) -> AppResult<Option<BrowserSession>> {
+    let Some(cookie_value) = cookie_value.filter(|v| is_cookie_value(v)) else {
         return Ok(None);
-    }
+    };
     let Some((row, Some(user))) = browser_sessions::Entity::find_by_id(digest(cookie_value))
-        .filter(browser_sessions::Column::ExpiresAt.gt(now_unix()))
+        .filter(browser_sessions::Column::ExpiresAt.gt(state.clock.now()))
         .find_also_related(users::Entity)
         .one(&state.db)
         .await?
@@ -85,7 +106,7 @@ pub async fn find(state: &AppState, cookie_value: &str) -> AppResult<Option<Brow
         return Ok(None);
     };
     Ok(Some(BrowserSession {
-        id: row.id,
+        id: BrowserSessionId::from_trusted(row.id),
         user,
         auth_time: row.auth_time,
     }))
@@ -94,18 +115,18 @@ pub async fn find(state: &AppState, cookie_value: &str) -> AppResult<Option<Brow
 /// Checks the password (with the sign-in back-off) and opens a session. Returns the new cookie
 /// value; the session that `previous` named, if any, and the user's expired sessions end in the
 /// same transaction.
-pub async fn sign_in(
+pub(crate) async fn sign_in(
     state: &AppState,
     username: &str,
-    password: String,
-    addr: Option<IpAddr>,
-    previous: Option<&str>,
+    password: SecretString,
+    context: &BrowserContext,
 ) -> AppResult<(String, BrowserSession)> {
-    let user = authenticate(state, username, password, addr).await?;
+    let user = user_service::authenticate(state, username, password, context.addr).await?;
     let value = new_cookie_value();
-    let now = now_unix();
+    let now = state.clock.now();
+    let id = digest(&value);
     let row = browser_sessions::ActiveModel {
-        id: Set(digest(&value)),
+        id: Set(id.clone()),
         user_id: Set(user.id.clone()),
         auth_time: Set(now),
         expires_at: Set(now + secs(state.config.browser_session_ttl)),
@@ -117,7 +138,7 @@ pub async fn sign_in(
         .filter(browser_sessions::Column::ExpiresAt.lte(now))
         .exec(&txn)
         .await?;
-    if let Some(previous) = previous.filter(|v| is_cookie_value(v)) {
+    if let Some(previous) = context.cookie.as_deref().filter(|v| is_cookie_value(v)) {
         browser_sessions::Entity::delete_by_id(digest(previous))
             .exec(&txn)
             .await?;
@@ -128,9 +149,9 @@ pub async fn sign_in(
     txn.commit().await?;
     tracing::info!(user.id = %user.id, "browser signed in");
     Ok((
-        value.clone(),
+        value,
         BrowserSession {
-            id: digest(&value),
+            id: BrowserSessionId::from_trusted(id),
             user,
             auth_time: now,
         },
@@ -138,7 +159,7 @@ pub async fn sign_in(
 }
 
 /// Ends the session named by `cookie_value`, if there is one.
-pub async fn sign_out(state: &AppState, cookie_value: &str) -> AppResult<()> {
+pub(crate) async fn sign_out(state: &AppState, cookie_value: &str) -> AppResult<()> {
     if is_cookie_value(cookie_value) {
         let ended = browser_sessions::Entity::delete_many()
             .filter(browser_sessions::Column::Id.eq(digest(cookie_value)))
@@ -149,19 +170,4 @@ pub async fn sign_out(state: &AppState, cookie_value: &str) -> AppResult<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csrf_tokens_belong_to_one_cookie() {
-        let a = new_cookie_value();
-        let b = new_cookie_value();
-        assert!(is_cookie_value(&a));
-        assert!(csrf_matches(&a, &csrf_token(&a)));
-        assert!(!csrf_matches(&b, &csrf_token(&a)));
-        assert!(!csrf_matches(&a, ""));
-    }
 }

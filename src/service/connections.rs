@@ -2,55 +2,58 @@
 
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use crate::auth::{Principal, Scope};
+use crate::auth::Principal;
 use crate::db::entities::connections;
 use crate::db::owned::{connection_of, connections_of};
-use crate::domain::check_page_size;
-use crate::domain::connections::Connection;
-pub use crate::domain::connections::ConnectionCursor;
+use crate::domain::Scope;
+use crate::domain::connections::{Connection, ConnectionCursor};
+use crate::domain::ids::ClientId;
+use crate::domain::page::{Page, split_page};
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
+use crate::service::AppState;
 
-/// Which slice of the caller's connections to return.
-pub enum ConnectionPage {
-    /// REST: `amount` (1..1024) after skipping `offset`.
-    Offset(u64, u64),
-    /// GraphQL: `first` (1..1024) after the cursor.
-    After(u64, Option<ConnectionCursor>),
+impl From<&connections::Model> for Connection {
+    fn from(row: &connections::Model) -> Self {
+        Self {
+            client_id: ClientId::from_trusted(row.client_id.clone()),
+            scope: row.scope.clone(),
+            auth_time: row.auth_time,
+            access_time: row.access_time,
+            creation_time: row.creation_time,
+        }
+    }
 }
 
 /// The caller's connections, most recently used first, and whether more follow.
 pub async fn list(
     state: &AppState,
     principal: &Principal,
-    page: ConnectionPage,
+    page: Page<ConnectionCursor>,
 ) -> AppResult<(Vec<Connection>, bool)> {
     let me = principal.require_user(Scope::ConnectionRead)?;
     let mut query = connections_of(&me.user_id)
         .order_by_desc(connections::Column::AccessTime)
         .order_by_asc(connections::Column::ClientId);
-    let size = match page {
-        ConnectionPage::Offset(amount, offset) => {
-            query = query.offset(offset);
-            check_page_size("amount", amount)?
-        }
-        ConnectionPage::After(first, after) => {
-            if let Some(cursor) = after {
-                use connections::Column::{AccessTime, ClientId};
-                query = query.filter(
-                    Condition::any().add(AccessTime.lt(cursor.access_time)).add(
-                        Condition::all()
-                            .add(AccessTime.eq(cursor.access_time))
-                            .add(ClientId.gt(cursor.client_id)),
-                    ),
-                );
-            }
-            check_page_size("first", first)?
+    let size = page.size();
+    query = match page {
+        Page::Offset { offset, .. } => query.offset(offset),
+        Page::After { after: None, .. } => query,
+        Page::After {
+            after: Some(ConnectionCursor(access_time, client_id)),
+            ..
+        } => {
+            use connections::Column::{AccessTime, ClientId as ClientIdColumn};
+            query.filter(
+                Condition::any().add(AccessTime.lt(access_time)).add(
+                    Condition::all()
+                        .add(AccessTime.eq(access_time))
+                        .add(ClientIdColumn.gt(client_id.as_str())),
+                ),
+            )
         }
     };
-    let mut rows = query.limit(size + 1).all(&state.db).await?;
-    let more = rows.len() as u64 > size;
-    rows.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+    let rows = query.limit(size + 1).all(&state.db).await?;
+    let (rows, more) = split_page(rows, size);
     Ok((rows.iter().map(Connection::from).collect(), more))
 }
 
@@ -58,7 +61,7 @@ pub async fn list(
 pub async fn get(
     state: &AppState,
     principal: &Principal,
-    client_id: &str,
+    client_id: &ClientId,
 ) -> AppResult<Connection> {
     let me = principal.require_user(Scope::ConnectionRead)?;
     connection_of(&me.user_id, client_id)
@@ -68,17 +71,22 @@ pub async fn get(
         .ok_or(AppError::NotFound("connection"))
 }
 
-/// Revokes the caller's connection to an app: its refresh and access tokens stop working.
-pub async fn delete(state: &AppState, principal: &Principal, client_id: &str) -> AppResult<()> {
+/// Revokes the caller's connection to an app: every grant under it goes with it (foreign key,
+/// cascade), so its refresh and access tokens stop working at once.
+pub async fn delete(
+    state: &AppState,
+    principal: &Principal,
+    client_id: &ClientId,
+) -> AppResult<()> {
     let me = principal.require_user(Scope::ConnectionWrite)?;
     let deleted = connections::Entity::delete_many()
         .filter(connections::Column::UserId.eq(me.user_id.as_str()))
-        .filter(connections::Column::ClientId.eq(client_id))
+        .filter(connections::Column::ClientId.eq(client_id.as_str()))
         .exec(&state.db)
         .await?;
     if deleted.rows_affected == 0 {
         return Err(AppError::NotFound("connection"));
     }
-    tracing::info!(user.id = %me.user_id, client.id = client_id, "connection revoked");
+    tracing::info!(user.id = %me.user_id, client.id = %client_id, "connection revoked");
     Ok(())
 }

@@ -1,113 +1,111 @@
 //! Consent: a signed-in user grants an app the OpenID scopes it asked for, and receives an
 //! authorization code for it. The code carries 256 random bits, is stored only as a digest,
-//! lives [`CODE_TTL_SECS`] and works once.
+//! lives [`CODE_TTL_SECS`] and works once. Each consent is a `grants` row of its own, so a user
+//! may hold several outstanding codes for one app (two tabs, two devices).
+//!
+//! The REST and GraphQL consent calls and the hosted pages' approve all reach [`record`] with a
+//! request their transport has already validated.
 
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{EntityTrait, Set};
+use sea_orm::{EntityTrait, Set, TransactionTrait};
 
-use crate::auth::{Principal, Scope};
-use crate::db::entities::connections;
+use crate::auth::Principal;
+use crate::db::entities::{connections, grants};
 use crate::db::owned::connection_of;
-use crate::domain::now_unix;
-use crate::domain::oauth::ConsentRequest;
+use crate::domain::Scope;
+use crate::domain::ids::GrantId;
+use crate::domain::oauth::{ConsentRequest, OidcScopes, PkcePolicy};
 use crate::domain::secret::{digest, random_token};
 use crate::error::{AppError, AppResult};
-use crate::service::apps;
-use crate::state::AppState;
+use crate::service::apps::{self, app_gone};
+use crate::service::AppState;
 
 /// How long an authorization code may be redeemed.
 pub const CODE_TTL_SECS: i64 = 60;
 
-/// The raw consent input, as both transports receive it.
-#[derive(Debug, Clone, Default)]
-pub struct ConsentInput {
-    /// The app.
-    pub client_id: String,
-    /// Space-separated requested scopes; must contain `openid`.
-    pub scope: String,
-    /// The relying party's nonce.
-    pub nonce: Option<String>,
-    /// PKCE challenge.
-    pub code_challenge: Option<String>,
-    /// `plain` or `S256`.
-    pub code_challenge_method: Option<String>,
+/// The PKCE policy of this server (from `pkce_allow_plain`).
+pub fn pkce_policy(state: &AppState) -> PkcePolicy {
+    PkcePolicy {
+        allow_plain: state.config.pkce_allow_plain,
+    }
+}
+
+/// The scopes the user has consented to for a connection.
+pub(crate) fn consented(row: &connections::Model) -> OidcScopes {
+    OidcScopes::filter(row.consented_scope.as_deref().unwrap_or(&row.scope))
 }
 
 /// Records the caller's consent to an app and returns a fresh authorization code. Creates the
-/// (user, app) connection or updates it; a new code replaces an unredeemed older one. The code
-/// grants the scopes asked for now; the consent remembered for the app is the union of all
-/// scopes ever approved (the hosted consent page is skipped for any subset of it).
-pub async fn authorize(
+/// (user, app) connection or updates it, and adds a grant holding the code. The code grants the
+/// scopes asked for now; the consent remembered for the app is the union of all scopes ever
+/// approved (the hosted consent page is skipped for any subset of it). `redirect_uri` is the
+/// one the hosted flow's request named (the code must be redeemed with it); the consent API
+/// names none.
+pub async fn record(
     state: &AppState,
     principal: &Principal,
-    input: ConsentInput,
+    request: &ConsentRequest,
+    redirect_uri: Option<&str>,
 ) -> AppResult<String> {
     let me = principal.require_user(Scope::Authorize)?;
-    let request = ConsentRequest::validate(
-        input.client_id,
-        &input.scope,
-        input.nonce,
-        input.code_challenge,
-        input.code_challenge_method,
-        state.config.pkce_allow_plain,
-    )?;
     if apps::record(state, &request.client_id).await?.is_none() {
         return Err(AppError::NotFound("app"));
     }
     let code = random_token(32);
-    let now = now_unix();
-    // Read, then upsert without a transaction: two consents racing for the same app may keep
-    // the narrower memory, which only means the consent page is shown once more. (A read-then-
-    // write transaction would fail under SQLite's WAL snapshots when another write came between.)
+    let now = state.clock.now();
+    // Read, then upsert: two consents racing for the same app may keep the narrower memory,
+    // which only means the consent page is shown once more.
     let earlier = connection_of(&me.user_id, &request.client_id)
         .one(&state.db)
         .await?
-        .map(|row| row.consented());
-    let consented = match earlier {
+        .map(|row| consented(&row));
+    let remembered = match earlier {
         Some(earlier) => earlier.union(&request.scopes),
         None => request.scopes.clone(),
     };
-    let (challenge, method) = match &request.pkce {
-        Some((challenge, method)) => (Some(challenge.clone()), Some(method.as_str().to_string())),
-        None => (None, None),
-    };
-    let row = connections::ActiveModel {
-        user_id: Set(me.user_id.as_str().to_string()),
-        client_id: Set(request.client_id.clone()),
-        scope: Set(request.scopes.to_string()),
-        nonce: Set(request.nonce.clone()),
-        code_challenge: Set(challenge),
-        code_challenge_method: Set(method),
-        code_hash: Set(Some(digest(&code))),
-        code_time: Set(Some(now)),
-        code_used_at: Set(None),
-        grant_id: Set(None),
-        refresh_hash: Set(None),
-        refresh_expires_at: Set(None),
+    let scope = request.scopes.to_string();
+    let connection = connections::ActiveModel {
+        user_id: Set(me.user_id.to_string()),
+        client_id: Set(request.client_id.to_string()),
+        scope: Set(scope.clone()),
         auth_time: Set(me.auth_time),
         access_time: Set(now),
         creation_time: Set(now),
-        consented_scope: Set(Some(consented.to_string())),
+        consented_scope: Set(Some(remembered.to_string())),
+    };
+    let grant = grants::ActiveModel {
+        id: Set(GrantId::generate().to_string()),
+        user_id: Set(me.user_id.to_string()),
+        client_id: Set(request.client_id.to_string()),
+        scope: Set(scope),
+        nonce: Set(request.nonce.clone()),
+        redirect_uri: Set(redirect_uri.map(str::to_string)),
+        code_hash: Set(Some(digest(&code))),
+        code_challenge: Set(request.pkce.as_ref().map(|p| p.challenge.clone())),
+        code_challenge_method: Set(request.pkce.as_ref().map(|p| p.method.as_str().into())),
+        code_expires_at: Set(Some(now + CODE_TTL_SECS)),
+        code_used_at: Set(None),
+        refresh_hash: Set(None),
+        refresh_expires_at: Set(None),
+        auth_time: Set(me.auth_time),
+        created_at: Set(now),
     };
     use connections::Column as C;
-    connections::Entity::insert(row)
+    let txn = state.db.begin().await?;
+    connections::Entity::insert(connection)
         .on_conflict(
             OnConflict::columns([C::UserId, C::ClientId])
-                .update_columns([
-                    C::Scope,
-                    C::Nonce,
-                    C::CodeChallenge,
-                    C::CodeChallengeMethod,
-                    C::CodeHash,
-                    C::CodeTime,
-                    C::CodeUsedAt,
-                    C::AuthTime,
-                    C::ConsentedScope,
-                ])
+                .update_columns([C::Scope, C::AuthTime, C::ConsentedScope])
                 .to_owned(),
         )
-        .exec_without_returning(&state.db)
-        .await?;
+        .exec_without_returning(&txn)
+        .await
+        .map_err(app_gone)?;
+    grants::Entity::insert(grant)
+        .exec_without_returning(&txn)
+        .await
+        .map_err(app_gone)?;
+    txn.commit().await?;
     tracing::info!(user.id = %me.user_id, client.id = %request.client_id, scope = %request.scopes, "consent recorded");
     Ok(code)
 }

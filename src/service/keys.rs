@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
@@ -22,8 +22,9 @@ use serde_json::{Value, json};
 
 use crate::auth::jwt::{self, KeyRing, VerifyError};
 use crate::auth::keys::{self, SigningAlgorithm, SigningKey, VerifyingKey};
+use crate::clock::Clock;
 use crate::db::entities::signing_keys;
-use crate::domain::{now_unix, secret::random_token, secs};
+use crate::domain::{secret::random_token, secs};
 use crate::error::{AppError, AppResult};
 
 const ACTIVE: &str = "active";
@@ -33,6 +34,7 @@ const RETIRED: &str = "retired";
 pub async fn ensure_active_key(
     db: &DatabaseConnection,
     algorithm: SigningAlgorithm,
+    now: i64,
 ) -> AppResult<()> {
     let existing = signing_keys::Entity::find()
         .filter(signing_keys::Column::State.eq(ACTIVE))
@@ -40,7 +42,7 @@ pub async fn ensure_active_key(
         .one(db)
         .await?;
     if existing.is_none() {
-        insert_new_key(db, algorithm).await?;
+        insert_new_key(db, algorithm, now).await?;
         tracing::info!(algorithm = %algorithm, "signing key created");
     }
     Ok(())
@@ -52,8 +54,8 @@ pub async fn rotate(
     db: &DatabaseConnection,
     algorithm: SigningAlgorithm,
     overlap: Duration,
+    now: i64,
 ) -> AppResult<String> {
-    let now = now_unix();
     let retires_at = now + secs(overlap);
     let txn = db.begin().await?;
     signing_keys::Entity::update_many()
@@ -68,7 +70,7 @@ pub async fn rotate(
         .filter(signing_keys::Column::RetiresAt.lte(now))
         .exec(&txn)
         .await?;
-    let kid = insert_new_key(&txn, algorithm).await?;
+    let kid = insert_new_key(&txn, algorithm, now).await?;
     txn.commit().await?;
     tracing::info!(kid = %kid, algorithm = %algorithm, "signing key rotated");
     Ok(kid)
@@ -77,6 +79,7 @@ pub async fn rotate(
 async fn insert_new_key(
     db: &impl ConnectionTrait,
     algorithm: SigningAlgorithm,
+    now: i64,
 ) -> AppResult<String> {
     let kid = random_token(12);
     let generated = tokio::task::spawn_blocking({
@@ -92,7 +95,7 @@ async fn insert_new_key(
         private_key: Set(generated.pkcs8),
         public_jwk: Set(generated.public_jwk.to_string()),
         state: Set(ACTIVE.to_string()),
-        created_at: Set(now_unix()),
+        created_at: Set(now),
         retires_at: Set(None),
     }
     .insert(db)
@@ -100,10 +103,9 @@ async fn insert_new_key(
     Ok(kid)
 }
 
-/// Builds the key ring from the database: every published key, the newest unsuperseded one
-/// signing.
-pub async fn load_ring(db: &DatabaseConnection) -> AppResult<KeyRing> {
-    let now = now_unix();
+/// Builds the key ring from the database as of `now`: every published key, the newest
+/// unsuperseded one signing.
+pub async fn load_ring(db: &DatabaseConnection, now: i64) -> AppResult<KeyRing> {
     let rows = signing_keys::Entity::find()
         .filter(signing_keys::Column::State.eq(ACTIVE))
         .order_by_desc(signing_keys::Column::CreatedAt)
@@ -148,12 +150,14 @@ pub async fn load_ring(db: &DatabaseConnection) -> AppResult<KeyRing> {
 
 struct Cached {
     ring: Arc<KeyRing>,
-    loaded: Instant,
+    /// Unix milliseconds.
+    loaded: i64,
 }
 
 /// A node's cached view of the signing keys.
 pub struct KeyStore {
     db: DatabaseConnection,
+    clock: Clock,
     cached: RwLock<Cached>,
     reloading: tokio::sync::Mutex<()>,
 }
@@ -164,19 +168,20 @@ impl KeyStore {
     const MISS_RELOAD: Duration = Duration::from_secs(1);
 
     /// Loads the key ring once; fails when the database holds no key.
-    pub async fn load(db: DatabaseConnection) -> AppResult<Self> {
-        let ring = load_ring(&db).await?;
+    pub async fn load(db: DatabaseConnection, clock: Clock) -> AppResult<Self> {
+        let ring = load_ring(&db, clock.now()).await?;
         Ok(Self {
             db,
             cached: RwLock::new(Cached {
                 ring: Arc::new(ring),
-                loaded: Instant::now(),
+                loaded: clock.now_millis(),
             }),
+            clock,
             reloading: tokio::sync::Mutex::new(()),
         })
     }
 
-    fn snapshot(&self) -> (Arc<KeyRing>, Instant) {
+    fn snapshot(&self) -> (Arc<KeyRing>, i64) {
         match self.cached.read() {
             Ok(cached) => (cached.ring.clone(), cached.loaded),
             Err(poisoned) => {
@@ -190,17 +195,18 @@ impl KeyStore {
     /// at a time; concurrent callers keep using the ring they have.
     async fn refresh_if_older(&self, max_age: Duration) -> AppResult<Arc<KeyRing>> {
         let (ring, loaded) = self.snapshot();
-        if loaded.elapsed() < max_age {
+        let max_age = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+        if self.clock.now_millis() - loaded < max_age {
             return Ok(ring);
         }
         let Ok(_guard) = self.reloading.try_lock() else {
             return Ok(ring);
         };
-        let fresh = Arc::new(load_ring(&self.db).await?);
+        let fresh = Arc::new(load_ring(&self.db, self.clock.now()).await?);
         if let Ok(mut cached) = self.cached.write() {
             *cached = Cached {
                 ring: fresh.clone(),
-                loaded: Instant::now(),
+                loaded: self.clock.now_millis(),
             };
         }
         Ok(fresh)
@@ -230,12 +236,13 @@ impl KeyStore {
         audience: &str,
     ) -> AppResult<Option<T>> {
         let ring = self.ring().await?;
-        match jwt::verify(&ring, token, issuer, audience) {
+        let now = self.clock.now();
+        match jwt::verify(&ring, token, issuer, audience, now) {
             Ok(claims) => Ok(Some(claims)),
             Err(VerifyError::Invalid) => Ok(None),
             Err(VerifyError::UnknownKey) => {
                 let ring = self.refresh_if_older(Self::MISS_RELOAD).await?;
-                Ok(jwt::verify(&ring, token, issuer, audience).ok())
+                Ok(jwt::verify(&ring, token, issuer, audience, now).ok())
             }
         }
     }

@@ -16,6 +16,9 @@ use crate::error::{AppError, AppResult};
 
 /// Largest upload accepted, in bytes.
 pub const MAX_UPLOAD_BYTES: usize = 2 * 1024 * 1024;
+/// Largest request body that carries an upload: the image and the multipart framing (or, over
+/// GraphQL, the operation) around it. REST and GraphQL both allow exactly this.
+pub const UPLOAD_BODY_LIMIT: usize = MAX_UPLOAD_BYTES + 64 * 1024;
 /// Largest width or height decoded.
 pub const MAX_DIMENSION: u32 = 4096;
 /// Most memory one decode may allocate.

@@ -10,7 +10,12 @@ pub mod consent;
 pub mod keys;
 pub mod logos;
 pub mod passwords;
+pub mod refresh;
+pub mod seal;
 pub mod sessions;
+pub mod state;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
+
+pub use state::AppState;

@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
 use crate::error::{AppError, AppResult};
@@ -38,12 +39,12 @@ impl PasswordHasher {
     }
 
     /// Hashes `password` with argon2id (default parameters: 19 MiB, 2 passes) and a random salt.
-    pub async fn hash(&self, password: String) -> AppResult<String> {
+    pub async fn hash(&self, password: SecretString) -> AppResult<String> {
         let _permit = self.permits.acquire().await.map_err(AppError::internal)?;
         tokio::task::spawn_blocking(move || {
             let salt = SaltString::generate(&mut OsRng);
             Argon2::default()
-                .hash_password(password.as_bytes(), &salt)
+                .hash_password(password.expose_secret().as_bytes(), &salt)
                 .map(|hash| hash.to_string())
                 .map_err(|e| AppError::internal(anyhow::anyhow!("argon2: {e}")))
         })
@@ -53,7 +54,11 @@ impl PasswordHasher {
 
     /// Whether `password` matches `stored`; with no stored hash, spends the same effort and
     /// answers `false`.
-    pub async fn verify(&self, password: String, stored: Option<String>) -> AppResult<bool> {
+    pub async fn verify(
+        &self,
+        password: SecretString,
+        stored: Option<String>,
+    ) -> AppResult<bool> {
         let _permit = self.permits.acquire().await.map_err(AppError::internal)?;
         tokio::task::spawn_blocking(move || {
             let known = stored.is_some();
@@ -62,7 +67,7 @@ impl PasswordHasher {
                 return false;
             };
             let matches = Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
+                .verify_password(password.expose_secret().as_bytes(), &parsed)
                 .is_ok();
             known && matches
         })

@@ -1,85 +1,93 @@
 //! First-party sessions: `login`, `refreshSession`, `logout`, and turning a bearer token into a
 //! [`Principal`].
 //!
-//! A session is one refresh-token family. A refresh token reads `<session id>.<secret>`; only
-//! the secret's SHA-256 digest is stored. Every refresh swaps the digest atomically (a
-//! compare-and-set `UPDATE`), so a token works once; presenting a rotated-out token revokes the
-//! whole session, and with it every access token that names it in `sid`. Each refresh token
-//! lives `refresh_token_ttl` from its issue (a sliding session).
+//! A session is one refresh-token family (see [`crate::service::refresh`]): a token works once,
+//! and presenting a rotated-out one revokes the whole session, and with it every access token
+//! that names it in `sid`. Each refresh token lives `refresh_token_ttl` from its issue (a
+//! sliding session).
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use std::net::IpAddr;
+
+use secrecy::SecretString;
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set};
 
 use crate::auth::jwt::{AccessClaims, TokenKind};
-use crate::auth::{Principal, Role, ScopeSet, UserPrincipal};
-use crate::db::entities::sessions;
-use crate::domain::ids::{SessionId, UserId};
-use crate::domain::secret::{digest, digest_matches, random_token};
-use crate::domain::{now_unix, secs};
+use crate::auth::{Principal, SessionRef};
+use crate::db::entities::{sessions, users};
+use crate::domain::ids::SessionId;
+use crate::domain::{ScopeSet, secs};
 use crate::error::{AppError, AppResult};
-use crate::service::users;
-use crate::state::AppState;
+use crate::service::refresh::{self, Families, Rotation};
+use crate::service::{AppState, users as user_service};
 
 /// What `login` and `refreshSession` return.
-#[derive(Debug, Clone)]
 pub struct SessionTokens {
     /// A first-party access JWT (kind `session`).
-    pub access_token: String,
-    /// Always `Bearer`.
-    pub token_type: &'static str,
+    pub access_token: SecretString,
     /// Seconds until the access token expires.
     pub expires_in: i64,
     /// The new refresh token; the previous one no longer works.
-    pub refresh_token: String,
+    pub refresh_token: SecretString,
     /// The granted scopes, space-separated.
     pub scope: String,
 }
 
-async fn issue_access_token(
+impl std::fmt::Debug for SessionTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionTokens")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Signs a first-party access token for `session` and packs it with the refresh token.
+async fn tokens(
     state: &AppState,
-    user_id: &str,
-    session_id: &str,
-    scope: &str,
-) -> AppResult<(String, i64)> {
-    let now = now_unix();
+    session: &sessions::Model,
+    refresh_token: String,
+) -> AppResult<SessionTokens> {
+    let now = state.clock.now();
     let ttl = secs(state.config.access_token_ttl);
-    let claims = AccessClaims {
-        iss: state.config.issuer.clone(),
-        sub: user_id.to_string(),
-        aud: state.config.issuer.clone(),
-        exp: now + ttl,
-        iat: now,
-        jti: random_token(16),
-        scope: scope.to_string(),
-        kind: TokenKind::Session,
-        sid: Some(session_id.to_string()),
-        client_id: None,
-        gid: None,
-    };
-    Ok((state.keys.sign(&claims).await?, ttl))
+    let claims = AccessClaims::session(
+        &state.config.issuer,
+        &session.user_id,
+        &session.id,
+        &session.scope,
+        now,
+        ttl,
+    );
+    Ok(SessionTokens {
+        access_token: SecretString::from(state.keys.sign(&claims).await?),
+        expires_in: ttl,
+        refresh_token: SecretString::from(refresh_token),
+        scope: session.scope.clone(),
+    })
 }
 
 /// Checks the password and opens a session with `scope` (a space-separated subset of the
-/// management scopes, or `all`; `None` means `all`).
+/// management scopes, or `all`; `None` means `all`). `addr` is the client's address, for the
+/// sign-in back-off.
 pub async fn login(
     state: &AppState,
     username: &str,
-    password: String,
+    password: SecretString,
     scope: Option<&str>,
+    addr: Option<IpAddr>,
 ) -> AppResult<SessionTokens> {
     let scopes = match scope {
         None => ScopeSet::all(),
         Some(text) => ScopeSet::parse(text)?,
     };
-    let user = users::authenticate(state, username, password, None).await?;
-    let now = now_unix();
+    let user = user_service::authenticate(state, username, password, addr).await?;
+    let now = state.clock.now();
     let session_id = SessionId::generate();
-    let secret = random_token(32);
-    let scope = scopes.to_string();
-    sessions::ActiveModel {
+    let (refresh_token, stored) = refresh::mint(session_id.as_str());
+    let session = sessions::ActiveModel {
         id: Set(session_id.as_str().to_string()),
         user_id: Set(user.id.clone()),
-        scope: Set(scope.clone()),
-        refresh_hash: Set(digest(&secret)),
+        scope: Set(scopes.to_string()),
+        refresh_hash: Set(stored),
         created_at: Set(now),
         last_used_at: Set(now),
         expires_at: Set(now + secs(state.config.refresh_token_ttl)),
@@ -87,87 +95,106 @@ pub async fn login(
     }
     .insert(&state.db)
     .await?;
-    let (access_token, expires_in) =
-        issue_access_token(state, &user.id, session_id.as_str(), &scope).await?;
-    tracing::info!(user.id = %user.id, session.id = %session_id.as_str(), "signed in");
-    Ok(SessionTokens {
-        access_token,
-        token_type: "Bearer",
-        expires_in,
-        refresh_token: format!("{}.{secret}", session_id.as_str()),
-        scope,
-    })
+    tracing::info!(user.id = %user.id, session.id = %session.id, "signed in");
+    tokens(state, &session, refresh_token).await
 }
 
-async fn revoke(state: &AppState, session_id: &str) -> AppResult<()> {
+/// The `sessions` table as refresh-token families.
+struct SessionFamilies {
+    ttl: i64,
+}
+
+impl Families for SessionFamilies {
+    type Row = sessions::Model;
+
+    async fn find(&self, db: &DatabaseConnection, id: &str) -> Result<Option<Self::Row>, DbErr> {
+        sessions::Entity::find_by_id(id).one(db).await
+    }
+
+    fn admits(&self, row: &Self::Row) -> bool {
+        row.revoked_at.is_none()
+    }
+
+    fn stored_digest<'r>(&self, row: &'r Self::Row) -> Option<&'r str> {
+        Some(&row.refresh_hash)
+    }
+
+    fn expired(&self, row: &Self::Row, now: i64) -> bool {
+        row.expires_at <= now
+    }
+
+    async fn swap(
+        &self,
+        db: &DatabaseConnection,
+        row: &Self::Row,
+        from: &str,
+        to: &str,
+        now: i64,
+    ) -> Result<bool, DbErr> {
+        let swapped = sessions::Entity::update_many()
+            .col_expr(sessions::Column::RefreshHash, to.into())
+            .col_expr(sessions::Column::LastUsedAt, now.into())
+            .col_expr(sessions::Column::ExpiresAt, (now + self.ttl).into())
+            .filter(sessions::Column::Id.eq(&row.id))
+            .filter(sessions::Column::RefreshHash.eq(from))
+            .filter(sessions::Column::RevokedAt.is_null())
+            .exec(db)
+            .await?;
+        Ok(swapped.rows_affected == 1)
+    }
+
+    async fn revoke(&self, db: &DatabaseConnection, row: &Self::Row, now: i64) -> Result<(), DbErr> {
+        revoke(db, &row.id, now).await
+    }
+}
+
+/// Marks a session revoked (its access tokens fail at once: every request checks `sid`).
+async fn revoke(db: &DatabaseConnection, session_id: &str, at: i64) -> Result<(), DbErr> {
     sessions::Entity::update_many()
-        .col_expr(sessions::Column::RevokedAt, now_unix().into())
+        .col_expr(sessions::Column::RevokedAt, at.into())
         .filter(sessions::Column::Id.eq(session_id))
         .filter(sessions::Column::RevokedAt.is_null())
-        .exec(&state.db)
+        .exec(db)
         .await?;
     Ok(())
 }
 
 /// Exchanges a refresh token for a new access token and a new refresh token.
 pub async fn refresh(state: &AppState, refresh_token: &str) -> AppResult<SessionTokens> {
-    let (session_id, secret) = refresh_token
-        .split_once('.')
-        .filter(|(id, secret)| id.len() <= 32 && secret.len() <= 64)
-        .ok_or(AppError::InvalidRefreshToken)?;
-    let session = sessions::Entity::find_by_id(session_id)
-        .one(&state.db)
-        .await?
-        .ok_or(AppError::InvalidRefreshToken)?;
-    let now = now_unix();
-    if session.revoked_at.is_some() || session.expires_at <= now {
-        return Err(AppError::InvalidRefreshToken);
-    }
-    if !digest_matches(secret, &session.refresh_hash) {
-        revoke(state, &session.id).await?;
-        tracing::warn!(session.id = %session.id, "refresh token reused; session revoked");
-        return Err(AppError::InvalidRefreshToken);
-    }
-    let new_secret = random_token(32);
-    let swapped = sessions::Entity::update_many()
-        .col_expr(sessions::Column::RefreshHash, digest(&new_secret).into())
-        .col_expr(sessions::Column::LastUsedAt, now.into())
-        .col_expr(
-            sessions::Column::ExpiresAt,
-            (now + secs(state.config.refresh_token_ttl)).into(),
-        )
-        .filter(sessions::Column::Id.eq(&session.id))
-        .filter(sessions::Column::RefreshHash.eq(&session.refresh_hash))
-        .filter(sessions::Column::RevokedAt.is_null())
-        .exec(&state.db)
-        .await?;
-    if swapped.rows_affected != 1 {
-        // Another request rotated this token first: the same token was used twice.
-        revoke(state, &session.id).await?;
-        tracing::warn!(session.id = %session.id, "refresh token raced; session revoked");
-        return Err(AppError::InvalidRefreshToken);
-    }
-    let (access_token, expires_in) =
-        issue_access_token(state, &session.user_id, &session.id, &session.scope).await?;
-    Ok(SessionTokens {
-        access_token,
-        token_type: "Bearer",
-        expires_in,
-        refresh_token: format!("{}.{new_secret}", session.id),
-        scope: session.scope,
+    let families = SessionFamilies {
+        ttl: secs(state.config.refresh_token_ttl),
+    };
+    let now = state.clock.now();
+    let rotation = refresh::rotate(&state.db, &families, refresh_token, now, |_| {
+        Ok::<(), std::convert::Infallible>(())
     })
+    .await?;
+    match rotation.unwrap_or_else(|never| match never {}) {
+        Rotation::Rotated { row, token, .. } => tokens(state, &row, token).await,
+        Rotation::Refused => Err(AppError::InvalidRefreshToken),
+        Rotation::Reused => {
+            tracing::warn!("refresh token reused; session revoked");
+            Err(AppError::InvalidRefreshToken)
+        }
+    }
 }
 
 /// Ends the caller's session: its refresh token and its access tokens stop working.
 pub async fn logout(state: &AppState, principal: &Principal) -> AppResult<()> {
     let me = principal.require_signed_in()?;
-    revoke(state, me.session_id.as_str()).await?;
-    tracing::info!(user.id = %me.user_id, session.id = %me.session_id.as_str(), "signed out");
+    let SessionRef::Api(session_id) = &me.session else {
+        return Err(AppError::forbidden(
+            "logout ends a session opened by login; sign out of the hosted pages there",
+        ));
+    };
+    revoke(&state.db, session_id.as_str(), state.clock.now()).await?;
+    tracing::info!(user.id = %me.user_id, session.id = %session_id, "signed out");
     Ok(())
 }
 
 /// Turns an `Authorization: Bearer` token into a [`Principal`]. A first-party token is only
-/// good while its session is live; the user's roles are read fresh from the database.
+/// good while its session is live; the user's roles are read fresh from the database, with the
+/// session, in one query.
 pub async fn principal_from_bearer(state: &AppState, token: &str) -> AppResult<Principal> {
     let issuer = &state.config.issuer;
     let Some(claims) = state
@@ -187,23 +214,20 @@ pub async fn principal_from_bearer(state: &AppState, token: &str) -> AppResult<P
                 return Ok(Principal::InvalidToken);
             };
             let live = sessions::Entity::find_by_id(sid.as_str())
+                .filter(sessions::Column::RevokedAt.is_null())
+                .filter(sessions::Column::UserId.eq(claims.sub.as_str()))
+                .find_also_related(users::Entity)
                 .one(&state.db)
-                .await?
-                .filter(|s| s.revoked_at.is_none() && s.user_id == claims.sub);
-            let Some(session) = live else {
+                .await?;
+            let Some((session, Some(user))) = live else {
                 return Ok(Principal::InvalidToken);
             };
-            let user_id = UserId::from_trusted(claims.sub);
-            let Some(user) = users::find_user(&state.db, &user_id).await? else {
-                return Ok(Principal::InvalidToken);
-            };
-            Ok(Principal::User(UserPrincipal {
-                user_id,
-                roles: Role::parse_list(&user.roles)?,
+            user_service::principal_of(
+                &user,
                 scopes,
-                session_id: SessionId::from_trusted(sid),
-                auth_time: session.created_at,
-            }))
+                SessionRef::Api(SessionId::from_trusted(session.id)),
+                session.created_at,
+            )
         }
     }
 }

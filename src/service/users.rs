@@ -1,34 +1,56 @@
-//! Users: creation (CLI and bootstrap), look-up, and password authentication.
+//! Users: creation (CLI and bootstrap), look-up, password authentication, and the one place a
+//! caller ([`Principal`]) is built from a user row.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Instant;
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    Set,
-};
+use secrecy::{ExposeSecret, SecretString};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 
-use crate::auth::{Principal, Role};
+use crate::auth::{Principal, SessionRef, UserPrincipal};
 use crate::db::entities::users;
 use crate::domain::ids::UserId;
-use crate::domain::now_unix;
 use crate::domain::secret::random_token;
 use crate::domain::users::{NewUser, User};
+use crate::domain::{Role, Scope, ScopeSet};
 use crate::error::{AppError, AppResult};
-use crate::service::throttle;
-use crate::state::AppState;
+use crate::service::AppState;
+
+/// A user's stored roles. A value that does not parse is a fault of ours, never the caller's.
+fn stored_roles(row: &users::Model) -> AppResult<Vec<Role>> {
+    Role::parse_list(&row.roles).map_err(|_| {
+        AppError::internal(anyhow::anyhow!("user {} has unreadable stored roles", row.id))
+    })
+}
+
+/// The caller acting as `row` through `session`, with `scopes`: the one way a principal is
+/// built, for bearer tokens and browser sessions alike. Roles are read from the row, so they
+/// are always the current ones.
+pub(crate) fn principal_of(
+    row: &users::Model,
+    scopes: ScopeSet,
+    session: SessionRef,
+    auth_time: i64,
+) -> AppResult<Principal> {
+    Ok(Principal::User(UserPrincipal {
+        user_id: UserId::from_trusted(row.id.clone()),
+        roles: stored_roles(row)?,
+        scopes,
+        session,
+        auth_time,
+    }))
+}
 
 impl TryFrom<users::Model> for User {
     type Error = AppError;
 
     fn try_from(row: users::Model) -> Result<Self, Self::Error> {
         Ok(User {
+            roles: stored_roles(&row)?,
             id: UserId::from_trusted(row.id),
             username: row.username,
             email: row.email,
             name: row.name,
-            roles: Role::parse_list(&row.roles)
-                .map_err(|e| AppError::internal(anyhow::anyhow!("stored roles: {e}")))?,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -54,7 +76,7 @@ pub async fn create_user(
         )));
     }
     let password_hash = state.passwords.hash(request.password).await?;
-    let now = now_unix();
+    let now = state.clock.now();
     let row = users::ActiveModel {
         id: Set(UserId::generate().as_str().to_string()),
         username: Set(request.username),
@@ -72,39 +94,49 @@ pub async fn create_user(
 }
 
 /// Looks a user up by id.
-pub async fn find_user(db: &DatabaseConnection, id: &UserId) -> AppResult<Option<users::Model>> {
-    Ok(users::Entity::find_by_id(id.as_str()).one(db).await?)
+pub(crate) async fn find_user(state: &AppState, id: &str) -> AppResult<Option<users::Model>> {
+    Ok(users::Entity::find_by_id(id).one(&state.db).await?)
 }
 
 /// The signed-in user's own record.
 pub async fn viewer(state: &AppState, principal: &Principal) -> AppResult<User> {
     let me = principal.require_signed_in()?;
-    find_user(&state.db, &me.user_id)
+    find_user(state, me.user_id.as_str())
         .await?
         .ok_or(AppError::InvalidToken)?
         .try_into()
 }
 
+/// No username is empty or longer than this; a longer one is not looked up.
+const MAX_USERNAME_LEN: usize = 64;
+/// A longer password is not worth hashing.
+const MAX_PASSWORD_LEN: usize = 4096;
+
 /// Checks a username and password. An unknown user and a wrong password give the same error
-/// after the same amount of work. Repeated failures for the username or from `addr` are slowed
-/// down (see [`crate::service::throttle`]): while a delay is owed the password is not even
-/// checked and the answer is [`AppError::TooManyAttempts`].
-pub async fn authenticate(
+/// after the same amount of work. Every attempt is counted before the password is checked
+/// (see [`crate::service::throttle`]): while a delay is owed the password is not even checked
+/// and the answer is [`AppError::TooManyAttempts`].
+pub(crate) async fn authenticate(
     state: &AppState,
     username: &str,
-    password: String,
+    password: SecretString,
     addr: Option<IpAddr>,
 ) -> AppResult<users::Model> {
-    // No username is empty or longer than 64 bytes; a huge password is not worth hashing.
-    if username.is_empty() || username.len() > 64 || password.len() > 4096 {
+    if username.is_empty()
+        || username.len() > MAX_USERNAME_LEN
+        || password.expose_secret().len() > MAX_PASSWORD_LEN
+    {
         return Err(AppError::InvalidCredentials);
     }
-    let keys = throttle::keys(username, addr);
-    if let Some(wait) = state.sign_ins.wait(&keys, Instant::now()) {
-        return Err(AppError::TooManyAttempts {
-            retry_after_secs: wait.as_secs_f64().ceil() as u64,
-        });
-    }
+    let reservation = state
+        .sign_ins
+        .reserve(username, addr, state.clock.now_millis())
+        .map_err(|wait| {
+            tracing::info!("sign-in throttled");
+            AppError::TooManyAttempts {
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            }
+        })?;
     let row = users::Entity::find()
         .filter(users::Column::Username.eq(username))
         .one(&state.db)
@@ -114,11 +146,10 @@ pub async fn authenticate(
     let verified = state.passwords.verify(password, stored).await?;
     match row {
         Some(row) if verified => {
-            state.sign_ins.succeeded(username);
+            state.sign_ins.succeeded(reservation);
             Ok(row)
         }
         _ => {
-            state.sign_ins.failed(&keys, Instant::now());
             tracing::info!("sign-in refused: wrong username or password");
             Err(AppError::InvalidCredentials)
         }
@@ -129,13 +160,13 @@ pub async fn authenticate(
 /// password or a random one. Returns the generated password so the caller can show it once.
 pub async fn bootstrap_admin(
     state: &AppState,
-    password: Option<String>,
-) -> AppResult<Option<String>> {
+    password: Option<SecretString>,
+) -> AppResult<Option<SecretString>> {
     if users::Entity::find().count(&state.db).await? > 0 {
         return Ok(None);
     }
     let generated = password.is_none();
-    let password = password.unwrap_or_else(|| random_token(18));
+    let password = password.unwrap_or_else(|| SecretString::from(random_token(18)));
     create_user(
         state,
         &Principal::System,
@@ -155,14 +186,17 @@ pub async fn bootstrap_admin(
 pub async fn creators_by_ids(
     state: &AppState,
     principal: &Principal,
-    ids: &[String],
-) -> AppResult<std::collections::HashMap<String, User>> {
-    principal.require_oauth_admin(crate::auth::Scope::AppRead)?;
+    ids: &[UserId],
+) -> AppResult<HashMap<UserId, User>> {
+    principal.require_oauth_admin(Scope::AppRead)?;
     let rows = users::Entity::find()
-        .filter(users::Column::Id.is_in(ids.iter().map(String::as_str)))
+        .filter(users::Column::Id.is_in(ids.iter().map(UserId::as_str)))
         .all(&state.db)
         .await?;
     rows.into_iter()
-        .map(|row| Ok((row.id.clone(), User::try_from(row)?)))
+        .map(|row| {
+            let user = User::try_from(row)?;
+            Ok((user.id.clone(), user))
+        })
         .collect()
 }

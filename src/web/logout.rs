@@ -2,79 +2,75 @@
 //! browser session and returns to the authorization request it came from, if any.
 
 use axum::Form;
-use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::pages::{LogoutPage, PageError, message, page, see_other};
-use super::{Browser, current_session, display_name, field, refused_form, set_cookie};
-use crate::domain::authorize::AuthorizeParams;
-use crate::service::browser::{self, csrf_token};
-use crate::state::AppState;
-
-/// Query of `GET /oauth/logout`.
-#[derive(serde::Deserialize)]
-pub(super) struct LogoutQuery {
-    /// An authorization request to return to after signing out.
-    #[serde(rename = "continue", default)]
-    continue_query: String,
-}
-
-/// Keeps only the authorization parameters of a `continue` value, so that signing out can only
-/// ever lead back to our own authorization endpoint.
-fn sanitize_continue(text: &str) -> String {
-    AuthorizeParams::from_query(text).to_query()
-}
+use super::{Browser, Fields, refused_form, with_cookie};
+use crate::service::AppState;
+use crate::service::authorize::{self, SignOut, SignOutView};
 
 /// `GET /oauth/logout`: asks for confirmation; changes nothing.
 pub(super) async fn confirm(
     State(state): State<AppState>,
-    browser: Browser,
-    Query(query): Query<LogoutQuery>,
+    Browser(context): Browser,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
-    let cookie = browser.cookie.as_deref();
-    let Some(session) = current_session(&state, cookie).await? else {
-        return Ok(message(
-            StatusCode::OK,
-            "Signed out",
-            "You are not signed in to idgraph.",
-        ));
-    };
-    Ok(page(
-        StatusCode::OK,
-        &LogoutPage {
-            display_name: display_name(&session.user),
-            username: &session.user.username,
-            csrf: &csrf_token(cookie.unwrap_or_default()),
-            continue_query: &sanitize_continue(&query.continue_query),
-        },
-        None,
-    ))
+    // `continue` holds an authorization request to return to after signing out.
+    let continue_query = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(name, _)| name == "continue")
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default();
+    let interaction = SignOut::Ask { continue_query };
+    let outcome = authorize::sign_out(&state, &context, interaction).await?;
+    Ok(render(&state, outcome))
 }
 
 /// `POST /oauth/logout`: signs the browser out, then returns to the authorization request it
 /// came from, if any.
 pub(super) async fn sign_out(
     State(state): State<AppState>,
-    browser: Browser,
+    Browser(context): Browser,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let Some(cookie) = browser.vouched_cookie(&form) else {
-        return Ok(refused_form());
+    let fields = Fields(form);
+    let interaction = SignOut::Confirm {
+        token: fields.get("csrf").to_string(),
+        continue_query: fields.get("continue").to_string(),
     };
-    browser::sign_out(&state, cookie).await?;
-    let next = sanitize_continue(field(&form, "continue"));
-    let mut response = if next.is_empty() {
-        message(
+    let outcome = authorize::sign_out(&state, &context, interaction).await?;
+    Ok(render(&state, outcome))
+}
+
+fn render(state: &AppState, outcome: authorize::Outcome<SignOutView>) -> Response {
+    let response = match outcome.view {
+        SignOutView::NotSignedIn => message(
+            StatusCode::OK,
+            "Signed out",
+            "You are not signed in to idgraph.",
+        ),
+        SignOutView::Confirm {
+            signed_in_as,
+            token,
+            continue_query,
+        } => page(
+            StatusCode::OK,
+            &LogoutPage {
+                display_name: &signed_in_as.display_name,
+                username: &signed_in_as.username,
+                csrf: &token,
+                continue_query: &continue_query,
+            },
+            None,
+        ),
+        SignOutView::SignedOut => message(
             StatusCode::OK,
             "Signed out",
             "You are signed out of idgraph.",
-        )
-    } else {
-        see_other(&format!("/oauth/authorize?{next}"))
+        ),
+        SignOutView::Continue(query) => see_other(&format!("/oauth/authorize?{query}")),
+        SignOutView::FormRefused => refused_form(),
     };
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, set_cookie(&state, "", Some(0)));
-    Ok(response)
+    with_cookie(state, response, outcome.cookie.as_ref())
 }

@@ -36,6 +36,8 @@ pub struct ConsentPage<'a> {
     pub request: &'a str,
     pub display_name: &'a str,
     pub username: &'a str,
+    /// The authorization request as a query, to start over after signing out.
+    pub restart_query: &'a str,
 }
 
 /// The sign-out confirmation.
@@ -74,14 +76,11 @@ fn protect(response: &mut Response) {
     );
 }
 
-/// A page with `status`. `form_target` is an origin the page's forms may end up at after a
-/// redirect (the client's), which browsers check against `form-action`.
-pub fn page(status: StatusCode, template: &impl Template, form_target: Option<&str>) -> Response {
-    let html = match template.render() {
-        Ok(html) => html,
-        Err(err) => return PageError(AppError::internal(err)).into_response(),
-    };
-    let form_action = match form_target {
+/// The Content-Security-Policy of every hosted response: nothing runs, nothing frames us, and
+/// forms post only to us (and, when `form_target` is given, the client's origin, where a form
+/// may end up after a redirect: browsers check that against `form-action`).
+fn csp(form_target: Option<&str>) -> HeaderValue {
+    let form_action = match form_target.filter(|origin| !origin.is_empty()) {
         Some(origin) => format!("'self' {origin}"),
         None => "'self'".into(),
     };
@@ -89,17 +88,29 @@ pub fn page(status: StatusCode, template: &impl Template, form_target: Option<&s
         "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action {form_action}; \
          frame-ancestors 'none'; base-uri 'none'"
     );
+    HeaderValue::from_str(&csp).unwrap_or_else(|_| {
+        HeaderValue::from_static(
+            "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        )
+    })
+}
+
+/// A page with `status`. `form_target` is an origin the page's forms may end up at after a
+/// redirect (the client's).
+pub fn page(status: StatusCode, template: &impl Template, form_target: Option<&str>) -> Response {
+    let html = match template.render() {
+        Ok(html) => html,
+        Err(err) => return PageError(AppError::internal(err)).into_response(),
+    };
     let mut response = (
         status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         html,
     )
         .into_response();
-    if let Ok(value) = HeaderValue::from_str(&csp) {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, value);
-    }
+    response
+        .headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, csp(form_target));
     protect(&mut response);
     response
 }
@@ -125,7 +136,9 @@ pub fn see_other(location: &str) -> Response {
             .into_response();
     };
     let mut response = StatusCode::SEE_OTHER.into_response();
-    response.headers_mut().insert(header::LOCATION, value);
+    let headers = response.headers_mut();
+    headers.insert(header::LOCATION, value);
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp(None));
     protect(&mut response);
     response
 }

@@ -2,8 +2,7 @@
 //! look-ups, paging, rotation, deletion, caching and batched creators.
 
 use axum::http::{Method, StatusCode};
-use idgraph::auth::Role;
-use idgraph::service::apps;
+use idgraph::domain::Role;
 use serde_json::{Value, json};
 
 use crate::common::{TestApp, error_code};
@@ -676,12 +675,7 @@ async fn graphql_paging_walks_every_app_with_keyset_cursors(app: TestApp) {
 async fn rotation_invalidates_the_old_secret_at_once(app: TestApp) {
     let token = app.oauth_admin_token().await;
     let (client_id, old) = create(&app, &token, "Rotating").await;
-    assert!(
-        apps::authenticate_client(&app.state, &client_id, &old)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(app.secret_works(&client_id, &old).await);
     let rotated = app
         .rest(
             Method::PUT,
@@ -691,24 +685,9 @@ async fn rotation_invalidates_the_old_secret_at_once(app: TestApp) {
         )
         .await;
     let new = rotated.json()["key"].as_str().unwrap().to_string();
-    assert!(
-        apps::authenticate_client(&app.state, &client_id, &old)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        apps::authenticate_client(&app.state, &client_id, &new)
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        apps::authenticate_client(&app.state, "unknown", &new)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(!app.secret_works(&client_id, &old).await);
+    assert!(app.secret_works(&client_id, &new).await);
+    assert!(!app.secret_works("unknown", &new).await);
 }
 
 async fn no_api_returns_a_secret_or_its_hash_again(app: TestApp) {
@@ -786,8 +765,9 @@ async fn creators_load_in_one_batched_query_whatever_the_page_size(app: TestApp)
         );
         counts.push(statements);
     }
-    // Two statements authenticate the token (session, user), one lists apps, one loads creators.
-    assert_eq!(counts, [4, 4]);
+    // One statement authenticates the token (its session and user together), one lists apps,
+    // one loads creators.
+    assert_eq!(counts, [3, 3]);
 
     app.create_user("plain", &[]).await;
     let plain = app.token("plain", None).await;

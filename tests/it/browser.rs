@@ -157,6 +157,10 @@ fn authorization_request(rp: &Rp, prompt: Option<CoreAuthPrompt>) -> Request {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(any(idgraph_browser, idgraph_ci)),
+    ignore = "Chromium or chromedriver is not installed here (apt-get install chromium chromium-driver); under CI it runs"
+)]
 async fn a_person_signs_in_and_approves_in_a_real_browser() {
     // idgraph on a loopback port, and a relying party's callback page on another.
     let served = Served::start(|_| {}).await;

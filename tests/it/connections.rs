@@ -253,8 +253,9 @@ async fn graphql_consent_and_connections_match_rest_and_batch_their_apps(app: Te
         assert!(edges.iter().all(|e| e["node"]["app"]["name"].is_string()));
         counts.push(statements);
     }
-    // Two statements authenticate the token, then: the viewer, the connections, their apps.
-    assert_eq!(counts, [5, 5]);
+    // One statement authenticates the token (its session and user together), then: the viewer,
+    // the connections, their apps.
+    assert_eq!(counts, [4, 4]);
 
     let rest = app
         .rest(

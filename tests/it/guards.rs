@@ -7,10 +7,9 @@ use axum::http::{Request, StatusCode, header};
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use idgraph::auth::Role;
-use idgraph::auth::extract::{AppRead, AppWrite, OauthAdminGuard, UserGuard};
+use idgraph::domain::Role;
+use idgraph::edge::auth::{AppRead, AppWrite, OauthAdminGuard, UserGuard};
 use idgraph::auth::jwt::{AccessClaims, TokenKind};
-use idgraph::domain::now_unix;
 use serde_json::json;
 use tower::ServiceExt;
 
@@ -65,7 +64,7 @@ fn claims(app: &TestApp, sub: &str, kind: TokenKind, exp: i64) -> AccessClaims {
         sub: sub.into(),
         aud: app.state.config.issuer.clone(),
         exp,
-        iat: now_unix(),
+        iat: app.now(),
         jti: "test".into(),
         scope: "all".into(),
         kind,
@@ -88,19 +87,18 @@ async fn missing_token_is_401_with_a_bare_bearer_challenge(app: TestApp) {
 
 async fn invalid_tokens_are_401_invalid_token(app: TestApp) {
     let router = guarded_routes(&app);
-    let user = app.create_user("ada", &[Role::Oauth]).await;
-    let expired = app
-        .state
-        .keys
-        .sign(&claims(
-            &app,
-            user.id.as_str(),
-            TokenKind::Session,
-            now_unix() - 120,
-        ))
-        .await
-        .unwrap();
+    app.create_user("ada", &[Role::Oauth]).await;
     let valid = app.token("ada", None).await;
+    // The valid token's own claims (its live session included), re-signed with only the expiry
+    // moved: past it (beyond the leeway) the token fails, before it the same claims pass.
+    let payload = valid.split('.').nth(1).unwrap();
+    let mut claims: AccessClaims =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert!(claims.sid.is_some());
+    claims.exp = app.now() - 120;
+    let expired = app.state.keys.sign(&claims).await.unwrap();
+    claims.exp = app.now() + 60;
+    let unexpired = app.state.keys.sign(&claims).await.unwrap();
     let (header_b64, payload_b64, _) = {
         let mut parts = valid.split('.');
         (
@@ -134,8 +132,10 @@ async fn invalid_tokens_are_401_invalid_token(app: TestApp) {
             "{authorization}"
         );
     }
-    let (status, _, _) = call(&router, "/user-app-read", Some(&format!("Bearer {valid}"))).await;
-    assert_eq!(status, StatusCode::OK);
+    for good in [&valid, &unexpired] {
+        let (status, _, _) = call(&router, "/user-app-read", Some(&format!("Bearer {good}"))).await;
+        assert_eq!(status, StatusCode::OK);
+    }
 }
 
 async fn a_user_without_the_oauth_role_is_403(app: TestApp) {
@@ -207,7 +207,7 @@ async fn an_app_access_token_never_passes_a_management_guard(app: TestApp) {
             &app,
             user.id.as_str(),
             TokenKind::Oauth,
-            now_unix() + 600,
+            app.now() + 600,
         ))
         .await
         .unwrap();

@@ -8,7 +8,6 @@ use axum::http::{Method, Request, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use idgraph::db::entities::{browser_sessions, connections};
-use idgraph::domain::now_unix;
 use sea_orm::sea_query::Expr;
 use sea_orm::{EntityTrait, PaginatorTrait, Set};
 use serde_json::Value;
@@ -338,7 +337,7 @@ async fn repeated_failed_sign_ins_are_slowed_down(app: TestApp) {
     let rp = setup(&app).await;
     let mut browser = Browser::new(&app);
     let page = browser.get(&authorize_path(&rp, &[])).await;
-    for _ in 0..idgraph::service::throttle::FREE_FAILURES {
+    for _ in 0..idgraph::service::throttle::USER_FREE {
         let failed = browser.sign_in(&page, "ada", "guess").await;
         assert_eq!(failed.status, StatusCode::UNAUTHORIZED);
     }
@@ -349,7 +348,7 @@ async fn repeated_failed_sign_ins_are_slowed_down(app: TestApp) {
     assert!(text(&slowed).contains("Too many failed attempts"));
     assert_eq!(rows::<browser_sessions::Entity>(&app).await, 0);
     // The delay is bounded: once it has passed, the right password works.
-    tokio::time::sleep(idgraph::service::throttle::BASE_DELAY).await;
+    app.advance(idgraph::service::throttle::BASE_DELAY);
     let consent = browser.sign_in(&page, "ada", PASSWORD).await;
     consent.assert_status(StatusCode::OK);
 }
@@ -360,8 +359,8 @@ async fn signing_in_sets_a_host_only_http_only_lax_cookie(app: TestApp) {
     browser_sessions::Entity::insert(browser_sessions::ActiveModel {
         id: Set("e".repeat(64)),
         user_id: Set(rp.user_id.clone()),
-        auth_time: Set(now_unix() - 100_000),
-        expires_at: Set(now_unix() - 10),
+        auth_time: Set(app.now() - 100_000),
+        expires_at: Set(app.now() - 10),
     })
     .exec_without_returning(&app.state.db)
     .await
@@ -401,7 +400,7 @@ async fn approving_redirects_with_a_code_that_redeems_with_the_sign_in_time(app:
         "{csp}"
     );
     // Pretend the password was typed a while ago: the code must carry that time.
-    let signed_in_at = now_unix() - 500;
+    let signed_in_at = app.now() - 500;
     browser_sessions::Entity::update_many()
         .col_expr(
             browser_sessions::Column::AuthTime,
@@ -491,7 +490,7 @@ async fn prompt_login_and_an_old_sign_in_ask_for_the_password_again(app: TestApp
     browser_sessions::Entity::update_many()
         .col_expr(
             browser_sessions::Column::AuthTime,
-            Expr::value(now_unix() - 1000),
+            Expr::value(app.now() - 1000),
         )
         .exec(&app.state.db)
         .await

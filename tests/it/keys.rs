@@ -69,6 +69,7 @@ async fn rotation_publishes_both_keys_and_old_tokens_stay_valid(app: TestApp) {
         &app.state.db,
         SigningAlgorithm::Rs256,
         Duration::from_secs(960),
+        app.now(),
     )
     .await
     .unwrap();
@@ -106,7 +107,12 @@ async fn rotation_publishes_both_keys_and_old_tokens_stay_valid(app: TestApp) {
 async fn a_retired_key_is_unpublished_and_its_tokens_fail(app: TestApp) {
     app.create_user("ada", &[]).await;
     let old_token = app.token("ada", None).await;
-    keys::rotate(&app.state.db, SigningAlgorithm::Rs256, Duration::ZERO)
+    keys::rotate(
+        &app.state.db,
+        SigningAlgorithm::Rs256,
+        Duration::ZERO,
+        app.now(),
+    )
         .await
         .unwrap();
     app.state.keys.reload().await.unwrap();
@@ -124,20 +130,23 @@ async fn a_node_picks_up_a_key_rotated_elsewhere_when_it_meets_its_kid(app: Test
         &app.state.db,
         SigningAlgorithm::EdDsa,
         Duration::from_secs(960),
+        app.now(),
     )
     .await
     .unwrap();
-    let other_node = keys::KeyStore::load(app.state.db.clone()).await.unwrap();
+    let other_node = keys::KeyStore::load(app.state.db.clone(), app.state.clock.clone())
+        .await
+        .unwrap();
     let claims: AccessClaims = serde_json::from_value(json!({
         "iss": app.state.config.issuer, "sub": "nobody", "aud": app.state.config.issuer,
-        "exp": idgraph::domain::now_unix() + 60, "iat": idgraph::domain::now_unix(),
+        "exp": app.now() + 60, "iat": app.now(),
         "jti": "j", "scope": "all", "kind": "session"
     }))
     .unwrap();
     let token = other_node.sign(&claims).await.unwrap();
     // This node has not reloaded yet; meeting the unknown kid makes it reload (at most once a
-    // second, so wait that long first).
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // second, so let that much time pass first).
+    app.advance(Duration::from_millis(1100));
     let verified = app
         .state
         .keys

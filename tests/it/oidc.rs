@@ -3,7 +3,7 @@
 use axum::http::{Method, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use idgraph::auth::Role;
+use idgraph::domain::Role;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

@@ -4,6 +4,8 @@ pub mod app_logos;
 pub mod apps;
 pub mod browser_sessions;
 pub mod connections;
+pub mod grants;
+pub mod server_secrets;
 pub mod sessions;
 pub mod signing_keys;
 pub mod users;

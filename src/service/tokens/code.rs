@@ -1,172 +1,94 @@
-//! `grant_type=authorization_code`: redeeming a consent's code for the first tokens of a new
+//! `grant_type=authorization_code`: redeeming a consent's code for the first tokens of its
 //! family (RFC 6749 §4.1.3, RFC 7636 §4.6).
+//!
+//! Each rule a redemption must meet is written twice: as a condition of the one `UPDATE …
+//! RETURNING` that redeems a good code (the fast path, one statement), and as a check on the
+//! row that says exactly what was wrong when that statement matched nothing (and revokes the
+//! family when a used code is replayed). The integration test `every_redemption_rule_*` breaks
+//! each rule alone and pins both halves to the same answer.
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, UpdateMany};
 
-use super::{Issue, OAuthError, TokenResponse, issue, revoke_grant};
-use crate::db::entities::{apps, connections};
-use crate::domain::oauth::{OidcScope, OidcScopes, PkceMethod};
-use crate::domain::secret::{digest, random_token};
-use crate::domain::{now_unix, secs};
-use crate::error::AppError;
-use crate::service::consent::CODE_TTL_SECS;
-use crate::state::AppState;
+use super::{Client, Issue, OAuthError, TokenResponse, issue, revoke_grant, touch_connection};
+use crate::db::entities::grants;
+use crate::domain::oauth::{OidcScope, OidcScopes, PkceMethod, is_pkce_string};
+use crate::domain::secret::digest;
+use crate::domain::secs;
+use crate::service::AppState;
+use crate::service::refresh;
 
 const BAD_CODE: &str = "the authorization code is invalid, expired or was already used";
 
-/// `grant_type=authorization_code` for an authenticated `client`.
-///
-/// A good request is redeemed by one statement: an `UPDATE … RETURNING` whose conditions are
-/// every rule (the code's digest, its client, unused, unexpired, the PKCE verifier answering the
-/// stored challenge). When it matches nothing, [`redeem_checked`] reads the row to say exactly
-/// what was wrong, and to revoke the grant when a used code is replayed.
-pub async fn exchange_code(
-    state: &AppState,
-    client: &apps::Model,
-    code: &str,
-    redirect_uri: Option<&str>,
-    code_verifier: Option<&str>,
-) -> Result<TokenResponse, OAuthError> {
-    if code.is_empty() || code.len() > 128 {
-        return Err(OAuthError::InvalidGrant(BAD_CODE.into()));
-    }
-    let code_hash = digest(code);
-    let well_formed = redirect_uri == Some(client.redirect_uri.as_str())
-        && code_verifier.is_none_or(crate::domain::oauth::is_pkce_string);
-    if well_formed {
-        let now = now_unix();
-        use connections::Column as C;
-        let pkce = match code_verifier {
-            None => Condition::all().add(C::CodeChallenge.is_null()),
-            Some(verifier) => Condition::any()
-                .add(
-                    Condition::all()
-                        .add(C::CodeChallengeMethod.eq(PkceMethod::S256.as_str()))
-                        .add(C::CodeChallenge.eq(PkceMethod::S256.challenge_of(verifier))),
-                )
-                .add(
-                    Condition::all()
-                        .add(C::CodeChallengeMethod.eq(PkceMethod::Plain.as_str()))
-                        .add(C::CodeChallenge.eq(verifier)),
-                ),
-        };
-        let redemption = Redemption::new(state, now);
-        let redeemed = redemption
-            .update()
-            .filter(C::CodeHash.eq(&code_hash))
-            .filter(C::ClientId.eq(&client.client_id))
-            .filter(C::CodeUsedAt.is_null())
-            .filter(C::CodeTime.gte(now - CODE_TTL_SECS))
-            .filter(pkce)
-            .exec_with_returning(&state.db)
-            .await?;
-        if let Some(row) = redeemed.into_iter().next() {
-            return redemption.issue(state, row).await;
-        }
-    }
-    redeem_checked(state, client, &code_hash, redirect_uri, code_verifier).await
+/// What the client sent with the code.
+struct Presented<'a> {
+    code_hash: String,
+    redirect_uri: Option<&'a str>,
+    verifier: Option<&'a str>,
 }
 
-/// The new token family a redemption starts.
-struct Redemption {
-    now: i64,
-    grant_id: String,
-    /// The refresh token's secret, when `offline_access` was granted (known after the update).
-    refresh_secret: String,
-    refresh_expires_at: i64,
-}
-
-impl Redemption {
-    fn new(state: &AppState, now: i64) -> Self {
-        Self {
-            now,
-            grant_id: random_token(16),
-            refresh_secret: random_token(32),
-            refresh_expires_at: now + secs(state.config.refresh_token_ttl),
-        }
-    }
-
-    /// Marks the code used and stores the new family. The refresh digest is stored for every
-    /// redemption, so the statement does not depend on the row; the secret itself is handed
-    /// out only when the granted scope holds `offline_access`, and the refresh grant refuses
-    /// every other grant before looking at the digest.
-    fn update(&self) -> sea_orm::UpdateMany<connections::Entity> {
-        use connections::Column as C;
-        connections::Entity::update_many()
-            .col_expr(C::CodeUsedAt, Expr::value(self.now))
-            .col_expr(C::GrantId, Expr::value(self.grant_id.clone()))
-            .col_expr(C::RefreshHash, Expr::value(digest(&self.refresh_secret)))
-            .col_expr(C::RefreshExpiresAt, Expr::value(self.refresh_expires_at))
-            .col_expr(C::AccessTime, Expr::value(self.now))
-    }
-
-    async fn issue(
-        self,
-        state: &AppState,
-        row: connections::Model,
-    ) -> Result<TokenResponse, OAuthError> {
-        let offline = OidcScopes::filter(&row.scope).contains(OidcScope::OfflineAccess);
-        issue(
-            state,
-            Issue {
-                user_id: &row.user_id,
-                client_id: &row.client_id,
-                grant_id: &self.grant_id,
-                scope: &row.scope,
-                auth_time: row.auth_time,
-                nonce: row.nonce.clone(),
-                refresh_token: offline
-                    .then(|| format!("{}.{}", self.grant_id, self.refresh_secret)),
-            },
-        )
-        .await
-    }
-}
-
-/// The redemption path that reads the row first: precise errors, and replay detection.
-async fn redeem_checked(
-    state: &AppState,
-    client: &apps::Model,
-    code_hash: &str,
-    redirect_uri: Option<&str>,
-    code_verifier: Option<&str>,
-) -> Result<TokenResponse, OAuthError> {
-    let Some(row) = connections::Entity::find()
-        .filter(connections::Column::CodeHash.eq(code_hash))
-        .one(&state.db)
-        .await?
-    else {
-        return Err(OAuthError::InvalidGrant(BAD_CODE.into()));
+/// The rules as SQL conditions on `grants`, for the fast path.
+fn sql_rules(client: &Client, presented: &Presented<'_>, now: i64) -> Condition {
+    use grants::Column as G;
+    let redirect = presented.redirect_uri.unwrap_or_default();
+    let pkce = match presented.verifier {
+        None => Condition::all().add(G::CodeChallenge.is_null()),
+        Some(verifier) => Condition::any()
+            .add(
+                Condition::all()
+                    .add(G::CodeChallengeMethod.eq(PkceMethod::S256.as_str()))
+                    .add(G::CodeChallenge.eq(PkceMethod::S256.challenge_of(verifier))),
+            )
+            .add(
+                Condition::all()
+                    .add(G::CodeChallengeMethod.eq(PkceMethod::Plain.as_str()))
+                    .add(G::CodeChallenge.eq(verifier)),
+            ),
     };
-    if row.client_id != client.client_id {
+    Condition::all()
+        .add(G::CodeHash.eq(presented.code_hash.as_str()))
+        .add(G::ClientId.eq(client.id()))
+        .add(G::CodeUsedAt.is_null())
+        .add(G::CodeExpiresAt.gte(now))
+        .add(
+            Condition::any()
+                .add(G::RedirectUri.is_null())
+                .add(G::RedirectUri.eq(redirect)),
+        )
+        .add(pkce)
+}
+
+/// The same rules as checks on the row, in the order their errors are reported.
+fn row_rules(
+    client: &Client,
+    presented: &Presented<'_>,
+    row: &grants::Model,
+    now: i64,
+) -> Result<(), OAuthError> {
+    if row.client_id != client.id() {
         return Err(OAuthError::InvalidGrant(BAD_CODE.into()));
     }
-    if row.code_used_at.is_some() {
-        revoke_grant(state, &row.user_id, &row.client_id).await?;
-        tracing::warn!(user.id = %row.user_id, client.id = %row.client_id, "authorization code replayed; tokens revoked");
+    if row.code_expires_at.is_none_or(|at| at < now) {
         return Err(OAuthError::InvalidGrant(BAD_CODE.into()));
     }
-    let now = now_unix();
-    if row.code_time.is_none_or(|at| at + CODE_TTL_SECS < now) {
-        return Err(OAuthError::InvalidGrant(BAD_CODE.into()));
-    }
-    if redirect_uri != Some(client.redirect_uri.as_str()) {
+    let redirect_ok = match (&row.redirect_uri, presented.redirect_uri) {
+        (_, None) => false,
+        (Some(asked), Some(given)) => asked == given && client.registered(given),
+        (None, Some(given)) => client.registered(given),
+    };
+    if !redirect_ok {
         return Err(OAuthError::InvalidGrant(
-            "redirect_uri must equal the registered redirect URI".into(),
+            "redirect_uri must be the one the authorization request named (a registered one)"
+                .into(),
         ));
     }
-    match (
-        &row.code_challenge,
-        row.code_challenge_method
-            .as_deref()
-            .and_then(PkceMethod::parse),
-        code_verifier,
-    ) {
+    let method = row
+        .code_challenge_method
+        .as_deref()
+        .and_then(PkceMethod::parse);
+    match (&row.code_challenge, method, presented.verifier) {
         (Some(challenge), Some(method), Some(verifier)) => {
-            if !crate::domain::oauth::is_pkce_string(verifier)
-                || !method.verify(challenge, verifier)
-            {
+            if !is_pkce_string(verifier) || !method.verify(challenge, verifier) {
                 return Err(OAuthError::InvalidGrant(
                     "code_verifier does not match the code_challenge".into(),
                 ));
@@ -183,27 +105,131 @@ async fn redeem_checked(
             ));
         }
         (Some(_), None, Some(_)) => {
-            return Err(OAuthError::Server(AppError::internal(anyhow::anyhow!(
-                "stored PKCE method unreadable"
-            ))));
+            return Err(OAuthError::Server(crate::error::AppError::internal(
+                anyhow::anyhow!("stored PKCE method unreadable"),
+            )));
         }
         (None, _, None) => {}
     }
+    Ok(())
+}
+
+/// `grant_type=authorization_code` for an authenticated `client`.
+pub async fn exchange_code(
+    state: &AppState,
+    client: &Client,
+    code: &str,
+    redirect_uri: Option<&str>,
+    code_verifier: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
+    if code.is_empty() || code.len() > 128 {
+        return Err(OAuthError::InvalidGrant(BAD_CODE.into()));
+    }
+    let presented = Presented {
+        code_hash: digest(code),
+        redirect_uri,
+        verifier: code_verifier,
+    };
+    let now = state.clock.now();
+    // A redirect URI that is not registered, or a verifier that cannot be one, can never
+    // redeem: the fast path would only match nothing.
+    let well_formed = redirect_uri.is_some_and(|uri| client.registered(uri))
+        && code_verifier.is_none_or(is_pkce_string);
+    if well_formed {
+        let redemption = Redemption::new(state, now);
+        let redeemed = redemption
+            .update()
+            .filter(sql_rules(client, &presented, now))
+            .exec_with_returning(&state.db)
+            .await?;
+        if let Some(row) = redeemed.into_iter().next() {
+            return redemption.issue(state, row).await;
+        }
+    }
+    redeem_checked(state, client, &presented, now).await
+}
+
+/// The refresh token a redemption starts its family with. Its secret is drawn before the
+/// update; the token names the grant, which the update's returned row tells.
+struct Redemption {
+    now: i64,
+    refresh_secret: String,
+    refresh_digest: String,
+    refresh_expires_at: i64,
+}
+
+impl Redemption {
+    fn new(state: &AppState, now: i64) -> Self {
+        let (refresh_secret, refresh_digest) = refresh::new_secret();
+        Self {
+            now,
+            refresh_secret,
+            refresh_digest,
+            refresh_expires_at: now + secs(state.config.refresh_token_ttl),
+        }
+    }
+
+    /// Marks the code used and stores the family's first refresh digest. The digest is stored
+    /// for every redemption, so the statement does not depend on the row; the token itself is
+    /// handed out only when the granted scope holds `offline_access`, and the refresh grant
+    /// refuses every other grant before looking at the digest.
+    fn update(&self) -> UpdateMany<grants::Entity> {
+        use grants::Column as G;
+        grants::Entity::update_many()
+            .col_expr(G::CodeUsedAt, Expr::value(self.now))
+            .col_expr(G::RefreshHash, Expr::value(self.refresh_digest.clone()))
+            .col_expr(G::RefreshExpiresAt, Expr::value(self.refresh_expires_at))
+    }
+
+    async fn issue(self, state: &AppState, row: grants::Model) -> Result<TokenResponse, OAuthError> {
+        let offline = OidcScopes::filter(&row.scope).contains(OidcScope::OfflineAccess);
+        touch_connection(state, &row, self.now).await?;
+        issue(
+            state,
+            Issue {
+                grant: &row,
+                scope: &row.scope,
+                nonce: row.nonce.clone(),
+                refresh_token: offline.then(|| refresh::join(&row.id, &self.refresh_secret)),
+            },
+        )
+        .await
+    }
+}
+
+/// The redemption path that reads the row first: precise errors, and replay detection.
+async fn redeem_checked(
+    state: &AppState,
+    client: &Client,
+    presented: &Presented<'_>,
+    now: i64,
+) -> Result<TokenResponse, OAuthError> {
+    let Some(row) = grants::Entity::find()
+        .filter(grants::Column::CodeHash.eq(presented.code_hash.as_str()))
+        .one(&state.db)
+        .await?
+    else {
+        return Err(OAuthError::InvalidGrant(BAD_CODE.into()));
+    };
+    if row.code_used_at.is_some() && row.client_id == client.id() {
+        revoke_grant(&state.db, &row.id).await?;
+        tracing::warn!(client.id = %client.id(), "authorization code replayed; its tokens revoked");
+        return Err(OAuthError::InvalidGrant(BAD_CODE.into()));
+    }
+    row_rules(client, presented, &row, now)?;
     // Every rule holds, yet the one-statement redemption matched nothing: another request
     // redeemed the code in between, and if this update finds it used too, this is a replay.
     let redemption = Redemption::new(state, now);
     let redeemed = redemption
         .update()
-        .filter(connections::Column::UserId.eq(&row.user_id))
-        .filter(connections::Column::ClientId.eq(&row.client_id))
-        .filter(connections::Column::CodeHash.eq(code_hash))
-        .filter(connections::Column::CodeUsedAt.is_null())
+        .filter(grants::Column::Id.eq(&row.id))
+        .filter(grants::Column::CodeUsedAt.is_null())
         .exec_with_returning(&state.db)
         .await?;
     match redeemed.into_iter().next() {
         Some(row) => redemption.issue(state, row).await,
         None => {
-            revoke_grant(state, &row.user_id, &row.client_id).await?;
+            revoke_grant(&state.db, &row.id).await?;
             Err(OAuthError::InvalidGrant(BAD_CODE.into()))
         }
     }

@@ -1,27 +1,29 @@
 //! The token endpoint's rules (RFC 6749, RFC 7636, RFC 9700, OpenID Connect Core) and
 //! userinfo. Errors are protocol errors ([`OAuthError`]), rendered in the RFC 6749 §5.2 shape.
 //!
-//! Every token issued from one redeemed code shares a grant id (`gid`). The connection row
-//! holds the live grant id; access tokens are checked against it on use, so deleting the
-//! connection, replaying its code or reusing a rotated-out refresh token ends them at once.
+//! Every token issued from one redeemed code shares a grant id (`gid`): the `grants` row that
+//! held the code. Access tokens are checked against that row on use, so deleting the
+//! connection, replaying the code or reusing a rotated-out refresh token ends them at once.
 
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::auth::SigningAlgorithm;
 use crate::auth::jwt::{AccessClaims, IdClaims, TokenKind};
-use crate::db::entities::{apps, connections, users};
+use crate::db::entities::{apps, connections, grants, users};
+use crate::domain::capabilities::ClientAuthMethod;
+use crate::domain::ids::ClientId;
 use crate::domain::oauth::{OidcScope, OidcScopes};
-use crate::domain::secret::{digest, digest_matches, random_token};
-use crate::domain::{now_unix, secs};
+use crate::domain::secs;
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::service::AppState;
+use crate::service::refresh::{self, Families, Rotation};
 
 mod code;
 pub use code::exchange_code;
@@ -49,14 +51,14 @@ impl From<AppError> for OAuthError {
     }
 }
 
-impl From<sea_orm::DbErr> for OAuthError {
-    fn from(err: sea_orm::DbErr) -> Self {
+impl From<DbErr> for OAuthError {
+    fn from(err: DbErr) -> Self {
         OAuthError::Server(err.into())
     }
 }
 
 /// A successful token response.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Clone, serde::Serialize)]
 pub struct TokenResponse {
     /// JWT, kind `oauth`.
     pub access_token: String,
@@ -73,6 +75,15 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
 /// How a client presented itself at the token endpoint.
 #[derive(Debug, Default)]
 pub struct ClientCredentials<'a> {
@@ -84,35 +95,60 @@ pub struct ClientCredentials<'a> {
     pub form_secret: Option<&'a str>,
 }
 
-/// Authenticates the client by exactly one method: `client_secret_basic` or
-/// `client_secret_post`. Both at once, or a form `client_id` naming another client than Basic
-/// did, is `invalid_request`; an unknown client and a wrong secret are both `invalid_client`.
+impl ClientCredentials<'_> {
+    /// Which method of the capability table these credentials use, with the id and secret.
+    /// Both at once, or a form `client_id` naming another client than Basic did, is
+    /// `invalid_request`; none at all is `invalid_client`.
+    fn method(self) -> Result<(ClientAuthMethod, String, String), OAuthError> {
+        match (self.basic, self.form_secret) {
+            (Some(_), Some(_)) => Err(OAuthError::InvalidRequest(
+                "use one client authentication method, not both".into(),
+            )),
+            (Some((id, secret)), None) => {
+                if self.form_id.is_some_and(|form_id| form_id != id) {
+                    return Err(OAuthError::InvalidRequest(
+                        "client_id differs from the authenticated client".into(),
+                    ));
+                }
+                Ok((ClientAuthMethod::ClientSecretBasic, id, secret))
+            }
+            (None, Some(secret)) => {
+                let id = self.form_id.ok_or(OAuthError::InvalidClient)?;
+                Ok((ClientAuthMethod::ClientSecretPost, id.into(), secret.into()))
+            }
+            (None, None) => Err(OAuthError::InvalidClient),
+        }
+    }
+}
+
+/// An authenticated client: the app, as the token endpoint needs it.
+pub struct Client(Arc<apps::Model>);
+
+impl Client {
+    fn id(&self) -> &str {
+        &self.0.client_id
+    }
+
+    /// Whether `uri` is a redirect URI registered for the client.
+    fn registered(&self, uri: &str) -> bool {
+        self.0.redirect_uri == uri
+    }
+}
+
+/// Authenticates the client by exactly one method of the capability table. An unknown client
+/// and a wrong secret are both `invalid_client`.
 pub async fn authenticate_client(
     state: &AppState,
     credentials: ClientCredentials<'_>,
-) -> Result<Arc<apps::Model>, OAuthError> {
-    let (client_id, secret) = match (credentials.basic, credentials.form_secret) {
-        (Some(_), Some(_)) => {
-            return Err(OAuthError::InvalidRequest(
-                "use one client authentication method, not both".into(),
-            ));
-        }
-        (Some((id, secret)), None) => {
-            if credentials.form_id.is_some_and(|form_id| form_id != id) {
-                return Err(OAuthError::InvalidRequest(
-                    "client_id differs from the authenticated client".into(),
-                ));
-            }
-            (id, secret)
-        }
-        (None, Some(secret)) => {
-            let id = credentials.form_id.ok_or(OAuthError::InvalidClient)?;
-            (id.to_string(), secret.to_string())
-        }
-        (None, None) => return Err(OAuthError::InvalidClient),
-    };
+) -> Result<Client, OAuthError> {
+    let (method, id, secret) = credentials.method()?;
+    if !method.is_supported() {
+        return Err(OAuthError::InvalidClient);
+    }
+    let client_id = ClientId::parse(&id).ok_or(OAuthError::InvalidClient)?;
     crate::service::apps::authenticate_client(state, &client_id, &secret)
         .await?
+        .map(Client)
         .ok_or(OAuthError::InvalidClient)
 }
 
@@ -126,42 +162,37 @@ fn at_hash(algorithm: SigningAlgorithm, access_token: &str) -> String {
     URL_SAFE_NO_PAD.encode(&full[..full.len() / 2])
 }
 
+/// The tokens a grant issues now.
 struct Issue<'a> {
-    user_id: &'a str,
-    client_id: &'a str,
-    grant_id: &'a str,
+    grant: &'a grants::Model,
     scope: &'a str,
-    auth_time: i64,
     nonce: Option<String>,
     refresh_token: Option<String>,
 }
 
 async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuthError> {
-    let now = now_unix();
+    let now = state.clock.now();
     let ttl = secs(state.config.access_token_ttl);
     let issuer = &state.config.issuer;
-    let access = AccessClaims {
-        iss: issuer.clone(),
-        sub: what.user_id.to_string(),
-        aud: issuer.clone(),
-        exp: now + ttl,
-        iat: now,
-        jti: random_token(16),
-        scope: what.scope.to_string(),
-        kind: TokenKind::Oauth,
-        sid: None,
-        client_id: Some(what.client_id.to_string()),
-        gid: Some(what.grant_id.to_string()),
-    };
+    let grant = what.grant;
+    let access = AccessClaims::app(
+        issuer,
+        &grant.user_id,
+        &grant.client_id,
+        &grant.id,
+        what.scope,
+        now,
+        ttl,
+    );
     let ring = state.keys.ring().await?;
     let access_token = crate::auth::jwt::sign(&ring.active, &access).map_err(AppError::internal)?;
     let id = IdClaims {
         iss: issuer.clone(),
-        sub: what.user_id.to_string(),
-        aud: what.client_id.to_string(),
+        sub: grant.user_id.clone(),
+        aud: grant.client_id.clone(),
         exp: now + ttl,
         iat: now,
-        auth_time: what.auth_time,
+        auth_time: grant.auth_time,
         nonce: what.nonce,
         at_hash: at_hash(ring.active.algorithm(), &access_token),
     };
@@ -176,19 +207,24 @@ async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuth
     })
 }
 
-/// Ends the token family of a connection (replay or reuse detected).
-async fn revoke_grant(state: &AppState, user_id: &str, client_id: &str) -> Result<(), OAuthError> {
+/// Ends a grant's token family (replay or reuse detected, or revoked).
+async fn revoke_grant(db: &DatabaseConnection, grant_id: &str) -> Result<(), DbErr> {
+    grants::Entity::delete_by_id(grant_id).exec(db).await?;
+    Ok(())
+}
+
+/// Marks the connection used now, to the minute: the write is skipped when the stored time is
+/// less than a minute old, so a burst of refreshes does not rewrite the row each time.
+async fn touch_connection(
+    state: &AppState,
+    grant: &grants::Model,
+    now: i64,
+) -> Result<(), DbErr> {
     connections::Entity::update_many()
-        .col_expr(
-            connections::Column::GrantId,
-            Expr::value(Option::<String>::None),
-        )
-        .col_expr(
-            connections::Column::RefreshHash,
-            Expr::value(Option::<String>::None),
-        )
-        .filter(connections::Column::UserId.eq(user_id))
-        .filter(connections::Column::ClientId.eq(client_id))
+        .col_expr(connections::Column::AccessTime, Expr::value(now))
+        .filter(connections::Column::UserId.eq(&grant.user_id))
+        .filter(connections::Column::ClientId.eq(&grant.client_id))
+        .filter(connections::Column::AccessTime.lt(now - 60))
         .exec(&state.db)
         .await?;
     Ok(())
@@ -196,90 +232,112 @@ async fn revoke_grant(state: &AppState, user_id: &str, client_id: &str) -> Resul
 
 const BAD_REFRESH: &str = "the refresh token is invalid, expired or was already used";
 
+/// The `grants` table as refresh-token families of one client.
+struct GrantFamilies<'a> {
+    client_id: &'a str,
+    ttl: i64,
+}
+
+impl Families for GrantFamilies<'_> {
+    type Row = grants::Model;
+
+    async fn find(&self, db: &DatabaseConnection, id: &str) -> Result<Option<Self::Row>, DbErr> {
+        grants::Entity::find_by_id(id).one(db).await
+    }
+
+    /// Only the client it was issued to may refresh a grant, and only a grant that was
+    /// redeemed with `offline_access` ever handed out a refresh token.
+    fn admits(&self, row: &Self::Row) -> bool {
+        row.client_id == self.client_id
+            && row.code_used_at.is_some()
+            && OidcScopes::filter(&row.scope).contains(OidcScope::OfflineAccess)
+    }
+
+    fn stored_digest<'r>(&self, row: &'r Self::Row) -> Option<&'r str> {
+        row.refresh_hash.as_deref()
+    }
+
+    fn expired(&self, row: &Self::Row, now: i64) -> bool {
+        row.refresh_expires_at.is_none_or(|at| at <= now)
+    }
+
+    async fn swap(
+        &self,
+        db: &DatabaseConnection,
+        row: &Self::Row,
+        from: &str,
+        to: &str,
+        now: i64,
+    ) -> Result<bool, DbErr> {
+        let rotated = grants::Entity::update_many()
+            .col_expr(grants::Column::RefreshHash, Expr::value(to))
+            .col_expr(grants::Column::RefreshExpiresAt, Expr::value(now + self.ttl))
+            .filter(grants::Column::Id.eq(&row.id))
+            .filter(grants::Column::RefreshHash.eq(from))
+            .exec(db)
+            .await?;
+        Ok(rotated.rows_affected == 1)
+    }
+
+    async fn revoke(&self, db: &DatabaseConnection, row: &Self::Row, _now: i64) -> Result<(), DbErr> {
+        revoke_grant(db, &row.id).await
+    }
+}
+
+/// The scope of a refreshed token: the granted scope, or a narrower one asked for. A word that
+/// is not a known scope, or a scope beyond the grant, is `invalid_scope`.
+fn narrowed(granted: &OidcScopes, asked: Option<&str>) -> Result<OidcScopes, OAuthError> {
+    let Some(asked) = asked.filter(|s| !s.trim().is_empty()) else {
+        return Ok(granted.clone());
+    };
+    let narrowed = OidcScopes::filter(asked);
+    let every_word_known = asked
+        .split_ascii_whitespace()
+        .all(|w| w.parse::<OidcScope>().is_ok());
+    if !every_word_known || !narrowed.is_subset_of(granted) {
+        return Err(OAuthError::InvalidScope(format!(
+            "scope may only narrow the granted scope ({granted})"
+        )));
+    }
+    Ok(narrowed)
+}
+
 /// `grant_type=refresh_token` for an authenticated `client`; rotates the refresh token.
 pub async fn refresh(
     state: &AppState,
-    client: &apps::Model,
+    client: &Client,
     refresh_token: &str,
     scope: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
-    let Some((grant_id, secret)) = refresh_token
-        .split_once('.')
-        .filter(|(g, s)| g.len() <= 32 && s.len() <= 64)
-    else {
-        return Err(OAuthError::InvalidGrant(BAD_REFRESH.into()));
+    let families = GrantFamilies {
+        client_id: client.id(),
+        ttl: secs(state.config.refresh_token_ttl),
     };
-    let Some(row) = connections::Entity::find()
-        .filter(connections::Column::GrantId.eq(grant_id))
-        .one(&state.db)
-        .await?
-    else {
-        return Err(OAuthError::InvalidGrant(BAD_REFRESH.into()));
-    };
-    if row.client_id != client.client_id {
-        return Err(OAuthError::InvalidGrant(BAD_REFRESH.into()));
-    }
-    let now = now_unix();
-    let Some(stored) = row.refresh_hash.clone() else {
-        return Err(OAuthError::InvalidGrant(BAD_REFRESH.into()));
-    };
-    if !OidcScopes::filter(&row.scope).contains(OidcScope::OfflineAccess) {
-        // No refresh token was ever handed out for this grant.
-        return Err(OAuthError::InvalidGrant(BAD_REFRESH.into()));
-    }
-    if !digest_matches(secret, &stored) {
-        revoke_grant(state, &row.user_id, &row.client_id).await?;
-        tracing::warn!(user.id = %row.user_id, client.id = %row.client_id, "refresh token reused; tokens revoked");
-        return Err(OAuthError::InvalidGrant(BAD_REFRESH.into()));
-    }
-    if row.refresh_expires_at.is_none_or(|at| at <= now) {
-        return Err(OAuthError::InvalidGrant(BAD_REFRESH.into()));
-    }
-    let granted = OidcScopes::filter(&row.scope);
-    let scope = match scope.filter(|s| !s.trim().is_empty()) {
-        None => granted.clone(),
-        Some(asked) => {
-            let narrowed = OidcScopes::filter(asked);
-            let every_word_known = asked
-                .split_ascii_whitespace()
-                .all(|w| w.parse::<OidcScope>().is_ok());
-            if !every_word_known || !narrowed.is_subset_of(&granted) {
-                return Err(OAuthError::InvalidScope(format!(
-                    "scope may only narrow the granted scope ({granted})"
-                )));
-            }
-            narrowed
+    let now = state.clock.now();
+    let rotation = refresh::rotate(&state.db, &families, refresh_token, now, |grant| {
+        narrowed(&OidcScopes::filter(&grant.scope), scope)
+    })
+    .await??;
+    let (grant, token, scope) = match rotation {
+        Rotation::Rotated {
+            row,
+            token,
+            checked,
+        } => (row, token, checked),
+        Rotation::Refused => return Err(OAuthError::InvalidGrant(BAD_REFRESH.into())),
+        Rotation::Reused => {
+            tracing::warn!(client.id = %client.id(), "refresh token reused; grant revoked");
+            return Err(OAuthError::InvalidGrant(BAD_REFRESH.into()));
         }
     };
-    let new_secret = random_token(32);
-    let rotated = connections::Entity::update_many()
-        .col_expr(
-            connections::Column::RefreshHash,
-            Expr::value(digest(&new_secret)),
-        )
-        .col_expr(
-            connections::Column::RefreshExpiresAt,
-            Expr::value(now + secs(state.config.refresh_token_ttl)),
-        )
-        .col_expr(connections::Column::AccessTime, Expr::value(now))
-        .filter(connections::Column::GrantId.eq(grant_id))
-        .filter(connections::Column::RefreshHash.eq(&stored))
-        .exec(&state.db)
-        .await?;
-    if rotated.rows_affected != 1 {
-        revoke_grant(state, &row.user_id, &row.client_id).await?;
-        return Err(OAuthError::InvalidGrant(BAD_REFRESH.into()));
-    }
+    touch_connection(state, &grant, now).await?;
     issue(
         state,
         Issue {
-            user_id: &row.user_id,
-            client_id: &row.client_id,
-            grant_id,
+            grant: &grant,
             scope: &scope.to_string(),
-            auth_time: row.auth_time,
             nonce: None,
-            refresh_token: Some(format!("{grant_id}.{new_secret}")),
+            refresh_token: Some(token),
         },
     )
     .await
@@ -299,13 +357,14 @@ pub async fn userinfo(state: &AppState, token: &str) -> Result<Value, AppError> 
     let (Some(client_id), Some(gid)) = (&claims.client_id, &claims.gid) else {
         return Err(AppError::InvalidToken);
     };
-    // One query: the connection must still hold this token's grant, and brings its user.
-    let Some((_, Some(user))) =
-        connections::Entity::find_by_id((claims.sub.clone(), client_id.clone()))
-            .filter(connections::Column::GrantId.eq(gid.as_str()))
-            .find_also_related(users::Entity)
-            .one(&state.db)
-            .await?
+    // One query: the grant must still be live for this user and app, and brings its user.
+    let Some((_, Some(user))) = grants::Entity::find_by_id(gid.as_str())
+        .filter(grants::Column::UserId.eq(claims.sub.as_str()))
+        .filter(grants::Column::ClientId.eq(client_id.as_str()))
+        .filter(grants::Column::CodeUsedAt.is_not_null())
+        .find_also_related(users::Entity)
+        .one(&state.db)
+        .await?
     else {
         return Err(AppError::InvalidToken);
     };

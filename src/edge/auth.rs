@@ -7,9 +7,9 @@ use axum::http::request::Parts;
 
 use crate::error::AppError;
 use crate::service::sessions;
-use crate::state::AppState;
+use crate::service::AppState;
 
-use super::Principal;
+use crate::auth::Principal;
 
 /// Reads the bearer token of a request, if one was sent. A malformed `Authorization` header
 /// counts as an invalid token.
@@ -53,15 +53,15 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
-/// A compile-time name for one [`super::Scope`], so a handler's signature can state its guard.
+/// A compile-time name for one [`crate::domain::Scope`], so a handler's signature can state its guard.
 pub trait RequiredScope {
     /// The scope the guard requires.
-    const SCOPE: super::Scope;
+    const SCOPE: crate::domain::Scope;
 }
 
 macro_rules! scope_markers {
     ($($(#[$doc:meta])* $name:ident => $scope:ident),* $(,)?) => {
-        $( $(#[$doc])* pub struct $name; impl RequiredScope for $name { const SCOPE: super::Scope = super::Scope::$scope; } )*
+        $( $(#[$doc])* pub struct $name; impl RequiredScope for $name { const SCOPE: crate::domain::Scope = crate::domain::Scope::$scope; } )*
     };
 }
 

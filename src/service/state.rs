@@ -5,11 +5,13 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 use tokio::sync::Semaphore;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::AppResult;
 use crate::service::app_cache::AppCache;
 use crate::service::keys::{self, KeyStore};
 use crate::service::passwords::PasswordHasher;
+use crate::service::seal::Sealer;
 use crate::service::throttle::SignInThrottle;
 
 /// Everything a request may need; cheap to clone.
@@ -19,6 +21,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// The validated configuration.
     pub config: Arc<Config>,
+    /// The source of "now" for every rule that depends on the time.
+    pub clock: Clock,
     /// The signing keys, cached with a bounded lifetime.
     pub keys: Arc<KeyStore>,
     /// Bounded password hashing.
@@ -27,23 +31,38 @@ pub struct AppState {
     pub apps: Arc<AppCache>,
     /// Failed sign-in counts, for the back-off.
     pub sign_ins: Arc<SignInThrottle>,
+    /// Seals the hosted pages' forms (a MAC bound to the browser's cookie).
+    pub sealer: Arc<Sealer>,
     /// Permits for image decoding (bounded concurrency off the async workers).
     pub images: Arc<Semaphore>,
 }
 
 impl AppState {
-    /// Builds the state over a migrated database, creating a signing key when there is none.
+    /// Builds the state over a migrated database on the system clock, creating a signing key
+    /// when there is none.
     pub async fn new(db: DatabaseConnection, config: Config) -> AppResult<Self> {
-        keys::ensure_active_key(&db, config.signing_algorithm).await?;
-        let keys = KeyStore::load(db.clone()).await?;
+        Self::with_clock(db, config, Clock::system()).await
+    }
+
+    /// [`AppState::new`] with the given clock (tests pass a manual one).
+    pub async fn with_clock(
+        db: DatabaseConnection,
+        config: Config,
+        clock: Clock,
+    ) -> AppResult<Self> {
+        keys::ensure_active_key(&db, config.signing_algorithm, clock.now()).await?;
+        let keys = KeyStore::load(db.clone(), clock.clone()).await?;
+        let sealer = Sealer::load(&db, clock.now()).await?;
         Ok(Self {
             passwords: PasswordHasher::new(config.password_hash_concurrency),
             db,
             config: Arc::new(config),
             keys: Arc::new(keys),
-            apps: Arc::new(AppCache::default()),
+            apps: Arc::new(AppCache::new(clock.clone())),
             sign_ins: Arc::new(SignInThrottle::default()),
+            sealer: Arc::new(sealer),
             images: Arc::new(Semaphore::new(2)),
+            clock,
         })
     }
 }

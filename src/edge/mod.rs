@@ -1,0 +1,31 @@
+//! What every transport reads from a request the same way: the caller's [`Principal`] from a
+//! bearer token, guard extractors that reject early through the service's own checks, the
+//! client's address, and the refusal of control characters in the URL.
+//!
+//! [`Principal`]: crate::auth::Principal
+
+pub mod auth;
+pub mod input;
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+
+/// The address of the peer that sent the request (the TCP connection's, never a header a
+/// client could forge; behind a proxy every client shares the proxy's).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}

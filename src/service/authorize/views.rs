@@ -1,0 +1,130 @@
+//! What the hosted flows hand back to the page layer: display fields only, never a storage row.
+
+use crate::service::browser::SignedInAs;
+use crate::service::seal::Sealed;
+
+/// What a flow answers: the view to render and the cookie to set, if any.
+#[derive(Debug)]
+pub struct Outcome<V> {
+    /// What the browser sees.
+    pub view: V,
+    /// The change to the browser's cookie.
+    pub cookie: Option<CookieChange>,
+}
+
+impl<V> Outcome<V> {
+    /// An outcome that leaves the cookie as it is.
+    pub fn view(view: V) -> Self {
+        Self { view, cookie: None }
+    }
+}
+
+/// A change to the browser's cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieChange {
+    /// A value that only anchors forms (not signed in): it ends with the browser.
+    Anchor(String),
+    /// A signed-in session's value, kept `max_age` seconds.
+    SignedIn {
+        /// The new value.
+        value: String,
+        /// Seconds the browser keeps it.
+        max_age: i64,
+    },
+    /// The cookie is deleted.
+    Clear,
+}
+
+/// The app an authorization request is for, as pages show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppView {
+    /// Display name.
+    pub name: String,
+    /// Public client id (the logo's address names it).
+    pub client_id: String,
+    /// Homepage; may be empty.
+    pub url: String,
+    /// Whether a logo is served.
+    pub has_logo: bool,
+    /// Where the answer goes: the redirect URI's origin (or `scheme:` for a private-use
+    /// scheme). Forms may end up there after a redirect, so browsers check it against the
+    /// page's `form-action`.
+    pub client_origin: String,
+}
+
+/// Why the sign-in page is shown again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInFailure {
+    /// Unknown username or wrong password (the page does not say which).
+    WrongCredentials,
+    /// The back-off holds: try again after this many seconds.
+    TooManyAttempts {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+    },
+}
+
+/// The sign-in page.
+#[derive(Debug, Clone)]
+pub struct SignInView {
+    /// The app asking.
+    pub app: AppView,
+    /// The sealed request and its seal, carried by the form.
+    pub form: Sealed,
+    /// Pre-filled username (the last attempt's, or the request's `login_hint`).
+    pub username: String,
+    /// What went wrong with the last attempt, if anything.
+    pub failure: Option<SignInFailure>,
+}
+
+/// The consent page.
+#[derive(Debug, Clone)]
+pub struct ConsentView {
+    /// The app asking.
+    pub app: AppView,
+    /// Each requested scope in plain words, the sign-in itself first.
+    pub scopes: Vec<&'static str>,
+    /// The sealed request and its seal, carried by the form.
+    pub form: Sealed,
+    /// Who would consent.
+    pub signed_in_as: SignedInAs,
+    /// The authorization request as a query, to start it over after "Not you? Sign out".
+    pub restart_query: String,
+}
+
+/// What the authorization endpoint shows.
+#[derive(Debug)]
+pub enum AuthorizeView {
+    /// The client cannot be trusted with a redirect: an error page (400) saying this.
+    Error(String),
+    /// A form that was not served to this browser, or has expired: refused (403).
+    FormRefused,
+    /// The sign-in page.
+    SignIn(SignInView),
+    /// The consent page.
+    Consent(ConsentView),
+    /// A 303 to the client's redirect URI with the answer.
+    Redirect(String),
+}
+
+/// What sign-out shows.
+#[derive(Debug)]
+pub enum SignOutView {
+    /// Nobody is signed in here.
+    NotSignedIn,
+    /// "Sign out?" with a form.
+    Confirm {
+        /// Who is signed in.
+        signed_in_as: SignedInAs,
+        /// The form's token, bound to the cookie.
+        token: String,
+        /// An authorization request to return to afterwards (a query; may be empty).
+        continue_query: String,
+    },
+    /// Signed out, with nowhere to return to.
+    SignedOut,
+    /// Signed out: back to the authorization endpoint with this query.
+    Continue(String),
+    /// A form that was not served to this browser: refused (403).
+    FormRefused,
+}

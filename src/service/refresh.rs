@@ -1,0 +1,159 @@
+//! Rotating refresh tokens, one implementation for first-party sessions and app grants alike.
+//!
+//! A refresh token reads `<family id>.<secret>`; only the secret's SHA-256 digest is stored.
+//! Using it swaps the digest with a compare-and-set `UPDATE`, so a token works once.
+//! Presenting a token whose digest is no longer the stored one (it was rotated out, or two
+//! requests raced with it) revokes the whole family: someone other than its holder has it.
+
+use std::future::Future;
+
+use sea_orm::{DatabaseConnection, DbErr};
+
+use crate::domain::secret::{digest, digest_matches, random_token};
+use crate::error::AppResult;
+
+/// Longest family id and secret accepted (ours are 22 and 43 characters).
+const MAX_FAMILY_LEN: usize = 32;
+const MAX_SECRET_LEN: usize = 64;
+
+/// Splits a refresh token into its family id and secret; `None` when it cannot be one.
+pub fn split(token: &str) -> Option<(&str, &str)> {
+    token.split_once('.').filter(|(family, secret)| {
+        !family.is_empty()
+            && family.len() <= MAX_FAMILY_LEN
+            && !secret.is_empty()
+            && secret.len() <= MAX_SECRET_LEN
+    })
+}
+
+/// A fresh secret: the secret part of a token, and the digest to store.
+pub fn new_secret() -> (String, String) {
+    let secret = random_token(32);
+    let stored = digest(&secret);
+    (secret, stored)
+}
+
+/// The token of `family` with `secret`.
+pub fn join(family: &str, secret: &str) -> String {
+    format!("{family}.{secret}")
+}
+
+/// A fresh token for `family`: the token to hand out and the digest to store.
+pub fn mint(family: &str) -> (String, String) {
+    let (secret, stored) = new_secret();
+    (join(family, &secret), stored)
+}
+
+/// A table of token families (sessions, grants): how to find one, swap its digest and end it.
+pub trait Families {
+    /// A family's row.
+    type Row: Send;
+
+    /// The family named `id`, if it exists.
+    fn find(
+        &self,
+        db: &DatabaseConnection,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Self::Row>, DbErr>> + Send;
+
+    /// Whether the row may be refreshed by this caller at all (it belongs to them, it was
+    /// meant to have refresh tokens, it is not revoked). A row that fails this is refused
+    /// without being revoked.
+    fn admits(&self, row: &Self::Row) -> bool;
+
+    /// The stored digest of the current secret.
+    fn stored_digest<'r>(&self, row: &'r Self::Row) -> Option<&'r str>;
+
+    /// Whether the current token has expired at `now`.
+    fn expired(&self, row: &Self::Row, now: i64) -> bool;
+
+    /// Swaps the digest from `from` to `to` when it still is `from`; whether it did.
+    fn swap(
+        &self,
+        db: &DatabaseConnection,
+        row: &Self::Row,
+        from: &str,
+        to: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, DbErr>> + Send;
+
+    /// Ends the family at `now`: its refresh and access tokens stop working.
+    fn revoke(
+        &self,
+        db: &DatabaseConnection,
+        row: &Self::Row,
+        now: i64,
+    ) -> impl Future<Output = Result<(), DbErr>> + Send;
+}
+
+/// What became of a refresh token.
+pub enum Rotation<Row, T> {
+    /// It was good: here is the family, the token that replaces it, and what the caller's
+    /// check made of the row.
+    Rotated { row: Row, token: String, checked: T },
+    /// It was unknown, not the caller's, or expired; nothing changed.
+    Refused,
+    /// It had been used before: the family is revoked.
+    Reused,
+}
+
+/// Rotates `token` in `families` at `now`. `check` sees a good token's row before it is
+/// rotated (a request it refuses leaves the token working) and its error is returned as is.
+pub async fn rotate<F: Families, T, E>(
+    db: &DatabaseConnection,
+    families: &F,
+    token: &str,
+    now: i64,
+    check: impl FnOnce(&F::Row) -> Result<T, E>,
+) -> AppResult<Result<Rotation<F::Row, T>, E>> {
+    let Some((id, secret)) = split(token) else {
+        return Ok(Ok(Rotation::Refused));
+    };
+    let Some(row) = families.find(db, id).await? else {
+        return Ok(Ok(Rotation::Refused));
+    };
+    if !families.admits(&row) {
+        return Ok(Ok(Rotation::Refused));
+    }
+    let Some(stored) = families.stored_digest(&row).map(str::to_string) else {
+        return Ok(Ok(Rotation::Refused));
+    };
+    if !digest_matches(secret, &stored) {
+        families.revoke(db, &row, now).await?;
+        return Ok(Ok(Rotation::Reused));
+    }
+    if families.expired(&row, now) {
+        return Ok(Ok(Rotation::Refused));
+    }
+    let checked = match check(&row) {
+        Ok(checked) => checked,
+        Err(err) => return Ok(Err(err)),
+    };
+    let (token, next) = mint(id);
+    if !families.swap(db, &row, &stored, &next, now).await? {
+        // Another request rotated this very token first: it was used twice.
+        families.revoke(db, &row, now).await?;
+        return Ok(Ok(Rotation::Reused));
+    }
+    Ok(Ok(Rotation::Rotated {
+        row,
+        token,
+        checked,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_split_into_family_and_secret_within_bounds() {
+        let (token, stored) = mint("family");
+        let (family, secret) = split(&token).unwrap();
+        assert_eq!(family, "family");
+        assert!(digest_matches(secret, &stored));
+        for bad in ["", "nodot", ".secret", "family.", &format!("{}.s", "f".repeat(33))] {
+            assert!(split(bad).is_none(), "{bad:?}");
+        }
+    }
+}
