@@ -8,7 +8,13 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(idgraph_ci)");
     println!("cargo:rustc-check-cfg=cfg(idgraph_postgres)");
     println!("cargo:rustc-check-cfg=cfg(idgraph_browser)");
-    for var in ["CI", "TEST_DATABASE_URL", "CHROMIUM", "CHROMEDRIVER", "PATH"] {
+    for var in [
+        "CI",
+        "TEST_DATABASE_URL",
+        "CHROMIUM",
+        "CHROMEDRIVER",
+        "PATH",
+    ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
     if std::env::var_os("CI").is_some() {

@@ -10,12 +10,12 @@ use sea_orm::DatabaseConnection;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::Principal;
-use crate::domain::Role;
 use crate::config::Config;
+use crate::domain::Role;
 use crate::domain::users::NewUser;
 use crate::graphql::{Limits, build_schema};
-use crate::service::{keys, users};
 use crate::service::AppState;
+use crate::service::{keys, users};
 
 /// idgraph: OpenID Connect apps, consent and tokens, GraphQL-first.
 #[derive(Debug, Parser)]

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use figment::Figment;
-use secrecy::SecretString;
 use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use url::Url;
 

@@ -21,6 +21,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::HeaderName;
+use axum::response::IntoResponse;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -29,8 +31,9 @@ use crate::graphql::{Limits, build_schema};
 use crate::service::AppState;
 
 /// Builds the router: `/graphql`, `/api/oauth/*`, the hosted pages under `/oauth/*`, `/healthz`,
-/// `/readyz`, with request ids,
-/// request spans and a request timeout.
+/// `/readyz`, with request ids, request spans, a request timeout, and a last line of defence: a
+/// handler that panics (a bug) answers 500 with the error envelope, and the panic is logged,
+/// instead of dropping the connection.
 pub fn app(state: AppState) -> Router {
     let limits = Limits {
         max_depth: state.config.graphql_max_depth,
@@ -44,6 +47,7 @@ pub fn app(state: AppState) -> Router {
         .merge(oidc::well_known())
         .merge(web::routes())
         .with_state(state)
+        .layer(CatchPanicLayer::custom(panicked))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
@@ -58,4 +62,14 @@ pub fn app(state: AppState) -> Router {
             request_id,
             telemetry::RandomRequestId,
         ))
+}
+
+/// The answer to a request whose handler panicked.
+fn panicked(cause: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let what = cause
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| cause.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    error::AppError::internal(anyhow::anyhow!("a handler panicked: {what}")).into_response()
 }

@@ -68,7 +68,10 @@ enum ServerSecrets {
 /// The connection columns that move to `grants`, with their old definitions (for `down`).
 fn moved_columns() -> Vec<ColumnDef> {
     vec![
-        ColumnDef::new(Connections::Nonce).string_len(255).null().to_owned(),
+        ColumnDef::new(Connections::Nonce)
+            .string_len(255)
+            .null()
+            .to_owned(),
         ColumnDef::new(Connections::CodeChallenge)
             .string_len(128)
             .null()

@@ -129,7 +129,8 @@ pub struct IdClaims {
     pub at_hash: String,
 }
 
-/// Every key a node signs and verifies with, loaded from the database.
+/// Every key a node signs and verifies with, loaded from the database. [`KeyRing::sign`] is the
+/// one signing path of every token idgraph issues.
 pub struct KeyRing {
     /// The key new tokens are signed with.
     pub active: Arc<SigningKey>,
@@ -137,6 +138,13 @@ pub struct KeyRing {
     pub verifying: HashMap<String, VerifyingKey>,
     /// The public JSON Web Key Set, `{"keys": [...]}`.
     pub jwks: Value,
+}
+
+impl KeyRing {
+    /// Signs `claims` with the active key.
+    pub fn sign<T: Serialize>(&self, claims: &T) -> anyhow::Result<String> {
+        sign(&self.active, claims)
+    }
 }
 
 /// Signs `claims` as a compact JWS with `key` (header `alg`, `typ`, `kid`).

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use url::form_urlencoded;
 
+use crate::domain::capabilities::RESPONSE_TYPES;
 use crate::domain::ids::ClientId;
 use crate::domain::oauth::{ConsentRequest, OidcScopes, PkcePolicy};
 use crate::error::AppError;
@@ -255,7 +256,7 @@ impl AuthorizationRequest {
         }
         match params.response_type.as_deref() {
             None => return Err(invalid("response_type is required".into())),
-            Some("code") => {}
+            Some(kind) if RESPONSE_TYPES.contains(&kind) => {}
             Some(_) => {
                 return Err(RedirectError::new(
                     "unsupported_response_type",

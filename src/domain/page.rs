@@ -114,12 +114,17 @@ mod tests {
     #[test]
     fn sizes_and_offsets_are_bounded_where_they_are_parsed() {
         assert!(Page::<()>::offset(None, None).is_ok());
-        assert_eq!(Page::<()>::offset(None, None).unwrap().size(), DEFAULT_AMOUNT);
+        assert_eq!(
+            Page::<()>::offset(None, None).unwrap().size(),
+            DEFAULT_AMOUNT
+        );
         for bad in [0, MAX_PAGE + 1] {
             let err = Page::<()>::offset(Some(bad), None).unwrap_err().to_string();
             assert!(err.starts_with("amount:"), "{err}");
         }
-        let err = Page::<()>::offset(None, Some(u64::MAX)).unwrap_err().to_string();
+        let err = Page::<()>::offset(None, Some(u64::MAX))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("offset:"), "{err}");
         assert!(Page::<()>::offset(None, Some(MAX_OFFSET)).is_ok());
         for bad in [-1, 0, 1025, i32::MAX] {
@@ -132,7 +137,10 @@ mod tests {
     fn cursors_round_trip_and_garbage_is_refused() {
         let position = ("Zed \"app\"".to_string(), 42i64, "abc".to_string());
         let text = encode_cursor(&position);
-        assert_eq!(decode_cursor::<(String, i64, String)>(&text).unwrap(), position);
+        assert_eq!(
+            decode_cursor::<(String, i64, String)>(&text).unwrap(),
+            position
+        );
         assert!(decode_cursor::<(String, i64, String)>("not-a-cursor").is_err());
         let short = URL_SAFE_NO_PAD.encode("[1,2]");
         assert!(decode_cursor::<(String, i64, String)>(&short).is_err());

@@ -6,8 +6,8 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use crate::error::AppError;
-use crate::service::sessions;
 use crate::service::AppState;
+use crate::service::sessions;
 
 use crate::auth::Principal;
 

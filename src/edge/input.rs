@@ -24,7 +24,9 @@ pub fn control_in_uri(uri: &Uri) -> Option<String> {
     }
     let query = uri.query()?;
     form_urlencoded::parse(query.as_bytes())
-        .find(|(name, value)| name.chars().any(char::is_control) || value.chars().any(forbidden_in_query))
+        .find(|(name, value)| {
+            name.chars().any(char::is_control) || value.chars().any(forbidden_in_query)
+        })
         .map(|(name, _)| printable(&name))
 }
 
@@ -86,13 +88,7 @@ pub fn nul_in_json(value: &Value) -> Option<String> {
             _ => None,
         }
     }
-    walk(value, &mut String::new()).map(|path| {
-        if path.is_empty() {
-            "body".into()
-        } else {
-            path
-        }
-    })
+    walk(value, &mut String::new()).map(|path| if path.is_empty() { "body".into() } else { path })
 }
 
 /// The message of a refusal.
@@ -107,7 +103,10 @@ mod tests {
     #[test]
     fn control_characters_in_the_url_are_found_and_named() {
         let uri = |text: &str| text.parse::<Uri>().unwrap();
-        assert_eq!(control_in_uri(&uri("/connection/id/a%00")), Some("path".into()));
+        assert_eq!(
+            control_in_uri(&uri("/connection/id/a%00")),
+            Some("path".into())
+        );
         assert_eq!(
             control_in_uri(&uri("/app?amount=1&creatorid=%00")),
             Some("creatorid".into())
@@ -124,6 +123,9 @@ mod tests {
         assert_eq!(nul_in_json(&body), Some("input.url".into()));
         let list = serde_json::json!({ "ids": ["a", "b\u{0}"] });
         assert_eq!(nul_in_json(&list), Some("ids[1]".into()));
-        assert_eq!(nul_in_json(&serde_json::json!({ "name": "tab\tis fine" })), None);
+        assert_eq!(
+            nul_in_json(&serde_json::json!({ "name": "tab\tis fine" })),
+            None
+        );
     }
 }

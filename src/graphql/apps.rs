@@ -151,7 +151,10 @@ impl AppQuery {
         after: Option<String>,
         creator_id: Option<ID>,
     ) -> Result<Connection<String, App, EmptyFields, EmptyFields>> {
-        let after = after.as_deref().map(decode_cursor::<AppCursor>).transpose()?;
+        let after = after
+            .as_deref()
+            .map(decode_cursor::<AppCursor>)
+            .transpose()?;
         let has_previous = after.is_some();
         let page = Page::after(first, after)?;
         // A creator id that cannot be one matches no app.

@@ -110,7 +110,10 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
         }
     };
     match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
         Err(_) => AppError::PayloadTooLarge { limit }.into_response(),
     }
 }
@@ -221,8 +224,8 @@ async fn execute(
     mut request: async_graphql::Request,
 ) -> Response {
     // As many selections as the complexity limit could ever allow, counted before expansion.
-    let max_selections = u64::try_from(state.config.graphql_max_complexity.saturating_mul(2))
-        .unwrap_or(u64::MAX);
+    let max_selections =
+        u64::try_from(state.config.graphql_max_complexity.saturating_mul(2)).unwrap_or(u64::MAX);
     if let Err(error) = bound(&mut request, max_selections) {
         return render(async_graphql::Response::from_errors(vec![error]));
     }

@@ -37,7 +37,11 @@ pub fn check_nesting(query: &str, max: usize) -> Result<(), String> {
             b'"' if bytes[i..].starts_with(b"\"\"\"") => {
                 i += 3;
                 while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
-                    i += if bytes[i..].starts_with(b"\\\"\"\"") { 4 } else { 1 };
+                    i += if bytes[i..].starts_with(b"\\\"\"\"") {
+                        4
+                    } else {
+                        1
+                    };
                 }
                 i += 2;
             }
@@ -141,24 +145,27 @@ pub fn check_strings(document: &ExecutableDocument, variables: &Variables) -> Re
 }
 
 fn nul_in_set(set: &Positioned<SelectionSet>) -> Option<String> {
-    set.node.items.iter().find_map(|selection| match &selection.node {
-        Selection::Field(field) => field
-            .node
-            .arguments
-            .iter()
-            .find(|(_, value)| {
-                // Variables are checked on their own; here they stand for nothing.
-                let written = value
-                    .node
-                    .clone()
-                    .into_const_with(|_| Ok::<_, std::convert::Infallible>(Value::Null));
-                written.is_ok_and(|value| value_holds_nul(&value))
-            })
-            .map(|(name, _)| name.node.to_string())
-            .or_else(|| nul_in_set(&field.node.selection_set)),
-        Selection::InlineFragment(inline) => nul_in_set(&inline.node.selection_set),
-        Selection::FragmentSpread(_) => None,
-    })
+    set.node
+        .items
+        .iter()
+        .find_map(|selection| match &selection.node {
+            Selection::Field(field) => field
+                .node
+                .arguments
+                .iter()
+                .find(|(_, value)| {
+                    // Variables are checked on their own; here they stand for nothing.
+                    let written = value
+                        .node
+                        .clone()
+                        .into_const_with(|_| Ok::<_, std::convert::Infallible>(Value::Null));
+                    written.is_ok_and(|value| value_holds_nul(&value))
+                })
+                .map(|(name, _)| name.node.to_string())
+                .or_else(|| nul_in_set(&field.node.selection_set)),
+            Selection::InlineFragment(inline) => nul_in_set(&inline.node.selection_set),
+            Selection::FragmentSpread(_) => None,
+        })
 }
 
 fn value_holds_nul(value: &async_graphql::Value) -> bool {
@@ -178,7 +185,11 @@ mod tests {
     fn fragment_bomb(k: usize) -> String {
         let mut doc = String::from("query Q { ...F0 }\n");
         for i in 0..k {
-            doc.push_str(&format!("fragment F{i} on Query {{ ...F{} ...F{} }}\n", i + 1, i + 1));
+            doc.push_str(&format!(
+                "fragment F{i} on Query {{ ...F{} ...F{} }}\n",
+                i + 1,
+                i + 1
+            ));
         }
         doc.push_str(&format!("fragment F{k} on Query {{ __typename }}\n"));
         doc
@@ -199,14 +210,22 @@ mod tests {
             "query Q { ...A } fragment A on Query { ...B } fragment B on Query { ...A }",
         )
         .unwrap();
-        assert!(check_selections(&doc, 1000).unwrap_err().contains("spreads itself"));
+        assert!(
+            check_selections(&doc, 1000)
+                .unwrap_err()
+                .contains("spreads itself")
+        );
     }
 
     #[test]
     fn nesting_is_counted_outside_strings_and_comments() {
         assert!(check_nesting(&"{".repeat(65), 64).is_err());
         assert!(check_nesting(&format!("{}{}", "[".repeat(64), "]".repeat(64)), 64).is_ok());
-        let quoted = format!("query {{ a(x: \"{}\") }} # {}", "{".repeat(100), "[".repeat(100));
+        let quoted = format!(
+            "query {{ a(x: \"{}\") }} # {}",
+            "{".repeat(100),
+            "[".repeat(100)
+        );
         assert!(check_nesting(&quoted, 64).is_ok());
         let block = format!("query {{ a(x: \"\"\"{}\"\"\") }}", "(".repeat(100));
         assert!(check_nesting(&block, 64).is_ok());
@@ -214,14 +233,14 @@ mod tests {
 
     #[test]
     fn nul_is_found_inline_and_in_variables() {
-        let doc = async_graphql::parser::parse_query(
-            "query Q { app(clientId: \"a\\u0000\") { name } }",
-        )
-        .unwrap();
+        let doc =
+            async_graphql::parser::parse_query("query Q { app(clientId: \"a\\u0000\") { name } }")
+                .unwrap();
         let err = check_strings(&doc, &Variables::default()).unwrap_err();
         assert!(err.starts_with("clientId:"), "{err}");
-        let doc = async_graphql::parser::parse_query("query Q($id: ID!) { app(clientId: $id) { name } }")
-            .unwrap();
+        let doc =
+            async_graphql::parser::parse_query("query Q($id: ID!) { app(clientId: $id) { name } }")
+                .unwrap();
         let vars = Variables::from_json(serde_json::json!({ "id": "a\u{0}" }));
         let err = check_strings(&doc, &vars).unwrap_err();
         assert!(err.starts_with("$id:"), "{err}");

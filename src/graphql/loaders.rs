@@ -9,8 +9,8 @@ use crate::auth::Principal;
 use crate::domain::ids::{ClientId, UserId};
 use crate::domain::users::User;
 use crate::error::AppError;
-use crate::service::users;
 use crate::service::AppState;
+use crate::service::users;
 
 /// A per-request loader with a per-request cache (see `graphql::http::execute`).
 pub type CachedLoader<T> = DataLoader<T, HashMapCache>;

@@ -90,11 +90,7 @@ fn bearer_error(err: &AppError) -> Response {
             "invalid_request",
             "an access token is required".to_string(),
         ),
-        AppError::InvalidToken => (
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            err.to_string(),
-        ),
+        AppError::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token", err.to_string()),
         AppError::InvalidInput(text) => (StatusCode::BAD_REQUEST, "invalid_request", text.clone()),
         AppError::Internal(_) => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -109,9 +105,10 @@ fn bearer_error(err: &AppError) -> Response {
         other => other.bearer_challenge(),
     };
     if let Some(challenge) = challenge {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
     }
     response
 }

@@ -155,10 +155,7 @@ async fn by_ids(
     Ok(AppsBody::of(apps::apps_by_ids(&state, &ids).await?))
 }
 
-async fn get_one(
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath,
-) -> AppResult<Json<AppBody>> {
+async fn get_one(State(state): State<AppState>, ApiPath(id): ApiPath) -> AppResult<Json<AppBody>> {
     let client_id = client_id(&id, "app")?;
     Ok(Json(apps::get_app(&state, &client_id).await?.into()))
 }

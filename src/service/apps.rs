@@ -7,12 +7,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use secrecy::SecretString;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    SqlErr, TransactionTrait,
+    ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
+    TransactionTrait,
 };
+use secrecy::SecretString;
 
 use crate::auth::Principal;
 use crate::db::entities::{app_logos, apps, connections};
@@ -224,7 +224,10 @@ pub async fn update_app(
         .filter(apps::Column::ClientId.eq(client_id.as_str()))
         .exec_with_returning(&state.db)
         .await?;
-    let row = updated.into_iter().next().ok_or(AppError::NotFound("app"))?;
+    let row = updated
+        .into_iter()
+        .next()
+        .ok_or(AppError::NotFound("app"))?;
     state.apps.invalidate(client_id);
     audit("app.update", &actor.user_id, client_id);
     Ok(App::from(&row))
@@ -245,7 +248,10 @@ pub async fn rotate_secret(
         .ok_or(AppError::NotFound("app"))?;
     let client_secret = random_token(32);
     let rotated = apps::Entity::update_many()
-        .col_expr(apps::Column::SecretHash, Expr::value(digest(&client_secret)))
+        .col_expr(
+            apps::Column::SecretHash,
+            Expr::value(digest(&client_secret)),
+        )
         .col_expr(apps::Column::UpdatedAt, Expr::value(state.clock.now()))
         .filter(apps::Column::ClientId.eq(client_id.as_str()))
         .filter(apps::Column::SecretHash.eq(current.secret_hash.as_str()))
@@ -332,7 +338,10 @@ pub async fn upload_logo(
         .filter(apps::Column::ClientId.eq(client_id.as_str()))
         .exec_with_returning(&txn)
         .await?;
-    let row = updated.into_iter().next().ok_or(AppError::NotFound("app"))?;
+    let row = updated
+        .into_iter()
+        .next()
+        .ok_or(AppError::NotFound("app"))?;
     txn.commit().await?;
     state.apps.invalidate(client_id);
     audit("app.upload_logo", &actor.user_id, client_id);

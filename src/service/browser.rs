@@ -7,8 +7,8 @@
 
 use std::net::IpAddr;
 
-use secrecy::SecretString;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use secrecy::SecretString;
 
 use crate::auth::{Principal, SessionRef};
 use crate::db::entities::{browser_sessions, users};

@@ -17,8 +17,8 @@ use crate::domain::ids::GrantId;
 use crate::domain::oauth::{ConsentRequest, OidcScopes, PkcePolicy};
 use crate::domain::secret::{digest, random_token};
 use crate::error::{AppError, AppResult};
-use crate::service::apps::{self, app_gone};
 use crate::service::AppState;
+use crate::service::apps::{self, app_gone};
 
 /// How long an authorization code may be redeemed.
 pub const CODE_TTL_SECS: i64 = 60;

@@ -224,8 +224,7 @@ impl KeyStore {
 
     /// Signs `claims` with the active key.
     pub async fn sign<T: Serialize>(&self, claims: &T) -> AppResult<String> {
-        let ring = self.ring().await?;
-        jwt::sign(&ring.active, claims).map_err(AppError::internal)
+        self.ring().await?.sign(claims).map_err(AppError::internal)
     }
 
     /// Verifies a token; a `kid` not yet known triggers one reload (at most once a second).

@@ -46,15 +46,45 @@ fn encode_png(image: &DynamicImage) -> AppResult<Vec<u8>> {
     Ok(out)
 }
 
+/// Whether a file of `format` reaches its end marker. The decoders fill in what a truncated
+/// JPEG or GIF lacks and report success, so an incomplete upload is refused here: a JPEG must
+/// hold its End Of Image marker after the Start Of Scan (inside entropy-coded data `FF` is
+/// always escaped, so `FF D9` cannot appear there), a GIF must end with its trailer `3B`. A
+/// truncated PNG fails to decode on its own.
+fn is_complete(format: ImageFormat, bytes: &[u8]) -> bool {
+    match format {
+        ImageFormat::Jpeg => {
+            let find = |marker: [u8; 2], from: usize| {
+                bytes[from.min(bytes.len())..]
+                    .windows(2)
+                    .position(|pair| pair == marker)
+                    .map(|at| at + from)
+            };
+            find([0xFF, 0xDA], 0)
+                .and_then(|scan| find([0xFF, 0xD9], scan + 2))
+                .is_some()
+        }
+        ImageFormat::Gif => bytes
+            .iter()
+            .rev()
+            .find(|byte| **byte != 0)
+            .is_some_and(|last| *last == 0x3B),
+        _ => true,
+    }
+}
+
 fn process_blocking(bytes: &[u8]) -> AppResult<ProcessedLogo> {
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(AppError::internal)?;
-    if !matches!(
-        reader.format(),
-        Some(ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Gif)
-    ) {
-        return Err(AppError::invalid("image: must be a PNG, JPEG or GIF image"));
+    let format = match reader.format() {
+        Some(format @ (ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Gif)) => format,
+        _ => return Err(AppError::invalid("image: must be a PNG, JPEG or GIF image")),
+    };
+    if !is_complete(format, bytes) {
+        return Err(AppError::invalid(
+            "image: the file is incomplete (truncated or corrupt)",
+        ));
     }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_DIMENSION);

@@ -54,11 +54,7 @@ impl PasswordHasher {
 
     /// Whether `password` matches `stored`; with no stored hash, spends the same effort and
     /// answers `false`.
-    pub async fn verify(
-        &self,
-        password: SecretString,
-        stored: Option<String>,
-    ) -> AppResult<bool> {
+    pub async fn verify(&self, password: SecretString, stored: Option<String>) -> AppResult<bool> {
         let _permit = self.permits.acquire().await.map_err(AppError::internal)?;
         tokio::task::spawn_blocking(move || {
             let known = stored.is_some();

@@ -152,7 +152,13 @@ mod tests {
         let (family, secret) = split(&token).unwrap();
         assert_eq!(family, "family");
         assert!(digest_matches(secret, &stored));
-        for bad in ["", "nodot", ".secret", "family.", &format!("{}.s", "f".repeat(33))] {
+        for bad in [
+            "",
+            "nodot",
+            ".secret",
+            "family.",
+            &format!("{}.s", "f".repeat(33)),
+        ] {
             assert!(split(bad).is_none(), "{bad:?}");
         }
     }

@@ -145,13 +145,28 @@ mod tests {
             sealer.open::<(String, i32)>("consent", "cookie-a", &sealed),
             Some(("x".into(), 1))
         );
-        assert_eq!(sealer.open::<(String, i32)>("consent", "cookie-b", &sealed), None);
-        assert_eq!(sealer.open::<(String, i32)>("sign-in", "cookie-a", &sealed), None);
+        assert_eq!(
+            sealer.open::<(String, i32)>("consent", "cookie-b", &sealed),
+            None
+        );
+        assert_eq!(
+            sealer.open::<(String, i32)>("sign-in", "cookie-a", &sealed),
+            None
+        );
         let mut tampered = sealed.clone();
-        tampered.payload = sealer.seal("consent", "cookie-a", &("y", 1)).unwrap().payload;
-        assert_eq!(sealer.open::<(String, i32)>("consent", "cookie-a", &tampered), None);
+        tampered.payload = sealer
+            .seal("consent", "cookie-a", &("y", 1))
+            .unwrap()
+            .payload;
+        assert_eq!(
+            sealer.open::<(String, i32)>("consent", "cookie-a", &tampered),
+            None
+        );
         let other_key = Sealer::from_key(b"another key of thirty-two bytes!");
-        assert_eq!(other_key.open::<(String, i32)>("consent", "cookie-a", &sealed), None);
+        assert_eq!(
+            other_key.open::<(String, i32)>("consent", "cookie-a", &sealed),
+            None
+        );
     }
 
     #[test]

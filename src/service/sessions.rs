@@ -8,8 +8,10 @@
 
 use std::net::IpAddr;
 
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
+};
 use secrecy::SecretString;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set};
 
 use crate::auth::jwt::{AccessClaims, TokenKind};
 use crate::auth::{Principal, SessionRef};
@@ -143,7 +145,12 @@ impl Families for SessionFamilies {
         Ok(swapped.rows_affected == 1)
     }
 
-    async fn revoke(&self, db: &DatabaseConnection, row: &Self::Row, now: i64) -> Result<(), DbErr> {
+    async fn revoke(
+        &self,
+        db: &DatabaseConnection,
+        row: &Self::Row,
+        now: i64,
+    ) -> Result<(), DbErr> {
         revoke(db, &row.id, now).await
     }
 }

@@ -114,7 +114,10 @@ impl SignInThrottle {
         if map.len() + keys.len() > MAX_KEYS {
             map.retain(|_, a| now - a.last < forget);
             while map.len() + keys.len() > MAX_KEYS {
-                let Some(stalest) = map.iter().min_by_key(|(_, a)| a.last).map(|(k, _)| k.clone())
+                let Some(stalest) = map
+                    .iter()
+                    .min_by_key(|(_, a)| a.last)
+                    .map(|(k, _)| k.clone())
                 else {
                     break;
                 };
@@ -180,7 +183,10 @@ mod tests {
         attempts(&throttle, "alice", None, USER_FREE);
         let later = T0 + millis(BASE_DELAY);
         drop(throttle.reserve("alice", None, later).unwrap());
-        assert_eq!(throttle.reserve("alice", None, later).unwrap_err(), BASE_DELAY * 2);
+        assert_eq!(
+            throttle.reserve("alice", None, later).unwrap_err(),
+            BASE_DELAY * 2
+        );
         let mut now = later;
         for _ in 0..40 {
             now += millis(MAX_DELAY);
@@ -209,7 +215,11 @@ mod tests {
         let throttle = SignInThrottle::default();
         let addr: IpAddr = "192.0.2.7".parse().unwrap();
         for i in 0..ADDRESS_FREE {
-            drop(throttle.reserve(&format!("user{i}"), Some(addr), T0).unwrap());
+            drop(
+                throttle
+                    .reserve(&format!("user{i}"), Some(addr), T0)
+                    .unwrap(),
+            );
         }
         assert!(throttle.reserve("someone-else", Some(addr), T0).is_err());
         // The same username from another address is not held back by that address.
@@ -226,7 +236,11 @@ mod tests {
         attempts(&throttle, "alice", None, USER_FREE);
         // The address still holds the two failures; the success did not count against it.
         for i in 0..ADDRESS_FREE - (USER_FREE - 1) {
-            drop(throttle.reserve(&format!("user{i}"), Some(addr), T0 + 1).unwrap());
+            drop(
+                throttle
+                    .reserve(&format!("user{i}"), Some(addr), T0 + 1)
+                    .unwrap(),
+            );
         }
         assert!(throttle.reserve("carol", Some(addr), T0 + 1).is_err());
     }

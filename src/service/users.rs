@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use secrecy::{ExposeSecret, SecretString};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::{Principal, SessionRef, UserPrincipal};
 use crate::db::entities::users;
@@ -19,7 +19,10 @@ use crate::service::AppState;
 /// A user's stored roles. A value that does not parse is a fault of ours, never the caller's.
 fn stored_roles(row: &users::Model) -> AppResult<Vec<Role>> {
     Role::parse_list(&row.roles).map_err(|_| {
-        AppError::internal(anyhow::anyhow!("user {} has unreadable stored roles", row.id))
+        AppError::internal(anyhow::anyhow!(
+            "user {} has unreadable stored roles",
+            row.id
+        ))
     })
 }
 

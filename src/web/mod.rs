@@ -137,7 +137,11 @@ fn set_cookie(state: &AppState, change: &CookieChange) -> HeaderValue {
 }
 
 /// Adds the outcome's cookie change to a rendered response.
-fn with_cookie(state: &AppState, mut response: Response, cookie: Option<&CookieChange>) -> Response {
+fn with_cookie(
+    state: &AppState,
+    mut response: Response,
+    cookie: Option<&CookieChange>,
+) -> Response {
     if let Some(change) = cookie {
         response
             .headers_mut()
@@ -223,7 +227,7 @@ async fn authorize_get(
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let params = AuthorizeParams::from_query(query.as_deref().unwrap_or_default());
-    let outcome = authorize::authorize(&state, &context, Interaction::Request(params)).await?;
+    let outcome = authorize::authorize(&state, &context, Interaction::Request(Box::new(params))).await?;
     Ok(render(&state, outcome))
 }
 

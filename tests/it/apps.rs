@@ -32,7 +32,7 @@ async fn create(app: &TestApp, token: &str, name: &str) -> (String, String) {
 }
 
 async fn the_rest_lifecycle_works_as_documented(app: TestApp) {
-    let token = app.oauth_admin_token().await;
+    let token = app.oauth_admin("ops").await;
     let (client_id, key) = create(&app, &token, "Photos").await;
     assert!(client_id.len() <= 31 && key.len() == 43);
 
@@ -127,7 +127,7 @@ async fn the_rest_lifecycle_works_as_documented(app: TestApp) {
 }
 
 async fn the_graphql_lifecycle_works(app: TestApp) {
-    let token = app.oauth_admin_token().await;
+    let token = app.oauth_admin("ops").await;
     let created = app
         .graphql(
             &format!("mutation($input: AppInput!) {{ createApp(input: $input) {{ clientSecret app {{ {APP_FIELDS} creator {{ username }} }} }} }}"),
@@ -202,7 +202,7 @@ async fn the_graphql_lifecycle_works(app: TestApp) {
 
 /// The same scenario through both transports gives the same results and the same error codes.
 async fn rest_and_graphql_agree(app: TestApp) {
-    let token = app.oauth_admin_token().await;
+    let token = app.oauth_admin("ops").await;
     let (client_id, _) = create(&app, &token, "Parity").await;
     let rest = app
         .get(&format!("/api/oauth/app/id/{client_id}"), None)
@@ -422,7 +422,7 @@ async fn the_authorization_matrix_holds_for_every_guarded_operation(app: TestApp
 }
 
 async fn invalid_input_is_400_naming_the_field_and_writes_nothing(app: TestApp) {
-    let token = app.oauth_admin_token().await;
+    let token = app.oauth_admin("ops").await;
     let (client_id, _) = create(&app, &token, "Original").await;
     let cases = [
         (
@@ -503,7 +503,7 @@ async fn invalid_input_is_400_naming_the_field_and_writes_nothing(app: TestApp) 
 }
 
 async fn bulk_lookups_keep_the_request_order_and_are_capped(app: TestApp) {
-    let token = app.oauth_admin_token().await;
+    let token = app.oauth_admin("ops").await;
     let (a, _) = create(&app, &token, "A").await;
     let (b, _) = create(&app, &token, "B").await;
     let response = app
@@ -549,7 +549,7 @@ async fn bulk_lookups_keep_the_request_order_and_are_capped(app: TestApp) {
 }
 
 async fn rest_paging_orders_by_name_and_bounds_amount(app: TestApp) {
-    let token = app.oauth_admin_token().await;
+    let token = app.oauth_admin("ops").await;
     for name in ["delta", "alpha", "charlie", "bravo", "alpha"] {
         create(&app, &token, name).await;
     }
@@ -609,7 +609,7 @@ async fn rest_paging_orders_by_name_and_bounds_amount(app: TestApp) {
 }
 
 async fn graphql_paging_walks_every_app_with_keyset_cursors(app: TestApp) {
-    let token = app.oauth_admin_token().await;
+    let token = app.oauth_admin("ops").await;
     for i in 0..7 {
         create(&app, &token, &format!("app {}", i % 3)).await;
     }
@@ -658,7 +658,7 @@ async fn graphql_paging_walks_every_app_with_keyset_cursors(app: TestApp) {
         .await;
     assert_eq!(error_code(&too_big), "INVALID_INPUT");
     let empty_db = TestApp::sqlite().await;
-    let token = empty_db.oauth_admin_token().await;
+    let token = empty_db.oauth_admin("ops").await;
     let empty = empty_db
         .graphql(
             "{ apps { edges { cursor } pageInfo { hasNextPage endCursor } } }",
@@ -673,7 +673,7 @@ async fn graphql_paging_walks_every_app_with_keyset_cursors(app: TestApp) {
 }
 
 async fn rotation_invalidates_the_old_secret_at_once(app: TestApp) {
-    let token = app.oauth_admin_token().await;
+    let token = app.oauth_admin("ops").await;
     let (client_id, old) = create(&app, &token, "Rotating").await;
     assert!(app.secret_works(&client_id, &old).await);
     let rotated = app
@@ -691,7 +691,7 @@ async fn rotation_invalidates_the_old_secret_at_once(app: TestApp) {
 }
 
 async fn no_api_returns_a_secret_or_its_hash_again(app: TestApp) {
-    let token = app.oauth_admin_token().await;
+    let token = app.oauth_admin("ops").await;
     let (client_id, key) = create(&app, &token, "Secretive").await;
     let hash = idgraph::domain::secret::digest(&key);
     let everything = [
@@ -722,7 +722,7 @@ async fn no_api_returns_a_secret_or_its_hash_again(app: TestApp) {
 }
 
 async fn public_lookups_are_served_from_the_cache_until_a_change(app: TestApp) {
-    let token = app.oauth_admin_token().await;
+    let token = app.oauth_admin("ops").await;
     let (client_id, _) = create(&app, &token, "Cached").await;
     let path = format!("/api/oauth/app/id/{client_id}");
     app.get(&path, None).await;
@@ -738,7 +738,7 @@ async fn public_lookups_are_served_from_the_cache_until_a_change(app: TestApp) {
 }
 
 async fn creators_load_in_one_batched_query_whatever_the_page_size(app: TestApp) {
-    let token = app.oauth_admin_token().await;
+    let token = app.oauth_admin("ops").await;
     for i in 0..4 {
         app.create_user(&format!("maker{i}"), &[Role::Oauth]).await;
         let maker = app.token(&format!("maker{i}"), None).await;

@@ -9,7 +9,7 @@ use crate::common::{TestApp, TestResponse, error_code};
 use crate::fixtures::{BOUNDARY, graphql_upload, image, multipart_file, png_declaring};
 
 async fn new_app(app: &TestApp) -> (String, String) {
-    let token = app.oauth_admin_token().await;
+    let token = app.oauth_admin("ops").await;
     let body = json!({ "name": "Logo", "url": "", "redirect_uri": "https://l.example/cb" });
     let created = app
         .rest(Method::POST, "/api/oauth/app", Some(&token), Some(body))
@@ -92,8 +92,12 @@ async fn png_jpeg_and_gif_become_a_256_pixel_png_with_a_tiny_preview(app: TestAp
 async fn bad_images_are_400_and_change_nothing(app: TestApp) {
     let (client_id, token) = new_app(&app).await;
     let png = image(ImageFormat::Png, 64, 64);
-    let cases: [(&str, Vec<u8>); 4] = [
-        ("truncated", png[..png.len() / 2].to_vec()),
+    let jpeg = image(ImageFormat::Jpeg, 64, 64);
+    let gif = image(ImageFormat::Gif, 64, 64);
+    let cases: [(&str, Vec<u8>); 6] = [
+        ("truncated png", png[..png.len() / 2].to_vec()),
+        ("truncated jpeg", jpeg[..jpeg.len() / 2].to_vec()),
+        ("truncated gif", gif[..gif.len() - 2].to_vec()),
         ("text named .png", b"this is not an image at all".to_vec()),
         ("bomb", png_declaring(50_000)),
         ("bmp", image(ImageFormat::Bmp, 8, 8)),

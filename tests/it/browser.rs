@@ -178,7 +178,7 @@ async fn a_person_signs_in_and_approves_in_a_real_browser() {
         .into_future(),
     );
 
-    let admin = app.oauth_admin_token().await;
+    let admin = app.oauth_admin("ops").await;
     let created = app
         .register_app(
             &admin,

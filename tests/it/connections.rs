@@ -3,11 +3,11 @@
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 
+use crate::common::rp::{REDIRECT, consent, redeem_for, setup};
 use crate::common::{TestApp, error_code};
-use crate::oidc::{REDIRECT, consent, redeem_for, setup};
 
 async fn a_user_lists_reads_and_revokes_only_their_own_connections(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let code = consent(
         &app,
         &rp,
@@ -104,7 +104,7 @@ async fn a_user_lists_reads_and_revokes_only_their_own_connections(app: TestApp)
         app.get("/api/oauth/userinfo", Some(&access)).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let refresh = crate::oidc::token(
+    let refresh = crate::common::rp::token(
         &app,
         &rp,
         &[
@@ -126,7 +126,7 @@ async fn a_user_lists_reads_and_revokes_only_their_own_connections(app: TestApp)
 }
 
 async fn connection_guards_need_their_scopes(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     consent(&app, &rp, json!({ "scope": "openid" })).await;
     let read_only = app
         .token("ada", Some("gov.user.oauth.connection:read"))
@@ -176,7 +176,7 @@ async fn connection_guards_need_their_scopes(app: TestApp) {
 }
 
 async fn consent_validation_errors_are_400_and_write_nothing(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let cases = [
         json!({ "client_id": rp.client_id, "scope": "profile email" }),
         json!({ "client_id": rp.client_id, "scope": "openid", "code_challenge": "short", "code_challenge_method": "S256" }),
@@ -217,7 +217,7 @@ async fn consent_validation_errors_are_400_and_write_nothing(app: TestApp) {
 }
 
 async fn graphql_consent_and_connections_match_rest_and_batch_their_apps(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let admin = app.token("ops", None).await;
     let mut client_ids = vec![rp.client_id.clone()];
     for i in 0..5 {
@@ -340,7 +340,7 @@ async fn graphql_consent_and_connections_match_rest_and_batch_their_apps(app: Te
 }
 
 async fn deleting_an_app_removes_every_connection_to_it(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let code = consent(&app, &rp, json!({ "scope": "openid" })).await;
     let tokens = redeem_for(&app, &rp, &code).await;
     let admin = app.token("ops", None).await;

@@ -7,9 +7,9 @@ use axum::http::{Request, StatusCode, header};
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use idgraph::auth::jwt::{AccessClaims, TokenKind};
 use idgraph::domain::Role;
 use idgraph::edge::auth::{AppRead, AppWrite, OauthAdminGuard, UserGuard};
-use idgraph::auth::jwt::{AccessClaims, TokenKind};
 use serde_json::json;
 use tower::ServiceExt;
 

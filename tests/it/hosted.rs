@@ -1,10 +1,7 @@
 //! idgraph's own authorization endpoint and its pages, driven through the real router by a
 //! small cookie-keeping client that reads the forms' hidden fields the way a browser would.
 
-use std::collections::HashMap;
-
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use idgraph::db::entities::{browser_sessions, connections};
@@ -12,158 +9,9 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{EntityTrait, PaginatorTrait, Set};
 use serde_json::Value;
 
+use crate::common::browser::{Browser, authorize_path, hidden, redirect_query, text, unescape};
+use crate::common::rp::{REDIRECT, Rp, VERIFIER, setup, token};
 use crate::common::{PASSWORD, TestApp, TestResponse};
-use crate::oidc::{REDIRECT, Rp, VERIFIER, s256, setup, token};
-
-/// A client that keeps idgraph's cookie like a browser.
-pub struct Browser<'a> {
-    app: &'a TestApp,
-    pub cookie: Option<String>,
-}
-
-impl<'a> Browser<'a> {
-    pub fn new(app: &'a TestApp) -> Self {
-        Self { app, cookie: None }
-    }
-
-    async fn send(&mut self, request: axum::http::request::Builder, body: Body) -> TestResponse {
-        let request = match &self.cookie {
-            Some(value) => request.header(header::COOKIE, format!("idgraph_session={value}")),
-            None => request,
-        };
-        let response = self.app.send(request.body(body).unwrap()).await;
-        for set in response.headers.get_all(header::SET_COOKIE) {
-            let set = set.to_str().unwrap();
-            let value = set
-                .strip_prefix("idgraph_session=")
-                .and_then(|rest| rest.split(';').next())
-                .unwrap();
-            self.cookie = (!set.contains("Max-Age=0")).then(|| value.to_string());
-        }
-        response
-    }
-
-    pub async fn get(&mut self, path: &str) -> TestResponse {
-        let request = Request::builder().method(Method::GET).uri(path);
-        self.send(request, Body::empty()).await
-    }
-
-    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> TestResponse {
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(path)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-        self.send(request, Body::from(body)).await
-    }
-
-    /// Fills in and sends the sign-in form of `page`.
-    pub async fn sign_in(
-        &mut self,
-        page: &TestResponse,
-        username: &str,
-        password: &str,
-    ) -> TestResponse {
-        let html = text(page);
-        self.post(
-            "/oauth/authorize",
-            &[
-                ("action", "signin"),
-                ("csrf", &hidden(&html, "csrf")),
-                ("request", &hidden(&html, "request")),
-                ("username", username),
-                ("password", password),
-            ],
-        )
-        .await
-    }
-
-    /// Presses `action` (`approve` or `deny`) on the consent page `page`.
-    pub async fn press(&mut self, page: &TestResponse, action: &str) -> TestResponse {
-        let html = text(page);
-        self.post(
-            "/oauth/authorize",
-            &[
-                ("action", action),
-                ("csrf", &hidden(&html, "csrf")),
-                ("request", &hidden(&html, "request")),
-            ],
-        )
-        .await
-    }
-}
-
-pub fn text(response: &TestResponse) -> String {
-    String::from_utf8_lossy(&response.body).into_owned()
-}
-
-fn unescape(text: &str) -> String {
-    [
-        ("&#34;", "\""),
-        ("&quot;", "\""),
-        ("&#39;", "'"),
-        ("&#x27;", "'"),
-        ("&#60;", "<"),
-        ("&lt;", "<"),
-        ("&#62;", ">"),
-        ("&gt;", ">"),
-        ("&#38;", "&"),
-        ("&amp;", "&"),
-    ]
-    .iter()
-    .fold(text.to_string(), |acc, (from, to)| acc.replace(from, to))
-}
-
-/// The value of the hidden input `name` in `html`.
-pub fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no field {name} in {html}"))
-        + marker.len();
-    let end = start + html[start..].find('"').unwrap();
-    unescape(&html[start..end])
-}
-
-/// The query of a redirect's `Location`, which must lead to the client.
-pub fn redirect_query(response: &TestResponse) -> HashMap<String, String> {
-    response.assert_status(StatusCode::SEE_OTHER);
-    let location = response.header("location").unwrap();
-    assert!(location.starts_with(REDIRECT), "{location}");
-    let url = url::Url::parse(location).unwrap();
-    url.query_pairs().into_owned().collect()
-}
-
-/// `/oauth/authorize` for `rp` with the usual parameters; `changes` replace or add some, and an
-/// empty value removes one.
-pub fn authorize_path(rp: &Rp, changes: &[(&str, &str)]) -> String {
-    let challenge = s256(VERIFIER);
-    let mut params: Vec<(String, String)> = [
-        ("response_type", "code"),
-        ("client_id", rp.client_id.as_str()),
-        ("redirect_uri", REDIRECT),
-        ("scope", "openid profile email"),
-        ("state", "st-42 &?"),
-        ("nonce", "n-0S6"),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    for (name, value) in changes {
-        params.retain(|(k, _)| k != name);
-        if !value.is_empty() {
-            params.push((name.to_string(), value.to_string()));
-        }
-    }
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(&params)
-        .finish();
-    format!("/oauth/authorize?{query}")
-}
 
 fn assert_page_headers(response: &TestResponse) {
     let csp = response.header("content-security-policy").unwrap();
@@ -202,7 +50,7 @@ fn claims(jwt: &str) -> Value {
 }
 
 async fn unknown_client_gets_an_error_page_and_no_redirect(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let mut browser = Browser::new(&app);
     for path in [
         authorize_path(&rp, &[("client_id", "no-such-client")]),
@@ -217,7 +65,7 @@ async fn unknown_client_gets_an_error_page_and_no_redirect(app: TestApp) {
 }
 
 async fn a_redirect_uri_not_exactly_the_registered_one_never_redirects(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let mut browser = Browser::new(&app);
     for redirect in [
         "",
@@ -241,7 +89,7 @@ async fn a_redirect_uri_not_exactly_the_registered_one_never_redirects(app: Test
 }
 
 async fn request_errors_go_back_to_the_client_with_state_and_iss(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let mut browser = Browser::new(&app);
     let cases: [(&[(&str, &str)], &str); 8] = [
         (
@@ -271,7 +119,7 @@ async fn request_errors_go_back_to_the_client_with_state_and_iss(app: TestApp) {
 }
 
 async fn a_browser_not_signed_in_sees_the_sign_in_page(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let mut browser = Browser::new(&app);
     let page = browser
         .get(&authorize_path(&rp, &[("login_hint", "ada")]))
@@ -306,7 +154,7 @@ async fn a_browser_not_signed_in_sees_the_sign_in_page(app: TestApp) {
 }
 
 async fn prompt_none_without_a_session_answers_login_required(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let mut browser = Browser::new(&app);
     let answer = redirect_query(
         &browser
@@ -318,7 +166,7 @@ async fn prompt_none_without_a_session_answers_login_required(app: TestApp) {
 }
 
 async fn wrong_credentials_say_so_without_telling_which(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let mut browser = Browser::new(&app);
     let page = browser.get(&authorize_path(&rp, &[])).await;
     let cookie_before = browser.cookie.clone();
@@ -334,7 +182,7 @@ async fn wrong_credentials_say_so_without_telling_which(app: TestApp) {
 }
 
 async fn repeated_failed_sign_ins_are_slowed_down(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let mut browser = Browser::new(&app);
     let page = browser.get(&authorize_path(&rp, &[])).await;
     for _ in 0..idgraph::service::throttle::USER_FREE {
@@ -354,7 +202,7 @@ async fn repeated_failed_sign_ins_are_slowed_down(app: TestApp) {
 }
 
 async fn signing_in_sets_a_host_only_http_only_lax_cookie(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     // An expired session of ada's is cleared by her next sign-in.
     browser_sessions::Entity::insert(browser_sessions::ActiveModel {
         id: Set("e".repeat(64)),
@@ -383,7 +231,7 @@ async fn signing_in_sets_a_host_only_http_only_lax_cookie(app: TestApp) {
 #[tokio::test]
 async fn the_cookie_is_secure_when_the_issuer_is_https() {
     let app = TestApp::sqlite_with(|c| c.issuer = Some("https://id.example".into())).await;
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let mut browser = Browser::new(&app);
     let page = browser.get(&authorize_path(&rp, &[])).await;
     assert!(page.header("set-cookie").unwrap().contains("Secure"));
@@ -392,7 +240,7 @@ async fn the_cookie_is_secure_when_the_issuer_is_https() {
 }
 
 async fn approving_redirects_with_a_code_that_redeems_with_the_sign_in_time(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let (mut browser, consent) = signed_in_at_consent(&app, &rp).await;
     let csp = consent.header("content-security-policy").unwrap();
     assert!(
@@ -432,7 +280,7 @@ async fn approving_redirects_with_a_code_that_redeems_with_the_sign_in_time(app:
 }
 
 async fn denying_redirects_with_access_denied(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let (mut browser, consent) = signed_in_at_consent(&app, &rp).await;
     let answer = redirect_query(&browser.press(&consent, "deny").await);
     assert_eq!(answer["error"], "access_denied");
@@ -442,7 +290,7 @@ async fn denying_redirects_with_access_denied(app: TestApp) {
 }
 
 async fn remembered_consent_skips_the_consent_page_unless_prompt_asks(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let (mut browser, consent) = signed_in_at_consent(&app, &rp).await;
     redirect_query(&browser.press(&consent, "approve").await);
     // Same or fewer scopes: straight back with a code.
@@ -476,7 +324,7 @@ async fn remembered_consent_skips_the_consent_page_unless_prompt_asks(app: TestA
 }
 
 async fn prompt_login_and_an_old_sign_in_ask_for_the_password_again(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let (mut browser, consent) = signed_in_at_consent(&app, &rp).await;
     redirect_query(&browser.press(&consent, "approve").await);
     let again = browser
@@ -513,7 +361,7 @@ async fn prompt_login_and_an_old_sign_in_ask_for_the_password_again(app: TestApp
 }
 
 async fn forms_without_their_csrf_token_are_refused(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let mut browser = Browser::new(&app);
     let page = browser.get(&authorize_path(&rp, &[])).await;
     let request = hidden(&text(&page), "request");
@@ -557,7 +405,7 @@ async fn forms_without_their_csrf_token_are_refused(app: TestApp) {
 }
 
 async fn the_consent_page_shows_the_app_the_scopes_and_who_is_signed_in(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let (_, consent) = signed_in_at_consent(&app, &rp).await;
     assert_page_headers(&consent);
     let html = text(&consent);
@@ -582,7 +430,7 @@ async fn the_consent_page_shows_the_app_the_scopes_and_who_is_signed_in(app: Tes
 }
 
 async fn logout_asks_first_and_returns_to_the_request(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let (mut browser, consent) = signed_in_at_consent(&app, &rp).await;
     let html = text(&consent);
     let start = html.find("/oauth/logout?").unwrap();
@@ -621,7 +469,7 @@ async fn logout_asks_first_and_returns_to_the_request(app: TestApp) {
 }
 
 async fn a_form_posted_authorization_request_is_answered_as_a_get(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let mut browser = Browser::new(&app);
     let posted = browser
         .post(

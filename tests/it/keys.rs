@@ -113,8 +113,8 @@ async fn a_retired_key_is_unpublished_and_its_tokens_fail(app: TestApp) {
         Duration::ZERO,
         app.now(),
     )
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     app.state.keys.reload().await.unwrap();
     assert_eq!(jwks(&app).await["keys"].as_array().unwrap().len(), 1);
     let viewer = app

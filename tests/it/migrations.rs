@@ -50,3 +50,57 @@ async fn migrations_go_down_and_up_again(app: TestApp) {
 }
 
 crate::on_every_database!(migrations_go_down_and_up_again);
+
+/// Every migration file with the SHA-256 it had when it landed. A landed migration is history:
+/// a database migrated from an earlier main never runs it again, so an edit would never reach
+/// it. Change nothing here but to add the line of a new migration.
+const LANDED: [(&str, &str); 5] = [
+    (
+        "m20261126_000001_platform.rs",
+        "9b3e42da41db84aca0fa7c167e354b82705d10edd443091dd0d7bf7a3aaf4d87",
+    ),
+    (
+        "m20261126_000002_apps.rs",
+        "7db81063514135b17f80da9b4680f742ff8edba1b6ebd638ab7d5e2cd305941c",
+    ),
+    (
+        "m20261126_000003_connections.rs",
+        "b1b32cb2d46877ce36cb3a318093acfe8c85a10b6334031aecb4e24da23c7a2f",
+    ),
+    (
+        "m20261127_000004_hosted_sign_in.rs",
+        "813af574e3e42d313f83b3e00291e3231844187382561f8f4ab2a84596115ccd",
+    ),
+    (
+        "m20261129_000005_grants.rs",
+        "39b998430821221800528f74d99b150b074fab09b4f9d90b7315ca737b94f890",
+    ),
+];
+
+#[test]
+fn landed_migrations_never_change() {
+    use sha2::{Digest, Sha256};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/src");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.starts_with('m') && name != "main.rs")
+        .collect();
+    files.sort();
+    let pinned: Vec<&str> = LANDED.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        files, pinned,
+        "every migration file is pinned here with its SHA-256 (a new migration adds its line)"
+    );
+    for (name, expected) in LANDED {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        let actual: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            actual, expected,
+            "{name} changed after it landed: revert it and add a new migration instead"
+        );
+    }
+}

@@ -2,109 +2,11 @@
 
 use axum::http::{Method, StatusCode};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use idgraph::domain::Role;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
+use crate::common::rp::{REDIRECT, Rp, VERIFIER, basic, consent, s256, setup, token, token_with};
 use crate::common::{TestApp, TestResponse};
-
-pub const REDIRECT: &str = "https://rp.example/cb";
-pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-
-pub fn s256(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
-/// A registered app and a signed-in user who may consent.
-pub struct Rp {
-    pub client_id: String,
-    pub secret: String,
-    pub user_token: String,
-    pub user_id: String,
-}
-
-pub async fn setup(app: &TestApp) -> Rp {
-    let admin = app.oauth_admin_token().await;
-    let created = app
-        .register_app(&admin, "RP", "https://rp.example", REDIRECT)
-        .await;
-    let user = app.create_user("ada", &[Role::Oauth]).await;
-    Rp {
-        client_id: created.client_id,
-        secret: created.secret,
-        user_token: app.token("ada", None).await,
-        user_id: user.id.to_string(),
-    }
-}
-
-/// Consents over REST and returns the code.
-pub async fn consent(app: &TestApp, rp: &Rp, body: Value) -> String {
-    let mut body = body;
-    body["client_id"] = json!(rp.client_id);
-    let response = app
-        .rest(
-            Method::POST,
-            "/api/oauth/auth/code",
-            Some(&rp.user_token),
-            Some(body),
-        )
-        .await;
-    response.assert_status(StatusCode::OK);
-    response.json()["code"].as_str().unwrap().to_string()
-}
-
-fn basic(id: &str, secret: &str) -> String {
-    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    format!(
-        "Basic {}",
-        STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
-    )
-}
-
-/// POSTs a form to the token endpoint with HTTP Basic client authentication.
-pub async fn token(app: &TestApp, rp: &Rp, form: &[(&str, &str)]) -> TestResponse {
-    token_with(app, Some(basic(&rp.client_id, &rp.secret)), form).await
-}
-
-pub async fn token_with(
-    app: &TestApp,
-    authorization: Option<String>,
-    form: &[(&str, &str)],
-) -> TestResponse {
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form)
-        .finish();
-    let mut headers = Vec::new();
-    if let Some(value) = &authorization {
-        headers.push(("authorization", value.as_str()));
-    }
-    app.send_bytes(
-        Method::POST,
-        "/api/oauth/token",
-        None,
-        "application/x-www-form-urlencoded",
-        &headers,
-        body.into_bytes(),
-    )
-    .await
-}
-
-/// Redeems a code without PKCE and returns the token response body.
-pub async fn redeem_for(app: &TestApp, rp: &Rp, code: &str) -> Value {
-    let response = token(
-        app,
-        rp,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", REDIRECT),
-        ],
-    )
-    .await;
-    response.assert_status(StatusCode::OK);
-    response.json()
-}
 
 async fn redeem(app: &TestApp, rp: &Rp, code: &str) -> TestResponse {
     token(
@@ -171,7 +73,7 @@ async fn discovery_advertises_exactly_what_the_endpoints_accept(app: TestApp) {
         json!(["client_secret_basic", "client_secret_post"])
     );
 
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     // Every advertised grant type and auth method is accepted...
     for method in doc["code_challenge_methods_supported"].as_array().unwrap() {
         let challenge = if method == "S256" {
@@ -227,7 +129,7 @@ async fn discovery_advertises_exactly_what_the_endpoints_accept(app: TestApp) {
         .await
         .json();
     assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
-    let rp = setup(&strict).await;
+    let rp = setup(&strict, "ops", "ada").await;
     let refused = strict
         .rest(Method::POST, "/api/oauth/auth/code", Some(&rp.user_token), Some(json!({ "client_id": rp.client_id, "scope": "openid", "code_challenge": VERIFIER, "code_challenge_method": "plain" })))
         .await;
@@ -235,7 +137,7 @@ async fn discovery_advertises_exactly_what_the_endpoints_accept(app: TestApp) {
 }
 
 async fn the_code_flow_issues_verifiable_tokens_and_userinfo(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let code = consent(
         &app,
         &rp,
@@ -287,7 +189,7 @@ async fn the_code_flow_issues_verifiable_tokens_and_userinfo(app: TestApp) {
 }
 
 async fn userinfo_claims_follow_the_granted_scope(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let code = consent(&app, &rp, pkce_body("openid")).await;
     let body = redeem(&app, &rp, &code).await.json();
     assert!(
@@ -323,7 +225,7 @@ async fn userinfo_claims_follow_the_granted_scope(app: TestApp) {
 }
 
 async fn a_code_works_once_and_replaying_it_revokes_tokens_issued_from_it(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let code = consent(&app, &rp, pkce_body("openid offline_access")).await;
     let first = redeem(&app, &rp, &code).await.json();
     let access = first["access_token"].as_str().unwrap();
@@ -347,7 +249,7 @@ async fn a_code_works_once_and_replaying_it_revokes_tokens_issued_from_it(app: T
 }
 
 async fn pkce_is_enforced_both_ways(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let code = consent(&app, &rp, pkce_body("openid")).await;
     let wrong = token(
         &app,
@@ -402,7 +304,7 @@ async fn pkce_is_enforced_both_ways(app: TestApp) {
 }
 
 async fn the_redirect_uri_and_client_must_match(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let code = consent(&app, &rp, pkce_body("openid")).await;
     for uri in [
         "https://rp.example/cb/",
@@ -441,7 +343,7 @@ async fn the_redirect_uri_and_client_must_match(app: TestApp) {
 }
 
 async fn client_authentication_failures_look_alike(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let form = [("grant_type", "authorization_code"), ("code", "x")];
     let wrong_secret = token_with(&app, Some(basic(&rp.client_id, "wrong")), &form).await;
     let unknown = token_with(&app, Some(basic("nobody", &rp.secret)), &form).await;
@@ -500,7 +402,7 @@ async fn client_authentication_failures_look_alike(app: TestApp) {
 }
 
 async fn refresh_tokens_rotate_are_bound_to_their_client_and_only_narrow(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let code = consent(&app, &rp, pkce_body("openid profile offline_access")).await;
     let first = redeem(&app, &rp, &code).await.json();
     let r1 = first["refresh_token"].as_str().unwrap().to_string();
@@ -554,7 +456,7 @@ async fn refresh_tokens_rotate_are_bound_to_their_client_and_only_narrow(app: Te
 }
 
 async fn concurrent_redemptions_of_one_code_yield_one_token(app: TestApp) {
-    let rp = setup(&app).await;
+    let rp = setup(&app, "ops", "ada").await;
     let code = consent(&app, &rp, pkce_body("openid")).await;
     let attempts = (0..20).map(|_| redeem(&app, &rp, &code));
     let responses = futures_util::future::join_all(attempts).await;
@@ -576,7 +478,133 @@ async fn concurrent_redemptions_of_one_code_yield_one_token(app: TestApp) {
     );
 }
 
+/// Every rule of a code redemption, broken alone. Each rule is written twice in
+/// `service/tokens/code.rs`: as a condition of the one-statement redemption, and as a check that
+/// names what was wrong. A case passes only if the statement refused it (or tokens would come
+/// back) and the check named its rule (the description); the good request passes both in two
+/// statements (the redemption and the connection's access time).
+async fn every_redemption_rule_is_enforced_in_sql_and_named_in_rust(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let other = app
+        .register_app(&app.token("ops", None).await, "Other", "", REDIRECT)
+        .await;
+    let bad_code = "the authorization code is invalid, expired or was already used";
+    let bad_redirect = "redirect_uri must be the one";
+    let good = |code: &str| {
+        vec![
+            ("grant_type".to_string(), "authorization_code".to_string()),
+            ("code".to_string(), code.to_string()),
+            ("redirect_uri".to_string(), REDIRECT.to_string()),
+            ("code_verifier".to_string(), VERIFIER.to_string()),
+        ]
+    };
+    let without = |form: Vec<(String, String)>, name: &str| -> Vec<(String, String)> {
+        form.into_iter().filter(|(n, _)| n != name).collect()
+    };
+    let with = |form: Vec<(String, String)>, name: &str, value: &str| -> Vec<(String, String)> {
+        let mut form = without(form, name);
+        form.push((name.to_string(), value.to_string()));
+        form
+    };
+    // (rule, what the error names, the request for a fresh code, sent by the code's own client)
+    type Form<'a> = Box<dyn Fn(&str) -> Vec<(String, String)> + 'a>;
+    let cases: Vec<(&str, &str, Form, bool)> = vec![
+        (
+            "unknown code",
+            bad_code,
+            Box::new(|_| good("no-such-code")),
+            true,
+        ),
+        (
+            "another client's code",
+            bad_code,
+            Box::new(|c| good(c)),
+            false,
+        ),
+        (
+            "missing redirect_uri",
+            bad_redirect,
+            Box::new(|c| without(good(c), "redirect_uri")),
+            true,
+        ),
+        (
+            "unregistered redirect_uri",
+            bad_redirect,
+            Box::new(|c| with(good(c), "redirect_uri", "https://rp.example/other")),
+            true,
+        ),
+        (
+            "wrong verifier",
+            "code_verifier does not match",
+            Box::new(|c| with(good(c), "code_verifier", &"x".repeat(43))),
+            true,
+        ),
+        (
+            "missing verifier",
+            "code_verifier is required",
+            Box::new(|c| without(good(c), "code_verifier")),
+            true,
+        ),
+    ];
+    for (rule, description, form, as_rp) in cases {
+        let code = consent(&app, &rp, pkce_body("openid")).await;
+        let pairs = form(&code);
+        let pairs: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let response = if as_rp {
+            token(&app, &rp, &pairs).await
+        } else {
+            token_with(&app, Some(basic(&other.client_id, &other.secret)), &pairs).await
+        };
+        assert_oauth_error(&response, StatusCode::BAD_REQUEST, "invalid_grant");
+        let said = response.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(said.contains(description), "{rule}: {said}");
+        // The rule left the code unused: the good request still redeems it.
+        let good_pairs = good(&code);
+        let good_pairs: Vec<(&str, &str)> = good_pairs
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let redeemed = token(&app, &rp, &good_pairs).await;
+        if rule != "unknown code" {
+            redeemed.assert_status(StatusCode::OK);
+        }
+    }
+    // A verifier sent for a code that had no challenge (a downgrade attempt).
+    let code = consent(&app, &rp, json!({ "scope": "openid" })).await;
+    let response = redeem(&app, &rp, &code).await;
+    assert_oauth_error(&response, StatusCode::BAD_REQUEST, "invalid_grant");
+    assert!(
+        response.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("no code_challenge")
+    );
+    // An expired code (the clock moved past its minute).
+    let code = consent(&app, &rp, pkce_body("openid")).await;
+    app.advance(std::time::Duration::from_secs(61));
+    let response = redeem(&app, &rp, &code).await;
+    assert_oauth_error(&response, StatusCode::BAD_REQUEST, "invalid_grant");
+    assert!(
+        response.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains(bad_code)
+    );
+    // The good request: one statement redeems, one marks the connection used.
+    let code = consent(&app, &rp, pkce_body("openid")).await;
+    let (response, statements) = app.count_statements(redeem(&app, &rp, &code)).await;
+    response.assert_status(StatusCode::OK);
+    assert_eq!(statements, 2, "the fast path redeems in one statement");
+}
+
 crate::on_every_database!(
+    every_redemption_rule_is_enforced_in_sql_and_named_in_rust,
     discovery_advertises_exactly_what_the_endpoints_accept,
     the_code_flow_issues_verifiable_tokens_and_userinfo,
     userinfo_claims_follow_the_granted_scope,

@@ -54,7 +54,7 @@ async fn sign_in_with(algorithm: &str, jws: CoreJwsSigningAlgorithm) {
     let (app, issuer) = (&served.app, &served.issuer);
 
     // An oauth admin registers the relying party; a user signs in to the sign-in UI.
-    let admin = app.oauth_admin_token().await;
+    let admin = app.oauth_admin("ops").await;
     let created = app.register_app(&admin, "RP", "", REDIRECT).await;
     let user = app.create_user("ada", &[]).await;
     let session = app.token("ada", Some("gov.user.oauth.authorize")).await;

@@ -188,7 +188,11 @@ async fn a_second_session_survives_the_first_ones_logout(app: TestApp) {
         .await;
     assert_eq!(logout["data"]["logout"], true, "{logout}");
     let ended = app.graphql(VIEWER, json!({}), Some(&phone)).await;
-    assert_eq!(error_code(&ended), "INVALID_TOKEN", "the phone's session ended");
+    assert_eq!(
+        error_code(&ended),
+        "INVALID_TOKEN",
+        "the phone's session ended"
+    );
     let viewer = app.graphql(VIEWER, json!({}), Some(&laptop)).await;
     assert_eq!(viewer["data"]["viewer"]["username"], "ada");
 }

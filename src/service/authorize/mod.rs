@@ -48,7 +48,7 @@ const SIGN_OUT_FORM: &str = "sign-out";
 /// What the person did.
 pub enum Interaction {
     /// An authorization request arrived (a GET, or a form post of one).
-    Request(AuthorizeParams),
+    Request(Box<AuthorizeParams>),
     /// The sign-in form was sent.
     SignIn {
         /// The form's sealed request.
@@ -104,8 +104,8 @@ pub async fn authorize(
             let username = username.trim();
             match browser::sign_in(state, username, password, context).await {
                 Ok((value, session)) => {
-                    let mut outcome = decide(state, Some(&value), checked, Some(session), true)
-                        .await?;
+                    let mut outcome =
+                        decide(state, Some(&value), checked, Some(session), true).await?;
                     outcome.cookie = Some(CookieChange::SignedIn {
                         value,
                         max_age: secs(state.config.browser_session_ttl),
@@ -139,7 +139,12 @@ pub async fn authorize(
             }
         }
         Interaction::Deny(form) => match open(state, context, CONSENT_FORM, &form).await? {
-            Ok(checked) => refuse(state, &checked, "access_denied", "the user denied the request"),
+            Ok(checked) => refuse(
+                state,
+                &checked,
+                "access_denied",
+                "the user denied the request",
+            ),
             Err(view) => Ok(Outcome::view(view)),
         },
     }
@@ -169,9 +174,7 @@ async fn check(
         .as_deref()
         .filter(|uri| registered(&app, uri))
     else {
-        return error(
-            "The redirect_uri is missing or is not one registered for this application.",
-        );
+        return error("The redirect_uri is missing or is not one registered for this application.");
     };
     let client_id = ClientId::from_trusted(app.client_id.clone());
     match AuthorizationRequest::validate(
@@ -266,7 +269,12 @@ async fn decide(
     let (session, cookie) = match (session, cookie) {
         (Some(s), Some(cookie)) if fresh || !(request.prompt.login || too_old(&s)) => (s, cookie),
         _ if request.prompt.none => {
-            return refuse(state, &checked, "login_required", "the user is not signed in");
+            return refuse(
+                state,
+                &checked,
+                "login_required",
+                "the user is not signed in",
+            );
         }
         _ => return sign_in_page(state, cookie, &checked),
     };

@@ -181,7 +181,11 @@ impl Redemption {
             .col_expr(G::RefreshExpiresAt, Expr::value(self.refresh_expires_at))
     }
 
-    async fn issue(self, state: &AppState, row: grants::Model) -> Result<TokenResponse, OAuthError> {
+    async fn issue(
+        self,
+        state: &AppState,
+        row: grants::Model,
+    ) -> Result<TokenResponse, OAuthError> {
         let offline = OidcScopes::filter(&row.scope).contains(OidcScope::OfflineAccess);
         touch_connection(state, &row, self.now).await?;
         issue(

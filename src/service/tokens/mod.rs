@@ -185,7 +185,7 @@ async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuth
         ttl,
     );
     let ring = state.keys.ring().await?;
-    let access_token = crate::auth::jwt::sign(&ring.active, &access).map_err(AppError::internal)?;
+    let access_token = ring.sign(&access).map_err(AppError::internal)?;
     let id = IdClaims {
         iss: issuer.clone(),
         sub: grant.user_id.clone(),
@@ -196,7 +196,7 @@ async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuth
         nonce: what.nonce,
         at_hash: at_hash(ring.active.algorithm(), &access_token),
     };
-    let id_token = crate::auth::jwt::sign(&ring.active, &id).map_err(AppError::internal)?;
+    let id_token = ring.sign(&id).map_err(AppError::internal)?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
@@ -215,11 +215,7 @@ async fn revoke_grant(db: &DatabaseConnection, grant_id: &str) -> Result<(), DbE
 
 /// Marks the connection used now, to the minute: the write is skipped when the stored time is
 /// less than a minute old, so a burst of refreshes does not rewrite the row each time.
-async fn touch_connection(
-    state: &AppState,
-    grant: &grants::Model,
-    now: i64,
-) -> Result<(), DbErr> {
+async fn touch_connection(state: &AppState, grant: &grants::Model, now: i64) -> Result<(), DbErr> {
     connections::Entity::update_many()
         .col_expr(connections::Column::AccessTime, Expr::value(now))
         .filter(connections::Column::UserId.eq(&grant.user_id))
@@ -271,7 +267,10 @@ impl Families for GrantFamilies<'_> {
     ) -> Result<bool, DbErr> {
         let rotated = grants::Entity::update_many()
             .col_expr(grants::Column::RefreshHash, Expr::value(to))
-            .col_expr(grants::Column::RefreshExpiresAt, Expr::value(now + self.ttl))
+            .col_expr(
+                grants::Column::RefreshExpiresAt,
+                Expr::value(now + self.ttl),
+            )
             .filter(grants::Column::Id.eq(&row.id))
             .filter(grants::Column::RefreshHash.eq(from))
             .exec(db)
@@ -279,7 +278,12 @@ impl Families for GrantFamilies<'_> {
         Ok(rotated.rows_affected == 1)
     }
 
-    async fn revoke(&self, db: &DatabaseConnection, row: &Self::Row, _now: i64) -> Result<(), DbErr> {
+    async fn revoke(
+        &self,
+        db: &DatabaseConnection,
+        row: &Self::Row,
+        _now: i64,
+    ) -> Result<(), DbErr> {
         revoke_grant(db, &row.id).await
     }
 }

@@ -2,6 +2,9 @@
 //! a fresh PostgreSQL database when `TEST_DATABASE_URL` is set), the real router, and helpers
 //! that send requests through it with `oneshot`.
 
+pub mod browser;
+pub mod rp;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -10,11 +13,11 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use idgraph::auth::Principal;
-use idgraph::domain::Role;
 use idgraph::config::RawConfig;
+use idgraph::domain::Role;
 use idgraph::domain::users::NewUser;
-use idgraph::service::users;
 use idgraph::service::AppState;
+use idgraph::service::users;
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
@@ -107,6 +110,45 @@ impl Drop for Served {
     fn drop(&mut self) {
         self.server.abort();
     }
+}
+
+/// Sends a request through `router` and reads the answer to the end.
+pub async fn send_on(router: Router, request: Request<Body>) -> TestResponse {
+    let response = router.oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    TestResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A JSON request with an optional bearer token (for [`TestApp::send_all`]).
+pub fn json_request(
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Request<Body> {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let body = match body {
+        Some(json) => {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+            Body::from(json.to_string())
+        }
+        None => Body::empty(),
+    };
+    request.body(body).expect("request")
 }
 
 /// A response read to the end.
@@ -255,25 +297,36 @@ impl TestApp {
 
     /// Sends a request through the real router.
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("infallible");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        TestResponse {
-            status,
-            headers,
-            body,
+        send_on(self.router.clone(), request).await
+    }
+
+    /// Sends every request at once, each on a task of its own (so they truly run in
+    /// parallel), and returns the answers in order.
+    pub async fn send_all(&self, requests: Vec<Request<Body>>) -> Vec<TestResponse> {
+        let tasks: Vec<_> = requests
+            .into_iter()
+            .map(|request| tokio::spawn(send_on(self.router.clone(), request)))
+            .collect();
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.expect("request task"));
         }
+        answers
+    }
+
+    /// Sends a request as if it came from `addr` over TCP (the client address the sign-in
+    /// back-off counts).
+    pub async fn send_from(
+        &self,
+        addr: std::net::IpAddr,
+        mut request: Request<Body>,
+    ) -> TestResponse {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::new(
+                addr, 40000,
+            )));
+        self.send(request).await
     }
 
     /// `GET path` with an optional bearer token.
@@ -294,18 +347,7 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> TestResponse {
-        let mut request = Request::builder().method(method).uri(path);
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let body = match body {
-            Some(json) => {
-                request = request.header(header::CONTENT_TYPE, "application/json");
-                Body::from(json.to_string())
-            }
-            None => Body::empty(),
-        };
-        self.send(request.body(body).expect("request")).await
+        self.send(json_request(method, path, token, body)).await
     }
 
     /// Sends raw bytes with a content type and extra headers.
@@ -356,7 +398,8 @@ impl TestApp {
     /// is `invalid_grant` (400) once the client is authenticated, `invalid_client` (401) before.
     pub async fn secret_works(&self, client_id: &str, secret: &str) -> bool {
         use base64::Engine;
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"));
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"));
         let response = self
             .send_bytes(
                 Method::POST,
@@ -370,14 +413,17 @@ impl TestApp {
         match response.status {
             StatusCode::BAD_REQUEST => true,
             StatusCode::UNAUTHORIZED => false,
-            other => panic!("unexpected {other}: {}", String::from_utf8_lossy(&response.body)),
+            other => panic!(
+                "unexpected {other}: {}",
+                String::from_utf8_lossy(&response.body)
+            ),
         }
     }
 
-    /// An oauth admin's token with scope `all`.
-    pub async fn oauth_admin_token(&self) -> String {
-        self.create_user("ops", &[Role::Oauth]).await;
-        self.token("ops", None).await
+    /// Creates the oauth admin `username` (role `oauth`) and returns their token (scope `all`).
+    pub async fn oauth_admin(&self, username: &str) -> String {
+        self.create_user(username, &[Role::Oauth]).await;
+        self.token(username, None).await
     }
 
     /// POSTs a GraphQL operation as JSON.

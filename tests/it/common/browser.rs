@@ -1,0 +1,160 @@
+//! A client that keeps idgraph's cookie like a browser and reads the forms' hidden fields the
+//! way a browser would, driven through the real router.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+
+use super::rp::{REDIRECT, Rp, VERIFIER, s256};
+use super::{TestApp, TestResponse};
+
+/// A client that keeps idgraph's cookie like a browser.
+pub struct Browser<'a> {
+    app: &'a TestApp,
+    pub cookie: Option<String>,
+}
+
+impl<'a> Browser<'a> {
+    pub fn new(app: &'a TestApp) -> Self {
+        Self { app, cookie: None }
+    }
+
+    async fn send(&mut self, request: axum::http::request::Builder, body: Body) -> TestResponse {
+        let request = match &self.cookie {
+            Some(value) => request.header(header::COOKIE, format!("idgraph_session={value}")),
+            None => request,
+        };
+        let response = self.app.send(request.body(body).unwrap()).await;
+        for set in response.headers.get_all(header::SET_COOKIE) {
+            let set = set.to_str().unwrap();
+            let value = set
+                .strip_prefix("idgraph_session=")
+                .and_then(|rest| rest.split(';').next())
+                .unwrap();
+            self.cookie = (!set.contains("Max-Age=0")).then(|| value.to_string());
+        }
+        response
+    }
+
+    pub async fn get(&mut self, path: &str) -> TestResponse {
+        let request = Request::builder().method(Method::GET).uri(path);
+        self.send(request, Body::empty()).await
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> TestResponse {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        self.send(request, Body::from(body)).await
+    }
+
+    /// Fills in and sends the sign-in form of `page`.
+    pub async fn sign_in(
+        &mut self,
+        page: &TestResponse,
+        username: &str,
+        password: &str,
+    ) -> TestResponse {
+        let html = text(page);
+        self.post(
+            "/oauth/authorize",
+            &[
+                ("action", "signin"),
+                ("csrf", &hidden(&html, "csrf")),
+                ("request", &hidden(&html, "request")),
+                ("username", username),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
+    /// Presses `action` (`approve` or `deny`) on the consent page `page`.
+    pub async fn press(&mut self, page: &TestResponse, action: &str) -> TestResponse {
+        let html = text(page);
+        self.post(
+            "/oauth/authorize",
+            &[
+                ("action", action),
+                ("csrf", &hidden(&html, "csrf")),
+                ("request", &hidden(&html, "request")),
+            ],
+        )
+        .await
+    }
+}
+
+pub fn text(response: &TestResponse) -> String {
+    String::from_utf8_lossy(&response.body).into_owned()
+}
+
+pub fn unescape(text: &str) -> String {
+    [
+        ("&#34;", "\""),
+        ("&quot;", "\""),
+        ("&#39;", "'"),
+        ("&#x27;", "'"),
+        ("&#60;", "<"),
+        ("&lt;", "<"),
+        ("&#62;", ">"),
+        ("&gt;", ">"),
+        ("&#38;", "&"),
+        ("&amp;", "&"),
+    ]
+    .iter()
+    .fold(text.to_string(), |acc, (from, to)| acc.replace(from, to))
+}
+
+/// The value of the hidden input `name` in `html`.
+pub fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name} in {html}"))
+        + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    unescape(&html[start..end])
+}
+
+/// The query of a redirect's `Location`, which must lead to the client.
+pub fn redirect_query(response: &TestResponse) -> HashMap<String, String> {
+    response.assert_status(StatusCode::SEE_OTHER);
+    let location = response.header("location").unwrap();
+    assert!(location.starts_with(REDIRECT), "{location}");
+    let url = url::Url::parse(location).unwrap();
+    url.query_pairs().into_owned().collect()
+}
+
+/// `/oauth/authorize` for `rp` with the usual parameters; `changes` replace or add some, and an
+/// empty value removes one.
+pub fn authorize_path(rp: &Rp, changes: &[(&str, &str)]) -> String {
+    let challenge = s256(VERIFIER);
+    let mut params: Vec<(String, String)> = [
+        ("response_type", "code"),
+        ("client_id", rp.client_id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid profile email"),
+        ("state", "st-42 &?"),
+        ("nonce", "n-0S6"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (name, value) in changes {
+        params.retain(|(k, _)| k != name);
+        if !value.is_empty() {
+            params.push((name.to_string(), value.to_string()));
+        }
+    }
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&params)
+        .finish();
+    format!("/oauth/authorize?{query}")
+}

@@ -1,0 +1,110 @@
+//! A relying party's side of the tests: a registered app with a signed-in user, consent over
+//! REST, and the token endpoint with HTTP Basic client authentication.
+
+use axum::http::{Method, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use idgraph::domain::Role;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::{TestApp, TestResponse};
+
+pub const REDIRECT: &str = "https://rp.example/cb";
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+pub fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// A registered app and a signed-in user who may consent.
+pub struct Rp {
+    pub client_id: String,
+    pub secret: String,
+    pub user_token: String,
+    pub user_id: String,
+}
+
+/// Creates the oauth admin `admin`, who registers the app "RP" (redirect URI [`REDIRECT`]),
+/// and the user `user` (role `oauth`), signed in with scope `all`.
+pub async fn setup(app: &TestApp, admin: &str, user: &str) -> Rp {
+    let admin = app.oauth_admin(admin).await;
+    let created = app
+        .register_app(&admin, "RP", "https://rp.example", REDIRECT)
+        .await;
+    let created_user = app.create_user(user, &[Role::Oauth]).await;
+    Rp {
+        client_id: created.client_id,
+        secret: created.secret,
+        user_token: app.token(user, None).await,
+        user_id: created_user.id.to_string(),
+    }
+}
+
+/// Consents over REST and returns the code.
+pub async fn consent(app: &TestApp, rp: &Rp, body: Value) -> String {
+    let mut body = body;
+    body["client_id"] = json!(rp.client_id);
+    let response = app
+        .rest(
+            Method::POST,
+            "/api/oauth/auth/code",
+            Some(&rp.user_token),
+            Some(body),
+        )
+        .await;
+    response.assert_status(StatusCode::OK);
+    response.json()["code"].as_str().unwrap().to_string()
+}
+
+pub fn basic(id: &str, secret: &str) -> String {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
+    )
+}
+
+/// POSTs a form to the token endpoint with HTTP Basic client authentication.
+pub async fn token(app: &TestApp, rp: &Rp, form: &[(&str, &str)]) -> TestResponse {
+    token_with(app, Some(basic(&rp.client_id, &rp.secret)), form).await
+}
+
+pub async fn token_with(
+    app: &TestApp,
+    authorization: Option<String>,
+    form: &[(&str, &str)],
+) -> TestResponse {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let mut headers = Vec::new();
+    if let Some(value) = &authorization {
+        headers.push(("authorization", value.as_str()));
+    }
+    app.send_bytes(
+        Method::POST,
+        "/api/oauth/token",
+        None,
+        "application/x-www-form-urlencoded",
+        &headers,
+        body.into_bytes(),
+    )
+    .await
+}
+
+/// Redeems a code without PKCE and returns the token response body.
+pub async fn redeem_for(app: &TestApp, rp: &Rp, code: &str) -> Value {
+    let response = token(
+        app,
+        rp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+        ],
+    )
+    .await;
+    response.assert_status(StatusCode::OK);
+    response.json()
+}
