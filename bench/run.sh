@@ -52,8 +52,8 @@ now = int(time.time())
 rows = []
 for i in range(10_000):
     cid = secrets.token_urlsafe(16)
-    rows.append((cid, f"app {i:05d}", "https://example.com", "https://example.com/cb", "", secrets.token_hex(32), None, now, now))
-db.executemany("INSERT INTO apps (client_id, name, url, redirect_uri, logo, secret_hash, creator_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+    rows.append((cid, f"app {i:05d}", "https://example.com", "https://example.com/cb", "", None, now, now))
+db.executemany("INSERT INTO apps (client_id, name, url, redirect_uri, logo, creator_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?)", rows)
 db.commit()
 ids = [r[0] for r in rows]
 with open(os.path.join(work, "ids.txt"), "w") as f:

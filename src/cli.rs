@@ -95,7 +95,8 @@ pub enum UserCommand {
 /// `idgraph keys` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Add a new active signing key; the old one stays published until its tokens expire.
+    /// Add a new active signing key for every algorithm in use; the old ones stay published
+    /// until their tokens expire.
     Rotate,
 }
 
@@ -171,10 +172,16 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let db = open_database(&config, config.migrate_on_start).await?;
             let overlap = config.access_token_ttl + std::time::Duration::from_secs(60);
             let now = crate::clock::Clock::system().now();
-            let kid = keys::rotate(&db, config.signing_algorithm, overlap, now).await?;
+            let mut algorithms = keys::active_algorithms(&db).await?;
+            if !algorithms.contains(&config.signing_algorithm) {
+                algorithms.push(config.signing_algorithm);
+            }
+            for algorithm in algorithms {
+                let kid = keys::rotate(&db, algorithm, overlap, now).await?;
+                println!("new signing key {kid} ({algorithm})");
+            }
             println!(
-                "new signing key {kid} ({}); running servers pick it up within {} s",
-                config.signing_algorithm,
+                "running servers pick the new keys up within {} s",
                 keys::KeyStore::REFRESH.as_secs()
             );
             db.close().await?;

@@ -37,6 +37,7 @@ pub struct RawConfig {
     pub pkce_allow_plain: bool,
     pub authorization_endpoint: Option<String>,
     pub browser_session_ttl_secs: u64,
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for RawConfig {
@@ -59,6 +60,7 @@ impl Default for RawConfig {
             pkce_allow_plain: true,
             authorization_endpoint: None,
             browser_session_ttl_secs: 12 * 3600,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -141,6 +143,9 @@ pub struct Config {
     pub authorization_endpoint: String,
     /// How long a sign-in on idgraph's own sign-in page lasts.
     pub browser_session_ttl: Duration,
+    /// Web origins whose browsers may call the management API and GraphQL (CORS); none by
+    /// default. The token endpoint and userinfo follow each app's redirect URIs instead.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Config {
@@ -289,6 +294,17 @@ impl RawConfig {
         if !(300..=30 * 24 * 3600).contains(&self.browser_session_ttl_secs) {
             errors.push("browser_session_ttl_secs must be between 300 and 2592000".to_string());
         }
+        for origin in &self.cors_allowed_origins {
+            let is_origin = Url::parse(origin).is_ok_and(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.origin().ascii_serialization() == *origin
+            });
+            if !is_origin {
+                errors.push(format!(
+                    "cors_allowed_origins: {origin:?} is not an origin like https://admin.example.com"
+                ));
+            }
+        }
 
         if !errors.is_empty() {
             return Err(ConfigError(errors));
@@ -315,6 +331,7 @@ impl RawConfig {
             pkce_allow_plain: self.pkce_allow_plain,
             authorization_endpoint,
             browser_session_ttl: Duration::from_secs(self.browser_session_ttl_secs),
+            cors_allowed_origins: self.cors_allowed_origins,
         })
     }
 }

@@ -42,7 +42,7 @@ pub fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(graphql::http::routes(state.clone(), build_schema(limits)))
-        .nest("/api/oauth", rest::routes())
+        .nest("/api/oauth", rest::routes(&state))
         .merge(rest::health_routes())
         .merge(oidc::well_known())
         .merge(web::routes())

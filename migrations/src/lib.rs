@@ -11,6 +11,7 @@ mod m20261126_000002_apps;
 mod m20261126_000003_connections;
 mod m20261127_000004_hosted_sign_in;
 mod m20261129_000005_grants;
+mod m20261129_000006_client_model;
 
 /// Runs idgraph's migrations in order.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_connections::Migration),
             Box::new(m20261127_000004_hosted_sign_in::Migration),
             Box::new(m20261129_000005_grants::Migration),
+            Box::new(m20261129_000006_client_model::Migration),
         ]
     }
 }

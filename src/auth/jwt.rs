@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::keys::{SigningKey, VerifyingKey};
+use super::keys::{SigningAlgorithm, SigningKey, VerifyingKey};
 use crate::domain::secret::random_token;
 
 /// What a token is for. Management guards accept only [`TokenKind::Session`].
@@ -129,11 +129,13 @@ pub struct IdClaims {
     pub at_hash: String,
 }
 
-/// Every key a node signs and verifies with, loaded from the database. [`KeyRing::sign`] is the
-/// one signing path of every token idgraph issues.
+/// Every key a node signs and verifies with, loaded from the database. [`KeyRing::sign`] and
+/// [`KeyRing::sign_with`] are the one signing path of every token idgraph issues.
 pub struct KeyRing {
-    /// The key new tokens are signed with.
-    pub active: Arc<SigningKey>,
+    /// The newest unsuperseded key of each algorithm.
+    pub signers: HashMap<SigningAlgorithm, Arc<SigningKey>>,
+    /// The algorithm of access tokens and first-party tokens (the configured one).
+    pub default: SigningAlgorithm,
     /// Every published key by `kid`.
     pub verifying: HashMap<String, VerifyingKey>,
     /// The public JSON Web Key Set, `{"keys": [...]}`.
@@ -141,9 +143,33 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    /// Signs `claims` with the active key.
+    /// The key that signs with `algorithm`, if the ring has one.
+    pub fn signer(&self, algorithm: SigningAlgorithm) -> Option<&SigningKey> {
+        self.signers.get(&algorithm).map(Arc::as_ref)
+    }
+
+    /// The algorithms the ring can sign with, sorted by name.
+    pub fn algorithms(&self) -> Vec<SigningAlgorithm> {
+        let mut algorithms: Vec<SigningAlgorithm> = self.signers.keys().copied().collect();
+        algorithms.sort_by_key(|a| a.as_str());
+        algorithms
+    }
+
+    /// Signs `claims` with the default algorithm's key.
     pub fn sign<T: Serialize>(&self, claims: &T) -> anyhow::Result<String> {
-        sign(&self.active, claims)
+        self.sign_with(self.default, claims)
+    }
+
+    /// Signs `claims` with `algorithm`'s key.
+    pub fn sign_with<T: Serialize>(
+        &self,
+        algorithm: SigningAlgorithm,
+        claims: &T,
+    ) -> anyhow::Result<String> {
+        let key = self
+            .signer(algorithm)
+            .ok_or_else(|| anyhow::anyhow!("no active {algorithm} signing key"))?;
+        sign(key, claims)
     }
 }
 
@@ -193,7 +219,7 @@ pub fn verify<T: DeserializeOwned>(
 ) -> Result<T, VerifyError> {
     let kid = header_kid(token).ok_or(VerifyError::Invalid)?;
     let key = ring.verifying.get(&kid).ok_or(VerifyError::UnknownKey)?;
-    let mut validation = Validation::new(key.algorithm.jwt_algorithm());
+    let mut validation = Validation::new(super::keys::jwt_algorithm(key.algorithm));
     validation.set_issuer(&[issuer]);
     validation.set_audience(&[audience]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);

@@ -2,7 +2,6 @@
 //! JWK of each key. Storage of keys lives in `service::keys`; this module does no I/O.
 
 use std::fmt;
-use std::str::FromStr;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -15,53 +14,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Value, json};
 
-/// The JWS algorithms idgraph signs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SigningAlgorithm {
-    /// RSASSA-PKCS1-v1_5 with SHA-256 over a 2048-bit key; required by OpenID Connect.
-    Rs256,
-    /// ECDSA over P-256 with SHA-256.
-    Es256,
-    /// Ed25519.
-    EdDsa,
-}
+pub use crate::domain::capabilities::SigningAlgorithm;
 
-impl SigningAlgorithm {
-    /// The `alg` string of JOSE.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Rs256 => "RS256",
-            Self::Es256 => "ES256",
-            Self::EdDsa => "EdDSA",
-        }
-    }
-
-    /// The matching jsonwebtoken algorithm, used to pin verification.
-    pub fn jwt_algorithm(self) -> Algorithm {
-        match self {
-            Self::Rs256 => Algorithm::RS256,
-            Self::Es256 => Algorithm::ES256,
-            Self::EdDsa => Algorithm::EdDSA,
-        }
-    }
-}
-
-impl fmt::Display for SigningAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for SigningAlgorithm {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "RS256" => Ok(Self::Rs256),
-            "ES256" => Ok(Self::Es256),
-            "EdDSA" => Ok(Self::EdDsa),
-            other => Err(format!("unknown signing algorithm {other:?}")),
-        }
+/// The jsonwebtoken algorithm of `algorithm`, used to pin verification.
+pub fn jwt_algorithm(algorithm: SigningAlgorithm) -> Algorithm {
+    match algorithm {
+        SigningAlgorithm::Rs256 => Algorithm::RS256,
+        SigningAlgorithm::Es256 => Algorithm::ES256,
+        SigningAlgorithm::EdDsa => Algorithm::EdDSA,
     }
 }
 

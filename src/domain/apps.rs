@@ -1,16 +1,25 @@
-//! Apps: the validated input of create and update, the app as transports see it, and the pure
-//! rules for redirect URIs and listing cursors.
+//! Apps: the validated input of create and update, the app as transports see it, and the
+//! listing cursor.
+//!
+//! The seed's fields (`name`, `url`, `redirect_uri`) keep their meaning and stay required
+//! (`redirect_uris` may stand for `redirect_uri`); the client metadata of RFC 7591 comes beside
+//! them, every field optional on input. On update an absent metadata field keeps its value, so
+//! an older client that never sends the new fields changes none of them; `redirect_uri` reads
+//! and writes the first of `redirect_uris`.
 
 use serde::{Deserialize, Serialize};
-use url::{Host, Url};
+use url::Url;
 
+use super::capabilities::{ClientAuthMethod, GrantType, SigningAlgorithm};
+use super::clients::{ClientPolicy, check_redirect_uri, check_redirect_uris};
 use super::ids::{ClientId, UserId};
+use super::oauth::{OidcScope, OidcScopes};
 use crate::error::AppError;
 
 /// Most ids one bulk look-up may ask for.
 pub const MAX_BULK_IDS: usize = 256;
 
-/// An app as every transport sees it: never its secret or the secret's hash.
+/// An app as every transport sees it: never its secrets or their digests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct App {
     /// Public client id.
@@ -19,8 +28,6 @@ pub struct App {
     pub name: String,
     /// Homepage; may be empty.
     pub url: String,
-    /// The one registered redirect URI.
-    pub redirect_uri: String,
     /// A `data:` URL of a tiny thumbnail, or empty when the app has no logo.
     pub logo: String,
     /// Who registered it, if that user still exists.
@@ -29,93 +36,198 @@ pub struct App {
     pub created_at: i64,
     /// Last change, Unix seconds.
     pub updated_at: i64,
+    /// Its client metadata.
+    pub policy: ClientPolicy,
 }
 
-/// Name, homepage and redirect URI, as given to create or update an app.
-#[derive(Debug, Clone)]
+impl App {
+    /// The first redirect URI: the seed's `redirect_uri`.
+    pub fn redirect_uri(&self) -> &str {
+        self.policy.redirect_uris.first().map_or("", String::as_str)
+    }
+}
+
+/// An app's name and homepage, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppFields {
+    /// 1..127 characters.
+    pub name: String,
+    /// Empty, or an absolute http(s) URL of at most 512 bytes.
+    pub url: String,
+}
+
+/// What create and update receive; `None` means "not given".
+#[derive(Debug, Clone, Default)]
 pub struct AppInput {
     /// 1..127 characters.
     pub name: String,
     /// Empty, or an absolute http(s) URL of at most 512 bytes.
     pub url: String,
-    /// An absolute URL of at most 512 bytes, see [`check_redirect_uri`].
-    pub redirect_uri: String,
+    /// The first redirect URI.
+    pub redirect_uri: Option<String>,
+    /// Every redirect URI, 1 to 10.
+    pub redirect_uris: Option<Vec<String>>,
+    /// Where RP-initiated logout may return to, 0 to 10.
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// `client_secret_basic`, `client_secret_post` or `none`.
+    pub token_endpoint_auth_method: Option<String>,
+    /// A subset of `authorization_code`, `refresh_token`.
+    pub grant_types: Option<Vec<String>>,
+    /// The scope ceiling, space-separated; empty means every scope.
+    pub scope: Option<String>,
+    /// `RS256`, `ES256` or `EdDSA`.
+    pub id_token_signed_response_alg: Option<String>,
 }
 
 impl AppInput {
-    /// Checks every field; the message names the field that is wrong.
-    pub fn validate(mut self) -> Result<Self, AppError> {
-        self.name = self.name.trim().to_string();
-        let chars = self.name.chars().count();
-        if !(1..=127).contains(&chars) {
-            return Err(AppError::invalid("name: must be 1 to 127 characters"));
+    /// Checks every field against `current` (an update: absent fields keep their value) or
+    /// the defaults (a create); the message names the field that is wrong.
+    pub fn validate(
+        self,
+        current: Option<&ClientPolicy>,
+    ) -> Result<(AppFields, ClientPolicy), AppError> {
+        let fields = AppFields {
+            name: check_name(&self.name)?,
+            url: check_url(&self.url)?,
+        };
+        let mut policy = current.cloned().unwrap_or_default();
+        policy.redirect_uris = redirect_uris(self.redirect_uri, self.redirect_uris, current)?;
+        if let Some(uris) = self.post_logout_redirect_uris {
+            let uris: Vec<String> = uris.iter().map(|u| u.trim().to_string()).collect();
+            check_redirect_uris("post_logout_redirect_uris", &uris, 0)?;
+            policy.post_logout_redirect_uris = uris;
         }
-        if self.name.chars().any(char::is_control) {
-            return Err(AppError::invalid(
-                "name: must not contain control characters",
-            ));
+        if let Some(method) = self.token_endpoint_auth_method {
+            policy.auth_method = ClientAuthMethod::parse(&method).ok_or_else(|| {
+                AppError::invalid(
+                    "token_endpoint_auth_method: must be client_secret_basic, client_secret_post or none",
+                )
+            })?;
         }
-        self.url = self.url.trim().to_string();
-        if !self.url.is_empty() {
-            if self.url.len() > 512 {
-                return Err(AppError::invalid("url: must be at most 512 bytes"));
-            }
-            let parsed = Url::parse(&self.url)
-                .map_err(|_| AppError::invalid("url: must be empty or an absolute URL"))?;
-            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-                return Err(AppError::invalid("url: must be an http or https URL"));
-            }
+        if let Some(grants) = self.grant_types {
+            policy.grant_types = check_grant_types(&grants)?;
         }
-        self.redirect_uri = self.redirect_uri.trim().to_string();
-        check_redirect_uri(&self.redirect_uri)?;
-        Ok(self)
+        if let Some(scope) = self.scope {
+            policy.scope = check_scope_ceiling(&scope)?;
+        }
+        if let Some(alg) = self.id_token_signed_response_alg {
+            policy.id_token_alg = alg.parse::<SigningAlgorithm>().map_err(|_| {
+                AppError::invalid("id_token_signed_response_alg: must be RS256, ES256 or EdDSA")
+            })?;
+        }
+        Ok((fields, policy))
     }
 }
 
-fn is_loopback(host: Option<Host<&str>>) -> bool {
-    match host {
-        Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
+fn check_name(name: &str) -> Result<String, AppError> {
+    let name = name.trim().to_string();
+    if !(1..=127).contains(&name.chars().count()) {
+        return Err(AppError::invalid("name: must be 1 to 127 characters"));
     }
+    if name.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "name: must not contain control characters",
+        ));
+    }
+    Ok(name)
 }
 
-/// Redirect URI rules (RFC 6749 §3.1.2, RFC 8252, RFC 9700 §2.1): absolute, at most 512 bytes,
-/// no fragment, no wildcard, no user info; `https` anywhere, plain `http` only for loopback
-/// hosts, and private-use schemes in reverse-domain form (`com.example.app:/cb`) for native
-/// apps. Anything else (`javascript:`, `data:`, `file:`, …) is refused.
-pub fn check_redirect_uri(uri: &str) -> Result<(), AppError> {
-    let fail = |why: &str| Err(AppError::invalid(format!("redirect_uri: {why}")));
-    if uri.is_empty() {
-        return fail("is required");
+fn check_url(url: &str) -> Result<String, AppError> {
+    let url = url.trim().to_string();
+    if url.is_empty() {
+        return Ok(url);
     }
-    if uri.len() > 512 {
-        return fail("must be at most 512 bytes");
+    if url.len() > 512 {
+        return Err(AppError::invalid("url: must be at most 512 bytes"));
     }
-    if uri.contains('*') {
-        return fail("must not contain a wildcard");
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(AppError::invalid(
+            "url: must not contain spaces or control characters",
+        ));
     }
-    if uri.contains('#') {
-        return fail("must not contain a fragment");
+    let parsed =
+        Url::parse(&url).map_err(|_| AppError::invalid("url: must be empty or an absolute URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(AppError::invalid("url: must be an http or https URL"));
     }
-    let Ok(parsed) = Url::parse(uri) else {
-        return fail("must be an absolute URL");
+    Ok(url)
+}
+
+/// The redirect URIs from `redirect_uri` (the first: the others stay) and `redirect_uris`
+/// (all), either or both (then they must agree).
+fn redirect_uris(
+    first: Option<String>,
+    all: Option<Vec<String>>,
+    current: Option<&ClientPolicy>,
+) -> Result<Vec<String>, AppError> {
+    let first = first.map(|uri| uri.trim().to_string());
+    let all = all.map(|uris| {
+        uris.iter()
+            .map(|u| u.trim().to_string())
+            .collect::<Vec<_>>()
+    });
+    let uris = match (first, all) {
+        (Some(first), Some(all)) => {
+            if all.first() != Some(&first) {
+                return Err(AppError::invalid(
+                    "redirect_uri: must be the first of redirect_uris when both are given",
+                ));
+            }
+            all
+        }
+        (None, Some(all)) => all,
+        (Some(first), None) => {
+            // Replaces the first; the others stay (without a copy of the new first).
+            check_redirect_uri("redirect_uri", &first)?;
+            let rest = current.map_or(&[][..], |c| c.redirect_uris.get(1..).unwrap_or_default());
+            let rest: Vec<String> = rest.iter().filter(|uri| **uri != first).cloned().collect();
+            let mut uris = vec![first];
+            uris.extend(rest);
+            uris
+        }
+        // The seed's create and update both carry `redirect_uri`: it stays required.
+        (None, None) => return Err(AppError::invalid("redirect_uri: is required")),
     };
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return fail("must not contain user information");
-    }
-    match parsed.scheme() {
-        "https" if parsed.host().is_some() => Ok(()),
-        "http" if is_loopback(parsed.host()) => Ok(()),
-        "http" => {
-            fail("plain http is allowed only for loopback hosts (127.0.0.1, [::1], localhost)")
+    check_redirect_uris("redirect_uris", &uris, 1)?;
+    Ok(uris)
+}
+
+fn check_grant_types(grants: &[String]) -> Result<Vec<GrantType>, AppError> {
+    let mut parsed = Vec::new();
+    for grant in grants {
+        let grant = GrantType::parse(grant).ok_or_else(|| {
+            AppError::invalid(format!(
+                "grant_types: {grant:?} is not offered (authorization_code, refresh_token)"
+            ))
+        })?;
+        if !parsed.contains(&grant) {
+            parsed.push(grant);
         }
-        scheme if scheme.contains('.') => Ok(()),
-        _ => fail(
-            "must use https, http on a loopback host, or a private-use scheme like com.example.app",
-        ),
     }
+    if !parsed.contains(&GrantType::AuthorizationCode) {
+        return Err(AppError::invalid(
+            "grant_types: must include authorization_code (refresh tokens come from it)",
+        ));
+    }
+    Ok(parsed)
+}
+
+fn check_scope_ceiling(scope: &str) -> Result<OidcScopes, AppError> {
+    if let Some(unknown) = scope
+        .split_ascii_whitespace()
+        .find(|word| word.parse::<OidcScope>().is_err())
+    {
+        return Err(AppError::invalid(format!(
+            "scope: {unknown:?} is not a scope idgraph grants"
+        )));
+    }
+    let ceiling = OidcScopes::filter(scope);
+    if !ceiling.is_empty() {
+        ceiling.require_openid().map_err(|why| {
+            AppError::invalid(format!("scope: {why} (every sign-in asks for it)"))
+        })?;
+    }
+    Ok(ceiling)
 }
 
 /// A position in the listing order: name, creation time, client id (which breaks ties).
@@ -134,32 +246,81 @@ impl AppCursor {
 mod tests {
     use super::*;
 
+    fn input(redirect_uri: Option<&str>, redirect_uris: Option<&[&str]>) -> AppInput {
+        AppInput {
+            name: "App".into(),
+            redirect_uri: redirect_uri.map(str::to_string),
+            redirect_uris: redirect_uris.map(|u| u.iter().map(|s| s.to_string()).collect()),
+            ..AppInput::default()
+        }
+    }
+
     #[test]
-    fn redirect_uris_follow_the_rules() {
-        for ok in [
-            "https://app.example.com/callback",
-            "https://app.example.com/cb?x=1",
-            "http://127.0.0.1:8765/cb",
-            "http://[::1]/cb",
-            "http://localhost:3000/cb",
-            "com.example.app:/oauth2redirect",
+    fn redirect_uri_reads_and_writes_the_first_of_the_list() {
+        let (_, created) = input(None, Some(&["https://a.example/1", "https://a.example/2"]))
+            .validate(None)
+            .unwrap();
+        let (_, updated) = input(Some("https://a.example/new"), None)
+            .validate(Some(&created))
+            .unwrap();
+        assert_eq!(
+            updated.redirect_uris,
+            ["https://a.example/new", "https://a.example/2"]
+        );
+        let (_, promoted) = input(Some("https://a.example/2"), None)
+            .validate(Some(&created))
+            .unwrap();
+        assert_eq!(promoted.redirect_uris, ["https://a.example/2"]);
+        let disagree = input(Some("https://a.example/x"), Some(&["https://a.example/y"]));
+        assert!(disagree.validate(None).is_err());
+        assert!(
+            input(None, None)
+                .validate(None)
+                .unwrap_err()
+                .to_string()
+                .starts_with("redirect_uri:")
+        );
+    }
+
+    #[test]
+    fn absent_fields_keep_their_value_on_update() {
+        let mut create = input(Some("https://a.example/cb"), None);
+        create.token_endpoint_auth_method = Some("none".into());
+        create.scope = Some("openid email".into());
+        let (_, created) = create.validate(None).unwrap();
+        let (_, updated) = input(Some("https://a.example/cb"), None)
+            .validate(Some(&created))
+            .unwrap();
+        assert_eq!(updated, created);
+    }
+
+    #[test]
+    fn metadata_values_are_checked_by_name() {
+        for (field, apply) in [
+            (
+                "token_endpoint_auth_method",
+                (|i: &mut AppInput| i.token_endpoint_auth_method = Some("private_key_jwt".into()))
+                    as fn(&mut AppInput),
+            ),
+            ("grant_types", |i| {
+                i.grant_types = Some(vec!["implicit".into()])
+            }),
+            ("grant_types", |i| {
+                i.grant_types = Some(vec!["refresh_token".into()])
+            }),
+            ("scope", |i| i.scope = Some("openid admin".into())),
+            ("scope", |i| i.scope = Some("email".into())),
+            ("id_token_signed_response_alg", |i| {
+                i.id_token_signed_response_alg = Some("none".into())
+            }),
+            ("post_logout_redirect_uris[0]", |i| {
+                i.post_logout_redirect_uris = Some(vec!["http://evil.example/".into()])
+            }),
         ] {
-            assert!(check_redirect_uri(ok).is_ok(), "{ok}");
+            let mut bad = input(Some("https://a.example/cb"), None);
+            apply(&mut bad);
+            let err = bad.validate(None).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{field}:")), "{field}: {err}");
         }
-        for bad in [
-            "",
-            "/relative",
-            "https://app.example.com/cb#frag",
-            "https://*.example.com/cb",
-            "http://app.example.com/cb",
-            "javascript:alert(1)",
-            "data:text/html,hi",
-            "file:///etc/passwd",
-            "https://user:pw@app.example.com/cb",
-        ] {
-            let err = check_redirect_uri(bad).unwrap_err().to_string();
-            assert!(err.starts_with("redirect_uri:"), "{bad}: {err}");
-        }
-        assert!(check_redirect_uri(&format!("https://a.example/{}", "x".repeat(600))).is_err());
     }
 }

@@ -4,6 +4,53 @@
 //! its PKCE methods through [`super::oauth::PkcePolicy`]), so the document advertises exactly
 //! what works.
 
+use std::fmt;
+use std::str::FromStr;
+
+/// The JWS algorithms idgraph signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SigningAlgorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 over a 2048-bit key; required by OpenID Connect.
+    Rs256,
+    /// ECDSA over P-256 with SHA-256.
+    Es256,
+    /// Ed25519.
+    EdDsa,
+}
+
+impl SigningAlgorithm {
+    /// The `alg` string of JOSE.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rs256 => "RS256",
+            Self::Es256 => "ES256",
+            Self::EdDsa => "EdDSA",
+        }
+    }
+
+    /// Every algorithm, RS256 (which OpenID Connect requires) first.
+    pub const EVERY: [SigningAlgorithm; 3] = [Self::Rs256, Self::Es256, Self::EdDsa];
+}
+
+impl fmt::Display for SigningAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SigningAlgorithm {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "RS256" => Ok(Self::Rs256),
+            "ES256" => Ok(Self::Es256),
+            "EdDSA" => Ok(Self::EdDsa),
+            other => Err(format!("unknown signing algorithm {other:?}")),
+        }
+    }
+}
+
 /// Grant types the token endpoint serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrantType {
@@ -31,33 +78,44 @@ impl GrantType {
     }
 }
 
-/// How clients authenticate at the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How clients authenticate at the token endpoint (an app registers exactly one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ClientAuthMethod {
     /// HTTP Basic with form-urlencoded id and secret (RFC 6749 §2.3.1).
+    #[default]
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// A public client (a single-page or native app): `client_id` only, no secret, PKCE with
+    /// `S256` required.
+    None,
 }
 
 /// Every supported client authentication method.
-pub const CLIENT_AUTH_METHODS: [ClientAuthMethod; 2] = [
+pub const CLIENT_AUTH_METHODS: [ClientAuthMethod; 3] = [
     ClientAuthMethod::ClientSecretBasic,
     ClientAuthMethod::ClientSecretPost,
+    ClientAuthMethod::None,
 ];
 
 impl ClientAuthMethod {
-    /// The discovery string.
+    /// The discovery string (RFC 7591 `token_endpoint_auth_method`).
     pub fn as_str(self) -> &'static str {
         match self {
             ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
             ClientAuthMethod::ClientSecretPost => "client_secret_post",
+            ClientAuthMethod::None => "none",
         }
     }
 
-    /// Whether the table offers `self`.
-    pub fn is_supported(self) -> bool {
-        CLIENT_AUTH_METHODS.contains(&self)
+    /// Looks a method up in the table.
+    pub fn parse(text: &str) -> Option<Self> {
+        CLIENT_AUTH_METHODS.into_iter().find(|m| m.as_str() == text)
+    }
+
+    /// Whether the method names a public client (no secret).
+    pub fn is_public(self) -> bool {
+        self == ClientAuthMethod::None
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod apps;
 pub mod authorize;
 pub mod capabilities;
+pub mod clients;
 pub mod connections;
 pub mod ids;
 pub mod oauth;

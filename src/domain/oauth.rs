@@ -87,10 +87,16 @@ pub struct OidcScopes(Vec<OidcScope>);
 impl OidcScopes {
     /// Keeps the known scopes of a space-separated request, deduplicated and sorted.
     pub fn filter(requested: &str) -> Self {
-        let mut scopes: Vec<OidcScope> = requested
-            .split_ascii_whitespace()
-            .filter_map(|word| word.parse().ok())
-            .collect();
+        Self::from_scopes(
+            requested
+                .split_ascii_whitespace()
+                .filter_map(|word| word.parse().ok()),
+        )
+    }
+
+    /// A set of `scopes`, deduplicated and sorted.
+    pub fn from_scopes(scopes: impl IntoIterator<Item = OidcScope>) -> Self {
+        let mut scopes: Vec<OidcScope> = scopes.into_iter().collect();
         scopes.sort();
         scopes.dedup();
         Self(scopes)
@@ -101,12 +107,19 @@ impl OidcScopes {
         self.0.contains(&scope)
     }
 
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The scopes, sorted.
+    pub fn iter(&self) -> impl Iterator<Item = OidcScope> + '_ {
+        self.0.iter().copied()
+    }
+
     /// The scopes in either set.
     pub fn union(&self, other: &OidcScopes) -> Self {
-        let mut scopes: Vec<OidcScope> = self.0.iter().chain(other.0.iter()).copied().collect();
-        scopes.sort();
-        scopes.dedup();
-        Self(scopes)
+        Self::from_scopes(self.iter().chain(other.iter()))
     }
 
     /// The one rule every OpenID request obeys: `openid` must be among the scopes.

@@ -5,6 +5,7 @@
 //! [`Principal`]: crate::auth::Principal
 
 pub mod auth;
+pub mod cors;
 pub mod input;
 
 use std::net::{IpAddr, SocketAddr};

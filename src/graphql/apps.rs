@@ -1,119 +1,21 @@
 //! GraphQL types and resolvers for apps: thin conversions around `service::apps`.
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
-use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject, Upload};
-use chrono::{DateTime, Utc};
-use secrecy::ExposeSecret;
+use async_graphql::{Context, ID, Object, Result, Upload};
 
+pub use super::app_types::{App, AppInput, AppWithSecret};
 use super::guards::Require;
 use super::loaders::{CachedLoader, CreatorLoader};
-use super::types::{User, timestamp};
 use crate::domain::Scope;
-use crate::domain::apps::{App as DomainApp, AppCursor, AppInput as DomainInput};
+use crate::domain::apps::AppCursor;
 use crate::domain::ids::{ClientId, UserId};
 use crate::domain::page::{Page, decode_cursor, encode_cursor};
 use crate::error::AppError;
-use crate::service::apps::{self, AppWithSecret as DomainWithSecret};
+use crate::service::apps;
 
 /// A client id argument; one that cannot be a client id names no app.
 fn client_id(id: &ID) -> Result<ClientId, AppError> {
     ClientId::parse(id).ok_or(AppError::NotFound("app"))
-}
-
-/// A registered OAuth app (client).
-pub struct App(pub DomainApp);
-
-#[Object]
-impl App {
-    /// The public client id.
-    async fn client_id(&self) -> ID {
-        ID(self.0.client_id.to_string())
-    }
-    /// Display name.
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    /// Homepage; may be empty.
-    async fn url(&self) -> &str {
-        &self.0.url
-    }
-    /// The registered redirect URI (matched exactly).
-    async fn redirect_uri(&self) -> &str {
-        &self.0.redirect_uri
-    }
-    /// A tiny preview of the logo as a `data:` URL; empty when there is none.
-    async fn logo(&self) -> &str {
-        &self.0.logo
-    }
-    /// Where the 256 × 256 PNG logo is served; null when there is none.
-    async fn logo_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        if self.0.logo.is_empty() {
-            return Ok(None);
-        }
-        let issuer = &super::state(ctx)?.config.issuer;
-        Ok(Some(format!(
-            "{issuer}/api/oauth/app/id/{}/image",
-            self.0.client_id
-        )))
-    }
-    /// Who registered the app (oauth admins only); null when that user no longer exists.
-    async fn creator(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        super::principal(ctx)?.require_oauth_admin(Scope::AppRead)?;
-        let Some(creator_id) = &self.0.creator_id else {
-            return Ok(None);
-        };
-        let loader = ctx.data::<CachedLoader<CreatorLoader>>()?;
-        Ok(loader.load_one(creator_id.clone()).await?.map(User::from))
-    }
-    /// When the app last changed.
-    async fn updated_at(&self) -> DateTime<Utc> {
-        timestamp(self.0.updated_at)
-    }
-    /// When the app was registered.
-    async fn created_at(&self) -> DateTime<Utc> {
-        timestamp(self.0.created_at)
-    }
-}
-
-/// An app and its client secret, which is shown this once.
-#[derive(SimpleObject)]
-pub struct AppWithSecret {
-    /// The app.
-    pub app: App,
-    /// The client secret. Store it now: it cannot be read again, only rotated.
-    pub client_secret: String,
-}
-
-impl From<DomainWithSecret> for AppWithSecret {
-    fn from(value: DomainWithSecret) -> Self {
-        Self {
-            app: App(value.app),
-            client_secret: value.client_secret.expose_secret().to_string(),
-        }
-    }
-}
-
-/// Name, homepage and redirect URI of an app.
-#[derive(InputObject)]
-pub struct AppInput {
-    /// 1 to 127 characters.
-    pub name: String,
-    /// Empty, or an absolute http(s) URL of at most 512 bytes.
-    #[graphql(default)]
-    pub url: String,
-    /// Absolute, at most 512 bytes, no fragment or wildcard; https, http on a loopback host, or
-    /// a private-use scheme such as `com.example.app:/cb`.
-    pub redirect_uri: String,
-}
-
-impl From<AppInput> for DomainInput {
-    fn from(input: AppInput) -> Self {
-        Self {
-            name: input.name,
-            url: input.url,
-            redirect_uri: input.redirect_uri,
-        }
-    }
 }
 
 /// App queries.
@@ -246,16 +148,42 @@ impl AppMutation {
         Ok(App(app))
     }
 
-    /// Replaces an app's secret; the old one stops working at once. The new one is shown once.
+    /// Adds a new secret, shown once. The app's other live secrets keep working for
+    /// `graceSeconds` (default 86400; 0 ends them now; at most 2592000). An app holds at most
+    /// 3 live secrets.
     #[graphql(guard = "Require::OauthAdmin(Scope::AppWrite)")]
-    async fn rotate_app_secret(&self, ctx: &Context<'_>, client_id: ID) -> Result<AppWithSecret> {
+    async fn rotate_app_secret(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        grace_seconds: Option<i32>,
+    ) -> Result<AppWithSecret> {
         let rotated = apps::rotate_secret(
             super::state(ctx)?,
             super::principal(ctx)?,
             &self::client_id(&client_id)?,
+            grace_seconds.map(i64::from),
         )
         .await?;
         Ok(rotated.into())
+    }
+
+    /// Ends one of an app's secrets now. Answers the secret's id.
+    #[graphql(guard = "Require::OauthAdmin(Scope::AppWrite)")]
+    async fn revoke_app_secret(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        secret_id: ID,
+    ) -> Result<ID> {
+        apps::revoke_secret(
+            super::state(ctx)?,
+            super::principal(ctx)?,
+            &self::client_id(&client_id)?,
+            &secret_id,
+        )
+        .await?;
+        Ok(secret_id)
     }
 
     /// Deletes an app, its logo and every user's connection to it. Answers the client id.

@@ -43,10 +43,15 @@ const PREFLIGHT_HEADERS: [&str; 2] = ["apollo-require-preflight", "x-apollo-oper
 
 /// Routes for `/graphql`.
 pub fn routes(state: AppState, schema: IdgraphSchema) -> Router<AppState> {
-    Router::new()
+    let cors = crate::edge::cors::management(&state.config);
+    let router = Router::new()
         .route("/graphql", get(get_graphql).post(post_graphql))
         .layer(middleware::from_fn_with_state(state, guard))
-        .layer(Extension(schema))
+        .layer(Extension(schema));
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 fn media_type(headers: &HeaderMap) -> Option<String> {

@@ -1,6 +1,7 @@
 //! The GraphQL transport: schema construction (pure), guards, types, thin resolvers and the
 //! hardened HTTP endpoint.
 
+mod app_types;
 mod apps;
 mod connections;
 mod guards;

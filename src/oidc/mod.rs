@@ -14,21 +14,27 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::edge::auth::bearer_token;
+use crate::edge::cors;
 use crate::edge::input::{control_in_uri, refusal};
 use crate::error::{AppError, AppResult};
-use crate::service::AppState;
-use crate::service::tokens;
+use crate::service::{AppState, apps, tokens};
 
 /// Protocol routes, mounted under `/api/oauth`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/jwks", get(jwks))
-        .route("/openid-configuration", get(discovery))
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let called_by_apps = Router::new()
         .route(
             "/token",
             axum::routing::post(token::token).fallback(token::method_not_allowed),
         )
         .route("/userinfo", get(userinfo).post(userinfo))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            cors::app_preflight,
+        ));
+    Router::new()
+        .route("/jwks", get(jwks))
+        .route("/openid-configuration", get(discovery))
+        .merge(called_by_apps)
         .layer(middleware::from_fn(refuse_control_characters))
 }
 
@@ -62,6 +68,7 @@ async fn refuse_control_characters(request: Request, next: Next) -> Response {
 /// `GET /api/oauth/jwks`: every published public signing key with its `kid`.
 async fn jwks(State(state): State<AppState>) -> AppResult<Response> {
     let mut response = Json(state.keys.jwks().await?).into_response();
+    cors::allow_any(&mut response);
     // Relying parties may cache the set briefly; a superseded key stays published at least one
     // access-token lifetime after rotation.
     response.headers_mut().insert(
@@ -71,11 +78,13 @@ async fn jwks(State(state): State<AppState>) -> AppResult<Response> {
     Ok(response)
 }
 
-/// The discovery document, generated from the capability table.
-async fn discovery(State(state): State<AppState>) -> AppResult<Json<serde_json::Value>> {
+/// The discovery document, generated from the capability table; any origin may read it.
+async fn discovery(State(state): State<AppState>) -> AppResult<Response> {
     let ring = state.keys.ring().await?;
-    let algorithms: Vec<_> = ring.verifying.values().map(|key| key.algorithm).collect();
-    Ok(Json(capabilities::discovery(&state.config, &algorithms)))
+    let document = capabilities::discovery(&state.config, &ring.algorithms());
+    let mut response = Json(document).into_response();
+    cors::allow_any(&mut response);
+    Ok(response)
 }
 
 /// Largest userinfo request body (a form with one token).
@@ -117,13 +126,35 @@ fn bearer_error(err: &AppError) -> Response {
 /// header or (POST) as the form field `access_token` (RFC 6750 §2.1, §2.2); more than one
 /// method at once is `invalid_request`.
 async fn userinfo(State(state): State<AppState>, request: Request) -> Response {
-    match userinfo_claims(&state, request).await {
-        Ok(claims) => no_store(Json(claims).into_response()),
-        Err(err) => bearer_error(&err),
+    let origin = cors::origin(request.headers()).map(str::to_string);
+    let (mut response, readable) = match userinfo_claims(&state, request).await {
+        Ok(info) => {
+            let readable = match &origin {
+                Some(origin) => apps::allows_origin(&state, &info.client_id, origin)
+                    .await
+                    .unwrap_or(false),
+                None => false,
+            };
+            (no_store(Json(info.claims).into_response()), readable)
+        }
+        Err(err) => {
+            // An app's browser code may read why it failed; the answer names no app.
+            let readable = match &origin {
+                Some(origin) => apps::is_registered_origin(&state, origin)
+                    .await
+                    .unwrap_or(false),
+                None => false,
+            };
+            (bearer_error(&err), readable)
+        }
+    };
+    if let Some(origin) = origin.filter(|_| readable) {
+        cors::allow(&mut response, &origin);
     }
+    response
 }
 
-async fn userinfo_claims(state: &AppState, request: Request) -> AppResult<serde_json::Value> {
+async fn userinfo_claims(state: &AppState, request: Request) -> AppResult<tokens::UserInfo> {
     let (parts, body) = request.into_parts();
     let header = match bearer_token(&parts) {
         None => None,

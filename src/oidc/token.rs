@@ -11,9 +11,11 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::{no_store, protocol_error};
 use crate::domain::capabilities::GrantType;
+use crate::domain::ids::ClientId;
+use crate::edge::cors;
 use crate::edge::input::{printable, refusal};
-use crate::service::AppState;
 use crate::service::tokens::{self, ClientCredentials, OAuthError};
+use crate::service::{AppState, apps};
 
 /// Largest token request body accepted.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -34,6 +36,11 @@ impl IntoResponse for OAuthError {
                 "grant_type must be authorization_code or refresh_token".to_string(),
             ),
             OAuthError::InvalidScope(d) => (StatusCode::BAD_REQUEST, "invalid_scope", d),
+            OAuthError::UnauthorizedClient => (
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                "the client may not use this grant type".to_string(),
+            ),
             OAuthError::Server(err) => {
                 err.log_if_internal();
                 (
@@ -129,7 +136,7 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body
             );
         }
     };
-    match handle(&state, &headers, &body).await {
+    let mut response = match handle(&state, &headers, &body).await {
         Ok(tokens) => no_store(axum::Json(tokens).into_response()),
         Err(OAuthError::InvalidClient) if basic => {
             let mut response = OAuthError::InvalidClient.into_response();
@@ -140,7 +147,28 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body
             response
         }
         Err(err) => err.into_response(),
+    };
+    // A browser may read the answer from the origin of one of the named app's redirect URIs.
+    if let (Some(origin), Some(client_id)) = (cors::origin(&headers), named_client(&headers, &body))
+        && apps::allows_origin(&state, &client_id, origin)
+            .await
+            .unwrap_or(false)
+    {
+        cors::allow(&mut response, origin);
     }
+    response
+}
+
+/// The client a token request names (by HTTP Basic or the form's `client_id`), authenticated
+/// or not.
+fn named_client(headers: &HeaderMap, body: &[u8]) -> Option<ClientId> {
+    let from_basic = basic_credentials(headers).ok().flatten().map(|(id, _)| id);
+    let from_form = || {
+        url::form_urlencoded::parse(body)
+            .find(|(name, _)| name == "client_id")
+            .map(|(_, value)| value.into_owned())
+    };
+    ClientId::parse(&from_basic.or_else(from_form)?)
 }
 
 async fn handle(
@@ -173,7 +201,9 @@ async fn handle(
     let grant_type = form
         .get("grant_type")
         .ok_or_else(|| OAuthError::InvalidRequest("grant_type is required".into()))?;
-    match GrantType::parse(grant_type).ok_or(OAuthError::UnsupportedGrantType)? {
+    let grant = GrantType::parse(grant_type).ok_or(OAuthError::UnsupportedGrantType)?;
+    client.may_use(grant)?;
+    match grant {
         GrantType::AuthorizationCode => {
             let code = form
                 .get("code")

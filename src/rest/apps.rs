@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use secrecy::ExposeSecret;
 
-use super::extract::{ApiJson, ApiPath, ApiQuery, client_id};
+use super::extract::{ApiJson, ApiPath, ApiQuery, MaybeJson, client_id};
 use crate::domain::apps::{App, AppInput};
 use crate::domain::ids::UserId;
 use crate::domain::page::Page;
@@ -36,9 +36,14 @@ pub fn routes() -> Router<AppState> {
                 .layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)),
         )
         .route("/app/id/{clientid}/rotate", put(rotate))
+        .route("/app/id/{clientid}/secrets", get(secrets))
+        .route(
+            "/app/id/{clientid}/secrets/{secretid}",
+            axum::routing::delete(revoke_secret),
+        )
 }
 
-/// An app as REST.md shows it.
+/// An app as REST.md shows it: the seed's fields, then the client metadata (RFC 7591 names).
 #[derive(Debug, Serialize)]
 pub struct AppBody {
     client_id: String,
@@ -48,18 +53,30 @@ pub struct AppBody {
     logo: String,
     time: i64,
     creation_time: i64,
+    redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+    token_endpoint_auth_method: &'static str,
+    grant_types: Vec<&'static str>,
+    scope: String,
+    id_token_signed_response_alg: &'static str,
 }
 
 impl From<App> for AppBody {
     fn from(app: App) -> Self {
         Self {
             client_id: app.client_id.to_string(),
+            redirect_uri: app.redirect_uri().to_string(),
             name: app.name,
             url: app.url,
-            redirect_uri: app.redirect_uri,
             logo: app.logo,
             time: app.updated_at,
             creation_time: app.created_at,
+            token_endpoint_auth_method: app.policy.auth_method.as_str(),
+            grant_types: app.policy.grant_types.iter().map(|g| g.as_str()).collect(),
+            scope: app.policy.scope.to_string(),
+            id_token_signed_response_alg: app.policy.id_token_alg.as_str(),
+            redirect_uris: app.policy.redirect_uris,
+            post_logout_redirect_uris: app.policy.post_logout_redirect_uris,
         }
     }
 }
@@ -77,27 +94,40 @@ impl AppsBody {
     }
 }
 
+/// A new secret, shown once: `{"client_id","key"}`; a public app's create answers
+/// `{"client_id"}` alone.
 #[derive(Serialize)]
 struct SecretBody {
     client_id: String,
-    key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
 }
 
 impl From<AppWithSecret> for SecretBody {
     fn from(value: AppWithSecret) -> Self {
         Self {
             client_id: value.app.client_id.to_string(),
-            key: value.client_secret.expose_secret().to_string(),
+            key: value
+                .client_secret
+                .map(|secret| secret.expose_secret().to_string()),
         }
     }
 }
 
+/// The body of create and update: the seed's three fields, then the metadata, all optional
+/// but `name`.
 #[derive(Deserialize)]
 struct AppRequest {
     name: String,
     #[serde(default)]
     url: String,
-    redirect_uri: String,
+    redirect_uri: Option<String>,
+    redirect_uris: Option<Vec<String>>,
+    post_logout_redirect_uris: Option<Vec<String>>,
+    token_endpoint_auth_method: Option<String>,
+    grant_types: Option<Vec<String>>,
+    scope: Option<String>,
+    id_token_signed_response_alg: Option<String>,
 }
 
 impl From<AppRequest> for AppInput {
@@ -106,6 +136,12 @@ impl From<AppRequest> for AppInput {
             name: body.name,
             url: body.url,
             redirect_uri: body.redirect_uri,
+            redirect_uris: body.redirect_uris,
+            post_logout_redirect_uris: body.post_logout_redirect_uris,
+            token_endpoint_auth_method: body.token_endpoint_auth_method,
+            grant_types: body.grant_types,
+            scope: body.scope,
+            id_token_signed_response_alg: body.id_token_signed_response_alg,
         }
     }
 }
@@ -180,17 +216,70 @@ async fn update(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The optional body of a rotation.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RotateRequest {
+    grace_seconds: Option<i64>,
+}
+
 async fn rotate(
     State(state): State<AppState>,
     OauthAdminGuard(principal, ..): OauthAdminGuard<AppWrite>,
     ApiPath(id): ApiPath,
+    MaybeJson(body): MaybeJson<RotateRequest>,
 ) -> AppResult<Json<SecretBody>> {
     let client_id = client_id(&id, "app")?;
+    let grace = body.and_then(|body| body.grace_seconds);
     Ok(Json(
-        apps::rotate_secret(&state, &principal, &client_id)
+        apps::rotate_secret(&state, &principal, &client_id, grace)
             .await?
             .into(),
     ))
+}
+
+/// A secret as administrators see it: never the secret itself.
+#[derive(Serialize)]
+struct SecretInfoBody {
+    id: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    last_used_at: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct SecretsBody {
+    secrets: Vec<SecretInfoBody>,
+}
+
+async fn secrets(
+    State(state): State<AppState>,
+    OauthAdminGuard(principal, ..): OauthAdminGuard<AppRead>,
+    ApiPath(id): ApiPath,
+) -> AppResult<Json<SecretsBody>> {
+    let client_id = client_id(&id, "app")?;
+    let found = apps::list_secrets(&state, &principal, &client_id).await?;
+    Ok(Json(SecretsBody {
+        secrets: found
+            .into_iter()
+            .map(|s| SecretInfoBody {
+                id: s.id,
+                created_at: s.created_at,
+                expires_at: s.expires_at,
+                last_used_at: s.last_used_at,
+            })
+            .collect(),
+    }))
+}
+
+async fn revoke_secret(
+    State(state): State<AppState>,
+    OauthAdminGuard(principal, ..): OauthAdminGuard<AppWrite>,
+    ApiPath((id, secret_id)): ApiPath<(String, String)>,
+) -> AppResult<StatusCode> {
+    let client_id = client_id(&id, "app")?;
+    apps::revoke_secret(&state, &principal, &client_id, &secret_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn delete(

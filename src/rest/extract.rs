@@ -18,25 +18,27 @@ pub const JSON_BODY_LIMIT: usize = 64 * 1024;
 /// refused naming its field, before the body is read as `T`.
 pub struct ApiJson<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
-    type Rejection = AppError;
+/// An optional JSON body: an empty body is `None`; anything else must be good JSON, as for
+/// [`ApiJson`].
+pub struct MaybeJson<T>(pub Option<T>);
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let json = request
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|media| {
-                let media = media.trim().to_ascii_lowercase();
-                media == "application/json" || media.ends_with("+json")
-            });
-        if !json {
-            return Err(AppError::UnsupportedMediaType(
-                "send the body as application/json".into(),
-            ));
-        }
-        let bytes = Bytes::from_request(request, state)
+/// Reads a request's body as JSON of `T`; `Ok(None)` when the body is empty and `optional`.
+async fn read_json<S: Send + Sync, T: DeserializeOwned>(
+    request: Request,
+    state: &S,
+    optional: bool,
+) -> Result<Option<T>, AppError> {
+    let json = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| {
+            let media = media.trim().to_ascii_lowercase();
+            media == "application/json" || media.ends_with("+json")
+        });
+    let bytes =
+        Bytes::from_request(request, state)
             .await
             .map_err(|err: BytesRejection| match err.status().as_u16() {
                 413 => AppError::PayloadTooLarge {
@@ -44,14 +46,40 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 },
                 _ => AppError::invalid(format!("invalid JSON body: {}", err.body_text())),
             })?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|err| AppError::invalid(format!("invalid JSON body: {err}")))?;
-        if let Some(field) = nul_in_json(&value) {
-            return Err(AppError::invalid(refusal(&field)));
-        }
-        serde_json::from_value(value)
+    if optional && bytes.is_empty() {
+        return Ok(None);
+    }
+    if !json {
+        return Err(AppError::UnsupportedMediaType(
+            "send the body as application/json".into(),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|err| AppError::invalid(format!("invalid JSON body: {err}")))?;
+    if let Some(field) = nul_in_json(&value) {
+        return Err(AppError::invalid(refusal(&field)));
+    }
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|err| AppError::invalid(format!("invalid JSON body: {err}")))
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let value = read_json(request, state, false).await?;
+        value
             .map(Self)
-            .map_err(|err| AppError::invalid(format!("invalid JSON body: {err}")))
+            .ok_or_else(|| AppError::invalid("invalid JSON body: the body is empty"))
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        read_json(request, state, true).await.map(Self)
     }
 }
 
@@ -71,14 +99,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// The one path parameter of a route, with a malformed one answered as `{"code","message"}`.
-pub struct ApiPath(pub String);
+/// A route's path parameters (one `String` by default), with malformed ones answered as
+/// `{"code","message"}`.
+pub struct ApiPath<T = String>(pub T);
 
-impl<S: Send + Sync> FromRequestParts<S> for ApiPath {
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<String>::from_request_parts(parts, state)
+        axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(value)| Self(value))
             .map_err(|err| AppError::invalid(format!("invalid path: {}", err.body_text())))

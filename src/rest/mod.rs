@@ -17,15 +17,18 @@ use crate::error::AppError;
 use crate::service::AppState;
 
 /// Routes mounted under `/api/oauth`.
-pub fn routes() -> Router<AppState> {
-    let management = Router::new()
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let mut management = Router::new()
         .merge(apps::routes())
         .merge(connections::routes())
-        .layer(middleware::from_fn(refuse_control_characters));
+        .layer(middleware::from_fn(refuse_control_characters))
+        .layer(DefaultBodyLimit::max(extract::JSON_BODY_LIMIT));
+    if let Some(cors) = crate::edge::cors::management(&state.config) {
+        management = management.layer(cors);
+    }
     Router::new()
         .merge(management)
-        .layer(DefaultBodyLimit::max(extract::JSON_BODY_LIMIT))
-        .merge(crate::oidc::routes())
+        .merge(crate::oidc::routes(state))
         .fallback(|| async { AppError::NotFound("route") })
 }
 

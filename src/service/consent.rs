@@ -13,8 +13,9 @@ use crate::auth::Principal;
 use crate::db::entities::{connections, grants};
 use crate::db::owned::connection_of;
 use crate::domain::Scope;
+use crate::domain::capabilities::GrantType;
 use crate::domain::ids::GrantId;
-use crate::domain::oauth::{ConsentRequest, OidcScopes, PkcePolicy};
+use crate::domain::oauth::{ConsentRequest, OidcScopes, PkceMethod, PkcePolicy};
 use crate::domain::secret::{digest, random_token};
 use crate::error::{AppError, AppResult};
 use crate::service::AppState;
@@ -48,9 +49,27 @@ pub async fn record(
     redirect_uri: Option<&str>,
 ) -> AppResult<String> {
     let me = principal.require_user(Scope::Authorize)?;
-    if apps::record(state, &request.client_id).await?.is_none() {
+    let Some(app) = apps::record(state, &request.client_id).await? else {
         return Err(AppError::NotFound("app"));
+    };
+    let policy = &app.policy;
+    if !policy.allows_grant(GrantType::AuthorizationCode) {
+        return Err(AppError::invalid(
+            "client_id: the app may not use the authorization code grant (unauthorized_client)",
+        ));
     }
+    if policy.is_public()
+        && request
+            .pkce
+            .as_ref()
+            .is_none_or(|pkce| pkce.method != PkceMethod::S256)
+    {
+        return Err(AppError::invalid(
+            "code_challenge: a public client must send one, with code_challenge_method S256",
+        ));
+    }
+    // Within the app's ceiling: narrowed, never refused for it.
+    let scopes = policy.narrow(&request.scopes);
     let code = random_token(32);
     let now = state.clock.now();
     // Read, then upsert: two consents racing for the same app may keep the narrower memory,
@@ -60,10 +79,10 @@ pub async fn record(
         .await?
         .map(|row| consented(&row));
     let remembered = match earlier {
-        Some(earlier) => earlier.union(&request.scopes),
-        None => request.scopes.clone(),
+        Some(earlier) => earlier.union(&scopes),
+        None => scopes.clone(),
     };
-    let scope = request.scopes.to_string();
+    let scope = scopes.to_string();
     let connection = connections::ActiveModel {
         user_id: Set(me.user_id.to_string()),
         client_id: Set(request.client_id.to_string()),
@@ -106,6 +125,6 @@ pub async fn record(
         .await
         .map_err(app_gone)?;
     txn.commit().await?;
-    tracing::info!(user.id = %me.user_id, client.id = %request.client_id, scope = %request.scopes, "consent recorded");
+    tracing::info!(user.id = %me.user_id, client.id = %request.client_id, scope = %scopes, "consent recorded");
     Ok(code)
 }

@@ -1,10 +1,13 @@
 //! Signing keys: created on first start, stored in the database so every node shares them,
 //! rotated by `idgraph keys rotate`, and cached in each node for a bounded time.
 //!
-//! Key states: `active` keys are published in the JWKS; the newest active key without a
-//! `retires_at` signs. Rotation inserts a new active key and gives the previous ones a
-//! `retires_at` one access-token lifetime (plus a minute) ahead, so every token they signed can
-//! still be verified; once that time has passed they are marked `retired` and unpublished.
+//! Key states: `active` keys are published in the JWKS; for each algorithm, the newest active
+//! key without a `retires_at` signs. The ring always holds an RS256 key (OpenID Connect requires
+//! it), one of the configured algorithm (access and first-party tokens), and one of every
+//! algorithm an app asks for its ID tokens. Rotating an algorithm inserts a new active key and
+//! gives that algorithm's previous keys a `retires_at` one access-token lifetime (plus a minute)
+//! ahead, so every token they signed can still be verified; once that time has passed they are
+//! marked `retired` and unpublished.
 //! Each node reloads its key ring at most [`KeyStore::REFRESH`] after a change elsewhere, and at
 //! once (at most once a second) when it meets a token signed by a key it does not know yet.
 
@@ -14,7 +17,7 @@ use std::time::Duration;
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -30,26 +33,74 @@ use crate::error::{AppError, AppResult};
 const ACTIVE: &str = "active";
 const RETIRED: &str = "retired";
 
-/// Creates and stores an active key of `algorithm` when the database has none.
+/// Creates and stores an active key of `algorithm` when the database has none; says whether
+/// it did.
 pub async fn ensure_active_key(
     db: &DatabaseConnection,
     algorithm: SigningAlgorithm,
     now: i64,
-) -> AppResult<()> {
+) -> AppResult<bool> {
     let existing = signing_keys::Entity::find()
         .filter(signing_keys::Column::State.eq(ACTIVE))
         .filter(signing_keys::Column::RetiresAt.is_null())
+        .filter(signing_keys::Column::Algorithm.eq(algorithm.as_str()))
         .one(db)
         .await?;
-    if existing.is_none() {
-        insert_new_key(db, algorithm, now).await?;
-        tracing::info!(algorithm = %algorithm, "signing key created");
+    if existing.is_some() {
+        return Ok(false);
+    }
+    insert_new_key(db, algorithm, now).await?;
+    tracing::info!(algorithm = %algorithm, "signing key created");
+    Ok(true)
+}
+
+/// The keys every node needs: RS256 (OpenID Connect requires it, so discovery always lists
+/// it), the configured algorithm, and every algorithm an app's ID tokens use.
+pub async fn ensure_needed_keys(
+    db: &DatabaseConnection,
+    configured: SigningAlgorithm,
+    now: i64,
+) -> AppResult<()> {
+    let mut needed = vec![SigningAlgorithm::Rs256, configured];
+    let used: Vec<String> = crate::db::entities::apps::Entity::find()
+        .select_only()
+        .column(crate::db::entities::apps::Column::IdTokenSignedResponseAlg)
+        .distinct()
+        .into_tuple()
+        .all(db)
+        .await?;
+    needed.extend(
+        used.iter()
+            .filter_map(|alg| alg.parse::<SigningAlgorithm>().ok()),
+    );
+    needed.sort_by_key(|a| a.as_str());
+    needed.dedup();
+    for algorithm in needed {
+        ensure_active_key(db, algorithm, now).await?;
     }
     Ok(())
 }
 
-/// Adds a new active key and schedules the current ones to stop being published after
-/// `overlap`, once every token they signed has expired. Returns the new key's id.
+/// The algorithms of the active, unsuperseded keys (what `keys rotate` renews).
+pub async fn active_algorithms(db: &DatabaseConnection) -> AppResult<Vec<SigningAlgorithm>> {
+    let algorithms: Vec<String> = signing_keys::Entity::find()
+        .select_only()
+        .column(signing_keys::Column::Algorithm)
+        .filter(signing_keys::Column::State.eq(ACTIVE))
+        .filter(signing_keys::Column::RetiresAt.is_null())
+        .distinct()
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut parsed: Vec<SigningAlgorithm> =
+        algorithms.iter().filter_map(|a| a.parse().ok()).collect();
+    parsed.sort_by_key(|a| a.as_str());
+    Ok(parsed)
+}
+
+/// Adds a new active key of `algorithm` and schedules that algorithm's current keys to stop
+/// being published after `overlap`, once every token they signed has expired. Returns the new
+/// key's id.
 pub async fn rotate(
     db: &DatabaseConnection,
     algorithm: SigningAlgorithm,
@@ -62,6 +113,7 @@ pub async fn rotate(
         .col_expr(signing_keys::Column::RetiresAt, retires_at.into())
         .filter(signing_keys::Column::State.eq(ACTIVE))
         .filter(signing_keys::Column::RetiresAt.is_null())
+        .filter(signing_keys::Column::Algorithm.eq(algorithm.as_str()))
         .exec(&txn)
         .await?;
     signing_keys::Entity::update_many()
@@ -103,9 +155,13 @@ async fn insert_new_key(
     Ok(kid)
 }
 
-/// Builds the key ring from the database as of `now`: every published key, the newest
-/// unsuperseded one signing.
-pub async fn load_ring(db: &DatabaseConnection, now: i64) -> AppResult<KeyRing> {
+/// Builds the key ring from the database as of `now`: every published key, and the newest
+/// unsuperseded key of each algorithm signing; `default` signs access and first-party tokens.
+pub async fn load_ring(
+    db: &DatabaseConnection,
+    now: i64,
+    default: SigningAlgorithm,
+) -> AppResult<KeyRing> {
     let rows = signing_keys::Entity::find()
         .filter(signing_keys::Column::State.eq(ACTIVE))
         .order_by_desc(signing_keys::Column::CreatedAt)
@@ -113,7 +169,7 @@ pub async fn load_ring(db: &DatabaseConnection, now: i64) -> AppResult<KeyRing> 
         .await?;
     let mut verifying = HashMap::new();
     let mut published = Vec::new();
-    let mut signer: Option<&signing_keys::Model> = None;
+    let mut signers = HashMap::new();
     for row in &rows {
         if row.retires_at.is_some_and(|at| at <= now) {
             continue;
@@ -128,21 +184,20 @@ pub async fn load_ring(db: &DatabaseConnection, now: i64) -> AppResult<KeyRing> 
             VerifyingKey::from_jwk(algorithm, &jwk).map_err(AppError::internal)?,
         );
         published.push(jwk);
-        if row.retires_at.is_none() && signer.is_none() {
-            signer = Some(row);
+        if row.retires_at.is_none() && !signers.contains_key(&algorithm) {
+            let key = SigningKey::from_pkcs8(row.kid.clone(), algorithm, &row.private_key)
+                .map_err(AppError::internal)?;
+            signers.insert(algorithm, Arc::new(key));
         }
     }
-    let signer = signer
-        .or_else(|| rows.first())
-        .ok_or_else(|| AppError::internal(anyhow::anyhow!("no signing key in the database")))?;
-    let algorithm: SigningAlgorithm = signer
-        .algorithm
-        .parse()
-        .map_err(|e: String| AppError::internal(anyhow::anyhow!(e)))?;
-    let active = SigningKey::from_pkcs8(signer.kid.clone(), algorithm, &signer.private_key)
-        .map_err(AppError::internal)?;
+    if !signers.contains_key(&default) {
+        return Err(AppError::internal(anyhow::anyhow!(
+            "no active {default} signing key in the database"
+        )));
+    }
     Ok(KeyRing {
-        active: Arc::new(active),
+        signers,
+        default,
         verifying,
         jwks: json!({ "keys": published }),
     })
@@ -158,6 +213,7 @@ struct Cached {
 pub struct KeyStore {
     db: DatabaseConnection,
     clock: Clock,
+    default: SigningAlgorithm,
     cached: RwLock<Cached>,
     reloading: tokio::sync::Mutex<()>,
 }
@@ -167,10 +223,15 @@ impl KeyStore {
     pub const REFRESH: Duration = Duration::from_secs(60);
     const MISS_RELOAD: Duration = Duration::from_secs(1);
 
-    /// Loads the key ring once; fails when the database holds no key.
-    pub async fn load(db: DatabaseConnection, clock: Clock) -> AppResult<Self> {
-        let ring = load_ring(&db, clock.now()).await?;
+    /// Loads the key ring once; fails when the database holds no key of `default`.
+    pub async fn load(
+        db: DatabaseConnection,
+        clock: Clock,
+        default: SigningAlgorithm,
+    ) -> AppResult<Self> {
+        let ring = load_ring(&db, clock.now(), default).await?;
         Ok(Self {
+            default,
             db,
             cached: RwLock::new(Cached {
                 ring: Arc::new(ring),
@@ -202,7 +263,7 @@ impl KeyStore {
         let Ok(_guard) = self.reloading.try_lock() else {
             return Ok(ring);
         };
-        let fresh = Arc::new(load_ring(&self.db, self.clock.now()).await?);
+        let fresh = Arc::new(load_ring(&self.db, self.clock.now(), self.default).await?);
         if let Ok(mut cached) = self.cached.write() {
             *cached = Cached {
                 ring: fresh.clone(),
@@ -222,7 +283,17 @@ impl KeyStore {
         self.refresh_if_older(Duration::ZERO).await.map(drop)
     }
 
-    /// Signs `claims` with the active key.
+    /// The current key ring, reloaded first (at most once a second) when it lacks a signer for
+    /// `algorithm`, which another node may have just created.
+    pub async fn ring_signing(&self, algorithm: SigningAlgorithm) -> AppResult<Arc<KeyRing>> {
+        let ring = self.ring().await?;
+        if ring.signer(algorithm).is_some() {
+            return Ok(ring);
+        }
+        self.refresh_if_older(Self::MISS_RELOAD).await
+    }
+
+    /// Signs `claims` with the default algorithm's key.
     pub async fn sign<T: Serialize>(&self, claims: &T) -> AppResult<String> {
         self.ring().await?.sign(claims).map_err(AppError::internal)
     }

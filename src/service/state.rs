@@ -50,8 +50,8 @@ impl AppState {
         config: Config,
         clock: Clock,
     ) -> AppResult<Self> {
-        keys::ensure_active_key(&db, config.signing_algorithm, clock.now()).await?;
-        let keys = KeyStore::load(db.clone(), clock.clone()).await?;
+        keys::ensure_needed_keys(&db, config.signing_algorithm, clock.now()).await?;
+        let keys = KeyStore::load(db.clone(), clock.clone(), config.signing_algorithm).await?;
         let sealer = Sealer::load(&db, clock.now()).await?;
         Ok(Self {
             passwords: PasswordHasher::new(config.password_hash_concurrency),

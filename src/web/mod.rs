@@ -227,7 +227,8 @@ async fn authorize_get(
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let params = AuthorizeParams::from_query(query.as_deref().unwrap_or_default());
-    let outcome = authorize::authorize(&state, &context, Interaction::Request(Box::new(params))).await?;
+    let outcome =
+        authorize::authorize(&state, &context, Interaction::Request(Box::new(params))).await?;
     Ok(render(&state, outcome))
 }
 

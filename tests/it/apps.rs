@@ -47,15 +47,22 @@ async fn the_rest_lifecycle_works_as_documented(app: TestApp) {
         .keys()
         .map(String::as_str)
         .collect();
+    // The seed's fields, then the client metadata REST.md adds (RFC 7591 names).
     assert_eq!(
         fields,
         [
             "client_id",
             "creation_time",
+            "grant_types",
+            "id_token_signed_response_alg",
             "logo",
             "name",
+            "post_logout_redirect_uris",
             "redirect_uri",
+            "redirect_uris",
+            "scope",
             "time",
+            "token_endpoint_auth_method",
             "url"
         ]
     );
@@ -672,7 +679,7 @@ async fn graphql_paging_walks_every_app_with_keyset_cursors(app: TestApp) {
     );
 }
 
-async fn rotation_invalidates_the_old_secret_at_once(app: TestApp) {
+async fn rotation_with_no_grace_invalidates_the_old_secret_at_once(app: TestApp) {
     let token = app.oauth_admin("ops").await;
     let (client_id, old) = create(&app, &token, "Rotating").await;
     assert!(app.secret_works(&client_id, &old).await);
@@ -681,7 +688,7 @@ async fn rotation_invalidates_the_old_secret_at_once(app: TestApp) {
             Method::PUT,
             &format!("/api/oauth/app/id/{client_id}/rotate"),
             Some(&token),
-            None,
+            Some(json!({ "grace_seconds": 0 })),
         )
         .await;
     let new = rotated.json()["key"].as_str().unwrap().to_string();
@@ -813,7 +820,7 @@ crate::on_every_database!(
     bulk_lookups_keep_the_request_order_and_are_capped,
     rest_paging_orders_by_name_and_bounds_amount,
     graphql_paging_walks_every_app_with_keyset_cursors,
-    rotation_invalidates_the_old_secret_at_once,
+    rotation_with_no_grace_invalidates_the_old_secret_at_once,
     no_api_returns_a_secret_or_its_hash_again,
     public_lookups_are_served_from_the_cache_until_a_change,
     creators_load_in_one_batched_query_whatever_the_page_size,

@@ -134,9 +134,13 @@ async fn a_node_picks_up_a_key_rotated_elsewhere_when_it_meets_its_kid(app: Test
     )
     .await
     .unwrap();
-    let other_node = keys::KeyStore::load(app.state.db.clone(), app.state.clock.clone())
-        .await
-        .unwrap();
+    let other_node = keys::KeyStore::load(
+        app.state.db.clone(),
+        app.state.clock.clone(),
+        SigningAlgorithm::EdDsa,
+    )
+    .await
+    .unwrap();
     let claims: AccessClaims = serde_json::from_value(json!({
         "iss": app.state.config.issuer, "sub": "nobody", "aud": app.state.config.issuer,
         "exp": app.now() + 60, "iat": app.now(),

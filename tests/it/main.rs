@@ -9,6 +9,7 @@ mod apps_logos;
 mod browser;
 
 mod cli;
+mod clients;
 mod config;
 mod connections;
 mod contracts;

@@ -70,11 +70,11 @@ async fn discovery_advertises_exactly_what_the_endpoints_accept(app: TestApp) {
     );
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],
-        json!(["client_secret_basic", "client_secret_post"])
+        json!(["client_secret_basic", "client_secret_post", "none"])
     );
 
     let rp = setup(&app, "ops", "ada").await;
-    // Every advertised grant type and auth method is accepted...
+    // Every advertised PKCE method and grant type is accepted...
     for method in doc["code_challenge_methods_supported"].as_array().unwrap() {
         let challenge = if method == "S256" {
             s256(VERIFIER)
@@ -88,22 +88,50 @@ async fn discovery_advertises_exactly_what_the_endpoints_accept(app: TestApp) {
             .as_str()
             .unwrap()
             .to_string();
-        let refreshed = token_with(
+        let refreshed = token(
             &app,
-            None,
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &refresh),
-                ("client_id", &rp.client_id),
-                ("client_secret", &rp.secret),
-            ],
+            &rp,
+            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
         )
         .await;
-        assert_eq!(
-            refreshed.status,
-            StatusCode::OK,
-            "client_secret_post + refresh_token"
-        );
+        assert_eq!(refreshed.status, StatusCode::OK, "{method} + refresh_token");
+    }
+    // ...and every advertised client authentication method, each by an app registered for it.
+    let admin = app.token("ops", None).await;
+    for method in doc["token_endpoint_auth_methods_supported"]
+        .as_array()
+        .unwrap()
+    {
+        let registered = app
+            .register_app_with(
+                &admin,
+                json!({ "name": "By method", "redirect_uri": REDIRECT, "token_endpoint_auth_method": method }),
+            )
+            .await;
+        let client = Rp {
+            client_id: registered.client_id.clone(),
+            secret: registered.secret.clone(),
+            user_token: rp.user_token.clone(),
+            user_id: rp.user_id.clone(),
+        };
+        let code = consent(&app, &client, pkce_body("openid offline_access")).await;
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("client_id", registered.client_id.as_str()),
+        ];
+        let authorization = match method.as_str().unwrap() {
+            "client_secret_basic" => Some(basic(&registered.client_id, &registered.secret)),
+            "client_secret_post" => {
+                form.push(("client_secret", registered.secret.as_str()));
+                None
+            }
+            _ => None,
+        };
+        let response = token_with(&app, authorization, &form).await;
+        assert_eq!(response.status, StatusCode::OK, "{method}");
     }
     // ...and nothing else is.
     let unsupported = token(&app, &rp, &[("grant_type", "client_credentials")]).await;

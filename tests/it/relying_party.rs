@@ -49,13 +49,20 @@ pub async fn discover(issuer: &str, app: &Registered, redirect: &str) -> (reqwes
     (http, client)
 }
 
-async fn sign_in_with(algorithm: &str, jws: CoreJwsSigningAlgorithm) {
-    let served = Served::start(|c| c.signing_algorithm = algorithm.into()).await;
+/// The server signs with `server` by default; the app asks for `id_token` ID tokens, which the
+/// relying party accepts alone (`jws`).
+async fn sign_in_with(server: &str, id_token: &str, jws: CoreJwsSigningAlgorithm) {
+    let served = Served::start(|c| c.signing_algorithm = server.into()).await;
     let (app, issuer) = (&served.app, &served.issuer);
 
     // An oauth admin registers the relying party; a user signs in to the sign-in UI.
     let admin = app.oauth_admin("ops").await;
-    let created = app.register_app(&admin, "RP", "", REDIRECT).await;
+    let created = app
+        .register_app_with(
+            &admin,
+            json!({ "name": "RP", "redirect_uri": REDIRECT, "id_token_signed_response_alg": id_token }),
+        )
+        .await;
     let user = app.create_user("ada", &[]).await;
     let session = app.token("ada", Some("gov.user.oauth.authorize")).await;
 
@@ -145,10 +152,22 @@ async fn sign_in_with(algorithm: &str, jws: CoreJwsSigningAlgorithm) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relying_party_signs_a_user_in_with_rs256() {
-    sign_in_with("RS256", CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256).await;
+    sign_in_with(
+        "RS256",
+        "RS256",
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relying_party_signs_a_user_in_with_eddsa() {
-    sign_in_with("EdDSA", CoreJwsSigningAlgorithm::EdDsa).await;
+    sign_in_with("EdDSA", "EdDSA", CoreJwsSigningAlgorithm::EdDsa).await;
+}
+
+/// The app's `id_token_signed_response_alg` decides its ID tokens, whatever the server's
+/// default: here the server signs with RS256 and the app asked for EdDSA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_gets_the_id_token_algorithm_it_registered() {
+    sign_in_with("RS256", "EdDSA", CoreJwsSigningAlgorithm::EdDsa).await;
 }

@@ -1,8 +1,8 @@
-//! `apps`: registered OAuth clients.
+//! `apps`: registered OAuth clients and their client metadata.
 
 use sea_orm::entity::prelude::*;
 
-/// An app row. `secret_hash` never leaves the service layer.
+/// An app row. Its secrets are `app_secrets` rows; they never leave the service layer.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "apps")]
 pub struct Model {
@@ -10,17 +10,38 @@ pub struct Model {
     pub client_id: String,
     pub name: String,
     pub url: String,
+    /// The first redirect URI (the seed's `redirect_uri`).
     pub redirect_uri: String,
     /// A `data:` URL of a tiny thumbnail, or empty.
     pub logo: String,
-    /// SHA-256 hex digest of the client secret.
-    pub secret_hash: String,
     pub creator_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Every redirect URI, a JSON array; `[]` on rows older than the column means
+    /// `[redirect_uri]`.
+    pub redirect_uris: String,
+    /// A JSON array.
+    pub post_logout_redirect_uris: String,
+    /// `client_secret_basic`, `client_secret_post` or `none`.
+    pub token_endpoint_auth_method: String,
+    /// Space-separated grant types.
+    pub grant_types: String,
+    /// Space-separated scope ceiling; empty means every scope.
+    pub scope: String,
+    /// `RS256`, `ES256` or `EdDSA`.
+    pub id_token_signed_response_alg: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(has_many = "super::app_secrets::Entity")]
+    Secrets,
+}
+
+impl Related<super::app_secrets::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Secrets.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -1,6 +1,8 @@
 //! SeaORM entities. These are storage rows: they never reach the GraphQL schema or a REST body.
 
 pub mod app_logos;
+pub mod app_origins;
+pub mod app_secrets;
 pub mod apps;
 pub mod browser_sessions;
 pub mod connections;

@@ -21,14 +21,16 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::db::entities::apps;
 use crate::db::owned::connection_of;
 use crate::domain::authorize::{
     AuthorizationRequest, AuthorizeParams, RedirectError, ResponseMode,
 };
+use crate::domain::capabilities::GrantType;
 use crate::domain::ids::ClientId;
+use crate::domain::oauth::PkceMethod;
 use crate::domain::secs;
 use crate::error::{AppError, AppResult};
+use crate::service::apps::AppRecord;
 use crate::service::browser::{self, BrowserContext, BrowserSession, new_cookie_value};
 use crate::service::seal::Sealed;
 use crate::service::{AppState, consent};
@@ -73,7 +75,7 @@ struct FormRequest {
 
 /// A request whose client and redirect URI are good: pages may be shown for it.
 struct Checked {
-    app: Arc<apps::Model>,
+    app: Arc<AppRecord>,
     request: AuthorizationRequest,
 }
 
@@ -172,17 +174,19 @@ async fn check(
     let Some(redirect_uri) = params
         .redirect_uri
         .as_deref()
-        .filter(|uri| registered(&app, uri))
+        .filter(|uri| app.policy.redirect_for(uri).is_some())
     else {
         return error("The redirect_uri is missing or is not one registered for this application.");
     };
-    let client_id = ClientId::from_trusted(app.client_id.clone());
-    match AuthorizationRequest::validate(
+    let client_id = ClientId::from_trusted(app.row.client_id.clone());
+    let validated = AuthorizationRequest::validate(
         params,
         &client_id,
         redirect_uri,
         consent::pkce_policy(state),
-    ) {
+    )
+    .and_then(|request| within_policy(&app, request));
+    match validated {
         Ok(request) => Ok(Ok(Checked { app, request })),
         Err(error) => {
             // The request's own mode, if it named one we offer; the default otherwise.
@@ -202,9 +206,32 @@ async fn check(
     }
 }
 
-/// Whether `uri` is a redirect URI registered for `app` (byte for byte).
-fn registered(app: &apps::Model, uri: &str) -> bool {
-    app.redirect_uri == uri
+/// Holds a valid request to the app's policy: it must be allowed the code grant, a public
+/// client must use PKCE with `S256`, and the scopes are narrowed to the app's ceiling (never
+/// refused for it).
+fn within_policy(
+    app: &AppRecord,
+    mut request: AuthorizationRequest,
+) -> Result<AuthorizationRequest, RedirectError> {
+    if !app.policy.allows_grant(GrantType::AuthorizationCode) {
+        return Err(RedirectError::new(
+            "unauthorized_client",
+            "the app may not use the authorization code grant",
+        ));
+    }
+    let s256 = request
+        .consent
+        .pkce
+        .as_ref()
+        .is_some_and(|pkce| pkce.method == PkceMethod::S256);
+    if app.policy.is_public() && !s256 {
+        return Err(RedirectError::new(
+            "invalid_request",
+            "a public client must send a code_challenge with code_challenge_method S256",
+        ));
+    }
+    request.consent.scopes = app.policy.narrow(&request.consent.scopes);
+    Ok(request)
 }
 
 /// Opens a page's sealed request: it must have been sealed for this browser's cookie and this
@@ -228,7 +255,7 @@ async fn open(
             "The application is no longer registered here.".into(),
         )));
     };
-    if !registered(&app, &request.redirect_uri) {
+    if app.policy.redirect_for(&request.redirect_uri).is_none() {
         return Ok(Err(AuthorizeView::Error(
             "The redirect_uri is no longer registered for this application.".into(),
         )));
@@ -303,7 +330,7 @@ async fn decide(
 
 /// The app as pages show it.
 fn app_view(checked: &Checked) -> AppView {
-    let app = &checked.app;
+    let app = &checked.app.row;
     AppView {
         name: app.name.clone(),
         client_id: app.client_id.clone(),

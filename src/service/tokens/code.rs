@@ -143,7 +143,7 @@ pub async fn exchange_code(
             .exec_with_returning(&state.db)
             .await?;
         if let Some(row) = redeemed.into_iter().next() {
-            return redemption.issue(state, row).await;
+            return redemption.issue(state, client, row).await;
         }
     }
     redeem_checked(state, client, &presented, now).await
@@ -184,6 +184,7 @@ impl Redemption {
     async fn issue(
         self,
         state: &AppState,
+        client: &Client,
         row: grants::Model,
     ) -> Result<TokenResponse, OAuthError> {
         let offline = OidcScopes::filter(&row.scope).contains(OidcScope::OfflineAccess);
@@ -191,6 +192,7 @@ impl Redemption {
         issue(
             state,
             Issue {
+                client,
                 grant: &row,
                 scope: &row.scope,
                 nonce: row.nonce.clone(),
@@ -231,7 +233,7 @@ async fn redeem_checked(
         .exec_with_returning(&state.db)
         .await?;
     match redeemed.into_iter().next() {
-        Some(row) => redemption.issue(state, row).await,
+        Some(row) => redemption.issue(state, client, row).await,
         None => {
             revoke_grant(&state.db, &row.id).await?;
             Err(OAuthError::InvalidGrant(BAD_CODE.into()))

@@ -16,13 +16,14 @@ use sha2::{Digest, Sha256, Sha512};
 
 use crate::auth::SigningAlgorithm;
 use crate::auth::jwt::{AccessClaims, IdClaims, TokenKind};
-use crate::db::entities::{apps, connections, grants, users};
-use crate::domain::capabilities::ClientAuthMethod;
+use crate::db::entities::{connections, grants, users};
+use crate::domain::capabilities::{ClientAuthMethod, GrantType};
 use crate::domain::ids::ClientId;
 use crate::domain::oauth::{OidcScope, OidcScopes};
 use crate::domain::secs;
 use crate::error::AppError;
 use crate::service::AppState;
+use crate::service::apps::AppRecord;
 use crate::service::refresh::{self, Families, Rotation};
 
 mod code;
@@ -39,6 +40,8 @@ pub enum OAuthError {
     InvalidGrant(String),
     /// Grant type not supported.
     UnsupportedGrantType,
+    /// The app may not use this grant type (its `grant_types`).
+    UnauthorizedClient,
     /// Scope wider than granted, or unknown.
     InvalidScope(String),
     /// Something broke on our side.
@@ -95,11 +98,18 @@ pub struct ClientCredentials<'a> {
     pub form_secret: Option<&'a str>,
 }
 
+/// Credentials as one method of the capability table reads them.
+struct Presented {
+    method: ClientAuthMethod,
+    client_id: String,
+    secret: Option<String>,
+}
+
 impl ClientCredentials<'_> {
-    /// Which method of the capability table these credentials use, with the id and secret.
-    /// Both at once, or a form `client_id` naming another client than Basic did, is
-    /// `invalid_request`; none at all is `invalid_client`.
-    fn method(self) -> Result<(ClientAuthMethod, String, String), OAuthError> {
+    /// Which method these credentials use: HTTP Basic, the form's `client_secret`, or (a public
+    /// client) the form's `client_id` alone. Two at once, or a form `client_id` naming another
+    /// client than Basic did, is `invalid_request`; none at all is `invalid_client`.
+    fn presented(self) -> Result<Presented, OAuthError> {
         match (self.basic, self.form_secret) {
             (Some(_), Some(_)) => Err(OAuthError::InvalidRequest(
                 "use one client authentication method, not both".into(),
@@ -110,46 +120,68 @@ impl ClientCredentials<'_> {
                         "client_id differs from the authenticated client".into(),
                     ));
                 }
-                Ok((ClientAuthMethod::ClientSecretBasic, id, secret))
+                Ok(Presented {
+                    method: ClientAuthMethod::ClientSecretBasic,
+                    client_id: id,
+                    secret: Some(secret),
+                })
             }
-            (None, Some(secret)) => {
-                let id = self.form_id.ok_or(OAuthError::InvalidClient)?;
-                Ok((ClientAuthMethod::ClientSecretPost, id.into(), secret.into()))
-            }
-            (None, None) => Err(OAuthError::InvalidClient),
+            (None, Some(secret)) => Ok(Presented {
+                method: ClientAuthMethod::ClientSecretPost,
+                client_id: self.form_id.ok_or(OAuthError::InvalidClient)?.into(),
+                secret: Some(secret.into()),
+            }),
+            (None, None) => Ok(Presented {
+                method: ClientAuthMethod::None,
+                client_id: self.form_id.ok_or(OAuthError::InvalidClient)?.into(),
+                secret: None,
+            }),
         }
     }
 }
 
-/// An authenticated client: the app, as the token endpoint needs it.
-pub struct Client(Arc<apps::Model>);
+/// An authenticated client: the app, with its policy, as the token endpoint needs it.
+pub struct Client(Arc<AppRecord>);
 
 impl Client {
-    fn id(&self) -> &str {
-        &self.0.client_id
+    /// The client id.
+    pub fn id(&self) -> &str {
+        &self.0.row.client_id
     }
 
     /// Whether `uri` is a redirect URI registered for the client.
     fn registered(&self, uri: &str) -> bool {
-        self.0.redirect_uri == uri
+        self.0.policy.redirect_for(uri).is_some()
+    }
+
+    /// The grant, when the app may use it; `unauthorized_client` otherwise.
+    pub fn may_use(&self, grant: GrantType) -> Result<(), OAuthError> {
+        if self.0.policy.allows_grant(grant) {
+            Ok(())
+        } else {
+            Err(OAuthError::UnauthorizedClient)
+        }
     }
 }
 
-/// Authenticates the client by exactly one method of the capability table. An unknown client
-/// and a wrong secret are both `invalid_client`.
+/// Authenticates the client by the one method it registered. An unknown client, another
+/// method, and a wrong secret are all `invalid_client`; so is a public client that sends a
+/// secret.
 pub async fn authenticate_client(
     state: &AppState,
     credentials: ClientCredentials<'_>,
 ) -> Result<Client, OAuthError> {
-    let (method, id, secret) = credentials.method()?;
-    if !method.is_supported() {
-        return Err(OAuthError::InvalidClient);
-    }
-    let client_id = ClientId::parse(&id).ok_or(OAuthError::InvalidClient)?;
-    crate::service::apps::authenticate_client(state, &client_id, &secret)
-        .await?
-        .map(Client)
-        .ok_or(OAuthError::InvalidClient)
+    let presented = credentials.presented()?;
+    let client_id = ClientId::parse(&presented.client_id).ok_or(OAuthError::InvalidClient)?;
+    crate::service::apps::authenticate_client(
+        state,
+        &client_id,
+        presented.method,
+        presented.secret.as_deref(),
+    )
+    .await?
+    .map(Client)
+    .ok_or(OAuthError::InvalidClient)
 }
 
 /// `at_hash`: the left half of the access token's hash, with the hash of the signing
@@ -164,12 +196,15 @@ fn at_hash(algorithm: SigningAlgorithm, access_token: &str) -> String {
 
 /// The tokens a grant issues now.
 struct Issue<'a> {
+    client: &'a Client,
     grant: &'a grants::Model,
     scope: &'a str,
     nonce: Option<String>,
     refresh_token: Option<String>,
 }
 
+/// Signs the access token (with the server's default algorithm: resource servers read it
+/// through the JWKS) and the ID token (with the algorithm the app registered).
 async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuthError> {
     let now = state.clock.now();
     let ttl = secs(state.config.access_token_ttl);
@@ -184,7 +219,8 @@ async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuth
         now,
         ttl,
     );
-    let ring = state.keys.ring().await?;
+    let id_alg = what.client.0.policy.id_token_alg;
+    let ring = state.keys.ring_signing(id_alg).await?;
     let access_token = ring.sign(&access).map_err(AppError::internal)?;
     let id = IdClaims {
         iss: issuer.clone(),
@@ -194,9 +230,9 @@ async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuth
         iat: now,
         auth_time: grant.auth_time,
         nonce: what.nonce,
-        at_hash: at_hash(ring.active.algorithm(), &access_token),
+        at_hash: at_hash(id_alg, &access_token),
     };
-    let id_token = ring.sign(&id).map_err(AppError::internal)?;
+    let id_token = ring.sign_with(id_alg, &id).map_err(AppError::internal)?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
@@ -338,6 +374,7 @@ pub async fn refresh(
     issue(
         state,
         Issue {
+            client,
             grant: &grant,
             scope: &scope.to_string(),
             nonce: None,
@@ -347,10 +384,19 @@ pub async fn refresh(
     .await
 }
 
+/// What userinfo answers, and the app the token was issued to.
+#[derive(Debug, Clone)]
+pub struct UserInfo {
+    /// The app (its browser origins may read the answer).
+    pub client_id: ClientId,
+    /// The claims.
+    pub claims: Value,
+}
+
 /// Userinfo claims for an app's access token: `sub` always, `profile` and `email` claims by
 /// scope. A token whose grant was revoked (connection deleted, code replayed, refresh reused)
 /// is invalid.
-pub async fn userinfo(state: &AppState, token: &str) -> Result<Value, AppError> {
+pub async fn userinfo(state: &AppState, token: &str) -> Result<UserInfo, AppError> {
     let issuer = &state.config.issuer;
     let claims = state
         .keys
@@ -385,5 +431,8 @@ pub async fn userinfo(state: &AppState, token: &str) -> Result<Value, AppError> 
         // Addresses are set by administrators, not proven by the user.
         out.insert("email_verified".into(), json!(false));
     }
-    Ok(Value::Object(out))
+    Ok(UserInfo {
+        client_id: ClientId::from_trusted(client_id.clone()),
+        claims: Value::Object(out),
+    })
 }

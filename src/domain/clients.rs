@@ -1,0 +1,300 @@
+//! What kind of client an app is and what it may do: its client metadata (RFC 7591 names) as
+//! a validated policy, and the pure rules that read it (redirect URI matching, the scope
+//! ceiling, allowed grants, CORS origins).
+
+use std::collections::BTreeSet;
+
+use url::{Host, Url};
+
+use super::capabilities::{ClientAuthMethod, GrantType, SigningAlgorithm};
+use super::oauth::{OidcScope, OidcScopes};
+use crate::error::AppError;
+
+/// Most redirect URIs (and post-logout redirect URIs) an app may register.
+pub const MAX_REDIRECT_URIS: usize = 10;
+/// Longest redirect URI.
+pub const MAX_URI_LEN: usize = 512;
+
+/// What an app is allowed: validated, complete client metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientPolicy {
+    /// 1 to [`MAX_REDIRECT_URIS`], each matched exactly; the first is the seed's
+    /// `redirect_uri`.
+    pub redirect_uris: Vec<String>,
+    /// 0 to [`MAX_REDIRECT_URIS`], same rules (for RP-initiated logout).
+    pub post_logout_redirect_uris: Vec<String>,
+    /// How the app authenticates at the token endpoint; `none` makes a public client.
+    pub auth_method: ClientAuthMethod,
+    /// The grants the app may use.
+    pub grant_types: Vec<GrantType>,
+    /// The scopes the app may ever receive; empty means every scope idgraph knows.
+    pub scope: OidcScopes,
+    /// The algorithm of the app's ID tokens.
+    pub id_token_alg: SigningAlgorithm,
+}
+
+impl Default for ClientPolicy {
+    fn default() -> Self {
+        Self {
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            auth_method: ClientAuthMethod::default(),
+            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            scope: OidcScopes::default(),
+            id_token_alg: SigningAlgorithm::Rs256,
+        }
+    }
+}
+
+impl ClientPolicy {
+    /// Whether the app is a public client (no secret; PKCE with `S256` required).
+    pub fn is_public(&self) -> bool {
+        self.auth_method.is_public()
+    }
+
+    /// Whether the app may use `grant`.
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+
+    /// The registered redirect URI that `requested` matches, if any: byte for byte, or, for a
+    /// public client only, a loopback IP literal with any port (RFC 8252 §7.3: a native app
+    /// listens on whatever port the system gives it).
+    pub fn redirect_for<'a>(&'a self, requested: &str) -> Option<&'a str> {
+        if let Some(exact) = self.redirect_uris.iter().find(|uri| *uri == requested) {
+            return Some(exact);
+        }
+        if !self.is_public() {
+            return None;
+        }
+        let asked = Url::parse(requested).ok()?;
+        if asked.scheme() != "http" || !is_loopback_ip(asked.host()) {
+            return None;
+        }
+        self.redirect_uris.iter().map(String::as_str).find(|uri| {
+            Url::parse(uri).is_ok_and(|mut registered| {
+                is_loopback_ip(registered.host())
+                    && registered.set_port(asked.port()).is_ok()
+                    && registered == asked
+            })
+        })
+    }
+
+    /// The scopes an app receives of those it asked for: within the ceiling, and
+    /// `offline_access` only when it may use refresh tokens. Never widened, never refused.
+    pub fn narrow(&self, requested: &OidcScopes) -> OidcScopes {
+        let within: Vec<OidcScope> = requested
+            .iter()
+            .filter(|scope| self.scope.is_empty() || self.scope.contains(*scope))
+            .filter(|scope| {
+                *scope != OidcScope::OfflineAccess || self.allows_grant(GrantType::RefreshToken)
+            })
+            .collect();
+        OidcScopes::from_scopes(within)
+    }
+
+    /// The web origins of the redirect URIs: where the app's browser code runs.
+    pub fn origins(&self) -> BTreeSet<String> {
+        self.redirect_uris
+            .iter()
+            .filter_map(|uri| web_origin(uri))
+            .collect()
+    }
+}
+
+fn is_loopback_ip(host: Option<Host<&str>>) -> bool {
+    match host {
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        _ => false,
+    }
+}
+
+fn is_loopback(host: Option<Host<&str>>) -> bool {
+    match host {
+        Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        other => is_loopback_ip(other),
+    }
+}
+
+/// The web origin of `uri` (`scheme://host[:port]`), when it has one (https and http do;
+/// private-use schemes do not).
+pub fn web_origin(uri: &str) -> Option<String> {
+    let url = Url::parse(uri).ok()?;
+    let origin = url.origin();
+    (origin.is_tuple() && matches!(url.scheme(), "http" | "https"))
+        .then(|| origin.ascii_serialization())
+}
+
+/// Redirect URI rules (RFC 6749 §3.1.2, RFC 3986, RFC 8252, RFC 9700 §2.1), `field` naming the
+/// list in errors: absolute, at most [`MAX_URI_LEN`] bytes, no space or control character, no
+/// fragment, wildcard or user info, and written exactly as the URL a browser will be sent to
+/// (so that what is registered is what is matched and what is redirected to: `https:///cb`
+/// would send the browser to host `cb`). `https` anywhere, plain `http` only for loopback
+/// hosts, and private-use schemes in reverse-domain form (`com.example.app:/cb`) for native
+/// apps. Anything else (`javascript:`, `data:`, `file:`, …) is refused.
+pub fn check_redirect_uri(field: &str, uri: &str) -> Result<(), AppError> {
+    let fail = |why: &str| Err(AppError::invalid(format!("{field}: {why}")));
+    if uri.is_empty() {
+        return fail("is required");
+    }
+    if uri.len() > MAX_URI_LEN {
+        return fail(&format!("must be at most {MAX_URI_LEN} bytes"));
+    }
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return fail("must not contain spaces or control characters");
+    }
+    if uri.contains('*') {
+        return fail("must not contain a wildcard");
+    }
+    if uri.contains('#') {
+        return fail("must not contain a fragment");
+    }
+    let Ok(parsed) = Url::parse(uri) else {
+        return fail("must be an absolute URL");
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return fail("must not contain user information");
+    }
+    if parsed.as_str() != uri {
+        return fail(&format!(
+            "must be written as the URL it stands for, {:?} (an empty host, a default port or \
+             an upper-case scheme or host would redirect elsewhere than registered)",
+            parsed.as_str()
+        ));
+    }
+    match parsed.scheme() {
+        "https" if parsed.host().is_some() => Ok(()),
+        "http" if is_loopback(parsed.host()) => Ok(()),
+        "http" => {
+            fail("plain http is allowed only for loopback hosts (127.0.0.1, [::1], localhost)")
+        }
+        scheme if scheme.contains('.') => Ok(()),
+        _ => fail(
+            "must use https, http on a loopback host, or a private-use scheme like com.example.app",
+        ),
+    }
+}
+
+/// Checks a list of redirect URIs: `min` to [`MAX_REDIRECT_URIS`], each by
+/// [`check_redirect_uri`], no duplicates.
+pub fn check_redirect_uris(field: &str, uris: &[String], min: usize) -> Result<(), AppError> {
+    if uris.len() < min || uris.len() > MAX_REDIRECT_URIS {
+        return Err(AppError::invalid(format!(
+            "{field}: must hold {min} to {MAX_REDIRECT_URIS} URIs"
+        )));
+    }
+    for (at, uri) in uris.iter().enumerate() {
+        check_redirect_uri(&format!("{field}[{at}]"), uri)?;
+        if uris[..at].contains(uri) {
+            return Err(AppError::invalid(format!("{field}[{at}]: is listed twice")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(uris: &[&str], auth_method: ClientAuthMethod) -> ClientPolicy {
+        ClientPolicy {
+            redirect_uris: uris.iter().map(|u| u.to_string()).collect(),
+            auth_method,
+            ..ClientPolicy::default()
+        }
+    }
+
+    #[test]
+    fn redirect_uris_follow_the_rules() {
+        for ok in [
+            "https://app.example.com/callback",
+            "https://app.example.com/cb?x=1",
+            "http://127.0.0.1:8765/cb",
+            "http://[::1]/cb",
+            "http://localhost:3000/cb",
+            "com.example.app:/oauth2redirect",
+        ] {
+            assert!(check_redirect_uri("redirect_uri", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "/relative",
+            "https://app.example.com/cb#frag",
+            "https://*.example.com/cb",
+            "http://app.example.com/cb",
+            "javascript:alert(1)",
+            "data:text/html,hi",
+            "file:///etc/passwd",
+            "https://user:pw@app.example.com/cb",
+            "https:///cb",
+            "https://app.example.com/cb\r\nX: y",
+            "https://app.example.com/c b",
+            "https://app.example.com/cb\t",
+            "https://app.example.com/cb\0",
+            "HTTPS://app.example.com/cb",
+            "https://app.example.com:443/cb",
+            "https://app.example.com",
+        ] {
+            let err = check_redirect_uri("redirect_uri", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("redirect_uri:"), "{bad:?}: {err}");
+        }
+        let long = format!("https://a.example/{}", "x".repeat(600));
+        assert!(check_redirect_uri("redirect_uri", &long).is_err());
+    }
+
+    #[test]
+    fn lists_are_bounded_and_name_the_bad_entry() {
+        let ten: Vec<String> = (0..10).map(|i| format!("https://a.example/{i}")).collect();
+        assert!(check_redirect_uris("redirect_uris", &ten, 1).is_ok());
+        let eleven: Vec<String> = (0..11).map(|i| format!("https://a.example/{i}")).collect();
+        assert!(check_redirect_uris("redirect_uris", &eleven, 1).is_err());
+        assert!(check_redirect_uris("redirect_uris", &[], 1).is_err());
+        let bad = vec!["https://a.example/ok".into(), "http://a.example/no".into()];
+        let err = check_redirect_uris("redirect_uris", &bad, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("redirect_uris[1]:"), "{err}");
+        let twice = vec!["https://a.example/x".into(), "https://a.example/x".into()];
+        assert!(check_redirect_uris("redirect_uris", &twice, 1).is_err());
+    }
+
+    #[test]
+    fn loopback_redirects_match_any_port_for_public_clients_only() {
+        let public = policy(
+            &["http://127.0.0.1/cb", "https://a.example/cb"],
+            ClientAuthMethod::None,
+        );
+        assert_eq!(
+            public.redirect_for("http://127.0.0.1:53211/cb"),
+            Some("http://127.0.0.1/cb")
+        );
+        assert_eq!(public.redirect_for("http://127.0.0.1:53211/other"), None);
+        assert_eq!(public.redirect_for("https://a.example:8443/cb"), None);
+        let confidential = policy(
+            &["http://127.0.0.1/cb"],
+            ClientAuthMethod::ClientSecretBasic,
+        );
+        assert_eq!(confidential.redirect_for("http://127.0.0.1:53211/cb"), None);
+        assert_eq!(
+            confidential.redirect_for("http://127.0.0.1/cb"),
+            Some("http://127.0.0.1/cb")
+        );
+    }
+
+    #[test]
+    fn the_ceiling_narrows_and_offline_access_needs_the_refresh_grant() {
+        let asked = OidcScopes::filter("openid email offline_access");
+        let mut policy = policy(
+            &["https://a.example/cb"],
+            ClientAuthMethod::ClientSecretBasic,
+        );
+        assert_eq!(policy.narrow(&asked), asked);
+        policy.scope = OidcScopes::filter("openid profile offline_access");
+        assert_eq!(policy.narrow(&asked).to_string(), "offline_access openid");
+        policy.grant_types = vec![GrantType::AuthorizationCode];
+        assert_eq!(policy.narrow(&asked).to_string(), "openid");
+    }
+}
