@@ -6,7 +6,8 @@
 #   - GET /healthz                          (a trivial route of the same server: the ceiling)
 #   - GET /api/oauth/app/id/{random id}     (public app look-up, served through the app cache)
 #   - POST /graphql appsByIds with 100 ids  (bulk look-up)
-# Part "oidc" (bench/src/main.rs, once with RS256 keys and once with EdDSA keys):
+# Part "oidc" (bench/src/main.rs, once with RS256 keys and once with EdDSA keys; the apps ask for
+# ID tokens of the same algorithm):
 #   - POST /api/oauth/token authorization_code (a fresh code per request, client_secret_basic,
 #     PKCE S256), refresh_token (rotating), GET /api/oauth/userinfo, and the signing-only ceiling.
 # Usage: bench/run.sh [seconds per measurement, default 10] [connections, default 32] [all|apps|oidc]
@@ -109,7 +110,7 @@ bench_oidc() { # signing algorithm
   echo
   BENCH_ADMIN_PASSWORD="$IDGRAPH_BOOTSTRAP_ADMIN_PASSWORD" BENCH_USER_PASSWORD="bench-user-password" \
     target/release/idgraph-bench --base "http://127.0.0.1:$PORT" --users "$USERS" --apps "$APPS" \
-    --seconds "$DURATION" --connections "$CONNECTIONS"
+    --seconds "$DURATION" --connections "$CONNECTIONS" --id-token-alg "$1"
   stop_server
   unset IDGRAPH_SIGNING_ALGORITHM
 }

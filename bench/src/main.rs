@@ -65,6 +65,9 @@ struct Args {
     /// Concurrent connections.
     #[arg(long, default_value_t = 32)]
     connections: usize,
+    /// The apps' `id_token_signed_response_alg` (RS256, ES256 or EdDSA).
+    #[arg(long, default_value = "RS256")]
+    id_token_alg: String,
 }
 
 /// A registered app and its secret.
@@ -358,13 +361,26 @@ async fn main() -> anyhow::Result<()> {
     let admin = server.login(&args.admin, &args.admin_password).await?;
     let apps: Vec<OnceLock<App>> = (0..args.apps).map(|_| OnceLock::new()).collect();
     let setup = drive(c, Some(args.apps), None, |i| {
-        let (server, admin, apps) = (&server, &admin, &apps);
+        let (server, admin, apps, args) = (&server, &admin, &apps, &args);
         async move {
             let redirect_uri = format!("https://rp{i}.example/callback");
-            let body = json!({ "name": format!("bench app {i}"), "url": "https://example.com", "redirect_uri": redirect_uri });
-            let created = server.post_json("/api/oauth/app", Some(admin), &body).await?;
-            let app = App { client_id: field(&created, "client_id")?, secret: field(&created, "key")?, redirect_uri };
-            apps[i].set(app).map_err(|_| anyhow::anyhow!("app {i} registered twice"))
+            let body = json!({
+                "name": format!("bench app {i}"),
+                "url": "https://example.com",
+                "redirect_uri": redirect_uri,
+                "id_token_signed_response_alg": args.id_token_alg,
+            });
+            let created = server
+                .post_json("/api/oauth/app", Some(admin), &body)
+                .await?;
+            let app = App {
+                client_id: field(&created, "client_id")?,
+                secret: field(&created, "key")?,
+                redirect_uri,
+            };
+            apps[i]
+                .set(app)
+                .map_err(|_| anyhow::anyhow!("app {i} registered twice"))
         }
     })
     .await;

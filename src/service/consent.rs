@@ -114,7 +114,7 @@ pub async fn record(
     connections::Entity::insert(connection)
         .on_conflict(
             OnConflict::columns([C::UserId, C::ClientId])
-                .update_columns([C::Scope, C::AuthTime, C::ConsentedScope])
+                .update_columns([C::Scope, C::AuthTime, C::AccessTime, C::ConsentedScope])
                 .to_owned(),
         )
         .exec_without_returning(&txn)

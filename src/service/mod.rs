@@ -16,6 +16,7 @@ pub mod sessions;
 pub mod state;
 pub mod throttle;
 pub mod tokens;
+pub mod touches;
 pub mod users;
 
 pub use state::AppState;

@@ -13,6 +13,7 @@ use crate::service::keys::{self, KeyStore};
 use crate::service::passwords::PasswordHasher;
 use crate::service::seal::Sealer;
 use crate::service::throttle::SignInThrottle;
+use crate::service::touches::Touches;
 
 /// Everything a request may need; cheap to clone.
 #[derive(Clone)]
@@ -31,6 +32,8 @@ pub struct AppState {
     pub apps: Arc<AppCache>,
     /// Failed sign-in counts, for the back-off.
     pub sign_ins: Arc<SignInThrottle>,
+    /// When this node last marked each connection used.
+    pub touches: Arc<Touches>,
     /// Seals the hosted pages' forms (a MAC bound to the browser's cookie).
     pub sealer: Arc<Sealer>,
     /// Permits for image decoding (bounded concurrency off the async workers).
@@ -60,6 +63,7 @@ impl AppState {
             keys: Arc::new(keys),
             apps: Arc::new(AppCache::new(clock.clone())),
             sign_ins: Arc::new(SignInThrottle::default()),
+            touches: Arc::new(Touches::default()),
             sealer: Arc::new(sealer),
             images: Arc::new(Semaphore::new(2)),
             clock,

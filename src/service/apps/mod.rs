@@ -32,25 +32,39 @@ use crate::domain::page::{Page, split_page};
 use crate::error::{AppError, AppResult};
 use crate::service::{AppState, keys, logos};
 
-/// An app as the services use it: its row, its policy (parsed once), its live secrets.
+/// An app as the services use it: its row, its policy (parsed once), and its secrets, read
+/// the first time the token endpoint needs them (public look-ups never do).
 pub(crate) struct AppRecord {
     /// The stored row.
     pub row: apps::Model,
     /// What the app is allowed.
     pub policy: ClientPolicy,
-    /// Its secrets (digests), newest first.
-    pub secrets: Vec<SecretRecord>,
+    /// Its secrets (digests), once read.
+    secrets: tokio::sync::OnceCell<Vec<SecretRecord>>,
 }
 
 impl AppRecord {
-    fn new(row: apps::Model, secrets: Vec<app_secrets::Model>) -> Self {
-        let mut secrets: Vec<SecretRecord> = secrets.into_iter().map(SecretRecord::from).collect();
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+    fn new(row: apps::Model) -> Self {
         Self {
             policy: policy_of(&row),
             row,
-            secrets,
+            secrets: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The app's secrets, read from the database the first time.
+    pub(crate) async fn secrets(&self, db: &impl ConnectionTrait) -> AppResult<&[SecretRecord]> {
+        let secrets = self
+            .secrets
+            .get_or_try_init(|| async {
+                let rows = app_secrets::Entity::find()
+                    .filter(app_secrets::Column::ClientId.eq(self.row.client_id.as_str()))
+                    .all(db)
+                    .await?;
+                Ok::<_, AppError>(rows.into_iter().map(SecretRecord::from).collect())
+            })
+            .await?;
+        Ok(secrets)
     }
 
     /// The app as transports see it.
@@ -125,20 +139,13 @@ pub(crate) fn app_gone(err: DbErr) -> AppError {
     }
 }
 
-/// Reads apps with their secrets, straight from the database, in one query.
+/// Reads apps straight from the database, in one query.
 async fn load_records(
     db: &impl ConnectionTrait,
     condition: Condition,
 ) -> AppResult<Vec<AppRecord>> {
-    let rows = apps::Entity::find()
-        .filter(condition)
-        .find_with_related(app_secrets::Entity)
-        .all(db)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(row, secrets)| AppRecord::new(row, secrets))
-        .collect())
+    let rows = apps::Entity::find().filter(condition).all(db).await?;
+    Ok(rows.into_iter().map(AppRecord::new).collect())
 }
 
 /// Reads one app through the cache.
@@ -245,7 +252,7 @@ pub async fn list_apps(
     let (rows, more) = split_page(rows, size);
     Ok((
         rows.into_iter()
-            .map(|row| AppRecord::new(row, Vec::new()).app())
+            .map(|row| AppRecord::new(row).app())
             .collect(),
         more,
     ))
@@ -347,7 +354,7 @@ pub async fn create_app(
     state.apps.invalidate(&client_id);
     audit("app.create", &actor.user_id, &client_id);
     Ok(AppWithSecret {
-        app: AppRecord::new(row, Vec::new()).app(),
+        app: AppRecord::new(row).app(),
         client_secret,
     })
 }
@@ -397,7 +404,7 @@ pub async fn update_app(
     txn.commit().await?;
     state.apps.invalidate(client_id);
     audit("app.update", &actor.user_id, client_id);
-    Ok(AppRecord::new(row, Vec::new()).app())
+    Ok(AppRecord::new(row).app())
 }
 
 /// Oauth admins: deletes an app with its logo, its secrets and every user's connection to it
@@ -467,7 +474,7 @@ pub async fn upload_logo(
     txn.commit().await?;
     state.apps.invalidate(client_id);
     audit("app.upload_logo", &actor.user_id, client_id);
-    Ok(AppRecord::new(row, Vec::new()).app())
+    Ok(AppRecord::new(row).app())
 }
 
 /// A logo as served: PNG bytes and their ETag.
@@ -503,7 +510,7 @@ pub async fn apps_by_ids_uncached(
     Ok(rows
         .into_iter()
         .map(|row| {
-            let app = AppRecord::new(row, Vec::new()).app();
+            let app = AppRecord::new(row).app();
             (app.client_id.clone(), app)
         })
         .collect())

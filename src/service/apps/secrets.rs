@@ -40,7 +40,6 @@ const LAST_USED_EVERY_SECS: i64 = 60;
 pub(crate) struct SecretRecord {
     id: String,
     digest: String,
-    pub(super) created_at: i64,
     expires_at: Option<i64>,
     /// When this node last wrote `last_used_at` (or what the row said when loaded).
     last_used_at: AtomicI64,
@@ -51,7 +50,6 @@ impl From<app_secrets::Model> for SecretRecord {
         Self {
             id: row.id,
             digest: row.secret_hash,
-            created_at: row.created_at,
             expires_at: row.expires_at,
             last_used_at: AtomicI64::new(row.last_used_at.unwrap_or(i64::MIN)),
         }
@@ -163,7 +161,7 @@ pub async fn rotate_secret(
     state.apps.invalidate(client_id);
     audit("app.rotate_secret", &actor.user_id, client_id);
     Ok(AppWithSecret {
-        app: AppRecord::new(row, Vec::new()).app(),
+        app: AppRecord::new(row).app(),
         client_secret: Some(client_secret),
     })
 }
@@ -252,7 +250,12 @@ pub(crate) async fn authenticate_client(
     let now = state.clock.now();
     let presented = digest(secret);
     let mut matched = None;
-    for stored in app.secrets.iter().filter(|s| s.is_live(now)) {
+    for stored in app
+        .secrets(&state.db)
+        .await?
+        .iter()
+        .filter(|s| s.is_live(now))
+    {
         if bool::from(presented.as_bytes().ct_eq(stored.digest.as_bytes())) {
             matched = Some(stored);
         }

@@ -10,7 +10,7 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, UpdateMany};
 
-use super::{Client, Issue, OAuthError, TokenResponse, issue, revoke_grant, touch_connection};
+use super::{Client, Issue, OAuthError, TokenResponse, issue, revoke_grant};
 use crate::db::entities::grants;
 use crate::domain::oauth::{OidcScope, OidcScopes, PkceMethod, is_pkce_string};
 use crate::domain::secret::digest;
@@ -188,7 +188,7 @@ impl Redemption {
         row: grants::Model,
     ) -> Result<TokenResponse, OAuthError> {
         let offline = OidcScopes::filter(&row.scope).contains(OidcScope::OfflineAccess);
-        touch_connection(state, &row, self.now).await?;
+        // The consent that made this code marked the connection used, under a minute ago.
         issue(
             state,
             Issue {
