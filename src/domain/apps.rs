@@ -7,6 +7,8 @@
 //! an older client that never sends the new fields changes none of them; `redirect_uri` reads
 //! and writes the first of `redirect_uris`.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -36,8 +38,8 @@ pub struct App {
     pub created_at: i64,
     /// Last change, Unix seconds.
     pub updated_at: i64,
-    /// Its client metadata.
-    pub policy: ClientPolicy,
+    /// Its client metadata (shared with the cached record, never copied per look-up).
+    pub policy: Arc<ClientPolicy>,
 }
 
 impl App {

@@ -75,8 +75,8 @@ impl From<App> for AppBody {
             grant_types: app.policy.grant_types.iter().map(|g| g.as_str()).collect(),
             scope: app.policy.scope.to_string(),
             id_token_signed_response_alg: app.policy.id_token_alg.as_str(),
-            redirect_uris: app.policy.redirect_uris,
-            post_logout_redirect_uris: app.policy.post_logout_redirect_uris,
+            redirect_uris: app.policy.redirect_uris.clone(),
+            post_logout_redirect_uris: app.policy.post_logout_redirect_uris.clone(),
         }
     }
 }

@@ -38,7 +38,7 @@ pub(crate) struct AppRecord {
     /// The stored row.
     pub row: apps::Model,
     /// What the app is allowed.
-    pub policy: ClientPolicy,
+    pub policy: Arc<ClientPolicy>,
     /// Its secrets (digests), once read.
     secrets: tokio::sync::OnceCell<Vec<SecretRecord>>,
 }
@@ -46,7 +46,7 @@ pub(crate) struct AppRecord {
 impl AppRecord {
     fn new(row: apps::Model) -> Self {
         Self {
-            policy: policy_of(&row),
+            policy: Arc::new(policy_of(&row)),
             row,
             secrets: tokio::sync::OnceCell::new(),
         }
