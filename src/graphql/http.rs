@@ -35,7 +35,7 @@ use crate::service::AppState;
 use crate::service::logos::UPLOAD_BODY_LIMIT;
 
 use super::IdgraphSchema;
-use super::limits::{MAX_NESTING, check_nesting, check_selections, check_strings};
+use super::limits::{MAX_NESTING, check_nesting, check_selections, check_strings, check_variables};
 use super::loaders::{AppLoader, CreatorLoader};
 
 /// Headers whose presence shows the request was not a simple cross-site form post.
@@ -212,13 +212,14 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
 /// The bounds of [`super::limits`], checked on the parsed document before it reaches the
 /// schema. A document that fails to parse is left for the executor's syntax error.
 fn bound(request: &mut async_graphql::Request, max_selections: u64) -> Result<(), ServerError> {
-    check_nesting(&request.query, MAX_NESTING).map_err(|why| ServerError::new(why, None))?;
-    let variables = request.variables.clone();
+    let refuse = |why: String| ServerError::new(why, None);
+    check_nesting(&request.query, MAX_NESTING).map_err(refuse)?;
+    check_variables(&request.variables).map_err(refuse)?;
     let Ok(document) = request.parsed_query() else {
         return Ok(());
     };
-    check_selections(document, max_selections).map_err(|why| ServerError::new(why, None))?;
-    check_strings(document, &variables).map_err(|why| ServerError::new(why, None))
+    check_selections(document, max_selections).map_err(refuse)?;
+    check_strings(document).map_err(refuse)
 }
 
 async fn execute(

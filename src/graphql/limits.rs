@@ -16,7 +16,7 @@ use async_graphql::Variables;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Name, Positioned, Value};
 
-use crate::edge::input::{nul_in_json, refusal};
+use crate::edge::input::{printable, refusal};
 
 /// Deepest bracket nesting accepted.
 pub const MAX_NESTING: usize = 64;
@@ -123,14 +123,17 @@ fn set_size(
     Ok(size)
 }
 
-/// The first string holding NUL: in the variables (named `$name…`) or written in the document
-/// as an argument's value (named by the argument).
-pub fn check_strings(document: &ExecutableDocument, variables: &Variables) -> Result<(), String> {
-    if let Ok(json) = serde_json::to_value(variables)
-        && let Some(path) = nul_in_json(&json)
-    {
-        return Err(refusal(&format!("${path}")));
+/// The first variable holding a string with NUL, named `$name`.
+pub fn check_variables(variables: &Variables) -> Result<(), String> {
+    match variables.iter().find(|(_, value)| value_holds_nul(value)) {
+        Some((name, _)) => Err(refusal(&format!("${}", printable(name)))),
+        None => Ok(()),
     }
+}
+
+/// The first string holding NUL written in the document as an argument's value (named by the
+/// argument).
+pub fn check_strings(document: &ExecutableDocument) -> Result<(), String> {
     for (_, operation) in document.operations.iter() {
         if let Some(name) = nul_in_set(&operation.node.selection_set) {
             return Err(refusal(&name));
@@ -171,8 +174,11 @@ fn nul_in_set(set: &Positioned<SelectionSet>) -> Option<String> {
 fn value_holds_nul(value: &async_graphql::Value) -> bool {
     match value {
         Value::String(text) => text.contains('\0'),
+        Value::Enum(name) => name.contains('\0'),
         Value::List(items) => items.iter().any(value_holds_nul),
-        Value::Object(fields) => fields.values().any(value_holds_nul),
+        Value::Object(fields) => fields
+            .iter()
+            .any(|(key, value)| key.contains('\0') || value_holds_nul(value)),
         _ => false,
     }
 }
@@ -236,13 +242,14 @@ mod tests {
         let doc =
             async_graphql::parser::parse_query("query Q { app(clientId: \"a\\u0000\") { name } }")
                 .unwrap();
-        let err = check_strings(&doc, &Variables::default()).unwrap_err();
+        let err = check_strings(&doc).unwrap_err();
         assert!(err.starts_with("clientId:"), "{err}");
         let doc =
             async_graphql::parser::parse_query("query Q($id: ID!) { app(clientId: $id) { name } }")
                 .unwrap();
+        assert!(check_strings(&doc).is_ok());
         let vars = Variables::from_json(serde_json::json!({ "id": "a\u{0}" }));
-        let err = check_strings(&doc, &vars).unwrap_err();
+        let err = check_variables(&vars).unwrap_err();
         assert!(err.starts_with("$id:"), "{err}");
     }
 }

@@ -185,41 +185,42 @@ pub async fn apps_by_ids(state: &AppState, client_ids: &[String]) -> AppResult<V
             "ids: at most {MAX_BULK_IDS} client ids per request"
         )));
     }
-    let mut asked = Vec::new();
+    // Each well-formed id once, in the order asked; the others name no app.
     let mut seen = HashSet::new();
-    for id in client_ids.iter().filter_map(|text| ClientId::parse(text)) {
-        if seen.insert(id.clone()) {
-            asked.push(id);
-        }
-    }
-    let mut found: HashMap<ClientId, Option<Arc<AppRecord>>> = HashMap::new();
+    let asked: Vec<ClientId> = client_ids
+        .iter()
+        .filter(|text| seen.insert(text.as_str()))
+        .filter_map(|text| ClientId::parse(text))
+        .collect();
+    let mut found: Vec<Option<Arc<AppRecord>>> = Vec::with_capacity(asked.len());
     let mut missing = Vec::new();
-    for id in &asked {
+    for (at, id) in asked.iter().enumerate() {
         match state.apps.get(id) {
-            Some(cached) => {
-                found.insert(id.clone(), cached);
+            Some(cached) => found.push(cached),
+            None => {
+                found.push(None);
+                missing.push(at);
             }
-            None => missing.push(id.clone()),
         }
     }
     if !missing.is_empty() {
         let ticket = state.apps.ticket();
         let condition = Condition::all()
-            .add(apps::Column::ClientId.is_in(missing.iter().map(ClientId::as_str)));
+            .add(apps::Column::ClientId.is_in(missing.iter().map(|&at| asked[at].as_str())));
         let mut loaded: HashMap<String, Arc<AppRecord>> = load_records(&state.db, condition)
             .await?
             .into_iter()
             .map(|record| (record.row.client_id.clone(), Arc::new(record)))
             .collect();
-        for id in missing {
-            let record = loaded.remove(id.as_str());
-            state.apps.put(ticket, &id, record.clone());
-            found.insert(id, record);
+        for at in missing {
+            let record = loaded.remove(asked[at].as_str());
+            state.apps.put(ticket, &asked[at], record.clone());
+            found[at] = record;
         }
     }
-    Ok(asked
-        .iter()
-        .filter_map(|id| found.get(id).cloned().flatten())
+    Ok(found
+        .into_iter()
+        .flatten()
         .map(|record| record.app())
         .collect())
 }
