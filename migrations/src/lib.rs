@@ -12,6 +12,7 @@ mod m20261126_000003_connections;
 mod m20261127_000004_hosted_sign_in;
 mod m20261129_000005_grants;
 mod m20261129_000006_client_model;
+mod m20261129_000007_token_lifecycle;
 
 /// Runs idgraph's migrations in order.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_hosted_sign_in::Migration),
             Box::new(m20261129_000005_grants::Migration),
             Box::new(m20261129_000006_client_model::Migration),
+            Box::new(m20261129_000007_token_lifecycle::Migration),
         ]
     }
 }

@@ -81,7 +81,8 @@ impl AccessClaims {
         }
     }
 
-    /// An app's token for the grant `grant_id`, good at userinfo.
+    /// An app's access token for the grant `grant_id` (RFC 9068 claims), good at userinfo,
+    /// whose audience is the issuer.
     pub fn app(
         issuer: &str,
         user_id: &str,
@@ -103,6 +104,31 @@ impl AccessClaims {
             sid: None,
             client_id: Some(client_id.to_string()),
             gid: Some(grant_id.to_string()),
+        }
+    }
+
+    /// An app's access token for itself (`client_credentials`, RFC 9068 §2.2: `sub` is the
+    /// client), for `audience`.
+    pub fn service(
+        issuer: &str,
+        client_id: &str,
+        audience: &str,
+        scope: &str,
+        now: i64,
+        ttl: i64,
+    ) -> Self {
+        Self {
+            iss: issuer.to_string(),
+            sub: client_id.to_string(),
+            aud: audience.to_string(),
+            exp: now + ttl,
+            iat: now,
+            jti: random_token(16),
+            scope: scope.to_string(),
+            kind: TokenKind::Oauth,
+            sid: None,
+            client_id: Some(client_id.to_string()),
+            gid: None,
         }
     }
 }
@@ -155,29 +181,83 @@ impl KeyRing {
         algorithms
     }
 
-    /// Signs `claims` with the default algorithm's key.
+    /// Signs `claims` (a plain JWT) with the default algorithm's key.
     pub fn sign<T: Serialize>(&self, claims: &T) -> anyhow::Result<String> {
-        self.sign_with(self.default, claims)
+        self.sign_typed(self.default, JwtType::Jwt, claims)
     }
 
-    /// Signs `claims` with `algorithm`'s key.
+    /// Signs `claims` (a plain JWT) with `algorithm`'s key.
     pub fn sign_with<T: Serialize>(
         &self,
         algorithm: SigningAlgorithm,
         claims: &T,
     ) -> anyhow::Result<String> {
+        self.sign_typed(algorithm, JwtType::Jwt, claims)
+    }
+
+    /// Signs an app's access token (RFC 9068: `typ` `at+jwt`) with the default algorithm's key.
+    pub fn sign_access<T: Serialize>(&self, claims: &T) -> anyhow::Result<String> {
+        self.sign_typed(self.default, JwtType::AccessToken, claims)
+    }
+
+    fn sign_typed<T: Serialize>(
+        &self,
+        algorithm: SigningAlgorithm,
+        typ: JwtType,
+        claims: &T,
+    ) -> anyhow::Result<String> {
         let key = self
             .signer(algorithm)
             .ok_or_else(|| anyhow::anyhow!("no active {algorithm} signing key"))?;
-        sign(key, claims)
+        sign_as(key, typ, claims)
     }
 }
 
-/// Signs `claims` as a compact JWS with `key` (header `alg`, `typ`, `kid`).
+/// The `typ` of a token's JOSE header: what kind of token it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtType {
+    /// `JWT`: first-party session tokens, ID tokens.
+    Jwt,
+    /// `at+jwt` (RFC 9068 §2.1): access tokens issued to apps, read by resource servers.
+    AccessToken,
+}
+
+impl JwtType {
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JwtType::Jwt => "JWT",
+            JwtType::AccessToken => "at+jwt",
+        }
+    }
+
+    /// The type a token's header declares (`application/at+jwt` counts as `at+jwt`, RFC 9068
+    /// §4; a header without `typ` counts as `JWT`); `None` when it cannot be read.
+    pub fn of(token: &str) -> Option<Self> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        match header
+            .typ
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("jwt") => Some(JwtType::Jwt),
+            Some("at+jwt") | Some("application/at+jwt") => Some(JwtType::AccessToken),
+            Some(_) => None,
+        }
+    }
+}
+
+/// Signs `claims` as a compact JWS with `key` (header `alg`, `typ` `JWT`, `kid`).
 pub fn sign<T: Serialize>(key: &SigningKey, claims: &T) -> anyhow::Result<String> {
+    sign_as(key, JwtType::Jwt, claims)
+}
+
+/// Signs `claims` as a compact JWS of type `typ` with `key`.
+pub fn sign_as<T: Serialize>(key: &SigningKey, typ: JwtType, claims: &T) -> anyhow::Result<String> {
     let header = serde_json::json!({
         "alg": key.algorithm().as_str(),
-        "typ": "JWT",
+        "typ": typ.as_str(),
         "kid": key.kid(),
     });
     let mut token = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?);
@@ -206,22 +286,39 @@ pub fn header_kid(token: &str) -> Option<String> {
 /// Seconds of clock difference tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECS: i64 = 30;
 
+/// What a verification expects of a token.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect<'a> {
+    /// The issuer.
+    pub issuer: &'a str,
+    /// The audience, or `None` to accept any (the caller decides what it may see).
+    pub audience: Option<&'a str>,
+    /// The header's `typ`: an app's access token is never accepted as another kind of token,
+    /// and no other token as an app's access token.
+    pub typ: JwtType,
+}
+
 /// Verifies `token` against `ring` at `now` (Unix seconds): the key is chosen by `kid` and the
-/// algorithm is that key's own; signature, `iss` and `aud` are checked, and `exp` (required)
-/// and `nbf` (when present) against `now`, not against the system clock, so that time is a
-/// parameter here as everywhere.
+/// algorithm is that key's own; the header's `typ`, the signature, `iss` and `aud` are checked,
+/// and `exp` (required) and `nbf` (when present) against `now`, not against the system clock,
+/// so that time is a parameter here as everywhere.
 pub fn verify<T: DeserializeOwned>(
     ring: &KeyRing,
     token: &str,
-    issuer: &str,
-    audience: &str,
+    expect: Expect<'_>,
     now: i64,
 ) -> Result<T, VerifyError> {
+    if JwtType::of(token) != Some(expect.typ) {
+        return Err(VerifyError::Invalid);
+    }
     let kid = header_kid(token).ok_or(VerifyError::Invalid)?;
     let key = ring.verifying.get(&kid).ok_or(VerifyError::UnknownKey)?;
     let mut validation = Validation::new(super::keys::jwt_algorithm(key.algorithm));
-    validation.set_issuer(&[issuer]);
-    validation.set_audience(&[audience]);
+    validation.set_issuer(&[expect.issuer]);
+    match expect.audience {
+        Some(audience) => validation.set_audience(&[audience]),
+        None => validation.validate_aud = false,
+    }
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     validation.validate_exp = false;
     validation.validate_nbf = false;

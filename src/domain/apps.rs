@@ -13,9 +13,11 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::capabilities::{ClientAuthMethod, GrantType, SigningAlgorithm};
-use super::clients::{ClientPolicy, check_redirect_uri, check_redirect_uris};
+use super::clients::{
+    ClientPolicy, MAX_REDIRECT_URIS, MAX_URI_LEN, check_redirect_uri, check_redirect_uris,
+};
 use super::ids::{ClientId, UserId};
-use super::oauth::{OidcScope, OidcScopes};
+use super::scopes::Scopes;
 use crate::error::AppError;
 
 /// Most ids one bulk look-up may ask for.
@@ -73,12 +75,14 @@ pub struct AppInput {
     pub post_logout_redirect_uris: Option<Vec<String>>,
     /// `client_secret_basic`, `client_secret_post` or `none`.
     pub token_endpoint_auth_method: Option<String>,
-    /// A subset of `authorization_code`, `refresh_token`.
+    /// A subset of `authorization_code`, `refresh_token`, `client_credentials`.
     pub grant_types: Option<Vec<String>>,
-    /// The scope ceiling, space-separated; empty means every scope.
+    /// The scope ceiling, space-separated: OpenID scopes (none means every one) and API scopes.
     pub scope: Option<String>,
     /// `RS256`, `ES256` or `EdDSA`.
     pub id_token_signed_response_alg: Option<String>,
+    /// Resource indicators (absolute URIs) the app's `client_credentials` tokens may name.
+    pub resources: Option<Vec<String>>,
 }
 
 impl AppInput {
@@ -93,12 +97,6 @@ impl AppInput {
             url: check_url(&self.url)?,
         };
         let mut policy = current.cloned().unwrap_or_default();
-        policy.redirect_uris = redirect_uris(self.redirect_uri, self.redirect_uris, current)?;
-        if let Some(uris) = self.post_logout_redirect_uris {
-            let uris: Vec<String> = uris.iter().map(|u| u.trim().to_string()).collect();
-            check_redirect_uris("post_logout_redirect_uris", &uris, 0)?;
-            policy.post_logout_redirect_uris = uris;
-        }
         if let Some(method) = self.token_endpoint_auth_method {
             policy.auth_method = ClientAuthMethod::parse(&method).ok_or_else(|| {
                 AppError::invalid(
@@ -109,6 +107,24 @@ impl AppInput {
         if let Some(grants) = self.grant_types {
             policy.grant_types = check_grant_types(&grants)?;
         }
+        if policy.is_public() && policy.allows_grant(GrantType::ClientCredentials) {
+            return Err(AppError::invalid(
+                "grant_types: client_credentials is for confidential apps only (a public client \
+                 cannot keep the secret it needs)",
+            ));
+        }
+        let code_flow = policy.allows_grant(GrantType::AuthorizationCode);
+        policy.redirect_uris = redirect_uris(
+            self.redirect_uri,
+            self.redirect_uris,
+            current.map(|c| c.redirect_uris.as_slice()),
+            code_flow,
+        )?;
+        if let Some(uris) = self.post_logout_redirect_uris {
+            let uris: Vec<String> = uris.iter().map(|u| u.trim().to_string()).collect();
+            check_redirect_uris("post_logout_redirect_uris", &uris, 0)?;
+            policy.post_logout_redirect_uris = uris;
+        }
         if let Some(scope) = self.scope {
             policy.scope = check_scope_ceiling(&scope)?;
         }
@@ -116,6 +132,9 @@ impl AppInput {
             policy.id_token_alg = alg.parse::<SigningAlgorithm>().map_err(|_| {
                 AppError::invalid("id_token_signed_response_alg: must be RS256, ES256 or EdDSA")
             })?;
+        }
+        if let Some(resources) = self.resources {
+            policy.resources = check_resources(&resources)?;
         }
         Ok((fields, policy))
     }
@@ -155,12 +174,14 @@ fn check_url(url: &str) -> Result<String, AppError> {
     Ok(url)
 }
 
-/// The redirect URIs from `redirect_uri` (the first: the others stay) and `redirect_uris`
-/// (all), either or both (then they must agree).
+/// The redirect URIs from `redirect_uri` (the first: it replaces the current first, the others
+/// stay) and `redirect_uris` (all), either or both (then they must agree). An app of the code
+/// flow must name one; a service that only uses `client_credentials` may name none.
 fn redirect_uris(
     first: Option<String>,
     all: Option<Vec<String>>,
-    current: Option<&ClientPolicy>,
+    current: Option<&[String]>,
+    code_flow: bool,
 ) -> Result<Vec<String>, AppError> {
     let first = first.map(|uri| uri.trim().to_string());
     let all = all.map(|uris| {
@@ -179,18 +200,20 @@ fn redirect_uris(
         }
         (None, Some(all)) => all,
         (Some(first), None) => {
-            // Replaces the first; the others stay (without a copy of the new first).
             check_redirect_uri("redirect_uri", &first)?;
-            let rest = current.map_or(&[][..], |c| c.redirect_uris.get(1..).unwrap_or_default());
-            let rest: Vec<String> = rest.iter().filter(|uri| **uri != first).cloned().collect();
+            let others = current.and_then(|uris| uris.get(1..)).unwrap_or_default();
+            let others: Vec<String> = others.iter().filter(|u| **u != first).cloned().collect();
             let mut uris = vec![first];
-            uris.extend(rest);
+            uris.extend(others);
             uris
         }
         // The seed's create and update both carry `redirect_uri`: it stays required.
-        (None, None) => return Err(AppError::invalid("redirect_uri: is required")),
+        (None, None) if code_flow => {
+            return Err(AppError::invalid("redirect_uri: is required"));
+        }
+        (None, None) => Vec::new(),
     };
-    check_redirect_uris("redirect_uris", &uris, 1)?;
+    check_redirect_uris("redirect_uris", &uris, usize::from(code_flow))?;
     Ok(uris)
 }
 
@@ -199,37 +222,72 @@ fn check_grant_types(grants: &[String]) -> Result<Vec<GrantType>, AppError> {
     for grant in grants {
         let grant = GrantType::parse(grant).ok_or_else(|| {
             AppError::invalid(format!(
-                "grant_types: {grant:?} is not offered (authorization_code, refresh_token)"
+                "grant_types: {grant:?} is not offered (authorization_code, refresh_token, \
+                 client_credentials)"
             ))
         })?;
         if !parsed.contains(&grant) {
             parsed.push(grant);
         }
     }
-    if !parsed.contains(&GrantType::AuthorizationCode) {
+    let code_flow = parsed.contains(&GrantType::AuthorizationCode);
+    if parsed.contains(&GrantType::RefreshToken) && !code_flow {
         return Err(AppError::invalid(
-            "grant_types: must include authorization_code (refresh tokens come from it)",
+            "grant_types: refresh_token needs authorization_code (refresh tokens come from it)",
+        ));
+    }
+    if !code_flow && !parsed.contains(&GrantType::ClientCredentials) {
+        return Err(AppError::invalid(
+            "grant_types: must include authorization_code or client_credentials",
         ));
     }
     Ok(parsed)
 }
 
-fn check_scope_ceiling(scope: &str) -> Result<OidcScopes, AppError> {
-    if let Some(unknown) = scope
-        .split_ascii_whitespace()
-        .find(|word| word.parse::<OidcScope>().is_err())
-    {
-        return Err(AppError::invalid(format!(
-            "scope: {unknown:?} is not a scope idgraph grants"
-        )));
-    }
-    let ceiling = OidcScopes::filter(scope);
-    if !ceiling.is_empty() {
-        ceiling.require_openid().map_err(|why| {
+/// The ceiling: OpenID scopes (if any is listed, `openid` must be) and API scopes.
+fn check_scope_ceiling(scope: &str) -> Result<Scopes, AppError> {
+    let ceiling = Scopes::parse(scope).map_err(|word| {
+        AppError::invalid(format!(
+            "scope: {word:?} is neither an OpenID scope nor an API scope (resource:action)"
+        ))
+    })?;
+    if !ceiling.oidc.is_empty() {
+        ceiling.oidc.require_openid().map_err(|why| {
             AppError::invalid(format!("scope: {why} (every sign-in asks for it)"))
         })?;
     }
     Ok(ceiling)
+}
+
+/// Resource indicators (RFC 8707 §2): absolute URIs without a fragment, at most ten.
+fn check_resources(resources: &[String]) -> Result<Vec<String>, AppError> {
+    if resources.len() > MAX_REDIRECT_URIS {
+        return Err(AppError::invalid(format!(
+            "resources: at most {MAX_REDIRECT_URIS}"
+        )));
+    }
+    let mut checked = Vec::new();
+    for (at, resource) in resources.iter().enumerate() {
+        let resource = resource.trim().to_string();
+        let fail = |why: &str| AppError::invalid(format!("resources[{at}]: {why}"));
+        if resource.len() > MAX_URI_LEN
+            || resource
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(fail(
+                "must be at most 512 bytes, without spaces or control characters",
+            ));
+        }
+        let url = Url::parse(&resource).map_err(|_| fail("must be an absolute URI"))?;
+        if url.fragment().is_some() {
+            return Err(fail("must not contain a fragment"));
+        }
+        if !checked.contains(&resource) {
+            checked.push(resource);
+        }
+    }
+    Ok(checked)
 }
 
 /// A position in the listing order: name, creation time, client id (which breaks ties).
@@ -258,30 +316,27 @@ mod tests {
     }
 
     #[test]
-    fn redirect_uri_reads_and_writes_the_first_of_the_list() {
+    fn redirect_uri_and_redirect_uris_must_agree_and_one_is_required() {
         let (_, created) = input(None, Some(&["https://a.example/1", "https://a.example/2"]))
             .validate(None)
             .unwrap();
+        assert_eq!(created.redirect_uris.len(), 2);
         let (_, updated) = input(Some("https://a.example/new"), None)
             .validate(Some(&created))
             .unwrap();
         assert_eq!(
             updated.redirect_uris,
-            ["https://a.example/new", "https://a.example/2"]
+            ["https://a.example/new", "https://a.example/2"],
+            "redirect_uri writes the first; the others stay"
         );
-        let (_, promoted) = input(Some("https://a.example/2"), None)
-            .validate(Some(&created))
-            .unwrap();
-        assert_eq!(promoted.redirect_uris, ["https://a.example/2"]);
         let disagree = input(Some("https://a.example/x"), Some(&["https://a.example/y"]));
         assert!(disagree.validate(None).is_err());
-        assert!(
-            input(None, None)
-                .validate(None)
-                .unwrap_err()
-                .to_string()
-                .starts_with("redirect_uri:")
-        );
+        let none = input(None, None).validate(None).unwrap_err().to_string();
+        assert!(none.starts_with("redirect_uri:"), "{none}");
+        // A service that only uses client_credentials needs no redirect URI.
+        let mut service = input(None, None);
+        service.grant_types = Some(vec!["client_credentials".into()]);
+        assert!(service.validate(None).unwrap().1.redirect_uris.is_empty());
     }
 
     #[test]
@@ -310,8 +365,15 @@ mod tests {
             ("grant_types", |i| {
                 i.grant_types = Some(vec!["refresh_token".into()])
             }),
-            ("scope", |i| i.scope = Some("openid admin".into())),
+            ("grant_types", |i| {
+                i.token_endpoint_auth_method = Some("none".into());
+                i.grant_types = Some(vec!["client_credentials".into()]);
+            }),
+            ("scope", |i| i.scope = Some("openid Admin".into())),
             ("scope", |i| i.scope = Some("email".into())),
+            ("resources[0]", |i| {
+                i.resources = Some(vec!["not a uri".into()])
+            }),
             ("id_token_signed_response_alg", |i| {
                 i.id_token_signed_response_alg = Some("none".into())
             }),

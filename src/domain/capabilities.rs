@@ -58,10 +58,16 @@ pub enum GrantType {
     AuthorizationCode,
     /// `refresh_token`
     RefreshToken,
+    /// `client_credentials`: a confidential app's token for itself (RFC 6749 §4.4).
+    ClientCredentials,
 }
 
 /// Every supported grant type.
-pub const GRANT_TYPES: [GrantType; 2] = [GrantType::AuthorizationCode, GrantType::RefreshToken];
+pub const GRANT_TYPES: [GrantType; 3] = [
+    GrantType::AuthorizationCode,
+    GrantType::RefreshToken,
+    GrantType::ClientCredentials,
+];
 
 impl GrantType {
     /// The `grant_type` value.
@@ -69,6 +75,7 @@ impl GrantType {
         match self {
             GrantType::AuthorizationCode => "authorization_code",
             GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
         }
     }
 

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use url::{Host, Url};
 
 use super::capabilities::{ClientAuthMethod, GrantType, SigningAlgorithm};
-use super::oauth::{OidcScope, OidcScopes};
+use super::oauth::OidcScope;
+use super::scopes::Scopes;
 use crate::error::AppError;
 
 /// Most redirect URIs (and post-logout redirect URIs) an app may register.
@@ -27,10 +28,14 @@ pub struct ClientPolicy {
     pub auth_method: ClientAuthMethod,
     /// The grants the app may use.
     pub grant_types: Vec<GrantType>,
-    /// The scopes the app may ever receive; empty means every scope idgraph knows.
-    pub scope: OidcScopes,
+    /// The scopes the app may ever receive: OpenID scopes (none listed means every one) and
+    /// API scopes (only those listed).
+    pub scope: Scopes,
     /// The algorithm of the app's ID tokens.
     pub id_token_alg: SigningAlgorithm,
+    /// The resource servers (RFC 8707 resource indicators, absolute URIs) the app's
+    /// `client_credentials` tokens may name as their audience.
+    pub resources: Vec<String>,
 }
 
 impl Default for ClientPolicy {
@@ -40,8 +45,9 @@ impl Default for ClientPolicy {
             post_logout_redirect_uris: Vec::new(),
             auth_method: ClientAuthMethod::default(),
             grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
-            scope: OidcScopes::default(),
+            scope: Scopes::default(),
             id_token_alg: SigningAlgorithm::Rs256,
+            resources: Vec::new(),
         }
     }
 }
@@ -82,15 +88,23 @@ impl ClientPolicy {
 
     /// The scopes an app receives of those it asked for: within the ceiling, and
     /// `offline_access` only when it may use refresh tokens. Never widened, never refused.
-    pub fn narrow(&self, requested: &OidcScopes) -> OidcScopes {
-        let within: Vec<OidcScope> = requested
+    pub fn narrow(&self, requested: &Scopes) -> Scopes {
+        let ceiling = &self.scope.oidc;
+        let oidc = requested
+            .oidc
             .iter()
-            .filter(|scope| self.scope.is_empty() || self.scope.contains(*scope))
+            .filter(|scope| ceiling.is_empty() || ceiling.contains(*scope))
             .filter(|scope| {
                 *scope != OidcScope::OfflineAccess || self.allows_grant(GrantType::RefreshToken)
-            })
-            .collect();
-        OidcScopes::from_scopes(within)
+            });
+        Scopes {
+            oidc: super::oauth::OidcScopes::from_scopes(oidc),
+            api: requested
+                .api
+                .intersection(&self.scope.api)
+                .cloned()
+                .collect(),
+        }
     }
 
     /// The web origins of the redirect URIs: where the app's browser code runs.
@@ -286,15 +300,22 @@ mod tests {
 
     #[test]
     fn the_ceiling_narrows_and_offline_access_needs_the_refresh_grant() {
-        let asked = OidcScopes::filter("openid email offline_access");
+        let asked = Scopes::filter("openid email offline_access orders:read");
         let mut policy = policy(
             &["https://a.example/cb"],
             ClientAuthMethod::ClientSecretBasic,
         );
-        assert_eq!(policy.narrow(&asked), asked);
-        policy.scope = OidcScopes::filter("openid profile offline_access");
-        assert_eq!(policy.narrow(&asked).to_string(), "offline_access openid");
+        // No ceiling: every OpenID scope, and no API scope (those must be listed).
+        assert_eq!(
+            policy.narrow(&asked).to_string(),
+            "email offline_access openid"
+        );
+        policy.scope = Scopes::filter("openid profile offline_access orders:read");
+        assert_eq!(
+            policy.narrow(&asked).to_string(),
+            "offline_access openid orders:read"
+        );
         policy.grant_types = vec![GrantType::AuthorizationCode];
-        assert_eq!(policy.narrow(&asked).to_string(), "openid");
+        assert_eq!(policy.narrow(&asked).to_string(), "openid orders:read");
     }
 }

@@ -10,6 +10,7 @@ pub mod oauth;
 pub mod page;
 pub mod role;
 pub mod scope;
+pub mod scopes;
 pub mod secret;
 pub mod users;
 

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::ids::ClientId;
+use super::scopes::Scopes;
 use crate::error::AppError;
 
 /// The OpenID scopes idgraph grants to apps.
@@ -278,8 +279,8 @@ pub const MAX_NONCE_LEN: usize = 255;
 pub struct ConsentRequest {
     /// The app consented to.
     pub client_id: ClientId,
-    /// Requested scopes (known scopes only; contains `openid`).
-    pub scopes: OidcScopes,
+    /// Requested scopes (known OpenID scopes, containing `openid`, and well-formed API scopes).
+    pub scopes: Scopes,
     /// Passed through to the ID token.
     pub nonce: Option<String>,
     /// PKCE challenge and method.
@@ -297,8 +298,9 @@ impl ConsentRequest {
         code_challenge_method: Option<String>,
         pkce: PkcePolicy,
     ) -> Result<Self, AppError> {
-        let scopes = OidcScopes::filter(scope);
+        let scopes = Scopes::filter(scope);
         scopes
+            .oidc
             .require_openid()
             .map_err(|why| AppError::invalid(format!("scope: {why}")))?;
         let nonce = nonce.filter(|n| !n.is_empty());

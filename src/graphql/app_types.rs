@@ -54,7 +54,12 @@ impl App {
             .map(|&g| g.into())
             .collect()
     }
-    /// The scopes the app may ever receive, space-separated; empty means every scope.
+    /// Resource indicators its `CLIENT_CREDENTIALS` tokens may name.
+    async fn resources(&self) -> &[String] {
+        &self.0.policy.resources
+    }
+    /// The scopes the app may ever receive, space-separated: OpenID scopes (none listed means
+    /// every one) and API scopes (`resource:action`, only those listed).
     async fn scope(&self) -> String {
         self.0.policy.scope.to_string()
     }
@@ -172,6 +177,8 @@ pub enum GrantType {
     AuthorizationCode,
     /// Refresh tokens (with `offline_access`).
     RefreshToken,
+    /// An app's token for itself (confidential apps only).
+    ClientCredentials,
 }
 
 /// A JWS algorithm.
@@ -208,12 +215,15 @@ pub struct AppInput {
     pub post_logout_redirect_uris: Option<Vec<String>>,
     /// How the app authenticates at the token endpoint (default `CLIENT_SECRET_BASIC`).
     pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
-    /// The grants the app may use (default both; must include `AUTHORIZATION_CODE`).
+    /// The grants the app may use (default `AUTHORIZATION_CODE` and `REFRESH_TOKEN`).
     pub grant_types: Option<Vec<GrantType>>,
     /// The scopes the app may ever receive, space-separated; empty means every scope.
     pub scope: Option<String>,
     /// The algorithm of the app's ID tokens (default `RS256`).
     pub id_token_signed_response_alg: Option<SigningAlgorithm>,
+    /// Resource indicators (absolute URIs) the app's `CLIENT_CREDENTIALS` tokens may name as
+    /// their audience, at most 10.
+    pub resources: Option<Vec<String>>,
 }
 
 impl From<AppInput> for DomainInput {
@@ -238,6 +248,7 @@ impl From<AppInput> for DomainInput {
             id_token_signed_response_alg: input
                 .id_token_signed_response_alg
                 .map(|a| table::SigningAlgorithm::from(a).as_str().to_string()),
+            resources: input.resources,
         }
     }
 }

@@ -23,6 +23,11 @@ pub fn discovery(config: &Config, signing: &[SigningAlgorithm]) -> serde_json::V
         "authorization_endpoint": config.authorization_endpoint,
         "token_endpoint": format!("{issuer}/api/oauth/token"),
         "userinfo_endpoint": format!("{issuer}/api/oauth/userinfo"),
+        "revocation_endpoint": format!("{issuer}/api/oauth/revoke"),
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+        "introspection_endpoint": format!("{issuer}/api/oauth/introspect"),
+        // Introspection is for confidential apps (resource servers) only.
+        "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS.iter().filter(|m| !m.is_public()).map(|m| m.as_str()).collect::<Vec<_>>(),
         "jwks_uri": format!("{issuer}/api/oauth/jwks"),
         "scopes_supported": OidcScope::EVERY.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
         "response_types_supported": RESPONSE_TYPES,

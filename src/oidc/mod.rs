@@ -1,7 +1,9 @@
-//! OpenID Connect protocol endpoints: discovery, JWKS, token and userinfo. Their errors are
+//! OpenID Connect and OAuth protocol endpoints: discovery, JWKS, token, userinfo, revocation and
+//! introspection. Their errors are
 //! RFC 6749 §5.2 bodies (`{"error","error_description"}`), never the REST envelope.
 
 pub mod capabilities;
+mod lifecycle;
 pub mod token;
 
 use axum::body::Body;
@@ -27,6 +29,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             axum::routing::post(token::token).fallback(token::method_not_allowed),
         )
         .route("/userinfo", get(userinfo).post(userinfo))
+        .route(
+            "/revoke",
+            axum::routing::post(lifecycle::revoke).fallback(token::method_not_allowed),
+        )
         .layer(middleware::from_fn_with_state(
             state.clone(),
             cors::app_preflight,
@@ -34,6 +40,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/jwks", get(jwks))
         .route("/openid-configuration", get(discovery))
+        .route(
+            "/introspect",
+            axum::routing::post(lifecycle::introspect).fallback(token::method_not_allowed),
+        )
         .merge(called_by_apps)
         .layer(middleware::from_fn(refuse_control_characters))
 }

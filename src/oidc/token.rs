@@ -1,6 +1,7 @@
-//! `POST /api/oauth/token`: form parsing, HTTP Basic decoding and RFC 6749 §5.2 errors. The
-//! rules themselves (client authentication included) live in `service::tokens`. Every answer,
-//! errors included (a wrong method, a body too large), is JSON and `Cache-Control: no-store`.
+//! `POST /api/oauth/token`, and what it shares with revocation and introspection: form parsing,
+//! HTTP Basic decoding, client authentication, RFC 6749 §5.2 errors. The rules themselves live
+//! in `service::tokens`. Every answer, errors included (a wrong method, a body too large), is
+//! JSON and `Cache-Control: no-store`.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -33,9 +34,11 @@ impl IntoResponse for OAuthError {
             OAuthError::UnsupportedGrantType => (
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
-                "grant_type must be authorization_code or refresh_token".to_string(),
+                "grant_type must be authorization_code, refresh_token or client_credentials"
+                    .to_string(),
             ),
             OAuthError::InvalidScope(d) => (StatusCode::BAD_REQUEST, "invalid_scope", d),
+            OAuthError::InvalidTarget(d) => (StatusCode::BAD_REQUEST, "invalid_target", d),
             OAuthError::UnauthorizedClient => (
                 StatusCode::BAD_REQUEST,
                 "unauthorized_client",
@@ -68,7 +71,7 @@ pub async fn method_not_allowed() -> Response {
 }
 
 /// A form body parsed with every parameter at most once (RFC 6749 §3.2) and none holding NUL.
-struct Form(Vec<(String, String)>);
+pub(super) struct Form(Vec<(String, String)>);
 
 impl Form {
     fn parse(body: &[u8]) -> Result<Self, OAuthError> {
@@ -88,11 +91,18 @@ impl Form {
         Ok(Self(pairs))
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    /// A parameter's value; an empty one counts as absent (RFC 6749 §3.1).
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, v)| k == name && !v.is_empty())
             .map(|(_, v)| v.as_str())
+    }
+
+    /// A parameter that must be there.
+    pub(super) fn require(&self, name: &str) -> Result<&str, OAuthError> {
+        self.get(name)
+            .ok_or_else(|| OAuthError::InvalidRequest(format!("{name} is required")))
     }
 }
 
@@ -123,8 +133,22 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     Ok(Some((unescape(id), unescape(secret))))
 }
 
-/// `POST /api/oauth/token`.
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+/// A form request from an app to one of the endpoints it authenticates at (token,
+/// revocation, introspection): the body read under its cap, the form parsed strictly, the
+/// client authenticated by its registered method. `answer` makes the endpoint's own reply; every
+/// reply is uncached, a Basic `invalid_client` carries its challenge, and a browser may read it
+/// from the origin of one of the named app's redirect URIs.
+pub(super) async fn client_endpoint<F, Fut, T>(
+    state: AppState,
+    headers: HeaderMap,
+    body: Body,
+    answer: F,
+) -> Response
+where
+    F: FnOnce(AppState, tokens::Client, Form) -> Fut,
+    Fut: std::future::Future<Output = Result<T, OAuthError>>,
+    T: serde::Serialize,
+{
     let basic = headers.contains_key(header::AUTHORIZATION);
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(body) => body,
@@ -136,8 +160,12 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body
             );
         }
     };
-    let mut response = match handle(&state, &headers, &body).await {
-        Ok(tokens) => no_store(axum::Json(tokens).into_response()),
+    let result = match authenticated(&state, &headers, &body).await {
+        Ok((client, form)) => answer(state.clone(), client, form).await,
+        Err(err) => Err(err),
+    };
+    let mut response = match result {
+        Ok(reply) => no_store(axum::Json(reply).into_response()),
         Err(OAuthError::InvalidClient) if basic => {
             let mut response = OAuthError::InvalidClient.into_response();
             response.headers_mut().insert(
@@ -148,7 +176,6 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body
         }
         Err(err) => err.into_response(),
     };
-    // A browser may read the answer from the origin of one of the named app's redirect URIs.
     if let (Some(origin), Some(client_id)) = (cors::origin(&headers), named_client(&headers, &body))
         && apps::allows_origin(&state, &client_id, origin)
             .await
@@ -159,8 +186,7 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body
     response
 }
 
-/// The client a token request names (by HTTP Basic or the form's `client_id`), authenticated
-/// or not.
+/// The client a request names (by HTTP Basic or the form's `client_id`), authenticated or not.
 fn named_client(headers: &HeaderMap, body: &[u8]) -> Option<ClientId> {
     let from_basic = basic_credentials(headers).ok().flatten().map(|(id, _)| id);
     let from_form = || {
@@ -171,11 +197,12 @@ fn named_client(headers: &HeaderMap, body: &[u8]) -> Option<ClientId> {
     ClientId::parse(&from_basic.or_else(from_form)?)
 }
 
-async fn handle(
+/// The form of a request, and the client it authenticates.
+async fn authenticated(
     state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<tokens::TokenResponse, OAuthError> {
+) -> Result<(tokens::Client, Form), OAuthError> {
     let media = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -198,6 +225,23 @@ async fn handle(
         form_secret: form.get("client_secret"),
     };
     let client = tokens::authenticate_client(state, credentials).await?;
+    Ok((client, form))
+}
+
+/// `POST /api/oauth/token`.
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    client_endpoint(state, headers, body, |state, client, form| async move {
+        grant(&state, &client, &form).await
+    })
+    .await
+}
+
+/// Dispatches a token request by its `grant_type`, through the capability table.
+async fn grant(
+    state: &AppState,
+    client: &tokens::Client,
+    form: &Form,
+) -> Result<tokens::TokenResponse, OAuthError> {
     let grant_type = form
         .get("grant_type")
         .ok_or_else(|| OAuthError::InvalidRequest("grant_type is required".into()))?;
@@ -205,12 +249,10 @@ async fn handle(
     client.may_use(grant)?;
     match grant {
         GrantType::AuthorizationCode => {
-            let code = form
-                .get("code")
-                .ok_or_else(|| OAuthError::InvalidRequest("code is required".into()))?;
+            let code = form.require("code")?;
             tokens::exchange_code(
                 state,
-                &client,
+                client,
                 code,
                 form.get("redirect_uri"),
                 form.get("code_verifier"),
@@ -218,10 +260,11 @@ async fn handle(
             .await
         }
         GrantType::RefreshToken => {
-            let refresh_token = form
-                .get("refresh_token")
-                .ok_or_else(|| OAuthError::InvalidRequest("refresh_token is required".into()))?;
-            tokens::refresh(state, &client, refresh_token, form.get("scope")).await
+            let refresh_token = form.require("refresh_token")?;
+            tokens::refresh(state, client, refresh_token, form.get("scope")).await
+        }
+        GrantType::ClientCredentials => {
+            tokens::client_credentials(state, client, form.get("scope"), form.get("resource")).await
         }
     }
 }

@@ -59,6 +59,7 @@ pub struct AppBody {
     grant_types: Vec<&'static str>,
     scope: String,
     id_token_signed_response_alg: &'static str,
+    resources: Vec<String>,
 }
 
 impl From<App> for AppBody {
@@ -77,6 +78,7 @@ impl From<App> for AppBody {
             id_token_signed_response_alg: app.policy.id_token_alg.as_str(),
             redirect_uris: app.policy.redirect_uris.clone(),
             post_logout_redirect_uris: app.policy.post_logout_redirect_uris.clone(),
+            resources: app.policy.resources.clone(),
         }
     }
 }
@@ -128,6 +130,7 @@ struct AppRequest {
     grant_types: Option<Vec<String>>,
     scope: Option<String>,
     id_token_signed_response_alg: Option<String>,
+    resources: Option<Vec<String>>,
 }
 
 impl From<AppRequest> for AppInput {
@@ -142,6 +145,7 @@ impl From<AppRequest> for AppInput {
             grant_types: body.grant_types,
             scope: body.scope,
             id_token_signed_response_alg: body.id_token_signed_response_alg,
+            resources: body.resources,
         }
     }
 }

@@ -15,7 +15,8 @@ use crate::db::owned::connection_of;
 use crate::domain::Scope;
 use crate::domain::capabilities::GrantType;
 use crate::domain::ids::GrantId;
-use crate::domain::oauth::{ConsentRequest, OidcScopes, PkceMethod, PkcePolicy};
+use crate::domain::oauth::{ConsentRequest, PkceMethod, PkcePolicy};
+use crate::domain::scopes::Scopes;
 use crate::domain::secret::{digest, random_token};
 use crate::error::{AppError, AppResult};
 use crate::service::AppState;
@@ -32,8 +33,8 @@ pub fn pkce_policy(state: &AppState) -> PkcePolicy {
 }
 
 /// The scopes the user has consented to for a connection.
-pub(crate) fn consented(row: &connections::Model) -> OidcScopes {
-    OidcScopes::filter(row.consented_scope.as_deref().unwrap_or(&row.scope))
+pub(crate) fn consented(row: &connections::Model) -> Scopes {
+    Scopes::filter(row.consented_scope.as_deref().unwrap_or(&row.scope))
 }
 
 /// Records the caller's consent to an app and returns a fresh authorization code. Creates the

@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::auth::jwt::{self, KeyRing, VerifyError};
+use crate::auth::jwt::{self, AccessClaims, Expect, JwtType, KeyRing, TokenKind, VerifyError};
 use crate::auth::keys::{self, SigningAlgorithm, SigningKey, VerifyingKey};
 use crate::clock::Clock;
 use crate::db::entities::signing_keys;
@@ -302,19 +302,53 @@ impl KeyStore {
     pub async fn verify<T: DeserializeOwned>(
         &self,
         token: &str,
-        issuer: &str,
-        audience: &str,
+        expect: Expect<'_>,
     ) -> AppResult<Option<T>> {
         let ring = self.ring().await?;
         let now = self.clock.now();
-        match jwt::verify(&ring, token, issuer, audience, now) {
+        match jwt::verify(&ring, token, expect, now) {
             Ok(claims) => Ok(Some(claims)),
             Err(VerifyError::Invalid) => Ok(None),
             Err(VerifyError::UnknownKey) => {
                 let ring = self.refresh_if_older(Self::MISS_RELOAD).await?;
-                Ok(jwt::verify(&ring, token, issuer, audience, now).ok())
+                Ok(jwt::verify(&ring, token, expect, now).ok())
             }
         }
+    }
+
+    /// Verifies a first-party token (`typ` `JWT`, the issuer its own audience).
+    pub async fn verify_session_token(
+        &self,
+        token: &str,
+        issuer: &str,
+    ) -> AppResult<Option<AccessClaims>> {
+        let expect = Expect {
+            issuer,
+            audience: Some(issuer),
+            typ: JwtType::Jwt,
+        };
+        Ok(self
+            .verify::<AccessClaims>(token, expect)
+            .await?
+            .filter(|claims| claims.kind == TokenKind::Session))
+    }
+
+    /// Verifies an app's access token (`typ` `at+jwt`, any audience: callers decide what they
+    /// may see).
+    pub async fn verify_app_token(
+        &self,
+        token: &str,
+        issuer: &str,
+    ) -> AppResult<Option<AccessClaims>> {
+        let expect = Expect {
+            issuer,
+            audience: None,
+            typ: JwtType::AccessToken,
+        };
+        Ok(self
+            .verify::<AccessClaims>(token, expect)
+            .await?
+            .filter(|claims| claims.kind == TokenKind::Oauth && claims.client_id.is_some()))
     }
 
     /// The public JSON Web Key Set.

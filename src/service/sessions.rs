@@ -13,7 +13,7 @@ use sea_orm::{
 };
 use secrecy::SecretString;
 
-use crate::auth::jwt::{AccessClaims, TokenKind};
+use crate::auth::jwt::{AccessClaims, JwtType};
 use crate::auth::{Principal, SessionRef};
 use crate::db::entities::{sessions, users};
 use crate::domain::ids::SessionId;
@@ -204,37 +204,35 @@ pub async fn logout(state: &AppState, principal: &Principal) -> AppResult<()> {
 /// session, in one query.
 pub async fn principal_from_bearer(state: &AppState, token: &str) -> AppResult<Principal> {
     let issuer = &state.config.issuer;
-    let Some(claims) = state
-        .keys
-        .verify::<AccessClaims>(token, issuer, issuer)
-        .await?
-    else {
+    // An app's access token is a valid token, but never a management caller.
+    if JwtType::of(token) == Some(JwtType::AccessToken) {
+        return Ok(match state.keys.verify_app_token(token, issuer).await? {
+            Some(_) => Principal::ThirdParty,
+            None => Principal::InvalidToken,
+        });
+    }
+    let Some(claims) = state.keys.verify_session_token(token, issuer).await? else {
         return Ok(Principal::InvalidToken);
     };
-    match claims.kind {
-        TokenKind::Oauth => Ok(Principal::ThirdParty),
-        TokenKind::Session => {
-            let Some(sid) = claims.sid else {
-                return Ok(Principal::InvalidToken);
-            };
-            let Ok(scopes) = ScopeSet::parse(&claims.scope) else {
-                return Ok(Principal::InvalidToken);
-            };
-            let live = sessions::Entity::find_by_id(sid.as_str())
-                .filter(sessions::Column::RevokedAt.is_null())
-                .filter(sessions::Column::UserId.eq(claims.sub.as_str()))
-                .find_also_related(users::Entity)
-                .one(&state.db)
-                .await?;
-            let Some((session, Some(user))) = live else {
-                return Ok(Principal::InvalidToken);
-            };
-            user_service::principal_of(
-                &user,
-                scopes,
-                SessionRef::Api(SessionId::from_trusted(session.id)),
-                session.created_at,
-            )
-        }
-    }
+    let Some(sid) = claims.sid else {
+        return Ok(Principal::InvalidToken);
+    };
+    let Ok(scopes) = ScopeSet::parse(&claims.scope) else {
+        return Ok(Principal::InvalidToken);
+    };
+    let live = sessions::Entity::find_by_id(sid.as_str())
+        .filter(sessions::Column::RevokedAt.is_null())
+        .filter(sessions::Column::UserId.eq(claims.sub.as_str()))
+        .find_also_related(users::Entity)
+        .one(&state.db)
+        .await?;
+    let Some((session, Some(user))) = live else {
+        return Ok(Principal::InvalidToken);
+    };
+    user_service::principal_of(
+        &user,
+        scopes,
+        SessionRef::Api(SessionId::from_trusted(session.id)),
+        session.created_at,
+    )
 }

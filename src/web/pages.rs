@@ -30,7 +30,7 @@ pub struct ConsentPage<'a> {
     pub has_logo: bool,
     pub app_url: &'a str,
     /// Each requested scope in plain words.
-    pub scopes: Vec<&'static str>,
+    pub scopes: Vec<String>,
     pub redirect_origin: &'a str,
     pub csrf: &'a str,
     pub request: &'a str,

@@ -60,6 +60,7 @@ async fn the_rest_lifecycle_works_as_documented(app: TestApp) {
             "post_logout_redirect_uris",
             "redirect_uri",
             "redirect_uris",
+            "resources",
             "scope",
             "time",
             "token_endpoint_auth_method",

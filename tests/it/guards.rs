@@ -200,16 +200,16 @@ async fn an_oauth_admin_without_the_scope_is_403_and_with_it_or_all_passes(app: 
 async fn an_app_access_token_never_passes_a_management_guard(app: TestApp) {
     let router = guarded_routes(&app);
     let user = app.create_user("ops", &[Role::Admin, Role::Oauth]).await;
+    // An app's access token (RFC 9068: `typ` at+jwt) for this very admin.
+    let mut app_claims = claims(&app, user.id.as_str(), TokenKind::Oauth, app.now() + 600);
+    app_claims.client_id = Some("some-app".into());
     let oauth = app
         .state
         .keys
-        .sign(&claims(
-            &app,
-            user.id.as_str(),
-            TokenKind::Oauth,
-            app.now() + 600,
-        ))
+        .ring()
         .await
+        .unwrap()
+        .sign_access(&app_claims)
         .unwrap();
     for path in ["/user-app-read", "/admin-app-write"] {
         let (status, _, body) = call(&router, path, Some(&format!("Bearer {oauth}"))).await;

@@ -21,6 +21,7 @@ mod health;
 mod hosted;
 mod keys;
 mod layers;
+mod lifecycle;
 mod migrations;
 mod oidc;
 mod races;

@@ -57,6 +57,22 @@ async fn discovery_advertises_exactly_what_the_endpoints_accept(app: TestApp) {
     assert_eq!(doc["token_endpoint"], "http://idgraph.test/api/oauth/token");
     assert_eq!(doc["jwks_uri"], "http://idgraph.test/api/oauth/jwks");
     assert_eq!(
+        doc["revocation_endpoint"],
+        "http://idgraph.test/api/oauth/revoke"
+    );
+    assert_eq!(
+        doc["introspection_endpoint"],
+        "http://idgraph.test/api/oauth/introspect"
+    );
+    assert_eq!(
+        doc["introspection_endpoint_auth_methods_supported"],
+        json!(["client_secret_basic", "client_secret_post"])
+    );
+    assert_eq!(
+        doc["grant_types_supported"],
+        json!(["authorization_code", "refresh_token", "client_credentials"])
+    );
+    assert_eq!(
         doc["scopes_supported"],
         json!(["email", "offline_access", "openid", "profile"])
     );
@@ -133,13 +149,20 @@ async fn discovery_advertises_exactly_what_the_endpoints_accept(app: TestApp) {
         let response = token_with(&app, authorization, &form).await;
         assert_eq!(response.status, StatusCode::OK, "{method}");
     }
-    // ...and nothing else is.
-    let unsupported = token(&app, &rp, &[("grant_type", "client_credentials")]).await;
+    // ...and nothing else is; an advertised grant the app was not given is unauthorized_client.
+    let unsupported = token(
+        &app,
+        &rp,
+        &[("grant_type", "urn:ietf:params:oauth:grant-type:device_code")],
+    )
+    .await;
     assert_oauth_error(
         &unsupported,
         StatusCode::BAD_REQUEST,
         "unsupported_grant_type",
     );
+    let not_given = token(&app, &rp, &[("grant_type", "client_credentials")]).await;
+    assert_oauth_error(&not_given, StatusCode::BAD_REQUEST, "unauthorized_client");
     let implicit = token(
         &app,
         &rp,

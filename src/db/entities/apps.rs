@@ -30,6 +30,8 @@ pub struct Model {
     pub scope: String,
     /// `RS256`, `ES256` or `EdDSA`.
     pub id_token_signed_response_alg: String,
+    /// A JSON array of resource indicators.
+    pub resources: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

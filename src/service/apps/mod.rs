@@ -27,8 +27,8 @@ use crate::domain::apps::{App, AppCursor, AppFields, AppInput, MAX_BULK_IDS};
 use crate::domain::capabilities::{ClientAuthMethod, GrantType};
 use crate::domain::clients::ClientPolicy;
 use crate::domain::ids::{ClientId, UserId};
-use crate::domain::oauth::OidcScopes;
 use crate::domain::page::{Page, split_page};
+use crate::domain::scopes::Scopes;
 use crate::error::{AppError, AppResult};
 use crate::service::{AppState, keys, logos};
 
@@ -107,11 +107,12 @@ fn policy_of(row: &apps::Model) -> ClientPolicy {
         } else {
             grant_types
         },
-        scope: OidcScopes::filter(&row.scope),
+        scope: Scopes::filter(&row.scope),
         id_token_alg: row
             .id_token_signed_response_alg
             .parse()
             .unwrap_or(defaults.id_token_alg),
+        resources: list(&row.resources),
     }
 }
 
@@ -128,6 +129,7 @@ fn set_columns(model: &mut apps::ActiveModel, fields: &AppFields, policy: &Clien
     model.grant_types = Set(grants.join(" "));
     model.scope = Set(policy.scope.to_string());
     model.id_token_signed_response_alg = Set(policy.id_token_alg.as_str().into());
+    model.resources = Set(json(&policy.resources));
 }
 
 /// Maps the failure of a write that referenced an app: when the app was deleted meanwhile

@@ -240,12 +240,7 @@ fn consent_page(
     let request = &checked.request;
     let view = ConsentView {
         app: app_view(checked),
-        scopes: request
-            .consent
-            .scopes
-            .in_display_order()
-            .map(|scope| scope.describe())
-            .collect(),
+        scopes: request.consent.scopes.describe(),
         form: seal(state, CONSENT_FORM, cookie, request)?,
         signed_in_as: session.signed_in_as(),
         restart_query: request.to_params().to_query(),

@@ -82,8 +82,9 @@ pub struct SignInView {
 pub struct ConsentView {
     /// The app asking.
     pub app: AppView,
-    /// Each requested scope in plain words, the sign-in itself first.
-    pub scopes: Vec<&'static str>,
+    /// Each requested scope in plain words, the sign-in itself first, then the API scopes as
+    /// written.
+    pub scopes: Vec<String>,
     /// The sealed request and its seal, carried by the form.
     pub form: Sealed,
     /// Who would consent.

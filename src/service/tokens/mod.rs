@@ -11,23 +11,31 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
-use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::auth::SigningAlgorithm;
-use crate::auth::jwt::{AccessClaims, IdClaims, TokenKind};
-use crate::db::entities::{connections, grants, users};
+use crate::auth::jwt::{AccessClaims, IdClaims};
+use crate::db::entities::{connections, grants};
 use crate::domain::capabilities::{ClientAuthMethod, GrantType};
 use crate::domain::ids::ClientId;
-use crate::domain::oauth::{OidcScope, OidcScopes};
 use crate::domain::secs;
 use crate::error::AppError;
 use crate::service::AppState;
 use crate::service::apps::AppRecord;
-use crate::service::refresh::{self, Families, Rotation};
 
 mod code;
+mod grant_refresh;
+mod introspect;
+mod revoke;
+mod service;
+mod userinfo;
+
 pub use code::exchange_code;
+pub use grant_refresh::refresh;
+pub use introspect::{Introspection, introspect};
+pub use revoke::revoke;
+pub use service::client_credentials;
+pub use userinfo::{UserInfo, userinfo};
 
 /// RFC 6749 §5.2 errors.
 #[derive(Debug)]
@@ -44,6 +52,8 @@ pub enum OAuthError {
     UnauthorizedClient,
     /// Scope wider than granted, or unknown.
     InvalidScope(String),
+    /// A `resource` the app may not name (RFC 8707 §2).
+    InvalidTarget(String),
     /// Something broke on our side.
     Server(AppError),
 }
@@ -69,8 +79,9 @@ pub struct TokenResponse {
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,
-    /// The ID token.
-    pub id_token: String,
+    /// The ID token (for a user's sign-in; none for an app's token for itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
     /// When `offline_access` was granted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
@@ -149,6 +160,11 @@ impl Client {
         &self.0.row.client_id
     }
 
+    /// What the app is allowed.
+    fn policy(&self) -> &crate::domain::clients::ClientPolicy {
+        &self.0.policy
+    }
+
     /// Whether `uri` is a redirect URI registered for the client.
     fn registered(&self, uri: &str) -> bool {
         self.0.policy.redirect_for(uri).is_some()
@@ -221,7 +237,7 @@ async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuth
     );
     let id_alg = what.client.0.policy.id_token_alg;
     let ring = state.keys.ring_signing(id_alg).await?;
-    let access_token = ring.sign(&access).map_err(AppError::internal)?;
+    let access_token = ring.sign_access(&access).map_err(AppError::internal)?;
     let id = IdClaims {
         iss: issuer.clone(),
         sub: grant.user_id.clone(),
@@ -237,7 +253,7 @@ async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuth
         access_token,
         token_type: "Bearer",
         expires_in: ttl,
-        id_token,
+        id_token: Some(id_token),
         refresh_token: what.refresh_token,
         scope: what.scope.to_string(),
     })
@@ -260,179 +276,4 @@ async fn touch_connection(state: &AppState, grant: &grants::Model, now: i64) -> 
         .exec(&state.db)
         .await?;
     Ok(())
-}
-
-const BAD_REFRESH: &str = "the refresh token is invalid, expired or was already used";
-
-/// The `grants` table as refresh-token families of one client.
-struct GrantFamilies<'a> {
-    client_id: &'a str,
-    ttl: i64,
-}
-
-impl Families for GrantFamilies<'_> {
-    type Row = grants::Model;
-
-    async fn find(&self, db: &DatabaseConnection, id: &str) -> Result<Option<Self::Row>, DbErr> {
-        grants::Entity::find_by_id(id).one(db).await
-    }
-
-    /// Only the client it was issued to may refresh a grant, and only a grant that was
-    /// redeemed with `offline_access` ever handed out a refresh token.
-    fn admits(&self, row: &Self::Row) -> bool {
-        row.client_id == self.client_id
-            && row.code_used_at.is_some()
-            && OidcScopes::filter(&row.scope).contains(OidcScope::OfflineAccess)
-    }
-
-    fn stored_digest<'r>(&self, row: &'r Self::Row) -> Option<&'r str> {
-        row.refresh_hash.as_deref()
-    }
-
-    fn expired(&self, row: &Self::Row, now: i64) -> bool {
-        row.refresh_expires_at.is_none_or(|at| at <= now)
-    }
-
-    async fn swap(
-        &self,
-        db: &DatabaseConnection,
-        row: &Self::Row,
-        from: &str,
-        to: &str,
-        now: i64,
-    ) -> Result<bool, DbErr> {
-        let rotated = grants::Entity::update_many()
-            .col_expr(grants::Column::RefreshHash, Expr::value(to))
-            .col_expr(
-                grants::Column::RefreshExpiresAt,
-                Expr::value(now + self.ttl),
-            )
-            .filter(grants::Column::Id.eq(&row.id))
-            .filter(grants::Column::RefreshHash.eq(from))
-            .exec(db)
-            .await?;
-        Ok(rotated.rows_affected == 1)
-    }
-
-    async fn revoke(
-        &self,
-        db: &DatabaseConnection,
-        row: &Self::Row,
-        _now: i64,
-    ) -> Result<(), DbErr> {
-        revoke_grant(db, &row.id).await
-    }
-}
-
-/// The scope of a refreshed token: the granted scope, or a narrower one asked for. A word that
-/// is not a known scope, or a scope beyond the grant, is `invalid_scope`.
-fn narrowed(granted: &OidcScopes, asked: Option<&str>) -> Result<OidcScopes, OAuthError> {
-    let Some(asked) = asked.filter(|s| !s.trim().is_empty()) else {
-        return Ok(granted.clone());
-    };
-    let narrowed = OidcScopes::filter(asked);
-    let every_word_known = asked
-        .split_ascii_whitespace()
-        .all(|w| w.parse::<OidcScope>().is_ok());
-    if !every_word_known || !narrowed.is_subset_of(granted) {
-        return Err(OAuthError::InvalidScope(format!(
-            "scope may only narrow the granted scope ({granted})"
-        )));
-    }
-    Ok(narrowed)
-}
-
-/// `grant_type=refresh_token` for an authenticated `client`; rotates the refresh token.
-pub async fn refresh(
-    state: &AppState,
-    client: &Client,
-    refresh_token: &str,
-    scope: Option<&str>,
-) -> Result<TokenResponse, OAuthError> {
-    let families = GrantFamilies {
-        client_id: client.id(),
-        ttl: secs(state.config.refresh_token_ttl),
-    };
-    let now = state.clock.now();
-    let rotation = refresh::rotate(&state.db, &families, refresh_token, now, |grant| {
-        narrowed(&OidcScopes::filter(&grant.scope), scope)
-    })
-    .await??;
-    let (grant, token, scope) = match rotation {
-        Rotation::Rotated {
-            row,
-            token,
-            checked,
-        } => (row, token, checked),
-        Rotation::Refused => return Err(OAuthError::InvalidGrant(BAD_REFRESH.into())),
-        Rotation::Reused => {
-            tracing::warn!(client.id = %client.id(), "refresh token reused; grant revoked");
-            return Err(OAuthError::InvalidGrant(BAD_REFRESH.into()));
-        }
-    };
-    touch_connection(state, &grant, now).await?;
-    issue(
-        state,
-        Issue {
-            client,
-            grant: &grant,
-            scope: &scope.to_string(),
-            nonce: None,
-            refresh_token: Some(token),
-        },
-    )
-    .await
-}
-
-/// What userinfo answers, and the app the token was issued to.
-#[derive(Debug, Clone)]
-pub struct UserInfo {
-    /// The app (its browser origins may read the answer).
-    pub client_id: ClientId,
-    /// The claims.
-    pub claims: Value,
-}
-
-/// Userinfo claims for an app's access token: `sub` always, `profile` and `email` claims by
-/// scope. A token whose grant was revoked (connection deleted, code replayed, refresh reused)
-/// is invalid.
-pub async fn userinfo(state: &AppState, token: &str) -> Result<UserInfo, AppError> {
-    let issuer = &state.config.issuer;
-    let claims = state
-        .keys
-        .verify::<AccessClaims>(token, issuer, issuer)
-        .await?
-        .filter(|c| c.kind == TokenKind::Oauth)
-        .ok_or(AppError::InvalidToken)?;
-    let (Some(client_id), Some(gid)) = (&claims.client_id, &claims.gid) else {
-        return Err(AppError::InvalidToken);
-    };
-    // One query: the grant must still be live for this user and app, and brings its user.
-    let Some((_, Some(user))) = grants::Entity::find_by_id(gid.as_str())
-        .filter(grants::Column::UserId.eq(claims.sub.as_str()))
-        .filter(grants::Column::ClientId.eq(client_id.as_str()))
-        .filter(grants::Column::CodeUsedAt.is_not_null())
-        .find_also_related(users::Entity)
-        .one(&state.db)
-        .await?
-    else {
-        return Err(AppError::InvalidToken);
-    };
-    let scopes = OidcScopes::filter(&claims.scope);
-    let mut out = Map::new();
-    out.insert("sub".into(), json!(user.id));
-    if scopes.contains(OidcScope::Profile) {
-        out.insert("name".into(), json!(user.name));
-        out.insert("preferred_username".into(), json!(user.username));
-        out.insert("updated_at".into(), json!(user.updated_at));
-    }
-    if scopes.contains(OidcScope::Email) {
-        out.insert("email".into(), json!(user.email));
-        // Addresses are set by administrators, not proven by the user.
-        out.insert("email_verified".into(), json!(false));
-    }
-    Ok(UserInfo {
-        client_id: ClientId::from_trusted(client_id.clone()),
-        claims: Value::Object(out),
-    })
 }

@@ -1,0 +1,171 @@
+//! Introspection (RFC 7662): a resource server (an authenticated confidential app) asks whether
+//! a token is active. Anything invalid, expired, revoked or not meant for the caller is
+//! `{"active": false}`, never an error.
+//!
+//! What an app may introspect: its own tokens (access and refresh), and access tokens whose
+//! audience names it (its client id, or one of its `resources`): the resource server's view.
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde::Serialize;
+
+use super::{Client, OAuthError};
+use crate::auth::jwt::{AccessClaims, JwtType};
+use crate::db::entities::{grants, revoked_tokens};
+use crate::domain::oauth::OidcScope;
+use crate::domain::scopes::Scopes;
+use crate::domain::secret::digest_matches;
+use crate::service::AppState;
+use crate::service::refresh;
+
+/// The answer (RFC 7662 §2.2): `active`, and for an active token what it is.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Introspection {
+    /// Whether the token is good now.
+    pub active: bool,
+    /// Space-separated scopes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The app the token was issued to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The user (or, for an app's token for itself, the app).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// Expiry, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    /// Issued at, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    /// The audience.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    /// The issuer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// The token's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// `Bearer` for an access token, `refresh_token` for a refresh token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+}
+
+impl Introspection {
+    fn inactive() -> Self {
+        Self::default()
+    }
+}
+
+/// Introspects `token` for `caller`, which must be a confidential app (`invalid_client`
+/// otherwise).
+pub async fn introspect(
+    state: &AppState,
+    caller: &Client,
+    token: &str,
+    hint: Option<&str>,
+) -> Result<Introspection, OAuthError> {
+    if caller.policy().is_public() {
+        return Err(OAuthError::InvalidClient);
+    }
+    let refresh_first = hint == Some("refresh_token");
+    if refresh_first && let Some(found) = refresh_token(state, caller, token).await? {
+        return Ok(found);
+    }
+    if let Some(found) = access_token(state, caller, token).await? {
+        return Ok(found);
+    }
+    if !refresh_first && let Some(found) = refresh_token(state, caller, token).await? {
+        return Ok(found);
+    }
+    Ok(Introspection::inactive())
+}
+
+/// An active access token the caller may see, if `token` is one.
+async fn access_token(
+    state: &AppState,
+    caller: &Client,
+    token: &str,
+) -> Result<Option<Introspection>, OAuthError> {
+    if JwtType::of(token) != Some(JwtType::AccessToken) {
+        return Ok(None);
+    }
+    let issuer = &state.config.issuer;
+    let Some(claims) = state.keys.verify_app_token(token, issuer).await? else {
+        return Ok(None);
+    };
+    let policy = caller.policy();
+    let visible = claims.client_id.as_deref() == Some(caller.id())
+        || claims.aud == caller.id()
+        || policy.resources.contains(&claims.aud);
+    if !visible || !live(state, &claims).await? {
+        return Ok(None);
+    }
+    Ok(Some(Introspection {
+        active: true,
+        scope: Some(claims.scope),
+        client_id: claims.client_id,
+        sub: Some(claims.sub),
+        exp: Some(claims.exp),
+        iat: Some(claims.iat),
+        aud: Some(claims.aud),
+        iss: Some(claims.iss),
+        jti: Some(claims.jti),
+        token_type: Some("Bearer"),
+    }))
+}
+
+/// Whether an access token has not been revoked: its grant is live, or (an app's token for
+/// itself) it is not listed as revoked.
+async fn live(state: &AppState, claims: &AccessClaims) -> Result<bool, OAuthError> {
+    Ok(match &claims.gid {
+        Some(gid) => grants::Entity::find_by_id(gid.as_str())
+            .filter(grants::Column::UserId.eq(claims.sub.as_str()))
+            .filter(grants::Column::CodeUsedAt.is_not_null())
+            .one(&state.db)
+            .await?
+            .is_some(),
+        None => revoked_tokens::Entity::find_by_id(claims.jti.as_str())
+            .one(&state.db)
+            .await?
+            .is_none(),
+    })
+}
+
+/// The caller's own current refresh token, if `token` is one.
+async fn refresh_token(
+    state: &AppState,
+    caller: &Client,
+    token: &str,
+) -> Result<Option<Introspection>, OAuthError> {
+    let Some((family, secret)) = refresh::split(token) else {
+        return Ok(None);
+    };
+    let Some(grant) = grants::Entity::find_by_id(family).one(&state.db).await? else {
+        return Ok(None);
+    };
+    let now = state.clock.now();
+    let scopes = Scopes::filter(&grant.scope);
+    let current = grant.client_id == caller.id()
+        && grant
+            .refresh_hash
+            .as_deref()
+            .is_some_and(|stored| digest_matches(secret, stored))
+        && grant.refresh_expires_at.is_some_and(|at| at > now)
+        && scopes.oidc.contains(OidcScope::OfflineAccess);
+    if !current {
+        return Ok(None);
+    }
+    Ok(Some(Introspection {
+        active: true,
+        scope: Some(scopes.to_string()),
+        client_id: Some(grant.client_id),
+        sub: Some(grant.user_id),
+        exp: grant.refresh_expires_at,
+        iat: grant.code_used_at,
+        aud: None,
+        iss: Some(state.config.issuer.clone()),
+        jti: None,
+        token_type: Some("refresh_token"),
+    }))
+}

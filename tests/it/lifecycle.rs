@@ -1,0 +1,564 @@
+//! The rest of the token lifecycle: revocation (RFC 7009), introspection (RFC 7662),
+//! `client_credentials` (RFC 6749 §4.4) with resource indicators (RFC 8707), and access tokens
+//! in the RFC 9068 profile that a resource server validates with the JWKS alone.
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use openidconnect::core::{
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod, CoreGrantType,
+    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreRevocableToken, CoreSubjectIdentifierType,
+};
+use openidconnect::{
+    AccessToken, AdditionalProviderMetadata, ClientId, ClientSecret, IntrospectionUrl, IssuerUrl,
+    OAuth2TokenResponse, ProviderMetadata, RefreshToken, RevocationUrl, Scope,
+    TokenIntrospectionResponse, reqwest,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::common::browser::{Browser, authorize_path, text};
+use crate::common::rp::{REDIRECT, Rp, basic, consent, redeem_for, setup, token, token_with};
+use crate::common::{PASSWORD, Served, TestApp, TestResponse};
+
+const ORDERS: &str = "https://api.example/orders";
+
+/// Discovery's revocation and introspection endpoints, which `openidconnect` reads as
+/// additional metadata.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+struct LifecycleEndpoints {
+    revocation_endpoint: String,
+    introspection_endpoint: String,
+}
+
+impl AdditionalProviderMetadata for LifecycleEndpoints {}
+
+type Metadata = ProviderMetadata<
+    LifecycleEndpoints,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+/// A confidential app allowed every grant, API scopes and one resource.
+async fn service_app(app: &TestApp, admin: &str) -> crate::common::Registered {
+    app.register_app_with(
+        admin,
+        json!({
+            "name": "Orders",
+            "redirect_uri": REDIRECT,
+            "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
+            "scope": "openid profile offline_access orders:read orders:write",
+            "resources": [ORDERS],
+        }),
+    )
+    .await
+}
+
+/// A resource server's check of an access token (RFC 9068 §4): the header's `typ`, the issuer,
+/// the audience, and the signature by the key the JWKS publishes under the header's `kid`, with
+/// that key's own algorithm.
+fn resource_server_accepts(jwks: &Value, token: &str, issuer: &str, audience: &str) -> Value {
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068 §2.1");
+    let kid = header.kid.unwrap();
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .unwrap();
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.clone()).unwrap();
+    let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+    let algorithm: jsonwebtoken::Algorithm = key["alg"].as_str().unwrap().parse().unwrap();
+    let mut validation = jsonwebtoken::Validation::new(algorithm);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    let claims = jsonwebtoken::decode::<Value>(token, &decoding, &validation)
+        .expect("a resource server accepts the token")
+        .claims;
+    for claim in ["iss", "exp", "aud", "sub", "client_id", "iat", "jti"] {
+        assert!(
+            claims.get(claim).is_some(),
+            "RFC 9068 §2.2 claim {claim}: {claims}"
+        );
+    }
+    claims
+}
+
+/// End to end with `openidconnect`: introspect active tokens, revoke the refresh token and see
+/// its family die, and get a `client_credentials` token that a resource server validates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relying_party_revokes_introspects_and_gets_a_token_for_itself() {
+    let served = Served::start(|c| c.signing_algorithm = "EdDSA".into()).await;
+    let (app, issuer) = (&served.app, &served.issuer);
+    let admin = app.oauth_admin("ops").await;
+    let registered = service_app(app, &admin).await;
+    let user = app.create_user("ada", &[]).await;
+    let rp = Rp {
+        client_id: registered.client_id.clone(),
+        secret: registered.secret.clone(),
+        user_token: app.token("ada", Some("gov.user.oauth.authorize")).await,
+        user_id: user.id.to_string(),
+    };
+    let code = consent(
+        app,
+        &rp,
+        json!({ "scope": "openid offline_access orders:read" }),
+    )
+    .await;
+    let tokens = redeem_for(app, &rp, &code).await;
+    assert_eq!(tokens["scope"], "offline_access openid orders:read");
+
+    let http = reqwest::ClientBuilder::new()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let metadata = Metadata::discover_async(IssuerUrl::new(issuer.clone()).unwrap(), &http)
+        .await
+        .expect("discovery with revocation and introspection endpoints");
+    let endpoints = metadata.additional_metadata().clone();
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(rp.client_id.clone()),
+        Some(ClientSecret::new(rp.secret.clone())),
+    )
+    .set_revocation_url(RevocationUrl::new(endpoints.revocation_endpoint).unwrap())
+    .set_introspection_url(IntrospectionUrl::new(endpoints.introspection_endpoint).unwrap());
+
+    let access = AccessToken::new(tokens["access_token"].as_str().unwrap().into());
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+    let active = client
+        .introspect(&access)
+        .request_async(&http)
+        .await
+        .unwrap();
+    assert!(active.active());
+    assert_eq!(active.client_id().unwrap().as_str(), rp.client_id);
+    assert_eq!(active.sub(), Some(rp.user_id.as_str()));
+
+    // `openidconnect` refuses a revocation endpoint that is not https (RFC 7009 §5 asks for
+    // TLS), and this server is plain http on loopback: the revocation request it would send
+    // (HTTP Basic, RFC 7009 §2.1) is sent by hand, then the library checks what it did.
+    assert!(
+        client
+            .revoke_token(CoreRevocableToken::from(RefreshToken::new(refresh.clone())))
+            .is_err()
+    );
+    let revoked = http
+        .post(client.revocation_url().url().clone())
+        .basic_auth(&rp.client_id, Some(&rp.secret))
+        .form(&[
+            ("token", refresh.as_str()),
+            ("token_type_hint", "refresh_token"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status().as_u16(), 200);
+    let revoked = client
+        .introspect(&access)
+        .request_async(&http)
+        .await
+        .unwrap();
+    assert!(!revoked.active(), "the family's access token died with it");
+    assert_eq!(
+        app.get("/api/oauth/userinfo", Some(access.secret()))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let refreshed = client
+        .exchange_refresh_token(&RefreshToken::new(refresh))
+        .unwrap()
+        .request_async(&http)
+        .await;
+    assert!(
+        refreshed.is_err(),
+        "a revoked refresh token no longer works"
+    );
+
+    let service = client
+        .exchange_client_credentials()
+        .unwrap()
+        .add_scope(Scope::new("orders:read".into()))
+        .add_extra_param("resource", ORDERS)
+        .request_async(&http)
+        .await
+        .expect("a client_credentials token");
+    assert!(service.refresh_token().is_none());
+    let jwks = app.get("/api/oauth/jwks", None).await.json();
+    let claims = resource_server_accepts(&jwks, service.access_token().secret(), issuer, ORDERS);
+    assert_eq!(claims["sub"], rp.client_id.as_str());
+    assert_eq!(claims["client_id"], rp.client_id.as_str());
+    assert_eq!(claims["scope"], "orders:read");
+    // The code flow's access tokens follow the same profile.
+    let code = consent(app, &rp, json!({ "scope": "openid" })).await;
+    let user_tokens = redeem_for(app, &rp, &code).await;
+    resource_server_accepts(
+        &jwks,
+        user_tokens["access_token"].as_str().unwrap(),
+        issuer,
+        issuer,
+    );
+}
+
+fn form_of(pairs: &[(&str, &str)]) -> Vec<u8> {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+        .into_bytes()
+}
+
+async fn post(
+    app: &TestApp,
+    path: &str,
+    authorization: Option<String>,
+    pairs: &[(&str, &str)],
+) -> TestResponse {
+    let mut headers = Vec::new();
+    if let Some(value) = &authorization {
+        headers.push(("authorization", value.as_str()));
+    }
+    app.send_bytes(
+        Method::POST,
+        path,
+        None,
+        "application/x-www-form-urlencoded",
+        &headers,
+        form_of(pairs),
+    )
+    .await
+}
+
+async fn introspect(app: &TestApp, caller: &Rp, token: &str) -> Value {
+    let response = post(
+        app,
+        "/api/oauth/introspect",
+        Some(basic(&caller.client_id, &caller.secret)),
+        &[("token", token)],
+    )
+    .await;
+    response.assert_status(StatusCode::OK);
+    assert_eq!(response.header("cache-control"), Some("no-store"));
+    response.json()
+}
+
+async fn revocation_ends_only_what_the_caller_owns(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let admin = app.token("ops", None).await;
+    let other = app.register_app(&admin, "Other", "", REDIRECT).await;
+    let other_rp = Rp {
+        client_id: other.client_id.clone(),
+        secret: other.secret.clone(),
+        user_token: rp.user_token.clone(),
+        user_id: rp.user_id.clone(),
+    };
+    let code = consent(&app, &rp, json!({ "scope": "openid offline_access" })).await;
+    let tokens = redeem_for(&app, &rp, &code).await;
+    let (access, refresh) = (
+        tokens["access_token"].as_str().unwrap(),
+        tokens["refresh_token"].as_str().unwrap(),
+    );
+    // Another client's revocation answers 200 and changes nothing.
+    for token in [access, refresh] {
+        let foreign = post(
+            &app,
+            "/api/oauth/revoke",
+            Some(basic(&other.client_id, &other.secret)),
+            &[("token", token)],
+        )
+        .await;
+        foreign.assert_status(StatusCode::OK);
+    }
+    assert_eq!(introspect(&app, &rp, access).await["active"], true);
+    assert_eq!(
+        introspect(&app, &other_rp, access).await,
+        json!({ "active": false }),
+        "not the other app's to see"
+    );
+    // Junk of every kind: 200, nothing changes, never a 5xx.
+    for junk in [
+        "x",
+        "a.b",
+        "a.b.c",
+        &"x".repeat(5000),
+        "eyJhbGciOiJub25lIn0.e30.",
+        refresh.split('.').next().unwrap(),
+    ] {
+        let response = post(
+            &app,
+            "/api/oauth/revoke",
+            Some(basic(&rp.client_id, &rp.secret)),
+            &[("token", junk)],
+        )
+        .await;
+        response.assert_status(StatusCode::OK);
+        assert_eq!(
+            introspect(&app, &rp, junk).await,
+            json!({ "active": false })
+        );
+    }
+    let missing = post(
+        &app,
+        "/api/oauth/revoke",
+        Some(basic(&rp.client_id, &rp.secret)),
+        &[("token", "")],
+    )
+    .await;
+    missing.assert_status(StatusCode::BAD_REQUEST);
+    // A wrong client secret is invalid_client; a repeated parameter is invalid_request.
+    let wrong = post(
+        &app,
+        "/api/oauth/revoke",
+        Some(basic(&rp.client_id, "wrong")),
+        &[("token", access)],
+    )
+    .await;
+    wrong.assert_status(StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.json()["error"], "invalid_client");
+    let repeated = post(
+        &app,
+        "/api/oauth/revoke",
+        Some(basic(&rp.client_id, &rp.secret)),
+        &[("token", access), ("token", refresh)],
+    )
+    .await;
+    repeated.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(repeated.json()["error"], "invalid_request");
+    assert_eq!(
+        introspect(&app, &rp, refresh).await["token_type"],
+        "refresh_token"
+    );
+    // Revoking the access token ends its grant: the refresh token dies with it.
+    post(
+        &app,
+        "/api/oauth/revoke",
+        Some(basic(&rp.client_id, &rp.secret)),
+        &[("token", access), ("token_type_hint", "access_token")],
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    assert_eq!(
+        introspect(&app, &rp, access).await,
+        json!({ "active": false })
+    );
+    assert_eq!(
+        introspect(&app, &rp, refresh).await,
+        json!({ "active": false })
+    );
+    let refreshed = token(
+        &app,
+        &rp,
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+    )
+    .await;
+    refreshed.assert_status(StatusCode::BAD_REQUEST);
+}
+
+async fn introspection_is_for_confidential_apps_and_tells_no_more_than_active_false(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let admin = app.token("ops", None).await;
+    let public = app
+        .register_app_with(&admin, json!({ "name": "SPA", "redirect_uri": REDIRECT, "token_endpoint_auth_method": "none" }))
+        .await;
+    let code = consent(&app, &rp, json!({ "scope": "openid" })).await;
+    let access = redeem_for(&app, &rp, &code).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let refused = post(
+        &app,
+        "/api/oauth/introspect",
+        None,
+        &[("token", &access), ("client_id", &public.client_id)],
+    )
+    .await;
+    refused.assert_status(StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.json()["error"], "invalid_client");
+    let anonymous = post(&app, "/api/oauth/introspect", None, &[("token", &access)]).await;
+    anonymous.assert_status(StatusCode::UNAUTHORIZED);
+    let info = introspect(&app, &rp, &access).await;
+    assert_eq!(info["active"], true);
+    for field in [
+        "scope",
+        "client_id",
+        "sub",
+        "exp",
+        "iat",
+        "aud",
+        "iss",
+        "jti",
+        "token_type",
+    ] {
+        assert!(info.get(field).is_some(), "{field}: {info}");
+    }
+    // A first-party session token is not an app's access token: inactive.
+    assert_eq!(
+        introspect(&app, &rp, &rp.user_token).await,
+        json!({ "active": false })
+    );
+    // Expired: inactive (the clock moved past the token's life).
+    app.advance(Duration::from_secs(16 * 60));
+    assert_eq!(
+        introspect(&app, &rp, &access).await,
+        json!({ "active": false })
+    );
+}
+
+async fn client_credentials_grants_api_scopes_within_the_ceiling_for_allowed_resources(
+    app: TestApp,
+) {
+    let admin = app.oauth_admin("ops").await;
+    let service = service_app(&app, &admin).await;
+    let caller = Rp {
+        client_id: service.client_id.clone(),
+        secret: service.secret.clone(),
+        user_token: String::new(),
+        user_id: String::new(),
+    };
+    let grant = |extra: &'static [(&'static str, &'static str)]| {
+        let (app, caller) = (&app, &caller);
+        async move {
+            let mut pairs = vec![("grant_type", "client_credentials")];
+            pairs.extend_from_slice(extra);
+            token(app, caller, &pairs).await
+        }
+    };
+    let all = grant(&[]).await;
+    all.assert_status(StatusCode::OK);
+    let body = all.json();
+    assert_eq!(
+        body["scope"], "orders:read orders:write",
+        "every API scope when none is asked"
+    );
+    assert!(body.get("refresh_token").is_none() && body.get("id_token").is_none());
+    let claims: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(
+                body["access_token"]
+                    .as_str()
+                    .unwrap()
+                    .split('.')
+                    .nth(1)
+                    .unwrap(),
+            )
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        claims["aud"], ORDERS,
+        "the app's first resource when it names none"
+    );
+    let asked = grant(&[("scope", "orders:read"), ("resource", ORDERS)]).await;
+    asked.assert_status(StatusCode::OK);
+    assert_eq!(asked.json()["scope"], "orders:read");
+    for (extra, error) in [
+        (&[("scope", "openid")][..], "invalid_scope"),
+        (&[("scope", "orders:delete")][..], "invalid_scope"),
+        (&[("scope", "Not A Scope")][..], "invalid_scope"),
+        (
+            &[("resource", "https://api.example/other")][..],
+            "invalid_target",
+        ),
+    ] {
+        let refused = grant(extra).await;
+        refused.assert_status(StatusCode::BAD_REQUEST);
+        assert_eq!(refused.json()["error"], error, "{extra:?}");
+    }
+    // Its own token introspects active; revoked, inactive.
+    let access = body["access_token"].as_str().unwrap();
+    assert_eq!(
+        introspect(&app, &caller, access).await["sub"],
+        service.client_id.as_str()
+    );
+    post(
+        &app,
+        "/api/oauth/revoke",
+        Some(basic(&caller.client_id, &caller.secret)),
+        &[("token", access)],
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    assert_eq!(
+        introspect(&app, &caller, access).await,
+        json!({ "active": false })
+    );
+    // Never at userinfo: it names no user.
+    assert_eq!(
+        app.get(
+            "/api/oauth/userinfo",
+            Some(asked.json()["access_token"].as_str().unwrap())
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Public apps cannot be given the grant at all.
+    let refused = app
+        .rest(Method::POST, "/api/oauth/app", Some(&admin), Some(json!({ "name": "X", "redirect_uri": REDIRECT, "token_endpoint_auth_method": "none", "grant_types": ["authorization_code", "client_credentials"] })))
+        .await;
+    refused.assert_status(StatusCode::BAD_REQUEST);
+    // And an app without it gets unauthorized_client.
+    let plain = app.register_app(&admin, "Plain", "", REDIRECT).await;
+    let plain_rp = Rp {
+        client_id: plain.client_id.clone(),
+        secret: plain.secret.clone(),
+        user_token: String::new(),
+        user_id: String::new(),
+    };
+    let response = token_with(
+        &app,
+        Some(basic(&plain_rp.client_id, &plain_rp.secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(response.json()["error"], "unauthorized_client");
+}
+
+/// A user-facing app that asks for API scopes gets them within its ceiling, and the consent
+/// page shows them as they are written.
+async fn the_consent_page_shows_api_scopes_verbatim(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let admin = app.token("ops", None).await;
+    let service = service_app(&app, &admin).await;
+    let orders = Rp {
+        client_id: service.client_id.clone(),
+        secret: service.secret.clone(),
+        user_token: rp.user_token.clone(),
+        user_id: rp.user_id.clone(),
+    };
+    let mut browser = Browser::new(&app);
+    let page = browser
+        .get(&authorize_path(
+            &orders,
+            &[("scope", "openid orders:read billing:read")],
+        ))
+        .await;
+    let consent_page = browser.sign_in(&page, "ada", PASSWORD).await;
+    let html = text(&consent_page);
+    assert!(html.contains("<li>orders:read</li>"), "{html}");
+    assert!(
+        !html.contains("billing:read"),
+        "beyond the ceiling: dropped, not shown"
+    );
+}
+
+crate::on_every_database!(
+    revocation_ends_only_what_the_caller_owns,
+    introspection_is_for_confidential_apps_and_tells_no_more_than_active_false,
+    client_credentials_grants_api_scopes_within_the_ceiling_for_allowed_resources,
+    the_consent_page_shows_api_scopes_verbatim,
+);
