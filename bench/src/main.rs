@@ -7,7 +7,10 @@
 //!   `client_secret_basic` and proven with a PKCE S256 verifier. Codes are minted by consent
 //!   through the API (as a sign-in UI would) in batches of one per pair, outside the measured time;
 //! - the refresh grant, rotating each pair's refresh token on every request;
-//! - userinfo with the access tokens issued.
+//! - userinfo with the access tokens issued;
+//! - `client_credentials`: each app's token for itself (an API scope, a resource);
+//! - introspection of the users' access tokens, by the app they were issued to;
+//! - revocation of each pair's refresh token (each request ends one grant).
 //!
 //! Last it measures what signing alone costs on this machine: the two JWTs of an exchange (access
 //! token and ID token) made by idgraph's own signer on every core, with no HTTP and no storage.
@@ -34,6 +37,9 @@ use tokio::sync::Mutex;
 
 /// Scope asked for every pair; `offline_access` makes the exchange issue a refresh token.
 const SCOPE: &str = "openid profile email offline_access";
+/// The API scope and the resource of the apps' tokens for themselves.
+const API_SCOPE: &str = "orders:read";
+const RESOURCE: &str = "https://api.example/orders";
 
 #[derive(Parser)]
 #[command(about = "Load generator for idgraph's code exchange, refresh and userinfo")]
@@ -239,6 +245,21 @@ impl Server {
 
     /// `POST /api/oauth/token` with `client_secret_basic` (RFC 6749 §2.3.1).
     async fn token(&self, app: &App, form: &[(&str, &str)]) -> anyhow::Result<TokenAnswer> {
+        self.client_post("/api/oauth/token", app, form).await
+    }
+
+    /// `POST /api/oauth/token`, any answer shape.
+    async fn token_value(&self, app: &App, form: &[(&str, &str)]) -> anyhow::Result<Value> {
+        self.client_post("/api/oauth/token", app, form).await
+    }
+
+    /// A form `POST` to `path`, authenticated as `app` with `client_secret_basic`.
+    async fn client_post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        app: &App,
+        form: &[(&str, &str)],
+    ) -> anyhow::Result<T> {
         let encode =
             |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let basic = STANDARD.encode(format!(
@@ -251,13 +272,13 @@ impl Server {
             .finish();
         let response = self
             .http
-            .post(format!("{}/api/oauth/token", self.base))
+            .post(format!("{}{path}", self.base))
             .header("authorization", format!("Basic {basic}"))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body)
             .send()
             .await?;
-        Self::finish(response, "token").await
+        Self::finish(response, path).await
     }
 }
 
@@ -369,6 +390,9 @@ async fn main() -> anyhow::Result<()> {
                 "url": "https://example.com",
                 "redirect_uri": redirect_uri,
                 "id_token_signed_response_alg": args.id_token_alg,
+                "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
+                "scope": format!("{SCOPE} {API_SCOPE}"),
+                "resources": [RESOURCE],
             });
             let created = server
                 .post_json("/api/oauth/app", Some(admin), &body)
@@ -515,11 +539,70 @@ async fn main() -> anyhow::Result<()> {
     })
     .await;
 
+    // client_credentials: each app's token for itself.
+    let mut service = drive(c, None, Some(Instant::now() + measured), |i| {
+        let (server, apps) = (&server, &apps);
+        async move {
+            let answer: Value = server
+                .token_value(
+                    &apps[i % apps.len()],
+                    &[
+                        ("grant_type", "client_credentials"),
+                        ("scope", API_SCOPE),
+                        ("resource", RESOURCE),
+                    ],
+                )
+                .await?;
+            field(&answer, "access_token").map(drop)
+        }
+    })
+    .await;
+
+    // Introspection: each pair's newest access token, asked by the app it was issued to.
+    let mut introspect = drive(c, None, Some(Instant::now() + measured), |i| {
+        let (server, apps, pairs, tokens) = (&server, &apps, &pairs, &tokens);
+        async move {
+            let access = tokens[i % n].lock().await.access.clone();
+            let answer: Value = server
+                .client_post(
+                    "/api/oauth/introspect",
+                    &apps[pairs[i % n].1],
+                    &[("token", &access), ("token_type_hint", "access_token")],
+                )
+                .await?;
+            if answer["active"] != json!(true) {
+                bail!("an issued token introspected inactive: {answer}");
+            }
+            Ok(())
+        }
+    })
+    .await;
+
+    // Revocation: each request ends one pair's grant by its refresh token (each pair once).
+    let mut revoke = drive(c, Some(n), Some(Instant::now() + measured), |i| {
+        let (server, apps, pairs, tokens) = (&server, &apps, &pairs, &tokens);
+        async move {
+            let refresh = tokens[i].lock().await.refresh.clone();
+            let _: Value = server
+                .client_post(
+                    "/api/oauth/revoke",
+                    &apps[pairs[i].1],
+                    &[("token", &refresh), ("token_type_hint", "refresh_token")],
+                )
+                .await?;
+            Ok(())
+        }
+    })
+    .await;
+
     println!("signing algorithm: {algorithm}");
     consent.print("POST /api/oauth/auth/code (minting)");
     exchange.print("token: authorization_code");
     refresh.print("token: refresh_token");
     userinfo.print("GET /api/oauth/userinfo");
+    service.print("token: client_credentials");
+    introspect.print("POST /api/oauth/introspect");
+    revoke.print("POST /api/oauth/revoke");
     let ceiling = signing_ceiling(algorithm, 3.0)?;
     println!(
         "signing alone (access + ID token, every core): {ceiling:.0} exchanges/s; \
