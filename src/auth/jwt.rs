@@ -57,6 +57,31 @@ pub struct AccessClaims {
 }
 
 impl AccessClaims {
+    /// The claims every access token carries; the constructors below add what their kind needs.
+    fn issued(
+        issuer: &str,
+        sub: &str,
+        aud: &str,
+        scope: &str,
+        now: i64,
+        ttl: i64,
+        kind: TokenKind,
+    ) -> Self {
+        Self {
+            iss: issuer.to_string(),
+            sub: sub.to_string(),
+            aud: aud.to_string(),
+            exp: now + ttl,
+            iat: now,
+            jti: random_token(16),
+            scope: scope.to_string(),
+            kind,
+            sid: None,
+            client_id: None,
+            gid: None,
+        }
+    }
+
     /// A first-party token for `session`: the issuer is its own audience.
     pub fn session(
         issuer: &str,
@@ -67,17 +92,8 @@ impl AccessClaims {
         ttl: i64,
     ) -> Self {
         Self {
-            iss: issuer.to_string(),
-            sub: user_id.to_string(),
-            aud: issuer.to_string(),
-            exp: now + ttl,
-            iat: now,
-            jti: random_token(16),
-            scope: scope.to_string(),
-            kind: TokenKind::Session,
             sid: Some(session_id.to_string()),
-            client_id: None,
-            gid: None,
+            ..Self::issued(issuer, user_id, issuer, scope, now, ttl, TokenKind::Session)
         }
     }
 
@@ -93,17 +109,9 @@ impl AccessClaims {
         ttl: i64,
     ) -> Self {
         Self {
-            iss: issuer.to_string(),
-            sub: user_id.to_string(),
-            aud: issuer.to_string(),
-            exp: now + ttl,
-            iat: now,
-            jti: random_token(16),
-            scope: scope.to_string(),
-            kind: TokenKind::Oauth,
-            sid: None,
             client_id: Some(client_id.to_string()),
             gid: Some(grant_id.to_string()),
+            ..Self::issued(issuer, user_id, issuer, scope, now, ttl, TokenKind::Oauth)
         }
     }
 
@@ -118,17 +126,16 @@ impl AccessClaims {
         ttl: i64,
     ) -> Self {
         Self {
-            iss: issuer.to_string(),
-            sub: client_id.to_string(),
-            aud: audience.to_string(),
-            exp: now + ttl,
-            iat: now,
-            jti: random_token(16),
-            scope: scope.to_string(),
-            kind: TokenKind::Oauth,
-            sid: None,
             client_id: Some(client_id.to_string()),
-            gid: None,
+            ..Self::issued(
+                issuer,
+                client_id,
+                audience,
+                scope,
+                now,
+                ttl,
+                TokenKind::Oauth,
+            )
         }
     }
 }

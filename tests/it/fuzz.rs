@@ -94,6 +94,17 @@ fn request(method: Method, path: &str, token: Option<&str>) -> axum::http::reque
     builder
 }
 
+/// HTTP Basic client credentials: the right ones, a wrong secret, or garbage.
+fn basic_auth(rng: &mut StdRng, known: &Known) -> String {
+    let pair = match rng.random_range(0..3) {
+        0 => format!("{}:{}", known.client_id, known.secret),
+        1 => format!("{}:{}", known.client_id, bad_text(rng)),
+        _ => bad_text(rng),
+    };
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pair);
+    format!("Basic {encoded}")
+}
+
 /// One generated request: a route, with one of its inputs made bad.
 fn generate(rng: &mut StdRng, known: &Known) -> Request<Body> {
     let bad = encode(&bad_text(rng));
@@ -114,7 +125,7 @@ fn generate(rng: &mut StdRng, known: &Known) -> Request<Body> {
         body[field] = bad_json(rng);
         Body::from(body.to_string())
     };
-    match rng.random_range(0..22) {
+    match rng.random_range(0..24) {
         0 => request(Method::GET, &format!("/api/oauth/app?amount={bad}&offset={bad}&creatorid={bad}"), token).body(Body::empty()),
         1 => request(Method::GET, &format!("/api/oauth/app/id/{id}"), token).body(Body::empty()),
         2 => request(Method::GET, &format!("/api/oauth/app/ids?ids={bad},{id}"), token).body(Body::empty()),
@@ -154,6 +165,7 @@ fn generate(rng: &mut StdRng, known: &Known) -> Request<Body> {
                 ("code_verifier", VERIFIER.to_string()),
                 ("refresh_token", "a.b".to_string()),
                 ("scope", "openid".to_string()),
+                ("resource", "https://api.example.com".to_string()),
             ];
             let at = rng.random_range(0..form.len());
             form[at].1 = bad_text(rng);
@@ -161,15 +173,9 @@ fn generate(rng: &mut StdRng, known: &Known) -> Request<Body> {
                 form.push(form[at].clone());
             }
             let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
-            let basic = match rng.random_range(0..3) {
-                0 => format!("{}:{}", known.client_id, known.secret),
-                1 => format!("{}:{}", known.client_id, bad_text(rng)),
-                _ => bad_text(rng),
-            };
-            let basic = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, basic);
             request(Method::POST, "/api/oauth/token", None)
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .header(header::AUTHORIZATION, format!("Basic {basic}"))
+                .header(header::AUTHORIZATION, basic_auth(rng, known))
                 .body(Body::from(body))
         }
         12 => request(Method::POST, "/api/oauth/userinfo", token)
@@ -233,6 +239,25 @@ fn generate(rng: &mut StdRng, known: &Known) -> Request<Body> {
             request(Method::POST, "/graphql", token)
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(Body::from(json!({ "query": document, "variables": variables }).to_string()))
+        }
+        21 | 22 => {
+            // Revocation and introspection: a token of every shape, a hint good or bad.
+            let path = if rng.random_bool(0.5) { "/api/oauth/revoke" } else { "/api/oauth/introspect" };
+            let mut form = vec![
+                ("token", ["a.b.c", known.admin.as_str(), "c".repeat(43).as_str()][rng.random_range(0..3)].to_string()),
+                ("token_type_hint", ["access_token", "refresh_token", "other"][rng.random_range(0..3)].to_string()),
+                ("client_id", known.client_id.clone()),
+            ];
+            let at = rng.random_range(0..form.len());
+            form[at].1 = bad_text(rng);
+            if rng.random_bool(0.2) {
+                form.push(form[at].clone());
+            }
+            let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+            request(Method::POST, path, None)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::AUTHORIZATION, basic_auth(rng, known))
+                .body(Body::from(body))
         }
         _ => {
             // Documents themselves garbled: a random cut, a random byte flipped.
