@@ -11,6 +11,7 @@ use crate::domain::ids::ClientId;
 use crate::domain::page::{Page, split_page};
 use crate::error::{AppError, AppResult};
 use crate::service::AppState;
+use crate::service::changes::{self, Change};
 
 impl From<&connections::Model> for Connection {
     fn from(row: &connections::Model) -> Self {
@@ -87,6 +88,7 @@ pub async fn delete(
     if deleted.rows_affected == 0 {
         return Err(AppError::NotFound("connection"));
     }
+    changes::announce(state, Change::Tokens).await;
     tracing::info!(user.id = %me.user_id, client.id = %client_id, "connection revoked");
     Ok(())
 }

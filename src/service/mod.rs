@@ -1,10 +1,11 @@
 //! The service layer: every business rule and every authorization decision. Each entry point
 //! takes the caller's [`crate::auth::Principal`]; the transports only convert.
 
-pub mod app_cache;
 pub mod apps;
 pub mod authorize;
 pub mod browser;
+pub mod cache;
+pub mod changes;
 pub mod connections;
 pub mod consent;
 pub mod keys;

@@ -2,17 +2,19 @@
 
 use std::sync::Arc;
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DbBackend};
 use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::error::AppResult;
-use crate::service::app_cache::AppCache;
+use crate::error::{AppError, AppResult};
+use crate::service::apps::AppCache;
+use crate::service::changes::{Caches, Listener};
 use crate::service::keys::{self, KeyStore};
 use crate::service::passwords::PasswordHasher;
 use crate::service::seal::Sealer;
 use crate::service::throttle::SignInThrottle;
+use crate::service::tokens::LiveTokens;
 use crate::service::touches::Touches;
 
 /// Everything a request may need; cheap to clone.
@@ -29,7 +31,11 @@ pub struct AppState {
     /// Bounded password hashing.
     pub passwords: PasswordHasher,
     /// App look-ups by client id, with a bounded lifetime.
-    pub apps: Arc<AppCache>,
+    pub(crate) apps: Arc<AppCache>,
+    /// Live grants and unrevoked app tokens, with a bounded lifetime.
+    pub live: Arc<LiveTokens>,
+    /// Hears the changes other nodes announce (PostgreSQL).
+    pub listener: Arc<Listener>,
     /// Failed sign-in counts, for the back-off.
     pub sign_ins: Arc<SignInThrottle>,
     /// When this node last marked each connection used.
@@ -41,6 +47,14 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The caches that announced changes concern.
+    pub(crate) fn caches(&self) -> Caches {
+        Caches {
+            apps: self.apps.clone(),
+            live: self.live.clone(),
+        }
+    }
+
     /// Builds the state over a migrated database on the system clock, creating a signing key
     /// when there is none.
     pub async fn new(db: DatabaseConnection, config: Config) -> AppResult<Self> {
@@ -56,12 +70,28 @@ impl AppState {
         keys::ensure_needed_keys(&db, config.signing_algorithm, clock.now()).await?;
         let keys = KeyStore::load(db.clone(), clock.clone(), config.signing_algorithm).await?;
         let sealer = Sealer::load(&db, clock.now()).await?;
+        let caches = Caches {
+            apps: Arc::new(AppCache::new(
+                clock.clone(),
+                crate::service::apps::CACHE_TTL,
+            )),
+            live: Arc::new(LiveTokens::new(clock.clone())),
+        };
+        let listener = if db.get_database_backend() == DbBackend::Postgres {
+            Listener::start(&config.database_url, caches.clone())
+                .await
+                .map_err(AppError::internal)?
+        } else {
+            Listener::none()
+        };
         Ok(Self {
             passwords: PasswordHasher::new(config.password_hash_concurrency),
             db,
             config: Arc::new(config),
             keys: Arc::new(keys),
-            apps: Arc::new(AppCache::new(clock.clone())),
+            apps: caches.apps,
+            live: caches.live,
+            listener: Arc::new(listener),
             sign_ins: Arc::new(SignInThrottle::default()),
             touches: Arc::new(Touches::default()),
             sealer: Arc::new(sealer),

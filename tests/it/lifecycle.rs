@@ -24,7 +24,7 @@ use crate::common::browser::{Browser, authorize_path, text};
 use crate::common::rp::{REDIRECT, Rp, basic, consent, redeem_for, setup, token, token_with};
 use crate::common::{PASSWORD, Served, TestApp, TestResponse};
 
-const ORDERS: &str = "https://api.example/orders";
+pub(crate) const ORDERS: &str = "https://api.example/orders";
 
 /// Discovery's revocation and introspection endpoints, which `openidconnect` reads as
 /// additional metadata.
@@ -52,7 +52,7 @@ type Metadata = ProviderMetadata<
 >;
 
 /// A confidential app allowed every grant, API scopes and one resource.
-async fn service_app(app: &TestApp, admin: &str) -> crate::common::Registered {
+pub(crate) async fn service_app(app: &TestApp, admin: &str) -> crate::common::Registered {
     app.register_app_with(
         admin,
         json!({
@@ -222,7 +222,7 @@ fn form_of(pairs: &[(&str, &str)]) -> Vec<u8> {
         .into_bytes()
 }
 
-async fn post(
+pub(crate) async fn post(
     app: &TestApp,
     path: &str,
     authorization: Option<String>,
@@ -243,7 +243,7 @@ async fn post(
     .await
 }
 
-async fn introspect(app: &TestApp, caller: &Rp, token: &str) -> Value {
+pub(crate) async fn introspect(app: &TestApp, caller: &Rp, token: &str) -> Value {
     let response = post(
         app,
         "/api/oauth/introspect",

@@ -22,6 +22,7 @@ mod hosted;
 mod keys;
 mod layers;
 mod lifecycle;
+mod live;
 mod migrations;
 mod oidc;
 mod races;

@@ -1,6 +1,6 @@
 //! The app registry: every rule and authorization decision for apps, shared by REST and
-//! GraphQL. Look-ups by client id go through the [`AppCache`](super::app_cache::AppCache),
-//! which holds each app with its parsed policy and its live secrets.
+//! GraphQL. Look-ups by client id go through the [`AppCache`], which holds each app with its
+//! parsed policy and its live secrets (see [`crate::service::cache`]).
 //!
 //! A request that loses a race with another change gets the answer it would get a moment later:
 //! updating, rotating or giving a logo to an app that is being deleted is a 404, never a 500.
@@ -9,6 +9,7 @@ mod secrets;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -30,7 +31,17 @@ use crate::domain::ids::{ClientId, UserId};
 use crate::domain::page::{Page, split_page};
 use crate::domain::scopes::Scopes;
 use crate::error::{AppError, AppResult};
+use crate::service::cache::Cache;
+use crate::service::changes::{self, Change};
 use crate::service::{AppState, keys, logos};
+
+/// Apps (or their absence) by client id; changes reach it through
+/// [`changes::announce`](crate::service::changes::announce).
+pub(crate) type AppCache = Cache<ClientId, Option<Arc<AppRecord>>>;
+
+/// How long a cached app is trusted: the bound within which nodes converge should an
+/// announcement be lost.
+pub const CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// An app as the services use it: its row, its policy (parsed once), and its secrets, read
 /// the first time the token endpoint needs them (public look-ups never do).
@@ -167,7 +178,7 @@ pub(crate) async fn record(
     .into_iter()
     .next()
     .map(Arc::new);
-    state.apps.put(ticket, client_id, found.clone());
+    state.apps.put(ticket, client_id.clone(), found.clone());
     Ok(found)
 }
 
@@ -216,7 +227,7 @@ pub async fn apps_by_ids(state: &AppState, client_ids: &[String]) -> AppResult<V
             .collect();
         for at in missing {
             let record = loaded.remove(asked[at].as_str());
-            state.apps.put(ticket, &asked[at], record.clone());
+            state.apps.put(ticket, asked[at].clone(), record.clone());
             found[at] = record;
         }
     }
@@ -354,7 +365,7 @@ pub async fn create_app(
     };
     store_origins(&txn, &client_id, &policy).await?;
     txn.commit().await?;
-    state.apps.invalidate(&client_id);
+    changes::announce(state, Change::App(&client_id)).await;
     audit("app.create", &actor.user_id, &client_id);
     Ok(AppWithSecret {
         app: AppRecord::new(row).app(),
@@ -405,7 +416,7 @@ pub async fn update_app(
             .await?;
     }
     txn.commit().await?;
-    state.apps.invalidate(client_id);
+    changes::announce(state, Change::App(client_id)).await;
     audit("app.update", &actor.user_id, client_id);
     Ok(AppRecord::new(row).app())
 }
@@ -433,7 +444,8 @@ pub async fn delete_app(
         return Err(AppError::NotFound("app"));
     }
     txn.commit().await?;
-    state.apps.invalidate(client_id);
+    changes::announce(state, Change::App(client_id)).await;
+    changes::announce(state, Change::Tokens).await;
     audit("app.delete", &actor.user_id, client_id);
     Ok(())
 }
@@ -475,7 +487,7 @@ pub async fn upload_logo(
         .next()
         .ok_or(AppError::NotFound("app"))?;
     txn.commit().await?;
-    state.apps.invalidate(client_id);
+    changes::announce(state, Change::App(client_id)).await;
     audit("app.upload_logo", &actor.user_id, client_id);
     Ok(AppRecord::new(row).app())
 }

@@ -26,6 +26,7 @@ use crate::domain::ids::ClientId;
 use crate::domain::secret::{digest, random_token};
 use crate::error::{AppError, AppResult};
 use crate::service::AppState;
+use crate::service::changes::{self, Change};
 
 /// Most secrets live at once.
 pub const MAX_LIVE: usize = 3;
@@ -158,7 +159,7 @@ pub async fn rotate_secret(
         .await?;
     let client_secret = insert_secret(&txn, client_id, now).await?;
     txn.commit().await?;
-    state.apps.invalidate(client_id);
+    changes::announce(state, Change::App(client_id)).await;
     audit("app.rotate_secret", &actor.user_id, client_id);
     Ok(AppWithSecret {
         app: AppRecord::new(row).app(),
@@ -221,7 +222,7 @@ pub async fn revoke_secret(
     if deleted.rows_affected == 0 {
         return Err(AppError::NotFound("secret"));
     }
-    state.apps.invalidate(client_id);
+    changes::announce(state, Change::App(client_id)).await;
     audit("app.revoke_secret", &actor.user_id, client_id);
     Ok(())
 }

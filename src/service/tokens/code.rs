@@ -218,7 +218,7 @@ async fn redeem_checked(
         return Err(OAuthError::InvalidGrant(BAD_CODE.into()));
     };
     if row.code_used_at.is_some() && row.client_id == client.id() {
-        revoke_grant(&state.db, &row.id).await?;
+        revoke_grant(state, &row.id).await?;
         tracing::warn!(client.id = %client.id(), "authorization code replayed; its tokens revoked");
         return Err(OAuthError::InvalidGrant(BAD_CODE.into()));
     }
@@ -235,7 +235,7 @@ async fn redeem_checked(
     match redeemed.into_iter().next() {
         Some(row) => redemption.issue(state, client, row).await,
         None => {
-            revoke_grant(&state.db, &row.id).await?;
+            revoke_grant(state, &row.id).await?;
             Err(OAuthError::InvalidGrant(BAD_CODE.into()))
         }
     }

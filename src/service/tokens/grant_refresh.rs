@@ -4,7 +4,7 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 
-use super::{Client, Issue, OAuthError, TokenResponse, issue, revoke_grant, touch_connection};
+use super::{Client, Issue, OAuthError, TokenResponse, end_grant, issue, live, touch_connection};
 use crate::db::entities::grants;
 use crate::domain::oauth::OidcScope;
 use crate::domain::scopes::Scopes;
@@ -72,7 +72,7 @@ impl Families for GrantFamilies<'_> {
         row: &Self::Row,
         _now: i64,
     ) -> Result<(), DbErr> {
-        revoke_grant(db, &row.id).await
+        end_grant(db, &row.id).await
     }
 }
 
@@ -114,6 +114,7 @@ pub async fn refresh(
         } => (row, token, checked),
         Rotation::Refused => return Err(OAuthError::InvalidGrant(BAD_REFRESH.into())),
         Rotation::Reused => {
+            live::ended(state).await;
             tracing::warn!(client.id = %client.id(), "refresh token reused; grant revoked");
             return Err(OAuthError::InvalidGrant(BAD_REFRESH.into()));
         }

@@ -5,17 +5,18 @@
 //! What an app may introspect: its own tokens (access and refresh), and access tokens whose
 //! audience names it (its client id, or one of its `resources`): the resource server's view.
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::EntityTrait;
 use serde::Serialize;
 
-use super::{Client, OAuthError};
+use super::{Client, OAuthError, live};
 use crate::auth::jwt::{AccessClaims, JwtType};
-use crate::db::entities::{grants, revoked_tokens};
+use crate::db::entities::grants;
+use crate::domain::ids::ClientId;
 use crate::domain::oauth::OidcScope;
 use crate::domain::scopes::Scopes;
 use crate::domain::secret::digest_matches;
-use crate::service::AppState;
 use crate::service::refresh;
+use crate::service::{AppState, apps};
 
 /// The answer (RFC 7662 §2.2): `active`, and for an active token what it is.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -115,20 +116,21 @@ async fn access_token(
     }))
 }
 
-/// Whether an access token has not been revoked: its grant is live, or (an app's token for
-/// itself) it is not listed as revoked.
+/// Whether an access token has not been ended: its grant is live (and its user's), or, for an
+/// app's token for itself, the app still exists and the token was not revoked.
 async fn live(state: &AppState, claims: &AccessClaims) -> Result<bool, OAuthError> {
     Ok(match &claims.gid {
-        Some(gid) => grants::Entity::find_by_id(gid.as_str())
-            .filter(grants::Column::UserId.eq(claims.sub.as_str()))
-            .filter(grants::Column::CodeUsedAt.is_not_null())
-            .one(&state.db)
-            .await?
-            .is_some(),
-        None => revoked_tokens::Entity::find_by_id(claims.jti.as_str())
-            .one(&state.db)
-            .await?
-            .is_none(),
+        Some(gid) => live::grant(state, gid).await?.is_some_and(|grant| {
+            grant.user_id == claims.sub
+                && claims.client_id.as_deref() == Some(grant.client_id.as_str())
+        }),
+        None => {
+            let app = match claims.client_id.as_deref().and_then(ClientId::parse) {
+                Some(client_id) => apps::record(state, &client_id).await?,
+                None => None,
+            };
+            app.is_some() && live::unrevoked(state, &claims.jti).await?
+        }
     })
 }
 

@@ -26,6 +26,7 @@ use crate::service::apps::AppRecord;
 mod code;
 mod grant_refresh;
 mod introspect;
+mod live;
 mod revoke;
 mod service;
 mod userinfo;
@@ -33,6 +34,7 @@ mod userinfo;
 pub use code::exchange_code;
 pub use grant_refresh::refresh;
 pub use introspect::{Introspection, introspect};
+pub use live::LiveTokens;
 pub use revoke::revoke;
 pub use service::client_credentials;
 pub use userinfo::{UserInfo, userinfo};
@@ -259,8 +261,15 @@ async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuth
     })
 }
 
-/// Ends a grant's token family (replay or reuse detected, or revoked).
-async fn revoke_grant(db: &DatabaseConnection, grant_id: &str) -> Result<(), DbErr> {
+/// Ends a grant's token family (replay detected, or revoked) and announces it.
+async fn revoke_grant(state: &AppState, grant_id: &str) -> Result<(), DbErr> {
+    end_grant(&state.db, grant_id).await?;
+    live::ended(state).await;
+    Ok(())
+}
+
+/// Deletes a grant; the caller announces it ([`live::ended`]).
+async fn end_grant(db: &DatabaseConnection, grant_id: &str) -> Result<(), DbErr> {
     grants::Entity::delete_by_id(grant_id).exec(db).await?;
     Ok(())
 }

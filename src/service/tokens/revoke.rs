@@ -60,7 +60,7 @@ async fn revoke_refresh(
     if grant.client_id != client.id() || !current {
         return Ok(false);
     }
-    super::revoke_grant(&state.db, &grant.id).await?;
+    super::revoke_grant(state, &grant.id).await?;
     tracing::info!(client.id = %client.id(), "grant revoked by its refresh token");
     Ok(true)
 }
@@ -101,6 +101,7 @@ async fn revoke_access(state: &AppState, client: &Client, token: &str) -> Result
             .await?;
         }
     }
+    super::live::ended(state).await;
     tracing::info!(client.id = %client.id(), "access token revoked");
     Ok(true)
 }

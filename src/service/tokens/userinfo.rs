@@ -1,9 +1,8 @@
 //! Userinfo (OpenID Connect Core §5.3): the claims an app's access token may read.
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Map, Value, json};
 
-use crate::db::entities::{grants, users};
+use super::live;
 use crate::domain::ids::ClientId;
 use crate::domain::oauth::OidcScope;
 use crate::domain::scopes::Scopes;
@@ -32,27 +31,23 @@ pub async fn userinfo(state: &AppState, token: &str) -> Result<UserInfo, AppErro
     let (Some(client_id), Some(gid)) = (&claims.client_id, &claims.gid) else {
         return Err(AppError::InvalidToken);
     };
-    // One query: the grant must still be live for this user and app, and brings its user.
-    let Some((_, Some(user))) = grants::Entity::find_by_id(gid.as_str())
-        .filter(grants::Column::UserId.eq(claims.sub.as_str()))
-        .filter(grants::Column::ClientId.eq(client_id.as_str()))
-        .filter(grants::Column::CodeUsedAt.is_not_null())
-        .find_also_related(users::Entity)
-        .one(&state.db)
+    // The grant must still be live for this user and app (no query while cached).
+    let Some(grant) = live::grant(state, gid)
         .await?
+        .filter(|grant| grant.user_id == claims.sub && grant.client_id == *client_id)
     else {
         return Err(AppError::InvalidToken);
     };
     let scopes = Scopes::filter(&claims.scope).oidc;
     let mut out = Map::new();
-    out.insert("sub".into(), json!(user.id));
+    out.insert("sub".into(), json!(grant.user_id));
     if scopes.contains(OidcScope::Profile) {
-        out.insert("name".into(), json!(user.name));
-        out.insert("preferred_username".into(), json!(user.username));
-        out.insert("updated_at".into(), json!(user.updated_at));
+        out.insert("name".into(), json!(grant.name));
+        out.insert("preferred_username".into(), json!(grant.username));
+        out.insert("updated_at".into(), json!(grant.updated_at));
     }
     if scopes.contains(OidcScope::Email) {
-        out.insert("email".into(), json!(user.email));
+        out.insert("email".into(), json!(grant.email));
         // Addresses are set by administrators, not proven by the user.
         out.insert("email_verified".into(), json!(false));
     }

@@ -58,7 +58,12 @@ macro_rules! on_every_database {
 /// Which store a test runs on.
 enum Store {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { admin_url: String, database: String },
+    Postgres {
+        admin_url: String,
+        database: String,
+    },
+    /// Another node's database (see [`TestApp::another_node`]).
+    Shared,
 }
 
 /// One isolated application with its own database.
@@ -256,6 +261,11 @@ impl TestApp {
         let mut raw = test_config(url);
         adjust(&mut raw);
         let config = raw.validate().expect("valid test configuration");
+        Self::node(config, store, true).await
+    }
+
+    /// A node on `config`'s database, migrating it first when `migrate`.
+    async fn node(config: idgraph::config::Config, store: Store, migrate: bool) -> Self {
         let mut db = idgraph::db::connect(&config.database_url, config.db_max_connections)
             .await
             .expect("connect");
@@ -264,7 +274,9 @@ impl TestApp {
         db.set_metric_callback(move |_| {
             counter.fetch_add(1, Ordering::SeqCst);
         });
-        Migrator::up(&db, None).await.expect("migrate");
+        if migrate {
+            Migrator::up(&db, None).await.expect("migrate");
+        }
         // Time stands still in tests until a test moves it (`TestApp::advance`).
         let state = AppState::with_clock(db, config, idgraph::clock::Clock::manual())
             .await
@@ -276,6 +288,12 @@ impl TestApp {
             statements,
             store,
         }
+    }
+
+    /// A second node over this app's database: its own pool, caches, change listener and
+    /// clock, as another process would have. The database stays this app's to drop.
+    pub async fn another_node(&self) -> Self {
+        Self::node((*self.state.config).clone(), Store::Shared, false).await
     }
 
     /// Moves the application's clock forward.

@@ -1,0 +1,114 @@
+//! Whether an access token is still live, without a query on the hot path.
+//!
+//! An app's access token is a signed JWT; what can end it early is its grant (for a user's
+//! token) or a revocation of the token itself (for an app's token for itself). Userinfo and
+//! introspection ask here. The answers are cached per node ([`LiveTokens`]): only "live" is
+//! cached (an ended grant never comes back), and every change that ends tokens clears the cache
+//! through [`changes::announce`](crate::service::changes::announce), on this node at once and
+//! on the others when the announcement arrives. The TTL bounds how long a lost announcement
+//! can keep a revoked token alive on another node.
+//!
+//! Every write that ends grants or tokens must announce [`Change::Tokens`] after it commits:
+//! revocation, a replayed code, a reused refresh token, a deleted connection, a deleted app.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use crate::clock::Clock;
+use crate::db::entities::{grants, revoked_tokens, users};
+use crate::service::AppState;
+use crate::service::cache::Cache;
+use crate::service::changes::Change;
+
+/// A redeemed grant and the claims userinfo may read about its user.
+#[derive(Debug)]
+pub struct LiveGrant {
+    /// The user the grant is for.
+    pub user_id: String,
+    /// The app it was given to.
+    pub client_id: String,
+    /// `name`.
+    pub name: String,
+    /// `preferred_username`.
+    pub username: String,
+    /// `email`.
+    pub email: String,
+    /// `updated_at`, Unix seconds.
+    pub updated_at: i64,
+}
+
+/// The per-node cache of live grants and of app tokens known not to be revoked.
+pub struct LiveTokens {
+    grants: Cache<String, Arc<LiveGrant>>,
+    unrevoked: Cache<String, ()>,
+}
+
+impl LiveTokens {
+    /// How long a "live" answer is trusted when no announcement says otherwise.
+    pub const TTL: Duration = Duration::from_secs(5);
+
+    /// Empty caches on `clock`.
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            grants: Cache::new(clock.clone(), Self::TTL),
+            unrevoked: Cache::new(clock, Self::TTL),
+        }
+    }
+
+    /// Forgets every answer (a change ended some grant or token).
+    pub fn clear(&self) {
+        self.grants.clear();
+        self.unrevoked.clear();
+    }
+}
+
+/// The grant `gid` if it is redeemed and not ended, with its user.
+pub async fn grant(state: &AppState, gid: &str) -> Result<Option<Arc<LiveGrant>>, sea_orm::DbErr> {
+    let cache = &state.live.grants;
+    if let Some(live) = cache.get(gid) {
+        return Ok(Some(live));
+    }
+    let ticket = cache.ticket();
+    let found = grants::Entity::find_by_id(gid)
+        .filter(grants::Column::CodeUsedAt.is_not_null())
+        .find_also_related(users::Entity)
+        .one(&state.db)
+        .await?;
+    let Some((grant, Some(user))) = found else {
+        return Ok(None);
+    };
+    let live = Arc::new(LiveGrant {
+        user_id: grant.user_id,
+        client_id: grant.client_id,
+        name: user.name,
+        username: user.username,
+        email: user.email,
+        updated_at: user.updated_at,
+    });
+    cache.put(ticket, gid.to_string(), live.clone());
+    Ok(Some(live))
+}
+
+/// Whether the app token `jti` (one without a grant) has not been revoked.
+pub async fn unrevoked(state: &AppState, jti: &str) -> Result<bool, sea_orm::DbErr> {
+    let cache = &state.live.unrevoked;
+    if cache.get(jti).is_some() {
+        return Ok(true);
+    }
+    let ticket = cache.ticket();
+    let revoked = revoked_tokens::Entity::find_by_id(jti)
+        .one(&state.db)
+        .await?
+        .is_some();
+    if !revoked {
+        cache.put(ticket, jti.to_string(), ());
+    }
+    Ok(!revoked)
+}
+
+/// Announces that tokens were ended (after the write committed).
+pub async fn ended(state: &AppState) {
+    crate::service::changes::announce(state, Change::Tokens).await;
+}
