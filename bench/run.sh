@@ -9,7 +9,8 @@
 # Part "oidc" (bench/src/main.rs, once with RS256 keys and once with EdDSA keys; the apps ask for
 # ID tokens of the same algorithm):
 #   - POST /api/oauth/token authorization_code (a fresh code per request, client_secret_basic,
-#     PKCE S256), refresh_token (rotating), GET /api/oauth/userinfo, and the signing-only ceiling.
+#     PKCE S256), refresh_token (rotating), GET /api/oauth/userinfo, client_credentials,
+#     POST /api/oauth/introspect, POST /api/oauth/revoke, and the signing-only ceiling.
 # Usage: bench/run.sh [seconds per measurement, default 10] [connections, default 32] [all|apps|oidc]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -13,6 +13,7 @@ mod m20261127_000004_hosted_sign_in;
 mod m20261129_000005_grants;
 mod m20261129_000006_client_model;
 mod m20261129_000007_token_lifecycle;
+mod m20261129_000008_revoked_tokens_expiry;
 
 /// Runs idgraph's migrations in order.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000005_grants::Migration),
             Box::new(m20261129_000006_client_model::Migration),
             Box::new(m20261129_000007_token_lifecycle::Migration),
+            Box::new(m20261129_000008_revoked_tokens_expiry::Migration),
         ]
     }
 }

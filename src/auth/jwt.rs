@@ -290,7 +290,10 @@ pub fn header_kid(token: &str) -> Option<String> {
     jsonwebtoken::decode_header(token).ok()?.kid
 }
 
-/// Seconds of clock difference tolerated on `exp` and `nbf`.
+/// Seconds of clock difference between nodes tolerated on `nbf` (a token signed on a node whose
+/// clock runs ahead). `exp` gets none: these tokens are verified by the servers that issued
+/// them, and a token is dead from its `exp` on (RFC 7519 §4.1.4; introspection must not call an
+/// expired token active, RFC 7662 §2.2).
 pub const LEEWAY_SECS: i64 = 30;
 
 /// What a verification expects of a token.
@@ -334,7 +337,7 @@ pub fn verify<T: DeserializeOwned>(
         .claims;
     let time = |name: &str| claims.get(name).map(Value::as_i64);
     match time("exp") {
-        Some(Some(exp)) if now <= exp + LEEWAY_SECS => {}
+        Some(Some(exp)) if now < exp => {}
         _ => return Err(VerifyError::Invalid),
     }
     match time("nbf") {

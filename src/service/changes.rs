@@ -7,10 +7,17 @@
 //! reconnects forgets everything it cached. The caches' TTLs remain the last bound. On SQLite
 //! there is one node (the database is a file on it), so nothing is announced.
 //!
-//! Payloads: `app <client id>` (an app, its policy or its secrets changed) and `tokens` (some
-//! grant or token was ended). Anything else makes a node forget everything.
+//! Payloads are `<node> <change>`: the announcing node's random tag, so that a node skips its
+//! own announcements (it applied them before announcing; hearing them again would empty what it
+//! cached since), then `app <client id>` (an app, its policy or its secrets changed),
+//! `grant <id>` (one grant ended), `token <jti>` (one app token revoked) or `tokens` (grants
+//! ended that are not named one by one). Anything else makes a node forget everything.
+//!
+//! Only a write that changed something announces, and a single revocation names what it ended:
+//! a client revoking its own tokens in a loop cannot keep emptying every node's caches.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sea_orm::sqlx::postgres::PgListener;
@@ -31,7 +38,11 @@ pub const CHANNEL: &str = "idgraph_changes";
 pub enum Change<'a> {
     /// An app, its policy or its secrets.
     App(&'a ClientId),
-    /// Some grant or app token was ended.
+    /// One grant (by id) was ended.
+    Grant(&'a str),
+    /// One app token (by `jti`) was revoked.
+    Token(&'a str),
+    /// Grants or tokens were ended that are not named one by one.
     Tokens,
 }
 
@@ -39,9 +50,17 @@ impl Change<'_> {
     fn payload(self) -> String {
         match self {
             Change::App(client_id) => format!("app {client_id}"),
+            Change::Grant(gid) => format!("grant {gid}"),
+            Change::Token(jti) => format!("token {jti}"),
             Change::Tokens => "tokens".into(),
         }
     }
+}
+
+/// Splits `<node> <change>`; `None` when the payload has no node tag.
+fn from_node(payload: &str) -> Option<(u64, &str)> {
+    let (node, change) = payload.split_once(' ')?;
+    Some((node.parse().ok()?, change))
 }
 
 /// The caches a change may concern.
@@ -59,9 +78,14 @@ impl Caches {
         if payload == "tokens" {
             return self.live.clear();
         }
-        match payload.strip_prefix("app ").and_then(ClientId::parse) {
-            Some(client_id) => self.apps.invalidate(&client_id),
-            None => self.forget_everything(),
+        match payload.split_once(' ') {
+            Some(("app", id)) => match ClientId::parse(id) {
+                Some(client_id) => self.apps.invalidate(&client_id),
+                None => self.forget_everything(),
+            },
+            Some(("grant", gid)) => self.live.forget_grant(gid),
+            Some(("token", jti)) => self.live.forget_token(jti),
+            _ => self.forget_everything(),
         }
     }
 
@@ -83,21 +107,38 @@ pub async fn announce(state: &AppState, change: Change<'_>) {
     let notify = Statement::from_sql_and_values(
         DbBackend::Postgres,
         "SELECT pg_notify($1, $2)",
-        [CHANNEL.into(), payload.into()],
+        [
+            CHANNEL.into(),
+            format!("{} {payload}", state.listener.node).into(),
+        ],
     );
-    if let Err(err) = state.db.query_one_raw(notify).await {
-        tracing::warn!(error = %err, "a change could not be announced to the other nodes");
+    match state.db.query_one_raw(notify).await {
+        Ok(_) => {
+            state.listener.sent.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "a change could not be announced to the other nodes");
+        }
     }
 }
 
 /// This node's listener; it stops when the last state holding it is dropped.
 pub struct Listener {
+    /// This node's tag in its announcements.
+    node: u64,
+    /// Announcements this node sent.
+    sent: AtomicU64,
     received: watch::Receiver<u64>,
     task: Option<JoinHandle<()>>,
 }
 
 impl Listener {
-    /// Counts the announcements received so far (tests wait on it).
+    /// How many announcements this node has sent.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Counts the announcements received from other nodes so far (tests wait on it).
     pub fn received(&self) -> watch::Receiver<u64> {
         self.received.clone()
     }
@@ -105,6 +146,8 @@ impl Listener {
     /// A listener that hears nothing (SQLite: one node).
     pub fn none() -> Self {
         Self {
+            node: rand::random(),
+            sent: AtomicU64::new(0),
             received: watch::channel(0).1,
             task: None,
         }
@@ -116,6 +159,7 @@ impl Listener {
         database_url: &str,
         caches: Caches,
     ) -> Result<Self, sea_orm::sqlx::Error> {
+        let node = rand::random();
         let mut listener = PgListener::connect(database_url).await?;
         listener.listen(CHANNEL).await?;
         let (count, received) = watch::channel(0);
@@ -123,22 +167,47 @@ impl Listener {
             loop {
                 match listener.try_recv().await {
                     Ok(Some(notification)) => {
-                        caches.forget(notification.payload());
+                        match from_node(notification.payload()) {
+                            Some((from, _)) if from == node => continue,
+                            Some((_, change)) => caches.forget(change),
+                            None => caches.forget_everything(),
+                        }
                         count.send_modify(|n| *n += 1);
                     }
+                    // The connection dropped and the listener (eagerly) reconnected: whatever
+                    // was announced in between is lost.
                     Ok(None) => {
                         tracing::warn!("change listener reconnected; caches emptied");
                         caches.forget_everything();
                     }
+                    // Reconnecting failed (or the connection broke otherwise). Retry until a
+                    // statement goes through the listener's connection (which listens again
+                    // once it is back), and only then forget: entries cached while it was down
+                    // may have missed announcements.
                     Err(err) => {
                         tracing::warn!(error = %err, "change listener lost its connection");
                         caches.forget_everything();
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        loop {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            match sea_orm::sqlx::query("SELECT 1")
+                                .execute(&mut listener)
+                                .await
+                            {
+                                Ok(_) => break,
+                                Err(err) => {
+                                    tracing::warn!(error = %err, "change listener still down");
+                                }
+                            }
+                        }
+                        tracing::warn!("change listener reconnected; caches emptied");
+                        caches.forget_everything();
                     }
                 }
             }
         });
         Ok(Self {
+            node,
+            sent: AtomicU64::new(0),
             received,
             task: Some(task),
         })

@@ -338,9 +338,12 @@ async fn revocation_ends_only_what_the_caller_owns(app: TestApp) {
     .await;
     repeated.assert_status(StatusCode::BAD_REQUEST);
     assert_eq!(repeated.json()["error"], "invalid_request");
-    assert_eq!(
-        introspect(&app, &rp, refresh).await["token_type"],
-        "refresh_token"
+    let about_refresh = introspect(&app, &rp, refresh).await;
+    assert_eq!(about_refresh["active"], true);
+    assert_eq!(about_refresh["client_id"], rp.client_id.as_str());
+    assert!(
+        about_refresh.get("token_type").is_none(),
+        "token_type names access token types (RFC 6749 §7.1): none for a refresh token"
     );
     // Revoking the access token ends its grant: the refresh token dies with it.
     post(
@@ -391,27 +394,32 @@ async fn introspection_is_for_confidential_apps_and_tells_no_more_than_active_fa
     let anonymous = post(&app, "/api/oauth/introspect", None, &[("token", &access)]).await;
     anonymous.assert_status(StatusCode::UNAUTHORIZED);
     let info = introspect(&app, &rp, &access).await;
-    assert_eq!(info["active"], true);
-    for field in [
-        "scope",
-        "client_id",
-        "sub",
-        "exp",
-        "iat",
-        "aud",
-        "iss",
-        "jti",
-        "token_type",
-    ] {
-        assert!(info.get(field).is_some(), "{field}: {info}");
-    }
+    let issued = app.now();
+    assert_eq!(
+        info,
+        json!({
+            "active": true,
+            "scope": "openid",
+            "client_id": rp.client_id,
+            "sub": rp.user_id,
+            "exp": issued + 15 * 60,
+            "iat": issued,
+            "aud": "http://idgraph.test",
+            "iss": "http://idgraph.test",
+            "jti": info["jti"],
+            "token_type": "Bearer",
+        })
+    );
+    assert!(info["jti"].as_str().is_some_and(|jti| !jti.is_empty()));
     // A first-party session token is not an app's access token: inactive.
     assert_eq!(
         introspect(&app, &rp, &rp.user_token).await,
         json!({ "active": false })
     );
-    // Expired: inactive (the clock moved past the token's life).
-    app.advance(Duration::from_secs(16 * 60));
+    // Active to the last second of its life, inactive from its `exp` on (no leeway).
+    app.advance(Duration::from_secs(15 * 60 - 1));
+    assert_eq!(introspect(&app, &rp, &access).await["active"], true);
+    app.advance(Duration::from_secs(1));
     assert_eq!(
         introspect(&app, &rp, &access).await,
         json!({ "active": false })
@@ -556,9 +564,91 @@ async fn the_consent_page_shows_api_scopes_verbatim(app: TestApp) {
     );
 }
 
+/// `resource` names an API; the issuer is not one. An app may not list the issuer among its
+/// `resources` (it would see every user's token at introspection), and a user's grant, whose
+/// access tokens are for the issuer, refuses `resource` without spending the code or the
+/// refresh token.
+async fn the_issuer_is_never_a_resource_and_user_grants_refuse_resource(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let admin = app.token("ops", None).await;
+    let issuer = app.state.config.issuer.clone();
+    let listed = || async { app.get("/api/oauth/app", Some(&admin)).await.json() };
+    let before = listed().await;
+    for (resources, field) in [
+        (json!([issuer]), "resources[0]"),
+        (json!([ORDERS, format!("{issuer}/")]), "resources[1]"),
+    ] {
+        let refused = app
+            .rest(
+                Method::POST,
+                "/api/oauth/app",
+                Some(&admin),
+                Some(json!({ "name": "Greedy", "redirect_uri": REDIRECT, "resources": resources })),
+            )
+            .await;
+        refused.assert_status(StatusCode::BAD_REQUEST);
+        assert!(
+            refused.json()["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(field),
+            "{}",
+            refused.json()
+        );
+        let path = format!("/api/oauth/app/id/{}", rp.client_id);
+        let refused = app
+            .rest(
+                Method::PUT,
+                &path,
+                Some(&admin),
+                Some(json!({ "name": "RP", "url": "", "redirect_uri": REDIRECT, "resources": resources })),
+            )
+            .await;
+        refused.assert_status(StatusCode::BAD_REQUEST);
+        assert_eq!(app.get(&path, None).await.json()["resources"], json!([]));
+    }
+    assert_eq!(listed().await, before, "nothing was registered");
+
+    let code = consent(&app, &rp, json!({ "scope": "openid offline_access" })).await;
+    let exchange = |extra: Option<(&'static str, &'static str)>| {
+        let (app, rp, code) = (&app, &rp, &code);
+        async move {
+            let mut pairs = vec![
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", REDIRECT),
+            ];
+            pairs.extend(extra);
+            token(app, rp, &pairs).await
+        }
+    };
+    let refused = exchange(Some(("resource", ORDERS))).await;
+    refused.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(refused.json()["error"], "invalid_target");
+    let tokens = exchange(None).await;
+    tokens.assert_status(StatusCode::OK);
+    let refresh_token = tokens.json()["refresh_token"].as_str().unwrap().to_string();
+    let refresh = |extra: Option<(&'static str, &'static str)>| {
+        let (app, rp, refresh_token) = (&app, &rp, &refresh_token);
+        async move {
+            let mut pairs = vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token.as_str()),
+            ];
+            pairs.extend(extra);
+            token(app, rp, &pairs).await
+        }
+    };
+    let refused = refresh(Some(("resource", ORDERS))).await;
+    refused.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(refused.json()["error"], "invalid_target");
+    refresh(None).await.assert_status(StatusCode::OK);
+}
+
 crate::on_every_database!(
     revocation_ends_only_what_the_caller_owns,
     introspection_is_for_confidential_apps_and_tells_no_more_than_active_false,
     client_credentials_grants_api_scopes_within_the_ceiling_for_allowed_resources,
     the_consent_page_shows_api_scopes_verbatim,
+    the_issuer_is_never_a_resource_and_user_grants_refuse_resource,
 );

@@ -36,7 +36,7 @@ async fn userinfo(app: &TestApp, access: &str) -> StatusCode {
 }
 
 /// The token works at userinfo and introspects active, and the cache is warm: the next
-/// userinfo call runs no statement at all.
+/// userinfo and introspection calls run no statement at all.
 async fn warm(app: &TestApp, rp: &Rp, access: &str) {
     assert_eq!(userinfo(app, access).await, StatusCode::OK);
     assert_eq!(introspect(app, rp, access).await["active"], true);
@@ -44,7 +44,13 @@ async fn warm(app: &TestApp, rp: &Rp, access: &str) {
     assert_eq!(
         (status, statements),
         (StatusCode::OK, 0),
-        "answered from the cache"
+        "userinfo answered from the cache"
+    );
+    let (answer, statements) = app.count_statements(introspect(app, rp, access)).await;
+    assert_eq!(
+        (&answer["active"], statements),
+        (&json!(true), 0),
+        "introspection answered from the caches"
     );
 }
 
@@ -136,7 +142,9 @@ async fn every_way_a_grant_ends_is_seen_by_the_next_request_with_the_cache_warm(
 }
 
 /// An app's token for itself, seen by the resource server it names.
-async fn an_apps_own_token_ends_when_revoked_or_when_the_app_is_deleted(app: TestApp) {
+async fn an_apps_own_token_ends_when_revoked_when_the_app_loses_the_grant_or_is_deleted(
+    app: TestApp,
+) {
     let rp = setup(&app, "ops", "ada").await;
     let admin = app.token("ops", None).await;
     let registered = service_app(&app, &admin).await;
@@ -169,7 +177,12 @@ async fn an_apps_own_token_ends_when_revoked_or_when_the_app_is_deleted(app: Tes
 
     let access = issue().await;
     assert_eq!(introspect(&app, &api, &access).await["active"], true);
-    assert_eq!(introspect(&app, &api, &access).await["active"], true);
+    let (answer, statements) = app.count_statements(introspect(&app, &api, &access)).await;
+    assert_eq!(
+        (&answer["active"], statements),
+        (&json!(true), 0),
+        "answered from the caches"
+    );
     revoke(&app, &service, &access).await;
     assert_eq!(
         introspect(&app, &api, &access).await,
@@ -180,6 +193,29 @@ async fn an_apps_own_token_ends_when_revoked_or_when_the_app_is_deleted(app: Tes
     let access = issue().await;
     assert_eq!(introspect(&app, &api, &access).await["active"], true);
     let path = format!("/api/oauth/app/id/{}", service.client_id);
+    let grant_types = |grant_types: &[&str]| json!({ "name": "Orders", "url": "", "redirect_uri": REDIRECT, "grant_types": grant_types });
+    app.rest(
+        Method::PUT,
+        &path,
+        Some(&admin),
+        Some(grant_types(&["authorization_code"])),
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+    assert_eq!(
+        introspect(&app, &api, &access).await,
+        json!({ "active": false }),
+        "its app may no longer get such a token"
+    );
+    app.rest(
+        Method::PUT,
+        &path,
+        Some(&admin),
+        Some(grant_types(&["authorization_code", "client_credentials"])),
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+    assert_eq!(introspect(&app, &api, &access).await["active"], true);
     app.rest(Method::DELETE, &path, Some(&admin), None)
         .await
         .assert_status(StatusCode::NO_CONTENT);
@@ -216,7 +252,7 @@ async fn a_change_behind_the_nodes_back_is_seen_within_the_ttl(app: TestApp) {
 
 crate::on_every_database!(
     every_way_a_grant_ends_is_seen_by_the_next_request_with_the_cache_warm,
-    an_apps_own_token_ends_when_revoked_or_when_the_app_is_deleted,
+    an_apps_own_token_ends_when_revoked_when_the_app_loses_the_grant_or_is_deleted,
     a_change_behind_the_nodes_back_is_seen_within_the_ttl,
 );
 
@@ -284,4 +320,56 @@ async fn a_change_on_one_node_reaches_the_other_nodes_caches() {
     })
     .await;
     drop(b);
+}
+
+/// What a node has heard from the others so far.
+fn heard(node: &TestApp) -> u64 {
+    *node.state.listener.received().borrow()
+}
+
+/// Announcements are sent only when something changed, and never reach the node that sent
+/// them (it applied the change before announcing). Each node hears all the others sent, in
+/// the order they were sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(any(idgraph_postgres, idgraph_ci)),
+    ignore = "TEST_DATABASE_URL is unset: the PostgreSQL run is skipped (under CI it runs)"
+)]
+async fn changes_are_announced_once_and_never_to_their_sender() {
+    let a = TestApp::postgres()
+        .await
+        .expect("TEST_DATABASE_URL must be set to run the PostgreSQL tests");
+    let b = a.another_node().await;
+    let rp = setup(&a, "ops", "ada").await;
+    let tokens = family(&a, &rp).await;
+    warm(&b, &rp, &tokens.access).await;
+    let sent = || a.state.listener.sent();
+    until_heard(&b, || async { heard(&b) == sent() }).await;
+    let before = sent();
+
+    revoke(&a, &rp, &tokens.refresh).await;
+    revoke(&a, &rp, &tokens.refresh).await;
+    revoke(&a, &rp, &tokens.access).await;
+    assert_eq!(
+        sent() - before,
+        1,
+        "the grant ended once; revoking it again changed nothing"
+    );
+    until_heard(&b, || async { heard(&b) == sent() }).await;
+    assert_eq!(userinfo(&b, &tokens.access).await, StatusCode::UNAUTHORIZED);
+
+    // b announces one change; a hears exactly that one. Had a heard its own announcements
+    // (sent before b's, so delivered before it), it would count them too.
+    let admin = a.token("ops", None).await;
+    b.rest(
+        Method::PUT,
+        &format!("/api/oauth/app/id/{}", rp.client_id),
+        Some(&admin),
+        Some(json!({ "name": "Renamed", "url": "", "redirect_uri": REDIRECT })),
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+    assert_eq!(b.state.listener.sent(), 1);
+    until_heard(&a, || async { heard(&a) >= 1 }).await;
+    assert_eq!(heard(&a), 1, "a heard b's announcement and none of its own");
 }

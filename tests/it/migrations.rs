@@ -54,7 +54,7 @@ crate::on_every_database!(migrations_go_down_and_up_again);
 /// Every migration file with the SHA-256 it had when it landed. A landed migration is history:
 /// a database migrated from an earlier main never runs it again, so an edit would never reach
 /// it. Change nothing here but to add the line of a new migration.
-const LANDED: [(&str, &str); 7] = [
+const LANDED: [(&str, &str); 8] = [
     (
         "m20261126_000001_platform.rs",
         "9b3e42da41db84aca0fa7c167e354b82705d10edd443091dd0d7bf7a3aaf4d87",
@@ -82,6 +82,10 @@ const LANDED: [(&str, &str); 7] = [
     (
         "m20261129_000007_token_lifecycle.rs",
         "8c308bde012da66aefdafca31227413dd142cc8e2704df459c6ab5e90c411941",
+    ),
+    (
+        "m20261129_000008_revoked_tokens_expiry.rs",
+        "29666cff0df0cad871659530f6f57aca10ba11927bdd36177e19fd8ade3d927a",
     ),
 ];
 

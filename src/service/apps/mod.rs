@@ -342,6 +342,7 @@ pub async fn create_app(
 ) -> AppResult<AppWithSecret> {
     let actor = principal.require_oauth_admin(Scope::AppWrite)?;
     let (fields, policy) = input.validate(None)?;
+    refuse_the_issuer_as_resource(state, &policy)?;
     ensure_signing_key(state, &policy).await?;
     let now = state.clock.now();
     let client_id = ClientId::generate();
@@ -392,6 +393,7 @@ pub async fn update_app(
     .next()
     .ok_or(AppError::NotFound("app"))?;
     let (fields, policy) = input.validate(Some(&current.policy))?;
+    refuse_the_issuer_as_resource(state, &policy)?;
     ensure_signing_key(state, &policy).await?;
     let mut model = apps::ActiveModel {
         updated_at: Set(state.clock.now()),
@@ -419,6 +421,22 @@ pub async fn update_app(
     changes::announce(state, Change::App(client_id)).await;
     audit("app.update", &actor.user_id, client_id);
     Ok(AppRecord::new(row).app())
+}
+
+/// The issuer is the audience of every user's access token: an app that named it as a
+/// resource would see all of them at introspection.
+fn refuse_the_issuer_as_resource(state: &AppState, policy: &ClientPolicy) -> AppResult<()> {
+    let issuer = state.config.issuer.trim_end_matches('/');
+    match policy
+        .resources
+        .iter()
+        .position(|resource| resource.trim_end_matches('/') == issuer)
+    {
+        Some(at) => Err(AppError::invalid(format!(
+            "resources[{at}]: the issuer is not a resource an app may name"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Oauth admins: deletes an app with its logo, its secrets and every user's connection to it

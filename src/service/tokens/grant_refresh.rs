@@ -10,6 +10,7 @@ use crate::domain::oauth::OidcScope;
 use crate::domain::scopes::Scopes;
 use crate::domain::secs;
 use crate::service::AppState;
+use crate::service::changes::Change;
 use crate::service::refresh::{self, Families, Rotation};
 
 const BAD_REFRESH: &str = "the refresh token is invalid, expired or was already used";
@@ -72,7 +73,7 @@ impl Families for GrantFamilies<'_> {
         row: &Self::Row,
         _now: i64,
     ) -> Result<(), DbErr> {
-        end_grant(db, &row.id).await
+        end_grant(db, &row.id).await.map(drop)
     }
 }
 
@@ -114,7 +115,10 @@ pub async fn refresh(
         } => (row, token, checked),
         Rotation::Refused => return Err(OAuthError::InvalidGrant(BAD_REFRESH.into())),
         Rotation::Reused => {
-            live::ended(state).await;
+            // The family that was ended is the one the token named.
+            let change = refresh::split(refresh_token)
+                .map_or(Change::Tokens, |(family, _)| Change::Grant(family));
+            live::ended(state, change).await;
             tracing::warn!(client.id = %client.id(), "refresh token reused; grant revoked");
             return Err(OAuthError::InvalidGrant(BAD_REFRESH.into()));
         }

@@ -4,6 +4,10 @@
 //!
 //! What an app may introspect: its own tokens (access and refresh), and access tokens whose
 //! audience names it (its client id, or one of its `resources`): the resource server's view.
+//! An app's `resources` thus make a group: the apps that may get tokens for an API and the API's
+//! own app see each other's tokens for it. That reveals little: introspection needs the token
+//! itself, whose claims its holder can read anyway; what it adds is whether the token is still
+//! active. The issuer cannot be a resource, so no app sees the users' tokens of other apps.
 
 use sea_orm::EntityTrait;
 use serde::Serialize;
@@ -11,6 +15,7 @@ use serde::Serialize;
 use super::{Client, OAuthError, live};
 use crate::auth::jwt::{AccessClaims, JwtType};
 use crate::db::entities::grants;
+use crate::domain::capabilities::GrantType;
 use crate::domain::ids::ClientId;
 use crate::domain::oauth::OidcScope;
 use crate::domain::scopes::Scopes;
@@ -47,7 +52,8 @@ pub struct Introspection {
     /// The token's id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
-    /// `Bearer` for an access token, `refresh_token` for a refresh token.
+    /// `Bearer` for an access token (RFC 6749 §7.1); absent for a refresh token, which has no
+    /// such type.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<&'static str>,
 }
@@ -117,21 +123,25 @@ async fn access_token(
 }
 
 /// Whether an access token has not been ended: its grant is live (and its user's), or, for an
-/// app's token for itself, the app still exists and the token was not revoked.
+/// app's token for itself, the app may still get such a token (it exists, is confidential,
+/// is allowed `client_credentials` and the token's audience) and the token was not revoked.
 async fn live(state: &AppState, claims: &AccessClaims) -> Result<bool, OAuthError> {
-    Ok(match &claims.gid {
-        Some(gid) => live::grant(state, gid).await?.is_some_and(|grant| {
-            grant.user_id == claims.sub
-                && claims.client_id.as_deref() == Some(grant.client_id.as_str())
-        }),
-        None => {
-            let app = match claims.client_id.as_deref().and_then(ClientId::parse) {
-                Some(client_id) => apps::record(state, &client_id).await?,
-                None => None,
-            };
-            app.is_some() && live::unrevoked(state, &claims.jti).await?
-        }
-    })
+    let Some(gid) = &claims.gid else {
+        let app = match claims.client_id.as_deref().and_then(ClientId::parse) {
+            Some(client_id) => apps::record(state, &client_id).await?,
+            None => None,
+        };
+        let allowed = app.is_some_and(|app| {
+            let policy = &app.policy;
+            !policy.is_public()
+                && policy.allows_grant(GrantType::ClientCredentials)
+                && (claims.aud == state.config.issuer || policy.resources.contains(&claims.aud))
+        });
+        return Ok(allowed && live::unrevoked(state, &claims.jti).await?);
+    };
+    Ok(live::grant(state, gid).await?.is_some_and(|grant| {
+        grant.user_id == claims.sub && claims.client_id.as_deref() == Some(grant.client_id.as_str())
+    }))
 }
 
 /// The caller's own current refresh token, if `token` is one.
@@ -164,10 +174,11 @@ async fn refresh_token(
         client_id: Some(grant.client_id),
         sub: Some(grant.user_id),
         exp: grant.refresh_expires_at,
-        iat: grant.code_used_at,
+        // When the current refresh token was issued is not kept (rotation rewrites the row).
+        iat: None,
         aud: None,
         iss: Some(state.config.issuer.clone()),
         jti: None,
-        token_type: Some("refresh_token"),
+        token_type: None,
     }))
 }

@@ -8,7 +8,7 @@
 //! on the others when the announcement arrives. The TTL bounds how long a lost announcement
 //! can keep a revoked token alive on another node.
 //!
-//! Every write that ends grants or tokens must announce [`Change::Tokens`] after it commits:
+//! Every write that ends grants or tokens must announce it ([`ended`]) after it commits:
 //! revocation, a replayed code, a reused refresh token, a deleted connection, a deleted app.
 
 use std::sync::Arc;
@@ -57,10 +57,20 @@ impl LiveTokens {
         }
     }
 
-    /// Forgets every answer (a change ended some grant or token).
+    /// Forgets every answer (a change ended grants or tokens not named one by one).
     pub fn clear(&self) {
         self.grants.clear();
         self.unrevoked.clear();
+    }
+
+    /// Forgets the grant `gid` (it was ended).
+    pub fn forget_grant(&self, gid: &str) {
+        self.grants.invalidate(gid);
+    }
+
+    /// Forgets the app token `jti` (it was revoked).
+    pub fn forget_token(&self, jti: &str) {
+        self.unrevoked.invalidate(jti);
     }
 }
 
@@ -108,7 +118,7 @@ pub async fn unrevoked(state: &AppState, jti: &str) -> Result<bool, sea_orm::DbE
     Ok(!revoked)
 }
 
-/// Announces that tokens were ended (after the write committed).
-pub async fn ended(state: &AppState) {
-    crate::service::changes::announce(state, Change::Tokens).await;
+/// Announces that grants or tokens were ended (after the write committed).
+pub async fn ended(state: &AppState, change: Change<'_>) {
+    crate::service::changes::announce(state, change).await;
 }

@@ -22,6 +22,7 @@ use crate::domain::secs;
 use crate::error::AppError;
 use crate::service::AppState;
 use crate::service::apps::AppRecord;
+use crate::service::changes::Change;
 
 mod code;
 mod grant_refresh;
@@ -261,17 +262,19 @@ async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuth
     })
 }
 
-/// Ends a grant's token family (replay detected, or revoked) and announces it.
+/// Ends a grant's token family (replay detected, or revoked) and announces it when it was
+/// still there.
 async fn revoke_grant(state: &AppState, grant_id: &str) -> Result<(), DbErr> {
-    end_grant(&state.db, grant_id).await?;
-    live::ended(state).await;
+    if end_grant(&state.db, grant_id).await? {
+        live::ended(state, Change::Grant(grant_id)).await;
+    }
     Ok(())
 }
 
-/// Deletes a grant; the caller announces it ([`live::ended`]).
-async fn end_grant(db: &DatabaseConnection, grant_id: &str) -> Result<(), DbErr> {
-    grants::Entity::delete_by_id(grant_id).exec(db).await?;
-    Ok(())
+/// Deletes a grant; whether it was there. The caller announces it ([`live::ended`]).
+async fn end_grant(db: &DatabaseConnection, grant_id: &str) -> Result<bool, DbErr> {
+    let deleted = grants::Entity::delete_by_id(grant_id).exec(db).await?;
+    Ok(deleted.rows_affected > 0)
 }
 
 /// Marks the connection used now, to the minute: the write is skipped when the stored time is

@@ -9,16 +9,18 @@
 //!   it is what a client revoking a token wants (the user signed out of the app). RFC 7009 §2.1
 //!   allows revoking the related tokens.
 //! - An app's token for itself (no grant) is listed in `revoked_tokens` until it would have
-//!   expired: introspection answers it inactive.
+//!   expired: introspection answers it inactive. Listing drops the entries already expired,
+//!   so the table holds no more than the revoked tokens still within their lifetime.
 
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, Set, SqlErr};
 
 use super::{Client, OAuthError};
 use crate::auth::jwt::JwtType;
 use crate::db::entities::{grants, revoked_tokens};
 use crate::domain::secret::digest_matches;
 use crate::service::AppState;
+use crate::service::changes::Change;
 use crate::service::refresh;
 
 /// Revokes `token` for `client`; every answer but a server fault is a success.
@@ -80,28 +82,60 @@ async fn revoke_access(state: &AppState, client: &Client, token: &str) -> Result
     };
     match &claims.gid {
         Some(gid) => {
-            grants::Entity::delete_many()
+            let deleted = grants::Entity::delete_many()
                 .filter(grants::Column::Id.eq(gid.as_str()))
                 .filter(grants::Column::ClientId.eq(client.id()))
                 .exec(&state.db)
                 .await?;
+            if deleted.rows_affected > 0 {
+                super::live::ended(state, Change::Grant(gid)).await;
+            }
         }
         None => {
-            revoked_tokens::Entity::insert(revoked_tokens::ActiveModel {
-                jti: Set(claims.jti.clone()),
-                client_id: Set(client.id().to_string()),
-                expires_at: Set(claims.exp),
-            })
-            .on_conflict(
-                OnConflict::column(revoked_tokens::Column::Jti)
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(&state.db)
-            .await?;
+            if list_revoked(state, client, &claims.jti, claims.exp).await? {
+                super::live::ended(state, Change::Token(&claims.jti)).await;
+            }
         }
     }
-    super::live::ended(state).await;
     tracing::info!(client.id = %client.id(), "access token revoked");
     Ok(true)
+}
+
+/// Lists the app token `jti` as revoked until `expires_at`; whether it was not listed yet.
+/// Entries whose token has expired are dropped on the way: expiry refuses those tokens anyway.
+async fn list_revoked(
+    state: &AppState,
+    client: &Client,
+    jti: &str,
+    expires_at: i64,
+) -> Result<bool, DbErr> {
+    revoked_tokens::Entity::delete_many()
+        .filter(revoked_tokens::Column::ExpiresAt.lte(state.clock.now()))
+        .exec(&state.db)
+        .await?;
+    let listed = revoked_tokens::Entity::insert(revoked_tokens::ActiveModel {
+        jti: Set(jti.to_string()),
+        client_id: Set(client.id().to_string()),
+        expires_at: Set(expires_at),
+    })
+    .on_conflict(
+        OnConflict::column(revoked_tokens::Column::Jti)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(&state.db)
+    .await;
+    match listed {
+        Ok(rows) => Ok(rows > 0),
+        // The app was deleted meanwhile, and every token of it with it: nothing is left to list.
+        Err(err)
+            if matches!(
+                err.sql_err(),
+                Some(SqlErr::ForeignKeyConstraintViolation(_))
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(err),
+    }
 }
