@@ -6,8 +6,8 @@
 #   - GET /healthz                          (a trivial route of the same server: the ceiling)
 #   - GET /api/oauth/app/id/{random id}     (public app look-up, served through the app cache)
 #   - POST /graphql appsByIds with 100 ids  (bulk look-up)
-# Part "oidc" (bench/src/main.rs, once with RS256 keys and once with EdDSA keys; the apps ask for
-# ID tokens of the same algorithm):
+# Part "oidc" (bench/src/main.rs, once with apps that ask for RS256 ID tokens and once for EdDSA
+# ones; access tokens are signed with the server's default, EdDSA):
 #   - POST /api/oauth/token authorization_code (a fresh code per request, client_secret_basic,
 #     PKCE S256), refresh_token (rotating), GET /api/oauth/userinfo, client_credentials,
 #     POST /api/oauth/introspect, POST /api/oauth/revoke, and the signing-only ceiling.
@@ -101,8 +101,7 @@ awk 'FNR==1 && FILENAME ~ /healthz/ { base=$NF } FNR==1 && FILENAME ~ /app.rps/ 
 stop_server
 }
 
-bench_oidc() { # signing algorithm
-  export IDGRAPH_SIGNING_ALGORITHM="$1"
+bench_oidc() { # the apps' ID-token algorithm (access tokens: the server's default, EdDSA)
   start_server "oidc-$1"
   for i in $(seq 0 $((USERS - 1))); do
     printf 'bench-user-password' | target/release/idgraph user create --username "bench-user-$i" \
@@ -113,7 +112,6 @@ bench_oidc() { # signing algorithm
     target/release/idgraph-bench --base "http://127.0.0.1:$PORT" --users "$USERS" --apps "$APPS" \
     --seconds "$DURATION" --connections "$CONNECTIONS" --id-token-alg "$1"
   stop_server
-  unset IDGRAPH_SIGNING_ALGORITHM
 }
 
 case "$PART" in

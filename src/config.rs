@@ -50,7 +50,7 @@ impl Default for RawConfig {
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             log_format: "pretty".into(),
-            signing_algorithm: "RS256".into(),
+            signing_algorithm: "EdDSA".into(),
             migrate_on_start: true,
             graphql_body_limit_bytes: 256 * 1024,
             graphql_max_depth: 12,

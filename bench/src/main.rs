@@ -308,21 +308,29 @@ fn jwt_algorithm(token: &str) -> anyhow::Result<SigningAlgorithm> {
         .map_err(|e: String| anyhow::anyhow!(e))
 }
 
-/// Exchanges per second that signing alone allows: two JWTs shaped like the server's, signed by
-/// idgraph's signer on every core for `seconds`.
-fn signing_ceiling(algorithm: SigningAlgorithm, seconds: f64) -> anyhow::Result<f64> {
-    let generated = generate(algorithm, "bench")?;
-    let key = Arc::new(SigningKey::from_pkcs8(
-        "bench".into(),
-        algorithm,
-        &generated.pkcs8,
-    )?);
+/// Exchanges per second that signing alone allows: two JWTs shaped like the server's (the access
+/// token with `access`, the ID token with `id`), signed by idgraph's signer on every core for
+/// `seconds`.
+fn signing_ceiling(
+    access: SigningAlgorithm,
+    id: SigningAlgorithm,
+    seconds: f64,
+) -> anyhow::Result<f64> {
+    let key_for = |algorithm| -> anyhow::Result<Arc<SigningKey>> {
+        let generated = generate(algorithm, "bench")?;
+        Ok(Arc::new(SigningKey::from_pkcs8(
+            "bench".into(),
+            algorithm,
+            &generated.pkcs8,
+        )?))
+    };
+    let (access_key, id_key) = (key_for(access)?, key_for(id)?);
     let threads = std::thread::available_parallelism()?.get();
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(seconds);
     let workers: Vec<_> = (0..threads)
         .map(|_| {
-            let key = key.clone();
+            let (access_key, id_key) = (access_key.clone(), id_key.clone());
             std::thread::spawn(move || -> anyhow::Result<u64> {
                 let mut exchanges = 0;
                 while Instant::now() < deadline {
@@ -339,7 +347,7 @@ fn signing_ceiling(algorithm: SigningAlgorithm, seconds: f64) -> anyhow::Result<
                         client_id: Some("k2Jd8sLq0vNw4xYz6aBc1E".into()),
                         gid: Some("Hf5gJ7kL9mN1pQ3rS5tU7v".into()),
                     };
-                    let access_token = sign(&key, &access)?;
+                    let access_token = sign(&access_key, &access)?;
                     let id = IdClaims {
                         iss: access.iss,
                         sub: access.sub,
@@ -350,7 +358,7 @@ fn signing_ceiling(algorithm: SigningAlgorithm, seconds: f64) -> anyhow::Result<
                         nonce: Some("n-0S6_WzA2Mj".into()),
                         at_hash: URL_SAFE_NO_PAD.encode(&Sha256::digest(&access_token)[..16]),
                     };
-                    sign(&key, &id)?;
+                    sign(&id_key, &id)?;
                     exchanges += 1;
                 }
                 Ok(exchanges)
@@ -485,7 +493,10 @@ async fn main() -> anyhow::Result<()> {
                         )
                         .await?;
                     if algorithm.get().is_none() {
-                        let _ = algorithm.set(jwt_algorithm(&answer.id_token)?);
+                        let _ = algorithm.set((
+                            jwt_algorithm(&answer.access_token)?,
+                            jwt_algorithm(&answer.id_token)?,
+                        ));
                     }
                     *tokens[i].lock().await = Tokens {
                         access: answer.access_token,
@@ -497,7 +508,7 @@ async fn main() -> anyhow::Result<()> {
             .await,
         );
     }
-    let algorithm = *algorithm.get().context("no exchange succeeded")?;
+    let (access_alg, id_alg) = *algorithm.get().context("no exchange succeeded")?;
 
     // Refresh: each request rotates one pair's refresh token (a pair's requests never overlap).
     let mut refresh = drive(c, None, Some(Instant::now() + measured), |i| {
@@ -595,7 +606,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .await;
 
-    println!("signing algorithm: {algorithm}");
+    println!("signing: access tokens {access_alg}, ID tokens {id_alg}");
     consent.print("POST /api/oauth/auth/code (minting)");
     exchange.print("token: authorization_code");
     refresh.print("token: refresh_token");
@@ -603,7 +614,7 @@ async fn main() -> anyhow::Result<()> {
     service.print("token: client_credentials");
     introspect.print("POST /api/oauth/introspect");
     revoke.print("POST /api/oauth/revoke");
-    let ceiling = signing_ceiling(algorithm, 3.0)?;
+    let ceiling = signing_ceiling(access_alg, id_alg, 3.0)?;
     println!(
         "signing alone (access + ID token, every core): {ceiling:.0} exchanges/s; \
          the exchange reaches {:.0}% of it, refresh {:.0}%",

@@ -12,7 +12,7 @@ fn defaults_are_valid_and_serve_sqlite_in_the_working_directory() {
     assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
     assert_eq!(config.issuer, "http://127.0.0.1:8080");
     assert_eq!(config.access_token_ttl.as_secs(), 900);
-    assert_eq!(config.signing_algorithm, SigningAlgorithm::Rs256);
+    assert_eq!(config.signing_algorithm, SigningAlgorithm::EdDsa);
 }
 
 #[test]
@@ -59,13 +59,13 @@ fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
         )?;
         jail.set_env("DATABASE_URL", "postgres://from-database-url/db");
         jail.set_env("IDGRAPH_ACCESS_TOKEN_TTL_SECS", "300");
-        jail.set_env("IDGRAPH_SIGNING_ALGORITHM", "EdDSA");
+        jail.set_env("IDGRAPH_SIGNING_ALGORITHM", "ES256");
         let config = Config::load(Some("idgraph.toml".as_ref())).map_err(|e| e.to_string())?;
         assert_eq!(config.bind.to_string(), "0.0.0.0:9000");
         assert_eq!(config.issuer, "https://id.example.com");
         assert_eq!(config.log_format, LogFormat::Json);
         assert_eq!(config.access_token_ttl.as_secs(), 300);
-        assert_eq!(config.signing_algorithm, SigningAlgorithm::EdDsa);
+        assert_eq!(config.signing_algorithm, SigningAlgorithm::Es256);
         assert_eq!(config.database_url, "postgres://from-database-url/db");
 
         jail.set_env("IDGRAPH_DATABASE_URL", "postgres://from-idgraph/db");

@@ -34,21 +34,29 @@ fn verify_against(jwks: &Value, token: &str, issuer: &str) -> AccessClaims {
         .claims
 }
 
-async fn the_jwks_publishes_the_signing_key_and_tokens_verify_against_it(app: TestApp) {
+async fn the_jwks_publishes_the_signing_keys_and_tokens_verify_against_them(app: TestApp) {
     let set = jwks(&app).await;
     let published = set["keys"].as_array().unwrap();
-    assert_eq!(published.len(), 1);
-    let key = &published[0];
-    assert_eq!(key["kty"], "RSA");
-    assert_eq!(key["alg"], "RS256");
-    assert_eq!(key["use"], "sig");
-    assert!(
-        key.get("d").is_none() && key.get("p").is_none(),
-        "no private parts: {key}"
-    );
+    // The default algorithm (EdDSA) signs access tokens; RS256 is always there for ID tokens.
+    let kinds: Vec<(&str, &str)> = published
+        .iter()
+        .map(|key| (key["kty"].as_str().unwrap(), key["alg"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("OKP", "EdDSA"), ("RSA", "RS256")]);
+    for key in published {
+        assert_eq!(key["use"], "sig");
+        assert!(
+            key.get("d").is_none() && key.get("p").is_none(),
+            "no private parts: {key}"
+        );
+    }
 
     let user = app.create_user("ada", &[]).await;
     let token = app.token("ada", Some("gov.user.oauth.authorize")).await;
+    assert_eq!(
+        jsonwebtoken::decode_header(&token).unwrap().alg,
+        jsonwebtoken::Algorithm::EdDSA
+    );
     let claims = verify_against(&set, &token, &app.state.config.issuer);
     assert_eq!(claims.sub, user.id.as_str());
     assert_eq!(claims.scope, "gov.user.oauth.authorize");
@@ -67,7 +75,7 @@ async fn rotation_publishes_both_keys_and_old_tokens_stay_valid(app: TestApp) {
 
     let new_kid = keys::rotate(
         &app.state.db,
-        SigningAlgorithm::Rs256,
+        app.state.config.signing_algorithm,
         Duration::from_secs(960),
         app.now(),
     )
@@ -107,16 +115,28 @@ async fn rotation_publishes_both_keys_and_old_tokens_stay_valid(app: TestApp) {
 async fn a_retired_key_is_unpublished_and_its_tokens_fail(app: TestApp) {
     app.create_user("ada", &[]).await;
     let old_token = app.token("ada", None).await;
+    let old_kid = jsonwebtoken::decode_header(&old_token)
+        .unwrap()
+        .kid
+        .unwrap();
     keys::rotate(
         &app.state.db,
-        SigningAlgorithm::Rs256,
+        app.state.config.signing_algorithm,
         Duration::ZERO,
         app.now(),
     )
     .await
     .unwrap();
     app.state.keys.reload().await.unwrap();
-    assert_eq!(jwks(&app).await["keys"].as_array().unwrap().len(), 1);
+    let set = jwks(&app).await;
+    let kids: Vec<&str> = set["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids.len(), 2, "the new key and the RS256 key: {kids:?}");
+    assert!(!kids.contains(&old_kid.as_str()), "{kids:?}");
     let viewer = app
         .graphql("{ viewer { username } }", json!({}), Some(&old_token))
         .await;
@@ -190,7 +210,7 @@ async fn each_signing_algorithm_signs_tokens_that_verify_against_the_jwks() {
 }
 
 crate::on_every_database!(
-    the_jwks_publishes_the_signing_key_and_tokens_verify_against_it,
+    the_jwks_publishes_the_signing_keys_and_tokens_verify_against_them,
     rotation_publishes_both_keys_and_old_tokens_stay_valid,
     a_retired_key_is_unpublished_and_its_tokens_fail,
     a_node_picks_up_a_key_rotated_elsewhere_when_it_meets_its_kid,

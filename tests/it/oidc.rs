@@ -78,7 +78,7 @@ async fn discovery_advertises_exactly_what_the_endpoints_accept(app: TestApp) {
     );
     assert_eq!(
         doc["id_token_signing_alg_values_supported"],
-        json!(["RS256"])
+        json!(["EdDSA", "RS256"])
     );
     assert_eq!(
         doc["code_challenge_methods_supported"],

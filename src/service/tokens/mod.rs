@@ -240,7 +240,6 @@ async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuth
     );
     let id_alg = what.client.0.policy.id_token_alg;
     let ring = state.keys.ring_signing(id_alg).await?;
-    let access_token = ring.sign_access(&access).map_err(AppError::internal)?;
     let id = IdClaims {
         iss: issuer.clone(),
         sub: grant.user_id.clone(),
@@ -249,9 +248,28 @@ async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuth
         iat: now,
         auth_time: grant.auth_time,
         nonce: what.nonce,
-        at_hash: at_hash(id_alg, &access_token),
+        at_hash: String::new(),
     };
-    let id_token = ring.sign_with(id_alg, &id).map_err(AppError::internal)?;
+    // An RSA signature takes a good part of a millisecond of one core: off the async workers,
+    // so that it does not hold up the requests queued behind it.
+    let rsa = ring.default == SigningAlgorithm::Rs256 || id_alg == SigningAlgorithm::Rs256;
+    let sign = move || -> anyhow::Result<(String, String)> {
+        let access_token = ring.sign_access(&access)?;
+        let id = IdClaims {
+            at_hash: at_hash(id_alg, &access_token),
+            ..id
+        };
+        let id_token = ring.sign_with(id_alg, &id)?;
+        Ok((access_token, id_token))
+    };
+    let signed = if rsa {
+        tokio::task::spawn_blocking(sign)
+            .await
+            .map_err(AppError::internal)?
+    } else {
+        sign()
+    };
+    let (access_token, id_token) = signed.map_err(AppError::internal)?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
