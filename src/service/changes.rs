@@ -122,6 +122,13 @@ pub async fn announce(state: &AppState, change: Change<'_>) {
     }
 }
 
+/// A connection of its own to `database_url` that listens on [`CHANNEL`].
+async fn listen(database_url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
+    let mut listener = PgListener::connect(database_url).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
 /// This node's listener; it stops when the last state holding it is dropped.
 pub struct Listener {
     /// This node's tag in its announcements.
@@ -160,8 +167,8 @@ impl Listener {
         caches: Caches,
     ) -> Result<Self, sea_orm::sqlx::Error> {
         let node = rand::random();
-        let mut listener = PgListener::connect(database_url).await?;
-        listener.listen(CHANNEL).await?;
+        let mut listener = listen(database_url).await?;
+        let database_url = database_url.to_string();
         let (count, received) = watch::channel(0);
         let task = tokio::spawn(async move {
             loop {
@@ -180,25 +187,22 @@ impl Listener {
                         tracing::warn!("change listener reconnected; caches emptied");
                         caches.forget_everything();
                     }
-                    // Reconnecting failed (or the connection broke otherwise). Retry until a
-                    // statement goes through the listener's connection (which listens again
-                    // once it is back), and only then forget: entries cached while it was down
-                    // may have missed announcements.
+                    // Reconnecting failed, or the connection broke in a way the listener does
+                    // not recover from by itself: open a new one, retrying every second, and
+                    // only then forget (entries cached while it was down may have missed
+                    // announcements).
                     Err(err) => {
                         tracing::warn!(error = %err, "change listener lost its connection");
                         caches.forget_everything();
-                        loop {
+                        listener = loop {
                             tokio::time::sleep(Duration::from_secs(1)).await;
-                            match sea_orm::sqlx::query("SELECT 1")
-                                .execute(&mut listener)
-                                .await
-                            {
-                                Ok(_) => break,
+                            match listen(&database_url).await {
+                                Ok(fresh) => break fresh,
                                 Err(err) => {
                                     tracing::warn!(error = %err, "change listener still down");
                                 }
                             }
-                        }
+                        };
                         tracing::warn!("change listener reconnected; caches emptied");
                         caches.forget_everything();
                     }

@@ -1,9 +1,11 @@
 //! A user's connected apps: list, read, revoke. Every query is owner-scoped.
 
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
 
 use crate::auth::Principal;
-use crate::db::entities::connections;
+use crate::db::entities::{connections, grants};
 use crate::db::owned::{connection_of, connections_of};
 use crate::domain::Scope;
 use crate::domain::connections::{Connection, ConnectionCursor};
@@ -72,23 +74,41 @@ pub async fn get(
         .ok_or(AppError::NotFound("connection"))
 }
 
-/// Revokes the caller's connection to an app: every grant under it goes with it (foreign key,
-/// cascade), so its refresh and access tokens stop working at once.
+/// Beyond this many grants ended at once, a deletion is announced as a bulk change.
+const GRANTS_NAMED_ONE_BY_ONE: usize = 16;
+
+/// Revokes the caller's connection to an app with every grant under it, in one transaction, so
+/// its refresh and access tokens stop working at once. The grants ended are announced by id
+/// (each node drops just those), so that consenting and disconnecting in a loop cannot keep
+/// emptying every node's caches.
 pub async fn delete(
     state: &AppState,
     principal: &Principal,
     client_id: &ClientId,
 ) -> AppResult<()> {
     let me = principal.require_user(Scope::ConnectionWrite)?;
+    let txn = state.db.begin().await?;
+    let ended = grants::Entity::delete_many()
+        .filter(grants::Column::UserId.eq(me.user_id.as_str()))
+        .filter(grants::Column::ClientId.eq(client_id.as_str()))
+        .exec_with_returning(&txn)
+        .await?;
     let deleted = connections::Entity::delete_many()
         .filter(connections::Column::UserId.eq(me.user_id.as_str()))
         .filter(connections::Column::ClientId.eq(client_id.as_str()))
-        .exec(&state.db)
+        .exec(&txn)
         .await?;
     if deleted.rows_affected == 0 {
         return Err(AppError::NotFound("connection"));
     }
-    changes::announce(state, Change::Tokens).await;
+    txn.commit().await?;
+    if ended.len() > GRANTS_NAMED_ONE_BY_ONE {
+        changes::announce(state, Change::Tokens).await;
+    } else {
+        for grant in &ended {
+            changes::announce(state, Change::Grant(&grant.id)).await;
+        }
+    }
     tracing::info!(user.id = %me.user_id, client.id = %client_id, "connection revoked");
     Ok(())
 }

@@ -643,6 +643,32 @@ async fn the_issuer_is_never_a_resource_and_user_grants_refuse_resource(app: Tes
     refused.assert_status(StatusCode::BAD_REQUEST);
     assert_eq!(refused.json()["error"], "invalid_target");
     refresh(None).await.assert_status(StatusCode::OK);
+
+    // An app stored before the rule (or an issuer changed since) still sees no user's token.
+    let greedy = service_app(&app, &admin).await;
+    {
+        use sea_orm::ConnectionTrait;
+        app.state
+            .db
+            .execute_unprepared(&format!(
+                "UPDATE apps SET resources = '[\"{issuer}\"]' WHERE client_id = '{}'",
+                greedy.client_id
+            ))
+            .await
+            .unwrap();
+    }
+    let greedy = Rp {
+        client_id: greedy.client_id,
+        secret: greedy.secret,
+        user_token: String::new(),
+        user_id: String::new(),
+    };
+    let access = tokens.json()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(introspect(&app, &rp, &access).await["active"], true);
+    assert_eq!(
+        introspect(&app, &greedy, &access).await,
+        json!({ "active": false })
+    );
 }
 
 crate::on_every_database!(

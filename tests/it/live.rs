@@ -292,6 +292,7 @@ async fn a_change_on_one_node_reaches_the_other_nodes_caches() {
     let admin = a.token("ops", None).await;
 
     let tokens = family(&a, &rp).await;
+    caught_up(&b, &a).await;
     warm(&b, &rp, &tokens.access).await;
     revoke(&a, &rp, &tokens.refresh).await;
     until_heard(&b, || async {
@@ -302,6 +303,26 @@ async fn a_change_on_one_node_reaches_the_other_nodes_caches() {
         introspect(&b, &rp, &tokens.access).await,
         json!({ "active": false })
     );
+
+    // An app's token for itself, revoked on a, seen at b's introspection.
+    let service = service_app(&a, &admin).await;
+    let service = Rp {
+        client_id: service.client_id,
+        secret: service.secret,
+        user_token: String::new(),
+        user_id: String::new(),
+    };
+    let issued = token(&a, &service, &[("grant_type", "client_credentials")]).await;
+    let access = issued.json()["access_token"].as_str().unwrap().to_string();
+    caught_up(&b, &a).await;
+    assert_eq!(introspect(&b, &service, &access).await["active"], true);
+    let (answer, statements) = b.count_statements(introspect(&b, &service, &access)).await;
+    assert_eq!((&answer["active"], statements), (&json!(true), 0));
+    revoke(&a, &service, &access).await;
+    until_heard(&b, || async {
+        introspect(&b, &service, &access).await == json!({ "active": false })
+    })
+    .await;
 
     let path = format!("/api/oauth/app/id/{}", rp.client_id);
     assert_eq!(b.get(&path, None).await.json()["name"], "RP");
@@ -320,6 +341,11 @@ async fn a_change_on_one_node_reaches_the_other_nodes_caches() {
     })
     .await;
     drop(b);
+}
+
+/// Waits until `node` has heard everything `from` announced so far (when only `from` announces).
+async fn caught_up(node: &TestApp, from: &TestApp) {
+    until_heard(node, || async { heard(node) == from.state.listener.sent() }).await;
 }
 
 /// What a node has heard from the others so far.
@@ -342,9 +368,9 @@ async fn changes_are_announced_once_and_never_to_their_sender() {
     let b = a.another_node().await;
     let rp = setup(&a, "ops", "ada").await;
     let tokens = family(&a, &rp).await;
+    caught_up(&b, &a).await;
     warm(&b, &rp, &tokens.access).await;
     let sent = || a.state.listener.sent();
-    until_heard(&b, || async { heard(&b) == sent() }).await;
     let before = sent();
 
     revoke(&a, &rp, &tokens.refresh).await;
@@ -355,12 +381,51 @@ async fn changes_are_announced_once_and_never_to_their_sender() {
         1,
         "the grant ended once; revoking it again changed nothing"
     );
-    until_heard(&b, || async { heard(&b) == sent() }).await;
+    caught_up(&b, &a).await;
     assert_eq!(userinfo(&b, &tokens.access).await, StatusCode::UNAUTHORIZED);
+
+    // Disconnecting names the grants it ended (here the one left), not "every token": b keeps
+    // its other entries warm.
+    let admin = a.token("ops", None).await;
+    let other = a
+        .register_app(&admin, "Other", "https://other.example", REDIRECT)
+        .await;
+    let other = Rp {
+        client_id: other.client_id,
+        secret: other.secret,
+        user_token: rp.user_token.clone(),
+        user_id: rp.user_id.clone(),
+    };
+    let kept = family(&a, &other).await;
+    let second = family(&a, &rp).await;
+    caught_up(&b, &a).await;
+    warm(&b, &other, &kept.access).await;
+    warm(&b, &rp, &second.access).await;
+    let before = sent();
+    a.rest(
+        Method::DELETE,
+        &format!("/api/oauth/connection/id/{}", rp.client_id),
+        Some(&rp.user_token),
+        None,
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+    assert_eq!(
+        sent() - before,
+        1,
+        "one announcement, for the one live grant"
+    );
+    caught_up(&b, &a).await;
+    assert_eq!(userinfo(&b, &second.access).await, StatusCode::UNAUTHORIZED);
+    let (status, statements) = b.count_statements(userinfo(&b, &kept.access)).await;
+    assert_eq!(
+        (status, statements),
+        (StatusCode::OK, 0),
+        "the other grant is still cached on b"
+    );
 
     // b announces one change; a hears exactly that one. Had a heard its own announcements
     // (sent before b's, so delivered before it), it would count them too.
-    let admin = a.token("ops", None).await;
     b.rest(
         Method::PUT,
         &format!("/api/oauth/app/id/{}", rp.client_id),

@@ -102,9 +102,11 @@ async fn access_token(
         return Ok(None);
     };
     let policy = caller.policy();
+    // The issuer is never a resource (apps may not list it), but an app stored before that rule,
+    // or an issuer changed since, must not make every user's token visible.
     let visible = claims.client_id.as_deref() == Some(caller.id())
         || claims.aud == caller.id()
-        || policy.resources.contains(&claims.aud);
+        || (claims.aud != *issuer && policy.resources.contains(&claims.aud));
     if !visible || !live(state, &claims).await? {
         return Ok(None);
     }

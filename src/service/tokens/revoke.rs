@@ -16,7 +16,7 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, Set, SqlErr};
 
 use super::{Client, OAuthError};
-use crate::auth::jwt::JwtType;
+use crate::auth::jwt::{JwtType, LEEWAY_SECS};
 use crate::db::entities::{grants, revoked_tokens};
 use crate::domain::secret::digest_matches;
 use crate::service::AppState;
@@ -102,15 +102,17 @@ async fn revoke_access(state: &AppState, client: &Client, token: &str) -> Result
 }
 
 /// Lists the app token `jti` as revoked until `expires_at`; whether it was not listed yet.
-/// Entries whose token has expired are dropped on the way: expiry refuses those tokens anyway.
+/// Entries whose token expired (a clock leeway ago) are dropped on the way: expiry refuses
+/// those tokens anyway.
 async fn list_revoked(
     state: &AppState,
     client: &Client,
     jti: &str,
     expires_at: i64,
 ) -> Result<bool, DbErr> {
+    // Kept a leeway past expiry: a node whose clock lags may still take the token as unexpired.
     revoked_tokens::Entity::delete_many()
-        .filter(revoked_tokens::Column::ExpiresAt.lte(state.clock.now()))
+        .filter(revoked_tokens::Column::ExpiresAt.lte(state.clock.now() - LEEWAY_SECS))
         .exec(&state.db)
         .await?;
     let listed = revoked_tokens::Entity::insert(revoked_tokens::ActiveModel {
