@@ -111,7 +111,9 @@ async fn open_database(config: &Config, migrate: bool) -> anyhow::Result<Databas
         .await
         .context("cannot connect to the database")?;
     if migrate {
-        Migrator::up(&db, None).await.context("migration failed")?;
+        crate::db::migrate(&db, &config.database_url)
+            .await
+            .context("migration failed")?;
     } else {
         let pending = Migrator::get_pending_migrations(&db).await?;
         anyhow::ensure!(
@@ -197,7 +199,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<()> {
     let db = crate::db::connect(&config.database_url, 1).await?;
     match action {
-        MigrateAction::Up => Migrator::up(&db, None).await?,
+        MigrateAction::Up => crate::db::migrate(&db, &config.database_url).await?,
         MigrateAction::Down => Migrator::down(&db, Some(1)).await?,
         MigrateAction::Status => {
             for migration in Migrator::get_migration_with_status(&db).await? {

@@ -5,8 +5,15 @@ pub mod owned;
 
 use std::time::Duration;
 
+use migrations::{Migrator, MigratorTrait};
+use sea_orm::sqlx::Connection;
+use sea_orm::sqlx::postgres::PgConnection;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
+
+/// The PostgreSQL advisory lock that nodes take turns on to migrate (any fixed number works, as
+/// long as every node uses the same one): the bytes of "idgraph" and a version.
+const MIGRATION_LOCK: i64 = 0x6964_6772_6170_6801;
 
 /// Opens a connection pool. For SQLite the pragmas are set through the connect options, so
 /// every pooled connection gets them: WAL journal, `synchronous=NORMAL`, foreign keys on, a
@@ -26,4 +33,28 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
                 .create_if_missing(true)
         });
     Database::connect(options).await
+}
+
+/// Brings the schema of `db` (opened from `database_url`) up to date. On PostgreSQL, nodes
+/// started together take turns: each holds a session advisory lock, on a connection of its own,
+/// while it migrates, so one node migrates and the others wait for it and then find nothing
+/// pending. The lock goes with its session, should a node die halfway. On SQLite there is one
+/// node: the database is a file on it.
+pub async fn migrate(db: &DatabaseConnection, database_url: &str) -> anyhow::Result<()> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(Migrator::up(db, None).await?);
+    }
+    let mut lock = PgConnection::connect(database_url).await?;
+    sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut lock)
+        .await?;
+    let migrated = Migrator::up(db, None).await;
+    // Closing the session releases the lock too; unlocking first says so plainly.
+    let _ = sea_orm::sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut lock)
+        .await;
+    let _ = lock.close().await;
+    Ok(migrated?)
 }

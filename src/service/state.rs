@@ -13,7 +13,6 @@ use crate::service::changes::{Caches, Listener};
 use crate::service::keys::{self, KeyStore};
 use crate::service::passwords::PasswordHasher;
 use crate::service::seal::Sealer;
-use crate::service::throttle::SignInThrottle;
 use crate::service::tokens::LiveTokens;
 use crate::service::touches::Touches;
 
@@ -36,8 +35,6 @@ pub struct AppState {
     pub live: Arc<LiveTokens>,
     /// Hears the changes other nodes announce (PostgreSQL).
     pub listener: Arc<Listener>,
-    /// Failed sign-in counts, for the back-off.
-    pub sign_ins: Arc<SignInThrottle>,
     /// When this node last marked each connection used.
     pub touches: Arc<Touches>,
     /// Seals the hosted pages' forms (a MAC bound to the browser's cookie).
@@ -92,7 +89,6 @@ impl AppState {
             apps: caches.apps,
             live: caches.live,
             listener: Arc::new(listener),
-            sign_ins: Arc::new(SignInThrottle::default()),
             touches: Arc::new(Touches::default()),
             sealer: Arc::new(sealer),
             images: Arc::new(Semaphore::new(2)),

@@ -10,12 +10,24 @@
 //! one address, and spraying one password over many usernames is counted there). After that
 //! each new attempt must wait [`BASE_DELAY`] doubled per further attempt, at most
 //! [`MAX_DELAY`], counted from the last one. A key is forgotten [`FORGET_AFTER`] after its last
-//! attempt, so a real user is never locked out for good. The counts live in this node's memory.
+//! attempt, so a real user is never locked out for good.
+//!
+//! The counts live in the database (`sign_in_attempts`), so every node behind a load balancer
+//! counts the same attempts and a restart forgets none. A reservation is one transaction that
+//! makes sure both keys have a row, locks them (in key order, so two reservations never wait on
+//! each other in a cycle; on SQLite the first write takes the database's write lock), decides,
+//! and counts.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::Duration;
+
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
+};
+
+use crate::db::entities::sign_in_attempts;
 
 /// Failed attempts allowed for a username before any delay.
 pub const USER_FREE: u32 = 3;
@@ -27,11 +39,9 @@ pub const BASE_DELAY: Duration = Duration::from_secs(1);
 pub const MAX_DELAY: Duration = Duration::from_secs(60);
 /// How long a key's failures are remembered after the last one.
 pub const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
-/// Keys tracked at most; beyond it the stalest key is dropped.
-const MAX_KEYS: usize = 100_000;
 
 /// What an attempt is counted under.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Key {
     /// A username, lower-cased.
     User(String),
@@ -46,27 +56,22 @@ impl Key {
             Key::Address(_) => ADDRESS_FREE,
         }
     }
+
+    /// The key's row id.
+    fn id(&self) -> String {
+        match self {
+            Key::User(name) => format!("user:{name}"),
+            Key::Address(addr) => format!("addr:{addr}"),
+        }
+    }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Attempts {
-    count: u32,
-    /// Unix milliseconds of the last attempt.
-    last: i64,
-}
-
-/// An attempt counted before its password was checked; settle it with
-/// [`SignInThrottle::succeeded`], or drop it to let it stand as a failure.
+/// An attempt counted before its password was checked; settle it with [`succeeded`], or drop
+/// it to let it stand as a failure.
 #[derive(Debug)]
 #[must_use]
 pub struct Reservation {
     keys: Vec<Key>,
-}
-
-/// Attempt counts by username and by address.
-#[derive(Debug, Default)]
-pub struct SignInThrottle {
-    keys: Mutex<HashMap<Key, Attempts>>,
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -82,80 +87,117 @@ fn delay_after(count: u32, free: u32) -> Duration {
     (BASE_DELAY * 2u32.pow(doublings)).min(MAX_DELAY)
 }
 
-impl SignInThrottle {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Attempts>> {
-        self.keys
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-    }
+/// How long an attempt at `now` must still wait, given each key's row (count, last attempt).
+fn wait_at(rows: &[(&Key, u32, i64)], now: i64) -> Option<Duration> {
+    let forget = millis(FORGET_AFTER);
+    rows.iter()
+        .filter(|(_, _, last)| now - last < forget)
+        .map(|(key, count, last)| last + millis(delay_after(*count, key.free())) - now)
+        .max()
+        .filter(|left| *left > 0)
+        .map(|left| Duration::from_millis(u64::try_from(left).unwrap_or(0)))
+}
 
-    /// Counts an attempt for `username` from `addr` at `now` (Unix milliseconds), or says how
-    /// long it must still wait. Checking and counting happen under one lock.
-    pub fn reserve(
-        &self,
-        username: &str,
-        addr: Option<IpAddr>,
-        now: i64,
-    ) -> Result<Reservation, Duration> {
-        let mut keys = vec![Key::User(username.to_lowercase())];
-        keys.extend(addr.map(Key::Address));
-        let forget = millis(FORGET_AFTER);
-        let mut map = self.map();
-        let wait = keys
+/// Counts an attempt for `username` from `addr` at `now` (Unix milliseconds), or says how long
+/// it must still wait (and counts nothing).
+pub async fn reserve(
+    db: &DatabaseConnection,
+    username: &str,
+    addr: Option<IpAddr>,
+    now: i64,
+) -> Result<Result<Reservation, Duration>, DbErr> {
+    let mut keys = vec![Key::User(username.to_lowercase())];
+    keys.extend(addr.map(Key::Address));
+    let mut ids: Vec<String> = keys.iter().map(Key::id).collect();
+    ids.sort();
+    let txn = db.begin().await?;
+    for id in &ids {
+        sign_in_attempts::Entity::insert(sign_in_attempts::ActiveModel {
+            key: Set(id.clone()),
+            count: Set(0),
+            last_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::column(sign_in_attempts::Column::Key)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+    }
+    let rows = sign_in_attempts::Entity::find()
+        .filter(sign_in_attempts::Column::Key.is_in(ids.clone()))
+        .order_by_asc(sign_in_attempts::Column::Key)
+        .lock_exclusive()
+        .all(&txn)
+        .await?;
+    let forget = millis(FORGET_AFTER);
+    let mut counted = Vec::new();
+    for key in &keys {
+        let (count, last) = rows
             .iter()
-            .filter_map(|key| Some((key, map.get(key)?)))
-            .filter(|(_, a)| now - a.last < forget)
-            .map(|(key, a)| a.last + millis(delay_after(a.count, key.free())) - now)
-            .max()
-            .filter(|left| *left > 0);
-        if let Some(left) = wait {
-            return Err(Duration::from_millis(u64::try_from(left).unwrap_or(0)));
-        }
-        if map.len() + keys.len() > MAX_KEYS {
-            map.retain(|_, a| now - a.last < forget);
-            while map.len() + keys.len() > MAX_KEYS {
-                let Some(stalest) = map
-                    .iter()
-                    .min_by_key(|(_, a)| a.last)
-                    .map(|(k, _)| k.clone())
-                else {
-                    break;
-                };
-                map.remove(&stalest);
-            }
-        }
-        for key in &keys {
-            let entry = map.entry(key.clone()).or_insert(Attempts {
-                count: 0,
-                last: now,
+            .find(|row| row.key == key.id())
+            .map_or((0, now), |row| {
+                (u32::try_from(row.count).unwrap_or(0), row.last_at)
             });
-            if now - entry.last >= forget {
-                entry.count = 0;
-            }
-            entry.count = entry.count.saturating_add(1);
-            entry.last = now;
-        }
-        Ok(Reservation { keys })
+        counted.push((key, count, last));
     }
+    if let Some(wait) = wait_at(&counted, now) {
+        return Ok(Err(wait));
+    }
+    for (key, count, last) in counted {
+        let count = if now - last >= forget {
+            1
+        } else {
+            count.saturating_add(1)
+        };
+        sign_in_attempts::Entity::update_many()
+            .col_expr(
+                sign_in_attempts::Column::Count,
+                Expr::value(i32::try_from(count).unwrap_or(i32::MAX)),
+            )
+            .col_expr(sign_in_attempts::Column::LastAt, Expr::value(now))
+            .filter(sign_in_attempts::Column::Key.eq(key.id()))
+            .exec(&txn)
+            .await?;
+    }
+    // Keys idle past the back-off's memory count for nothing: drop them as sign-ins go.
+    sign_in_attempts::Entity::delete_many()
+        .filter(sign_in_attempts::Column::LastAt.lt(now - forget))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(Ok(Reservation { keys }))
+}
 
-    /// The password was right: the username's count is cleared, and the address gets this
-    /// attempt back (its earlier failures stand, so one working account cannot reset an
-    /// address that is guessing others).
-    pub fn succeeded(&self, reservation: Reservation) {
-        let mut map = self.map();
-        for key in reservation.keys {
-            match key {
-                Key::User(_) => {
-                    map.remove(&key);
-                }
-                Key::Address(_) => {
-                    if let Some(entry) = map.get_mut(&key) {
-                        entry.count = entry.count.saturating_sub(1);
-                    }
-                }
+/// The password was right: the username's count is cleared, and the address gets this attempt
+/// back (its earlier failures stand, so one working account cannot reset an address that is
+/// guessing others).
+pub async fn succeeded(db: &DatabaseConnection, reservation: Reservation) -> Result<(), DbErr> {
+    use sea_orm::sea_query::ExprTrait;
+    for key in reservation.keys {
+        let row = sign_in_attempts::Column::Key.eq(key.id());
+        match key {
+            Key::User(_) => {
+                sign_in_attempts::Entity::delete_many()
+                    .filter(row)
+                    .exec(db)
+                    .await?;
+            }
+            Key::Address(_) => {
+                sign_in_attempts::Entity::update_many()
+                    .col_expr(
+                        sign_in_attempts::Column::Count,
+                        Expr::col(sign_in_attempts::Column::Count).sub(1),
+                    )
+                    .filter(row)
+                    .filter(sign_in_attempts::Column::Count.gt(0))
+                    .exec(db)
+                    .await?;
             }
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -164,84 +206,44 @@ mod tests {
 
     const T0: i64 = 1_800_000_000_000;
 
-    fn attempts(throttle: &SignInThrottle, user: &str, addr: Option<IpAddr>, times: u32) {
-        for _ in 0..times {
-            drop(throttle.reserve(user, addr, T0).expect("allowed"));
-        }
+    fn user() -> Key {
+        Key::User("alice".into())
     }
 
     #[test]
     fn the_first_failures_cost_nothing_and_the_next_attempt_waits() {
-        let throttle = SignInThrottle::default();
-        attempts(&throttle, "Alice", None, USER_FREE);
-        assert_eq!(throttle.reserve("alice", None, T0).unwrap_err(), BASE_DELAY);
+        let key = user();
+        assert_eq!(wait_at(&[(&key, USER_FREE - 1, T0)], T0), None);
+        assert_eq!(wait_at(&[(&key, USER_FREE, T0)], T0), Some(BASE_DELAY));
     }
 
     #[test]
-    fn delays_double_and_stop_at_the_cap() {
-        let throttle = SignInThrottle::default();
-        attempts(&throttle, "alice", None, USER_FREE);
-        let later = T0 + millis(BASE_DELAY);
-        drop(throttle.reserve("alice", None, later).unwrap());
+    fn delays_double_count_from_the_last_attempt_and_stop_at_the_cap() {
+        let key = user();
         assert_eq!(
-            throttle.reserve("alice", None, later).unwrap_err(),
-            BASE_DELAY * 2
+            wait_at(&[(&key, USER_FREE + 1, T0)], T0 + 500),
+            Some(BASE_DELAY * 2 - Duration::from_millis(500))
         );
-        let mut now = later;
-        for _ in 0..40 {
-            now += millis(MAX_DELAY);
-            drop(throttle.reserve("alice", None, now).unwrap());
-        }
-        assert_eq!(throttle.reserve("alice", None, now).unwrap_err(), MAX_DELAY);
+        assert_eq!(wait_at(&[(&key, USER_FREE + 40, T0)], T0), Some(MAX_DELAY));
+        assert_eq!(
+            wait_at(&[(&key, USER_FREE + 40, T0)], T0 + millis(MAX_DELAY)),
+            None
+        );
     }
 
     #[test]
     fn the_key_is_forgotten_long_after_the_last_attempt() {
-        let throttle = SignInThrottle::default();
-        attempts(&throttle, "alice", None, USER_FREE);
-        assert!(throttle.reserve("alice", None, T0).is_err());
+        let key = user();
         let much_later = T0 + millis(FORGET_AFTER);
-        attempts_at(&throttle, "alice", much_later, USER_FREE);
-    }
-
-    fn attempts_at(throttle: &SignInThrottle, user: &str, now: i64, times: u32) {
-        for _ in 0..times {
-            drop(throttle.reserve(user, None, now).expect("allowed afresh"));
-        }
+        assert_eq!(wait_at(&[(&key, 1_000, T0)], much_later), None);
     }
 
     #[test]
-    fn spraying_many_usernames_from_one_address_is_slowed_down() {
-        let throttle = SignInThrottle::default();
-        let addr: IpAddr = "192.0.2.7".parse().unwrap();
-        for i in 0..ADDRESS_FREE {
-            drop(
-                throttle
-                    .reserve(&format!("user{i}"), Some(addr), T0)
-                    .unwrap(),
-            );
-        }
-        assert!(throttle.reserve("someone-else", Some(addr), T0).is_err());
-        // The same username from another address is not held back by that address.
-        assert!(throttle.reserve("someone-else", None, T0).is_ok());
-    }
-
-    #[test]
-    fn success_clears_the_username_and_returns_the_address_attempt() {
-        let throttle = SignInThrottle::default();
-        let addr: IpAddr = "192.0.2.7".parse().unwrap();
-        attempts(&throttle, "alice", Some(addr), USER_FREE - 1);
-        let good = throttle.reserve("ALICE", Some(addr), T0).unwrap();
-        throttle.succeeded(good);
-        attempts(&throttle, "alice", None, USER_FREE);
-        // The address still holds the two failures; the success did not count against it.
-        for i in 0..ADDRESS_FREE - (USER_FREE - 1) {
-            drop(
-                throttle
-                    .reserve(&format!("user{i}"), Some(addr), T0 + 1)
-                    .unwrap(),
-            );
-        }
-        assert!(throttle.reserve("carol", Some(addr), T0 + 1).is_err());
+    fn the_longest_wait_of_the_two_keys_applies() {
+        let (name, addr) = (user(), Key::Address("192.0.2.7".parse().unwrap()));
+        let rows = [(&name, 0, T0), (&addr, ADDRESS_FREE + 2, T0)];
+        assert_eq!(wait_at(&rows, T0), Some(BASE_DELAY * 4));
+        assert_eq!(name.id(), "user:alice");
+        assert_eq!(addr.id(), "addr:192.0.2.7");
     }
 }

@@ -15,6 +15,7 @@ use crate::domain::users::{NewUser, User};
 use crate::domain::{Role, Scope, ScopeSet};
 use crate::error::{AppError, AppResult};
 use crate::service::AppState;
+use crate::service::throttle;
 
 /// A user's stored roles. A value that does not parse is a fault of ours, never the caller's.
 fn stored_roles(row: &users::Model) -> AppResult<Vec<Role>> {
@@ -131,9 +132,8 @@ pub(crate) async fn authenticate(
     {
         return Err(AppError::InvalidCredentials);
     }
-    let reservation = state
-        .sign_ins
-        .reserve(username, addr, state.clock.now_millis())
+    let reservation = throttle::reserve(&state.db, username, addr, state.clock.now_millis())
+        .await?
         .map_err(|wait| {
             tracing::info!("sign-in throttled");
             AppError::TooManyAttempts {
@@ -149,7 +149,7 @@ pub(crate) async fn authenticate(
     let verified = state.passwords.verify(password, stored).await?;
     match row {
         Some(row) if verified => {
-            state.sign_ins.succeeded(reservation);
+            throttle::succeeded(&state.db, reservation).await?;
             Ok(row)
         }
         _ => {

@@ -54,7 +54,7 @@ crate::on_every_database!(migrations_go_down_and_up_again);
 /// Every migration file with the SHA-256 it had when it landed. A landed migration is history:
 /// a database migrated from an earlier main never runs it again, so an edit would never reach
 /// it. Change nothing here but to add the line of a new migration.
-const LANDED: [(&str, &str); 8] = [
+const LANDED: [(&str, &str); 9] = [
     (
         "m20261126_000001_platform.rs",
         "9b3e42da41db84aca0fa7c167e354b82705d10edd443091dd0d7bf7a3aaf4d87",
@@ -87,6 +87,10 @@ const LANDED: [(&str, &str); 8] = [
         "m20261129_000008_revoked_tokens_expiry.rs",
         "29666cff0df0cad871659530f6f57aca10ba11927bdd36177e19fd8ade3d927a",
     ),
+    (
+        "m20261129_000009_sign_in_attempts.rs",
+        "e3bd8c3e6483ecaa55be534a46bc37c947ab7d8402968c57fdb05f40a0db8604",
+    ),
 ];
 
 #[test]
@@ -114,5 +118,43 @@ fn landed_migrations_never_change() {
             actual, expected,
             "{name} changed after it landed: revert it and add a new migration instead"
         );
+    }
+}
+
+/// Nodes started together against an empty database migrate it once between them: each takes
+/// the migration lock in turn, and the ones after the first find nothing pending. (Without the
+/// lock, concurrent runs of the first migration collide on creating the same tables.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(any(idgraph_postgres, idgraph_ci)),
+    ignore = "TEST_DATABASE_URL is unset: the PostgreSQL run is skipped (under CI it runs)"
+)]
+async fn nodes_started_together_migrate_once() {
+    let empty = crate::common::EmptyPostgres::create()
+        .await
+        .expect("TEST_DATABASE_URL must be set to run the PostgreSQL tests");
+    let mut nodes = Vec::new();
+    for _ in 0..4 {
+        nodes.push(idgraph::db::connect(&empty.url, 2).await.unwrap());
+    }
+    let results =
+        futures_util::future::join_all(nodes.iter().map(|db| idgraph::db::migrate(db, &empty.url)))
+            .await;
+    for result in results {
+        result.expect("every node starts");
+    }
+    let applied = nodes[0]
+        .query_one_raw(Statement::from_string(
+            DatabaseBackend::Postgres,
+            "SELECT COUNT(*) AS n FROM seaql_migrations",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(applied as usize, Migrator::migrations().len());
+    for db in nodes {
+        db.close().await.unwrap();
     }
 }

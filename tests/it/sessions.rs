@@ -78,6 +78,33 @@ async fn repeated_failed_logins_are_slowed_down_for_that_username(app: TestApp) 
     assert!(attempt("bob", PASSWORD).await["errors"].is_null());
 }
 
+/// The back-off's counts are in the database: a node that never saw the failures (another node
+/// behind the load balancer, or this one restarted) owes the same wait, and counts from there.
+async fn the_back_off_is_shared_by_every_node_and_kept_across_a_restart(app: TestApp) {
+    app.create_user("ada", &[]).await;
+    async fn attempt(node: &TestApp, password: &str) -> serde_json::Value {
+        let query = "mutation($input: LoginInput!) { login(input: $input) { accessToken } }";
+        let variables = json!({ "input": { "username": "ada", "password": password } });
+        node.graphql(query, variables, None).await
+    }
+    for _ in 0..idgraph::service::throttle::USER_FREE {
+        assert_eq!(
+            error_code(&attempt(&app, "guess").await),
+            "INVALID_CREDENTIALS"
+        );
+    }
+    let restarted = app.another_node().await;
+    assert_eq!(
+        error_code(&attempt(&restarted, PASSWORD).await),
+        "TOO_MANY_ATTEMPTS",
+        "the other node sees the failures"
+    );
+    restarted.advance(idgraph::service::throttle::BASE_DELAY);
+    assert!(attempt(&restarted, PASSWORD).await["errors"].is_null());
+    // The success cleared the username for every node.
+    assert!(attempt(&app, PASSWORD).await["errors"].is_null());
+}
+
 async fn login_with_an_unknown_scope_is_refused(app: TestApp) {
     app.create_user("ada", &[]).await;
     let body = app
@@ -255,6 +282,7 @@ crate::on_every_database!(
     login_opens_a_session_whose_token_reads_the_viewer,
     wrong_password_and_unknown_user_fail_the_same_way,
     repeated_failed_logins_are_slowed_down_for_that_username,
+    the_back_off_is_shared_by_every_node_and_kept_across_a_restart,
     login_with_an_unknown_scope_is_refused,
     login_grants_exactly_the_scopes_asked_for,
     refresh_rotates_the_refresh_token,

@@ -10,5 +10,6 @@ pub mod grants;
 pub mod revoked_tokens;
 pub mod server_secrets;
 pub mod sessions;
+pub mod sign_in_attempts;
 pub mod signing_keys;
 pub mod users;

@@ -220,33 +220,10 @@ impl TestApp {
     /// A PostgreSQL-backed app in a database of its own, or `None` when no server is
     /// configured (outside CI).
     pub async fn postgres_with(adjust: impl FnOnce(&mut RawConfig)) -> Option<Self> {
-        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-            assert!(
-                std::env::var("CI").is_err(),
-                "TEST_DATABASE_URL must be set in CI so that every test also runs on PostgreSQL"
-            );
-            eprintln!("TEST_DATABASE_URL unset: skipping the PostgreSQL run");
-            return None;
-        };
-        let database = format!(
-            "idgraph_test_{}",
-            idgraph::domain::secret::random_token(9)
-                .to_ascii_lowercase()
-                .replace(['-', '_'], "x")
-        );
-        let admin = Database::connect(&admin_url)
-            .await
-            .expect("connect to TEST_DATABASE_URL");
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {database}"))
-            .await
-            .expect("create test database");
-        admin.close().await.ok();
-        let mut url = url::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
-        url.set_path(&database);
+        let (admin_url, database, url) = create_postgres_database().await?;
         Some(
             Self::start(
-                url.as_str(),
+                &url,
                 Store::Postgres {
                     admin_url,
                     database,
@@ -535,26 +512,86 @@ impl Drop for TestApp {
             database,
         } = &self.store
         {
-            let (admin_url, database) = (admin_url.clone(), database.clone());
-            // Drop the database from a thread of its own: Drop cannot await.
-            let dropper = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                if let Ok(runtime) = runtime {
-                    runtime.block_on(async {
-                        if let Ok(admin) = Database::connect(&admin_url).await {
-                            let _ = admin
-                                .execute_unprepared(&format!(
-                                    "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
-                                ))
-                                .await;
-                            let _ = admin.close().await;
-                        }
-                    });
+            drop_database(admin_url, database);
+        }
+    }
+}
+
+/// Drops a test database, from a thread of its own: Drop cannot await.
+fn drop_database(admin_url: &str, database: &str) {
+    let (admin_url, database) = (admin_url.to_string(), database.to_string());
+    let dropper = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        if let Ok(runtime) = runtime {
+            runtime.block_on(async {
+                if let Ok(admin) = Database::connect(&admin_url).await {
+                    let _ = admin
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+                        ))
+                        .await;
+                    let _ = admin.close().await;
                 }
             });
-            let _ = dropper.join();
         }
+    });
+    let _ = dropper.join();
+}
+
+/// Creates a database of its own on the `TEST_DATABASE_URL` server: (admin URL, name, URL).
+/// `None` when no server is configured (outside CI).
+async fn create_postgres_database() -> Option<(String, String, String)> {
+    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "TEST_DATABASE_URL must be set in CI so that every test also runs on PostgreSQL"
+        );
+        eprintln!("TEST_DATABASE_URL unset: skipping the PostgreSQL run");
+        return None;
+    };
+    let database = format!(
+        "idgraph_test_{}",
+        idgraph::domain::secret::random_token(9)
+            .to_ascii_lowercase()
+            .replace(['-', '_'], "x")
+    );
+    let admin = Database::connect(&admin_url)
+        .await
+        .expect("connect to TEST_DATABASE_URL");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {database}"))
+        .await
+        .expect("create test database");
+    admin.close().await.ok();
+    let mut url = url::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&database);
+    Some((admin_url, database, url.to_string()))
+}
+
+/// An empty PostgreSQL database of its own (no schema), dropped with this value.
+pub struct EmptyPostgres {
+    /// Its URL.
+    pub url: String,
+    admin_url: String,
+    database: String,
+}
+
+impl EmptyPostgres {
+    /// Creates one, or `None` when no server is configured (outside CI).
+    pub async fn create() -> Option<Self> {
+        let (admin_url, database, url) = create_postgres_database().await?;
+        Some(Self {
+            url,
+            admin_url,
+            database,
+        })
+    }
+}
+
+impl Drop for EmptyPostgres {
+    fn drop(&mut self) {
+        drop_database(&self.admin_url, &self.database);
     }
 }
