@@ -15,6 +15,7 @@ use crate::domain::Role;
 use crate::domain::users::NewUser;
 use crate::graphql::{Limits, build_schema};
 use crate::service::AppState;
+use crate::service::changes::Change;
 use crate::service::{keys, users};
 
 /// idgraph: OpenID Connect apps, consent and tokens, GraphQL-first.
@@ -182,8 +183,10 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 let kid = keys::rotate(&db, algorithm, overlap, now).await?;
                 println!("new signing key {kid} ({algorithm})");
             }
+            crate::service::changes::announce_from_outside(&db, Change::Keys).await?;
             println!(
-                "running servers pick the new keys up within {} s",
+                "running servers pick the new keys up at once on PostgreSQL (announced), \
+                 within {} s otherwise",
                 keys::KeyStore::REFRESH.as_secs()
             );
             db.close().await?;

@@ -10,8 +10,10 @@
 //! Payloads are `<node> <change>`: the announcing node's random tag, so that a node skips its
 //! own announcements (it applied them before announcing; hearing them again would empty what it
 //! cached since), then `app <client id>` (an app, its policy or its secrets changed),
-//! `grant <id>` (one grant ended), `token <jti>` (one app token revoked) or `tokens` (grants
-//! ended that are not named one by one). Anything else makes a node forget everything.
+//! `grant <id>` (one grant ended), `token <jti>` (one app token revoked), `tokens` (grants
+//! ended that are not named one by one) or `keys` (signing keys changed: the node reads them
+//! again at its next use). Anything else makes a node forget everything. The command line's
+//! key rotation announces with the tag 0.
 //!
 //! Only a write that changed something announces, and a single revocation names what it ended:
 //! a client revoking its own tokens in a loop cannot keep emptying every node's caches.
@@ -28,6 +30,7 @@ use tokio::task::JoinHandle;
 use crate::domain::ids::ClientId;
 use crate::service::AppState;
 use crate::service::apps::AppCache;
+use crate::service::keys::KeyStore;
 use crate::service::tokens::LiveTokens;
 
 /// The PostgreSQL channel.
@@ -44,6 +47,8 @@ pub enum Change<'a> {
     Token(&'a str),
     /// Grants or tokens were ended that are not named one by one.
     Tokens,
+    /// Signing keys were added, rotated or retired.
+    Keys,
 }
 
 impl Change<'_> {
@@ -53,6 +58,7 @@ impl Change<'_> {
             Change::Grant(gid) => format!("grant {gid}"),
             Change::Token(jti) => format!("token {jti}"),
             Change::Tokens => "tokens".into(),
+            Change::Keys => "keys".into(),
         }
     }
 }
@@ -70,13 +76,17 @@ pub(crate) struct Caches {
     pub(crate) apps: Arc<AppCache>,
     /// Live grants and unrevoked app tokens.
     pub(crate) live: Arc<LiveTokens>,
+    /// The signing keys.
+    pub(crate) keys: Arc<KeyStore>,
 }
 
 impl Caches {
     /// Drops what `payload` names; everything when it names nothing known.
     fn forget(&self, payload: &str) {
-        if payload == "tokens" {
-            return self.live.clear();
+        match payload {
+            "tokens" => return self.live.clear(),
+            "keys" => return self.keys.changed(),
+            _ => {}
         }
         match payload.split_once(' ') {
             Some(("app", id)) => match ClientId::parse(id) {
@@ -92,6 +102,7 @@ impl Caches {
     fn forget_everything(&self) {
         self.apps.clear();
         self.live.clear();
+        self.keys.changed();
     }
 }
 
@@ -129,6 +140,29 @@ async fn listen(database_url: &str) -> Result<PgListener, sea_orm::sqlx::Error> 
     Ok(listener)
 }
 
+/// Announces `change` from a process that serves nothing (the command line): every node hears
+/// it. Nothing is announced on SQLite.
+pub async fn announce_from_outside(
+    db: &sea_orm::DatabaseConnection,
+    change: Change<'_>,
+) -> Result<(), sea_orm::DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let notify = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [
+            CHANNEL.into(),
+            format!("{OUTSIDE} {}", change.payload()).into(),
+        ],
+    );
+    db.query_one_raw(notify).await.map(drop)
+}
+
+/// The node tag of announcements made outside any node.
+const OUTSIDE: u64 = 0;
+
 /// This node's listener; it stops when the last state holding it is dropped.
 pub struct Listener {
     /// This node's tag in its announcements.
@@ -153,7 +187,7 @@ impl Listener {
     /// A listener that hears nothing (SQLite: one node).
     pub fn none() -> Self {
         Self {
-            node: rand::random(),
+            node: rand::random::<u64>().max(1),
             sent: AtomicU64::new(0),
             received: watch::channel(0).1,
             task: None,
@@ -166,7 +200,7 @@ impl Listener {
         database_url: &str,
         caches: Caches,
     ) -> Result<Self, sea_orm::sqlx::Error> {
-        let node = rand::random();
+        let node = rand::random::<u64>().max(1);
         let mut listener = listen(database_url).await?;
         let database_url = database_url.to_string();
         let (count, received) = watch::channel(0);

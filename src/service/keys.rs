@@ -216,6 +216,8 @@ pub struct KeyStore {
     default: SigningAlgorithm,
     cached: RwLock<Cached>,
     reloading: tokio::sync::Mutex<()>,
+    /// Counts announced key changes; a reload that raced one does not count as fresh.
+    changes: std::sync::atomic::AtomicU64,
 }
 
 impl KeyStore {
@@ -239,6 +241,7 @@ impl KeyStore {
             }),
             clock,
             reloading: tokio::sync::Mutex::new(()),
+            changes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -263,14 +266,30 @@ impl KeyStore {
         let Ok(_guard) = self.reloading.try_lock() else {
             return Ok(ring);
         };
+        let changes = self.changes.load(std::sync::atomic::Ordering::SeqCst);
         let fresh = Arc::new(load_ring(&self.db, self.clock.now(), self.default).await?);
         if let Ok(mut cached) = self.cached.write() {
+            // A change announced while this read ran may be missing from it: keep it stale.
+            let raced = self.changes.load(std::sync::atomic::Ordering::SeqCst) != changes;
             *cached = Cached {
                 ring: fresh.clone(),
-                loaded: self.clock.now_millis(),
+                loaded: if raced {
+                    i64::MIN / 2
+                } else {
+                    self.clock.now_millis()
+                },
             };
         }
         Ok(fresh)
+    }
+
+    /// The keys changed elsewhere (an announcement): the next use reads them again.
+    pub fn changed(&self) {
+        if let Ok(mut cached) = self.cached.write() {
+            self.changes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            cached.loaded = i64::MIN / 2;
+        }
     }
 
     /// The current key ring, reloaded when older than [`KeyStore::REFRESH`].

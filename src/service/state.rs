@@ -49,6 +49,7 @@ impl AppState {
         Caches {
             apps: self.apps.clone(),
             live: self.live.clone(),
+            keys: self.keys.clone(),
         }
     }
 
@@ -65,7 +66,8 @@ impl AppState {
         clock: Clock,
     ) -> AppResult<Self> {
         keys::ensure_needed_keys(&db, config.signing_algorithm, clock.now()).await?;
-        let keys = KeyStore::load(db.clone(), clock.clone(), config.signing_algorithm).await?;
+        let keys =
+            Arc::new(KeyStore::load(db.clone(), clock.clone(), config.signing_algorithm).await?);
         let sealer = Sealer::load(&db, clock.now()).await?;
         let caches = Caches {
             apps: Arc::new(AppCache::new(
@@ -73,6 +75,7 @@ impl AppState {
                 crate::service::apps::CACHE_TTL,
             )),
             live: Arc::new(LiveTokens::new(clock.clone())),
+            keys: keys.clone(),
         };
         let listener = if db.get_database_backend() == DbBackend::Postgres {
             Listener::start(&config.database_url, caches.clone())
@@ -85,7 +88,7 @@ impl AppState {
             passwords: PasswordHasher::new(config.password_hash_concurrency),
             db,
             config: Arc::new(config),
-            keys: Arc::new(keys),
+            keys,
             apps: caches.apps,
             live: caches.live,
             listener: Arc::new(listener),

@@ -438,3 +438,52 @@ async fn changes_are_announced_once_and_never_to_their_sender() {
     until_heard(&a, || async { heard(&a) >= 1 }).await;
     assert_eq!(heard(&a), 1, "a heard b's announcement and none of its own");
 }
+
+/// A key rotated by the command line (a process that is no node) is announced: every node
+/// publishes it at once instead of after its key cache's lifetime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(any(idgraph_postgres, idgraph_ci)),
+    ignore = "TEST_DATABASE_URL is unset: the PostgreSQL run is skipped (under CI it runs)"
+)]
+async fn a_rotated_key_is_published_by_every_node_at_once() {
+    use idgraph::service::changes::{Change, announce_from_outside};
+    use idgraph::service::keys;
+    let a = TestApp::postgres()
+        .await
+        .expect("TEST_DATABASE_URL must be set to run the PostgreSQL tests");
+    let b = a.another_node().await;
+    let published = |node: &TestApp| {
+        let router = node.router.clone();
+        async move {
+            let request = axum::http::Request::get("/api/oauth/jwks")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let jwks = crate::common::send_on(router, request).await.json();
+            jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|key| key["kid"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(published(&b).await.len(), 2);
+    let kid = keys::rotate(
+        &a.state.db,
+        a.state.config.signing_algorithm,
+        Duration::from_secs(960),
+        a.now(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        !published(&b).await.contains(&kid),
+        "b serves its cached keys until told"
+    );
+    announce_from_outside(&a.state.db, Change::Keys)
+        .await
+        .unwrap();
+    until_heard(&b, || async { published(&b).await.contains(&kid) }).await;
+    until_heard(&a, || async { published(&a).await.contains(&kid) }).await;
+}

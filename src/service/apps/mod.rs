@@ -321,6 +321,7 @@ async fn store_origins(
 async fn ensure_signing_key(state: &AppState, policy: &ClientPolicy) -> AppResult<()> {
     if keys::ensure_active_key(&state.db, policy.id_token_alg, state.clock.now()).await? {
         state.keys.reload().await?;
+        changes::announce(state, Change::Keys).await;
     }
     Ok(())
 }
