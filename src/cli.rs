@@ -183,7 +183,11 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 let kid = keys::rotate(&db, algorithm, overlap, now).await?;
                 println!("new signing key {kid} ({algorithm})");
             }
-            crate::service::changes::announce_from_outside(&db, Change::Keys).await?;
+            if let Err(err) =
+                crate::service::changes::announce_from_outside(&db, Change::Keys).await
+            {
+                eprintln!("warning: the rotation stands but could not be announced: {err}");
+            }
             println!(
                 "running servers pick the new keys up at once on PostgreSQL (announced), \
                  within {} s otherwise",

@@ -26,6 +26,14 @@ impl Clock {
         }
     }
 
+    /// A manual clock standing at `millis` (Unix milliseconds): another process's clock that
+    /// reads the same time as this one when it starts.
+    pub fn manual_at(millis: i64) -> Self {
+        Self {
+            manual: Some(Arc::new(AtomicI64::new(millis))),
+        }
+    }
+
     /// Unix milliseconds.
     pub fn now_millis(&self) -> i64 {
         match &self.manual {

@@ -13,18 +13,19 @@
 //! attempt, so a real user is never locked out for good.
 //!
 //! The counts live in the database (`sign_in_attempts`), so every node behind a load balancer
-//! counts the same attempts and a restart forgets none. A reservation is one transaction that
-//! makes sure both keys have a row, locks them (in key order, so two reservations never wait on
-//! each other in a cycle; on SQLite the first write takes the database's write lock), decides,
-//! and counts.
+//! counts the same attempts and a restart forgets none. An attempt that must wait is answered
+//! from a plain read, writing nothing. Otherwise a reservation is one transaction that makes
+//! sure both keys have a row, locks them (in key order, so two reservations never wait on each
+//! other in a cycle; on SQLite the first write takes the database's write lock), decides again,
+//! and counts. Idle rows are purged after it, in small batches that skip locked rows.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
 };
 
 use crate::db::entities::sign_in_attempts;
@@ -88,14 +89,37 @@ fn delay_after(count: u32, free: u32) -> Duration {
 }
 
 /// How long an attempt at `now` must still wait, given each key's row (count, last attempt).
+/// A key within its free attempts owes nothing, and a last attempt stamped ahead of `now` (by
+/// another node's clock) counts as made now.
 fn wait_at(rows: &[(&Key, u32, i64)], now: i64) -> Option<Duration> {
     let forget = millis(FORGET_AFTER);
     rows.iter()
         .filter(|(_, _, last)| now - last < forget)
-        .map(|(key, count, last)| last + millis(delay_after(*count, key.free())) - now)
+        .filter_map(|(key, count, last)| {
+            let delay = delay_after(*count, key.free());
+            (!delay.is_zero()).then(|| (*last).min(now) + millis(delay) - now)
+        })
         .max()
         .filter(|left| *left > 0)
         .map(|left| Duration::from_millis(u64::try_from(left).unwrap_or(0)))
+}
+
+/// Each key with its stored count and last attempt (none yet: 0, `now`).
+fn counts<'k>(
+    keys: &'k [Key],
+    rows: &[sign_in_attempts::Model],
+    now: i64,
+) -> Vec<(&'k Key, u32, i64)> {
+    keys.iter()
+        .map(|key| {
+            let id = key.id();
+            rows.iter()
+                .find(|row| row.key == id)
+                .map_or((key, 0, now), |row| {
+                    (key, u32::try_from(row.count).unwrap_or(0), row.last_at)
+                })
+        })
+        .collect()
 }
 
 /// Counts an attempt for `username` from `addr` at `now` (Unix milliseconds), or says how long
@@ -107,9 +131,18 @@ pub async fn reserve(
     now: i64,
 ) -> Result<Result<Reservation, Duration>, DbErr> {
     let mut keys = vec![Key::User(username.to_lowercase())];
-    keys.extend(addr.map(Key::Address));
+    keys.extend(addr.map(|addr| Key::Address(network(addr))));
     let mut ids: Vec<String> = keys.iter().map(Key::id).collect();
     ids.sort();
+    let of_keys = || sign_in_attempts::Column::Key.is_in(ids.clone());
+    // A plain read first: an attempt that must wait is answered without writing anything.
+    let seen = sign_in_attempts::Entity::find()
+        .filter(of_keys())
+        .all(db)
+        .await?;
+    if let Some(wait) = wait_at(&counts(&keys, &seen, now), now) {
+        return Ok(Err(wait));
+    }
     let txn = db.begin().await?;
     for id in &ids {
         sign_in_attempts::Entity::insert(sign_in_attempts::ActiveModel {
@@ -126,48 +159,72 @@ pub async fn reserve(
         .await?;
     }
     let rows = sign_in_attempts::Entity::find()
-        .filter(sign_in_attempts::Column::Key.is_in(ids.clone()))
+        .filter(of_keys())
         .order_by_asc(sign_in_attempts::Column::Key)
         .lock_exclusive()
         .all(&txn)
         .await?;
-    let forget = millis(FORGET_AFTER);
-    let mut counted = Vec::new();
-    for key in &keys {
-        let (count, last) = rows
-            .iter()
-            .find(|row| row.key == key.id())
-            .map_or((0, now), |row| {
-                (u32::try_from(row.count).unwrap_or(0), row.last_at)
-            });
-        counted.push((key, count, last));
-    }
+    let counted = counts(&keys, &rows, now);
     if let Some(wait) = wait_at(&counted, now) {
+        txn.rollback().await?;
         return Ok(Err(wait));
     }
+    let forget = millis(FORGET_AFTER);
     for (key, count, last) in counted {
         let count = if now - last >= forget {
             1
         } else {
             count.saturating_add(1)
         };
-        sign_in_attempts::Entity::update_many()
-            .col_expr(
-                sign_in_attempts::Column::Count,
-                Expr::value(i32::try_from(count).unwrap_or(i32::MAX)),
-            )
-            .col_expr(sign_in_attempts::Column::LastAt, Expr::value(now))
-            .filter(sign_in_attempts::Column::Key.eq(key.id()))
-            .exec(&txn)
-            .await?;
-    }
-    // Keys idle past the back-off's memory count for nothing: drop them as sign-ins go.
-    sign_in_attempts::Entity::delete_many()
-        .filter(sign_in_attempts::Column::LastAt.lt(now - forget))
-        .exec(&txn)
+        // An upsert: the row may have been purged (idle) since it was locked.
+        sign_in_attempts::Entity::insert(sign_in_attempts::ActiveModel {
+            key: Set(key.id()),
+            count: Set(i32::try_from(count).unwrap_or(i32::MAX)),
+            last_at: Set(last.max(now)),
+        })
+        .on_conflict(
+            OnConflict::column(sign_in_attempts::Column::Key)
+                .update_columns([
+                    sign_in_attempts::Column::Count,
+                    sign_in_attempts::Column::LastAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
         .await?;
+    }
     txn.commit().await?;
+    purge_idle(db, now - forget).await;
     Ok(Ok(Reservation { keys }))
+}
+
+/// Rows idle since before `before` count for nothing: drop a batch of them, outside any
+/// reservation and skipping rows a reservation holds (so it never waits on one, and no
+/// reservation waits on it for long). Housekeeping: a failure is logged, not returned.
+async fn purge_idle(db: &DatabaseConnection, before: i64) {
+    let sql = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            "DELETE FROM sign_in_attempts WHERE key IN (SELECT key FROM sign_in_attempts \
+             WHERE last_at < $1 LIMIT 100 FOR UPDATE SKIP LOCKED)"
+        }
+        _ => {
+            "DELETE FROM sign_in_attempts WHERE key IN (SELECT key FROM sign_in_attempts \
+             WHERE last_at < ? LIMIT 100)"
+        }
+    };
+    let statement = Statement::from_sql_and_values(db.get_database_backend(), sql, [before.into()]);
+    if let Err(err) = db.execute_raw(statement).await {
+        tracing::warn!(error = %err, "idle sign-in counts could not be purged");
+    }
+}
+
+/// What an address is counted under: itself for IPv4, its /64 network for IPv6 (one host
+/// usually holds a whole /64, and could otherwise pick a fresh address per attempt).
+fn network(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+    }
 }
 
 /// The password was right: the username's count is cleared, and the address gets this attempt
@@ -236,6 +293,27 @@ mod tests {
         let key = user();
         let much_later = T0 + millis(FORGET_AFTER);
         assert_eq!(wait_at(&[(&key, 1_000, T0)], much_later), None);
+    }
+
+    #[test]
+    fn a_key_within_its_allowance_owes_nothing_even_stamped_by_a_clock_ahead() {
+        let key = user();
+        assert_eq!(wait_at(&[(&key, USER_FREE - 1, T0 + 5_000)], T0), None);
+        assert_eq!(
+            wait_at(&[(&key, USER_FREE, T0 + 5_000)], T0),
+            Some(BASE_DELAY),
+            "a last attempt ahead of now counts as made now"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_address_is_counted_by_its_64_network() {
+        let one: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:2:bbbb::7".parse().unwrap();
+        assert_eq!(network(one), network(other));
+        assert_eq!(Key::Address(network(one)).id(), "addr:2001:db8:1:2::");
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(network(v4), v4);
     }
 
     #[test]

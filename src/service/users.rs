@@ -149,7 +149,10 @@ pub(crate) async fn authenticate(
     let verified = state.passwords.verify(password, stored).await?;
     match row {
         Some(row) if verified => {
-            throttle::succeeded(&state.db, reservation).await?;
+            // Clearing the counts is housekeeping: the password was right either way.
+            if let Err(err) = throttle::succeeded(&state.db, reservation).await {
+                tracing::warn!(error = %err, "sign-in counts could not be cleared");
+            }
             Ok(row)
         }
         _ => {

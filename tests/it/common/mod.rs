@@ -241,8 +241,18 @@ impl TestApp {
         Self::node(config, store, true).await
     }
 
-    /// A node on `config`'s database, migrating it first when `migrate`.
+    /// A node on `config`'s database, migrating it first when `migrate`, on a manual clock.
     async fn node(config: idgraph::config::Config, store: Store, migrate: bool) -> Self {
+        // Time stands still in tests until a test moves it (`TestApp::advance`).
+        Self::node_at(config, store, migrate, idgraph::clock::Clock::manual()).await
+    }
+
+    async fn node_at(
+        config: idgraph::config::Config,
+        store: Store,
+        migrate: bool,
+        clock: idgraph::clock::Clock,
+    ) -> Self {
         let mut db = idgraph::db::connect(&config.database_url, config.db_max_connections)
             .await
             .expect("connect");
@@ -254,8 +264,7 @@ impl TestApp {
         if migrate {
             Migrator::up(&db, None).await.expect("migrate");
         }
-        // Time stands still in tests until a test moves it (`TestApp::advance`).
-        let state = AppState::with_clock(db, config, idgraph::clock::Clock::manual())
+        let state = AppState::with_clock(db, config, clock)
             .await
             .expect("state");
         let router = idgraph::app(state.clone());
@@ -268,9 +277,11 @@ impl TestApp {
     }
 
     /// A second node over this app's database: its own pool, caches, change listener and
-    /// clock, as another process would have. The database stays this app's to drop.
+    /// clock (reading this node's time when it starts), as another process would have. The
+    /// database stays this app's to drop.
     pub async fn another_node(&self) -> Self {
-        Self::node((*self.state.config).clone(), Store::Shared, false).await
+        let clock = idgraph::clock::Clock::manual_at(self.state.clock.now_millis());
+        Self::node_at((*self.state.config).clone(), Store::Shared, false, clock).await
     }
 
     /// Moves the application's clock forward.
