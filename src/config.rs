@@ -184,12 +184,41 @@ impl Config {
                     .only(&["DATABASE_URL"])
                     .map(|_| "database_url".into()),
             )
-            .merge(Env::prefixed("IDGRAPH_"));
+            .merge(Env::prefixed("IDGRAPH_").only(&setting_names()));
         let raw: RawConfig = figment
             .extract()
             .map_err(|e| ConfigError(e.into_iter().map(|e| e.to_string()).collect()))?;
         raw.validate()
     }
+}
+
+/// Variables under `IDGRAPH_` that are not settings (the command line's own `IDGRAPH_CONFIG`
+/// aside), upper-cased and sorted. They are ignored, not refused: Kubernetes, for one, injects
+/// `IDGRAPH_PORT`, `IDGRAPH_SERVICE_HOST` and the like into every pod of a namespace that has a
+/// Service named `idgraph`. The caller warns about them once.
+pub fn ignored_environment() -> Vec<String> {
+    let known = setting_names();
+    let mut ignored: Vec<String> = Env::prefixed("IDGRAPH_")
+        .ignore(&known)
+        .ignore(&["config"])
+        .iter()
+        .map(|(key, _)| format!("IDGRAPH_{}", key.as_str().to_ascii_uppercase()))
+        .collect();
+    ignored.sort();
+    ignored
+}
+
+/// The settings' names: [`RawConfig`]'s fields, as its defaults serialise them.
+fn setting_names() -> Vec<&'static str> {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| match serde_json::to_value(RawConfig::default()) {
+            Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+            _ => Vec::new(),
+        })
+        .iter()
+        .map(String::as_str)
+        .collect()
 }
 
 impl RawConfig {

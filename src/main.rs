@@ -14,6 +14,13 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    let ignored = idgraph::config::ignored_environment();
+    if !ignored.is_empty() {
+        eprintln!(
+            "idgraph: ignoring environment variables that are not settings: {}",
+            ignored.join(", ")
+        );
+    }
     if !matches!(cli.command, Command::Schema) {
         idgraph::telemetry::init(config.log_format);
     }

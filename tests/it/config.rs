@@ -93,3 +93,28 @@ fn unknown_keys_and_missing_files_are_errors() {
         Ok(())
     });
 }
+
+/// Only settings are read from `IDGRAPH_*`: other names (Kubernetes service links, the command
+/// line's `IDGRAPH_CONFIG`) neither stop the server nor set anything, and all but the command
+/// line's own are listed for the warning.
+#[test]
+fn environment_variables_that_are_not_settings_are_ignored_and_listed() {
+    Jail::expect_with(|jail| {
+        jail.set_env("IDGRAPH_PORT", "tcp://10.0.0.7:8080");
+        jail.set_env("IDGRAPH_PORT_8080_TCP_ADDR", "10.0.0.7");
+        jail.set_env("IDGRAPH_SERVICE_HOST", "10.0.0.7");
+        jail.set_env("IDGRAPH_CONFIG", "unused-here.toml");
+        jail.set_env("IDGRAPH_BIND", "0.0.0.0:9000");
+        let config = Config::load(None).map_err(|e| e.to_string())?;
+        assert_eq!(config.bind.to_string(), "0.0.0.0:9000");
+        assert_eq!(
+            idgraph::config::ignored_environment(),
+            [
+                "IDGRAPH_PORT",
+                "IDGRAPH_PORT_8080_TCP_ADDR",
+                "IDGRAPH_SERVICE_HOST"
+            ]
+        );
+        Ok(())
+    });
+}
