@@ -63,6 +63,33 @@ impl ClientPolicy {
         self.grant_types.contains(&grant)
     }
 
+    /// The audience of a token the app gets for itself (`client_credentials`): the `resource`
+    /// it asked for, which must be one of its `resources`; without one, the first of them, or
+    /// `issuer` when it has none. `None` when it may not name that resource.
+    pub fn app_token_audience<'a>(
+        &'a self,
+        resource: Option<&'a str>,
+        issuer: &'a str,
+    ) -> Option<&'a str> {
+        match resource {
+            Some(resource) => self
+                .resources
+                .iter()
+                .any(|r| r == resource)
+                .then_some(resource),
+            None => Some(self.resources.first().map_or(issuer, String::as_str)),
+        }
+    }
+
+    /// Whether the app could get, now, a token for itself with audience `audience`: the one
+    /// rule both issuing and introspecting such a token follow.
+    pub fn may_hold_app_token(&self, audience: &str, issuer: &str) -> bool {
+        !self.is_public()
+            && self.allows_grant(GrantType::ClientCredentials)
+            && (self.resources.iter().any(|r| r == audience)
+                || (self.resources.is_empty() && audience == issuer))
+    }
+
     /// The registered redirect URI that `requested` matches, if any: byte for byte, or, for a
     /// public client only, a loopback IP literal with any port (RFC 8252 §7.3: a native app
     /// listens on whatever port the system gives it).

@@ -247,13 +247,7 @@ async fn grant(
         .ok_or_else(|| OAuthError::InvalidRequest("grant_type is required".into()))?;
     let grant = GrantType::parse(grant_type).ok_or(OAuthError::UnsupportedGrantType)?;
     client.may_use(grant)?;
-    // A user's access token is for the issuer (userinfo); only an app's own token names an API.
-    if grant != GrantType::ClientCredentials && form.get("resource").is_some() {
-        return Err(OAuthError::InvalidTarget(
-            "resource applies to client_credentials only: a user's access token is for the issuer"
-                .into(),
-        ));
-    }
+    tokens::check_resource(grant, form.get("resource"))?;
     match grant {
         GrantType::AuthorizationCode => {
             let code = form.require("code")?;

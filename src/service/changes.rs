@@ -115,15 +115,7 @@ pub async fn announce(state: &AppState, change: Change<'_>) {
     if state.db.get_database_backend() != DbBackend::Postgres {
         return;
     }
-    let notify = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_notify($1, $2)",
-        [
-            CHANNEL.into(),
-            format!("{} {payload}", state.listener.node).into(),
-        ],
-    );
-    match state.db.query_one_raw(notify).await {
+    match notify(&state.db, state.listener.node, &payload).await {
         Ok(_) => {
             state.listener.sent.fetch_add(1, Ordering::Relaxed);
         }
@@ -149,15 +141,21 @@ pub async fn announce_from_outside(
     if db.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
-    let notify = Statement::from_sql_and_values(
+    notify(db, OUTSIDE, &change.payload()).await
+}
+
+/// `NOTIFY idgraph_changes` with `<node> <payload>`.
+async fn notify(
+    db: &sea_orm::DatabaseConnection,
+    node: u64,
+    payload: &str,
+) -> Result<(), sea_orm::DbErr> {
+    let statement = Statement::from_sql_and_values(
         DbBackend::Postgres,
         "SELECT pg_notify($1, $2)",
-        [
-            CHANNEL.into(),
-            format!("{OUTSIDE} {}", change.payload()).into(),
-        ],
+        [CHANNEL.into(), format!("{node} {payload}").into()],
     );
-    db.query_one_raw(notify).await.map(drop)
+    db.query_one_raw(statement).await.map(drop)
 }
 
 /// The node tag of announcements made outside any node.

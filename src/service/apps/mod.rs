@@ -320,7 +320,7 @@ async fn store_origins(
 /// Makes sure the key ring can sign the app's ID tokens.
 async fn ensure_signing_key(state: &AppState, policy: &ClientPolicy) -> AppResult<()> {
     if keys::ensure_active_key(&state.db, policy.id_token_alg, state.clock.now()).await? {
-        state.keys.reload().await?;
+        // Every node, this one included, reads its keys again at its next use.
         changes::announce(state, Change::Keys).await;
     }
     Ok(())

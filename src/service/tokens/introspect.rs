@@ -15,7 +15,6 @@ use serde::Serialize;
 use super::{Client, OAuthError, live};
 use crate::auth::jwt::{AccessClaims, JwtType};
 use crate::db::entities::grants;
-use crate::domain::capabilities::GrantType;
 use crate::domain::ids::ClientId;
 use crate::domain::oauth::OidcScope;
 use crate::domain::scopes::Scopes;
@@ -125,8 +124,9 @@ async fn access_token(
 }
 
 /// Whether an access token has not been ended: its grant is live (and its user's), or, for an
-/// app's token for itself, the app may still get such a token (it exists, is confidential,
-/// is allowed `client_credentials` and the token's audience) and the token was not revoked.
+/// app's token for itself, the app still exists and could get such a token now
+/// ([`ClientPolicy::may_hold_app_token`](crate::domain::clients::ClientPolicy::may_hold_app_token))
+/// and the token was not revoked.
 async fn live(state: &AppState, claims: &AccessClaims) -> Result<bool, OAuthError> {
     let Some(gid) = &claims.gid else {
         let app = match claims.client_id.as_deref().and_then(ClientId::parse) {
@@ -134,10 +134,8 @@ async fn live(state: &AppState, claims: &AccessClaims) -> Result<bool, OAuthErro
             None => None,
         };
         let allowed = app.is_some_and(|app| {
-            let policy = &app.policy;
-            !policy.is_public()
-                && policy.allows_grant(GrantType::ClientCredentials)
-                && (claims.aud == state.config.issuer || policy.resources.contains(&claims.aud))
+            app.policy
+                .may_hold_app_token(&claims.aud, &state.config.issuer)
         });
         return Ok(allowed && live::unrevoked(state, &claims.jti).await?);
     };

@@ -203,6 +203,19 @@ pub async fn authenticate_client(
     .ok_or(OAuthError::InvalidClient)
 }
 
+/// `resource` (RFC 8707) names an API, and only an app's token for itself has one: a user's
+/// access token (code and refresh grants) is for the issuer, userinfo. Checked before the grant
+/// runs, so a refused request spends no code or refresh token.
+pub fn check_resource(grant: GrantType, resource: Option<&str>) -> Result<(), OAuthError> {
+    if grant == GrantType::ClientCredentials || resource.is_none() {
+        return Ok(());
+    }
+    Err(OAuthError::InvalidTarget(
+        "resource applies to client_credentials only: a user's access token is for the issuer"
+            .into(),
+    ))
+}
+
 /// `at_hash`: the left half of the access token's hash, with the hash of the signing
 /// algorithm (SHA-256 for RS256 and ES256, SHA-512 for Ed25519).
 fn at_hash(algorithm: SigningAlgorithm, access_token: &str) -> String {

@@ -39,18 +39,9 @@ pub async fn client_credentials(
         ));
     }
     let issuer = &state.config.issuer;
-    let audience = match resource {
-        Some(resource) if policy.resources.iter().any(|r| r == resource) => resource,
-        Some(_) => {
-            return Err(OAuthError::InvalidTarget(
-                "the app may not name this resource".into(),
-            ));
-        }
-        None => policy
-            .resources
-            .first()
-            .map_or(issuer.as_str(), String::as_str),
-    };
+    let audience = policy
+        .app_token_audience(resource, issuer)
+        .ok_or_else(|| OAuthError::InvalidTarget("the app may not name this resource".into()))?;
     let now = state.clock.now();
     let ttl = secs(state.config.access_token_ttl);
     let scope = asked.to_string();
