@@ -232,13 +232,41 @@ async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
     tracing::info!(address = %bind, issuer = %state.config.issuer, "idgraph listening");
+    if let Some(address) = state.config.metrics_bind {
+        serve_metrics(address, state.clone()).await?;
+    }
+    let housekeeping = crate::service::housekeeping::spawn(state.clone());
     let db = state.db.clone();
     let app = crate::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    housekeeping.abort();
     tracing::info!("in-flight requests finished; closing the database pool");
     db.close().await?;
+    Ok(())
+}
+
+/// Serves `GET /metrics` on its own listener, and keeps histogram memory bounded between
+/// scrapes.
+async fn serve_metrics(address: std::net::SocketAddr, state: AppState) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} (metrics_bind)"))?;
+    tracing::info!(address = %address, "metrics listening");
+    let metrics = state.metrics.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            metrics.upkeep();
+        }
+    });
+    tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, crate::metrics::router(state)).await {
+            tracing::error!(error = %err, "the metrics listener stopped");
+        }
+    });
     Ok(())
 }
 

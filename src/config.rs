@@ -38,6 +38,7 @@ pub struct RawConfig {
     pub authorization_endpoint: Option<String>,
     pub browser_session_ttl_secs: u64,
     pub cors_allowed_origins: Vec<String>,
+    pub metrics_bind: Option<String>,
 }
 
 impl Default for RawConfig {
@@ -61,6 +62,7 @@ impl Default for RawConfig {
             authorization_endpoint: None,
             browser_session_ttl_secs: 12 * 3600,
             cors_allowed_origins: Vec::new(),
+            metrics_bind: None,
         }
     }
 }
@@ -146,6 +148,9 @@ pub struct Config {
     /// Web origins whose browsers may call the management API and GraphQL (CORS); none by
     /// default. The token endpoint and userinfo follow each app's redirect URIs instead.
     pub cors_allowed_origins: Vec<String>,
+    /// Address of the Prometheus metrics listener (`GET /metrics`); off when unset. Never the
+    /// public port.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl Config {
@@ -335,6 +340,26 @@ impl RawConfig {
             }
         }
 
+        let metrics_bind = match &self.metrics_bind {
+            None => None,
+            Some(text) => match text.parse::<SocketAddr>() {
+                Ok(address) if address.port() == bind.port() && bind.port() != 0 => {
+                    errors.push(format!(
+                        "metrics_bind must not share the public port {} (got {text:?})",
+                        bind.port()
+                    ));
+                    None
+                }
+                Ok(address) => Some(address),
+                Err(_) => {
+                    errors.push(format!(
+                        "metrics_bind must be an address with a port, like 127.0.0.1:9090 (got {text:?})"
+                    ));
+                    None
+                }
+            },
+        };
+
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
@@ -361,6 +386,7 @@ impl RawConfig {
             authorization_endpoint,
             browser_session_ttl: Duration::from_secs(self.browser_session_ttl_secs),
             cors_allowed_origins: self.cors_allowed_origins,
+            metrics_bind,
         })
     }
 }

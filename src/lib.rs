@@ -11,6 +11,7 @@ pub mod domain;
 pub mod edge;
 pub mod error;
 pub mod graphql;
+pub mod metrics;
 pub mod oidc;
 pub mod rest;
 pub mod service;
@@ -19,13 +20,14 @@ pub mod web;
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::http::HeaderName;
 use axum::response::IntoResponse;
+use axum::{Extension, Router};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::graphql::{Limits, build_schema};
 use crate::service::AppState;
@@ -40,12 +42,19 @@ pub fn app(state: AppState) -> Router {
         max_complexity: state.config.graphql_max_complexity,
     };
     let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
-        .merge(graphql::http::routes(state.clone(), build_schema(limits)))
+    let (described, document) = OpenApiRouter::new()
         .nest("/api/oauth", rest::routes(&state))
         .merge(rest::health_routes())
         .merge(oidc::well_known())
+        .split_for_parts();
+    Router::new()
+        .merge(graphql::http::routes(state.clone(), build_schema(limits)))
+        .merge(described.layer(Extension(rest::openapi::Document::new(document))))
         .merge(web::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
         .layer(CatchPanicLayer::custom(panicked))
         .layer(TimeoutLayer::with_status_code(

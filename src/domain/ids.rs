@@ -73,7 +73,7 @@ random_id! {
 
 /// Longest id accepted anywhere (ours are 22 characters).
 pub const MAX_ID_LEN: usize = 32;
-/// Longest client id accepted (REST.md: at most 31).
+/// Longest client id accepted (the REST contract: at most 31).
 pub const MAX_CLIENT_ID_LEN: usize = 31;
 
 /// Whether `text` is 1 to `max` characters of `A-Z a-z 0-9 - _`.

@@ -288,7 +288,7 @@ pub struct ConsentRequest {
 }
 
 impl ConsentRequest {
-    /// Applies the consent rules of REST.md under `pkce` policy. The message of an error names
+    /// Applies the consent rules of the REST contract under `pkce` policy. The message of an error names
     /// the field.
     pub fn validate(
         client_id: ClientId,

@@ -1,4 +1,4 @@
-//! Management scopes: a closed set with exactly the strings documented in REST.md.
+//! Management scopes: a closed set with exactly the strings documented in the REST contract (`openapi.json`).
 
 use std::fmt;
 use std::str::FromStr;

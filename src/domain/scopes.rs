@@ -52,7 +52,7 @@ pub struct Scopes {
 
 impl Scopes {
     /// The known OpenID scopes and the well-formed API scopes of a space-separated list; any
-    /// other word is dropped (REST.md: unknown scopes are dropped).
+    /// other word is dropped (the REST contract: unknown scopes are dropped).
     pub fn filter(text: &str) -> Self {
         Self {
             oidc: OidcScopes::filter(text),

@@ -11,12 +11,12 @@
 //!   schema (see [`super::build_schema`]);
 //! - every error carries a stable `extensions.code`.
 //!
-//! `GET /graphql` from a browser (accepting `text/html`, without a `query`) serves GraphiQL.
+//! `GET /graphql` from a browser (accepting `text/html`, without a `query`) serves GraphiQL,
+//! page and assets from the binary ([`super::graphiql`]).
 
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache};
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{ParseRequestError, ServerError};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
@@ -24,7 +24,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router, routing::get};
 
 use crate::auth::Principal;
@@ -35,23 +35,28 @@ use crate::service::AppState;
 use crate::service::logos::UPLOAD_BODY_LIMIT;
 
 use super::IdgraphSchema;
+use super::graphiql;
 use super::limits::{MAX_NESTING, check_nesting, check_selections, check_strings, check_variables};
 use super::loaders::{AppLoader, CreatorLoader};
 
 /// Headers whose presence shows the request was not a simple cross-site form post.
 const PREFLIGHT_HEADERS: [&str; 2] = ["apollo-require-preflight", "x-apollo-operation-name"];
 
-/// Routes for `/graphql`.
+/// Routes for `/graphql`, and GraphiQL's assets under `/graphql/assets/`. The assets are
+/// merged after the layers, so neither the guard nor CORS applies to them: they are public,
+/// static files (the guard would only have checked their URL for control characters, which
+/// no asset name has).
 pub fn routes(state: AppState, schema: IdgraphSchema) -> Router<AppState> {
     let cors = crate::edge::cors::management(&state.config);
     let router = Router::new()
         .route("/graphql", get(get_graphql).post(post_graphql))
         .layer(middleware::from_fn_with_state(state, guard))
         .layer(Extension(schema));
-    match cors {
+    let router = match cors {
         Some(cors) => router.layer(cors),
         None => router,
-    }
+    };
+    router.merge(graphiql::routes())
 }
 
 fn media_type(headers: &HeaderMap) -> Option<String> {
@@ -99,6 +104,9 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     }
     let (parts, body) = request.into_parts();
     if let Err(err) = check_csrf(&parts.headers) {
+        state
+            .metrics
+            .security(crate::metrics::SecurityEvent::CsrfRefused);
         return err.into_response();
     }
     let media = media_type(&parts.headers).unwrap_or_default();
@@ -164,11 +172,11 @@ async fn get_graphql(
         .is_some_and(|accept| accept.contains("text/html"));
     let request = match request {
         Ok(request) => request.into_inner(),
-        Err(_) if wants_html => return graphiql(),
+        Err(_) if wants_html => return graphiql::page(),
         Err(err) => return err.into_response(),
     };
     if wants_html && request.query.is_empty() {
-        return graphiql();
+        return graphiql::page();
     }
     if is_mutation(&request) {
         let mut response = AppError::invalid("mutations must be sent with POST").into_response();
@@ -179,16 +187,6 @@ async fn get_graphql(
         return response;
     }
     execute(&schema, state, principal, addr, request).await
-}
-
-fn graphiql() -> Response {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("idgraph")
-            .finish(),
-    )
-    .into_response()
 }
 
 /// Whether the operation the request would run is a mutation. Unparsable documents are left
@@ -232,7 +230,9 @@ async fn execute(
     // As many selections as the complexity limit could ever allow, counted before expansion.
     let max_selections =
         u64::try_from(state.config.graphql_max_complexity.saturating_mul(2)).unwrap_or(u64::MAX);
+    let operation = request.operation_name.clone();
     if let Err(error) = bound(&mut request, max_selections) {
+        state.metrics.graphql_operation(operation.as_deref(), false);
         return render(async_graphql::Response::from_errors(vec![error]));
     }
     // Per-request loaders with a per-request cache: a page resolver primes its loader with all
@@ -252,13 +252,16 @@ async fn execute(
         tokio::spawn,
         HashMapCache::default(),
     );
+    let metrics = state.metrics.clone();
     let request = request
         .data(state)
         .data(principal)
         .data(addr)
         .data(creators)
         .data(apps);
-    render(schema.execute(request).await)
+    let response = schema.execute(request).await;
+    metrics.graphql_operation(operation.as_deref(), response.errors.is_empty());
+    render(response)
 }
 
 /// Gives every error its stable `extensions.code` and answers with a `WWW-Authenticate`

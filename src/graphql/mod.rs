@@ -4,6 +4,7 @@
 mod app_types;
 mod apps;
 mod connections;
+mod graphiql;
 mod guards;
 pub mod http;
 mod limits;

@@ -8,9 +8,20 @@ use axum::response::Response;
 use serde_json::json;
 
 use super::token::client_endpoint;
+use crate::rest::openapi::{ProtocolErrorBody, TokenHintForm};
 use crate::service::{AppState, tokens};
 
 /// `POST /api/oauth/revoke`: `{}` with 200 for every token, good or not (RFC 7009 §2.2).
+#[utoipa::path(post, path = "/revoke", operation_id = "revokeToken", tag = "protocol",
+    request_body(content = TokenHintForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_secret_basic" = []), ()),
+    responses(
+        (status = 200, description = "Revoked, or nothing to revoke (RFC 7009 §2.2)", body = Object),
+        (status = 400, description = "Invalid request, or a body that is not a form", body = ProtocolErrorBody),
+        (status = 401, description = "Client authentication failed", body = ProtocolErrorBody),
+        (status = 405, description = "Not POST", body = ProtocolErrorBody),
+        (status = 413, description = "Body too large", body = ProtocolErrorBody),
+    ))]
 pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     client_endpoint(state, headers, body, |state, client, form| async move {
         let token = form.require("token")?;
@@ -21,6 +32,16 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bod
 }
 
 /// `POST /api/oauth/introspect`: `{"active": …}` (RFC 7662 §2.2); confidential apps only.
+#[utoipa::path(post, path = "/introspect", operation_id = "introspectToken", tag = "protocol",
+    request_body(content = TokenHintForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_secret_basic" = []), ()),
+    responses(
+        (status = 200, description = "RFC 7662 §2.2 answer", body = tokens::Introspection),
+        (status = 400, description = "Invalid request, or a body that is not a form", body = ProtocolErrorBody),
+        (status = 401, description = "Client authentication failed, or a public app", body = ProtocolErrorBody),
+        (status = 405, description = "Not POST", body = ProtocolErrorBody),
+        (status = 413, description = "Body too large", body = ProtocolErrorBody),
+    ))]
 pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     client_endpoint(state, headers, body, |state, client, form| async move {
         let token = form.require("token")?;

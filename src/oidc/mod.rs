@@ -6,51 +6,44 @@ pub mod capabilities;
 mod lifecycle;
 pub mod token;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::json;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::edge::auth::bearer_token;
 use crate::edge::cors;
 use crate::edge::input::{control_in_uri, refusal};
 use crate::error::{AppError, AppResult};
+use crate::rest::openapi::{ProtocolErrorBody, UserinfoForm};
 use crate::service::{AppState, apps, tokens};
 
 /// Protocol routes, mounted under `/api/oauth`.
-pub fn routes(state: &AppState) -> Router<AppState> {
-    let called_by_apps = Router::new()
-        .route(
-            "/token",
-            axum::routing::post(token::token).fallback(token::method_not_allowed),
-        )
-        .route("/userinfo", get(userinfo).post(userinfo))
-        .route(
-            "/revoke",
-            axum::routing::post(lifecycle::revoke).fallback(token::method_not_allowed),
-        )
+pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
+    let called_by_apps = OpenApiRouter::new()
+        .routes(routes!(token::token).map(|post| post.fallback(token::method_not_allowed)))
+        .routes(routes!(userinfo_get, userinfo_post))
+        .routes(routes!(lifecycle::revoke).map(|post| post.fallback(token::method_not_allowed)))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             cors::app_preflight,
         ));
-    Router::new()
-        .route("/jwks", get(jwks))
-        .route("/openid-configuration", get(discovery))
-        .route(
-            "/introspect",
-            axum::routing::post(lifecycle::introspect).fallback(token::method_not_allowed),
-        )
+    OpenApiRouter::new()
+        .routes(routes!(jwks))
+        .routes(routes!(discovery))
+        .routes(routes!(lifecycle::introspect).map(|post| post.fallback(token::method_not_allowed)))
         .merge(called_by_apps)
         .layer(middleware::from_fn(refuse_control_characters))
 }
 
 /// `/.well-known/openid-configuration`, mounted at the root.
-pub fn well_known() -> Router<AppState> {
-    Router::new().route("/.well-known/openid-configuration", get(discovery))
+pub fn well_known() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(well_known_discovery))
 }
 
 /// An RFC 6749 §5.2 error response, never cached.
@@ -76,6 +69,9 @@ async fn refuse_control_characters(request: Request, next: Next) -> Response {
 }
 
 /// `GET /api/oauth/jwks`: every published public signing key with its `kid`.
+#[utoipa::path(get, path = "/jwks", operation_id = "getJwks", tag = "protocol",
+    responses((status = 200, description = "The JSON Web Key Set (RFC 7517) of the public signing keys", body = Object,
+        headers(("Cache-Control" = String)))))]
 async fn jwks(State(state): State<AppState>) -> AppResult<Response> {
     let mut response = Json(state.keys.jwks().await?).into_response();
     cors::allow_any(&mut response);
@@ -89,12 +85,21 @@ async fn jwks(State(state): State<AppState>) -> AppResult<Response> {
 }
 
 /// The discovery document, generated from the capability table; any origin may read it.
+#[utoipa::path(get, path = "/openid-configuration", operation_id = "getOpenidConfiguration", tag = "protocol",
+    responses((status = 200, description = "OpenID Connect Discovery 1.0 provider metadata", body = Object)))]
 async fn discovery(State(state): State<AppState>) -> AppResult<Response> {
     let ring = state.keys.ring().await?;
     let document = capabilities::discovery(&state.config, &ring.algorithms());
     let mut response = Json(document).into_response();
     cors::allow_any(&mut response);
     Ok(response)
+}
+
+/// The discovery document at `/.well-known/openid-configuration`.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", operation_id = "getWellKnownOpenidConfiguration", tag = "protocol",
+    responses((status = 200, description = "OpenID Connect Discovery 1.0 provider metadata", body = Object)))]
+async fn well_known_discovery(state: State<AppState>) -> AppResult<Response> {
+    discovery(state).await
 }
 
 /// Largest userinfo request body (a form with one token).
@@ -135,6 +140,35 @@ fn bearer_error(err: &AppError) -> Response {
 /// `GET`/`POST /api/oauth/userinfo` with an app's access token, sent in the `Authorization`
 /// header or (POST) as the form field `access_token` (RFC 6750 §2.1, §2.2); more than one
 /// method at once is `invalid_request`.
+#[utoipa::path(get, path = "/userinfo", operation_id = "getUserinfo", tag = "protocol",
+    security(("app_access_token" = []), ()),
+    responses(
+        (status = 200, description = "Claims for the granted scopes (`sub` always)", body = Object),
+        (status = 400, description = "Malformed request, or the token sent more than one way", body = ProtocolErrorBody),
+        (status = 401, description = "No token, or not a valid access token", body = ProtocolErrorBody,
+            headers(("WWW-Authenticate" = String))),
+    ))]
+async fn userinfo_get(state: State<AppState>, request: Request) -> Response {
+    userinfo(state, request).await
+}
+
+/// [`userinfo_get`] by POST, where the token may also come in the form.
+#[utoipa::path(post, path = "/userinfo", operation_id = "postUserinfo", tag = "protocol",
+    request_body(content = Option<UserinfoForm>, content_type = "application/x-www-form-urlencoded",
+        description = "When the token is not in the Authorization header"),
+    security(("app_access_token" = []), ()),
+    responses(
+        (status = 200, description = "Claims for the granted scopes (`sub` always)", body = Object),
+        (status = 400, description = "Malformed request, or the token sent more than one way", body = ProtocolErrorBody),
+        (status = 401, description = "No token, or not a valid access token", body = ProtocolErrorBody,
+            headers(("WWW-Authenticate" = String))),
+    ))]
+async fn userinfo_post(state: State<AppState>, request: Request) -> Response {
+    userinfo(state, request).await
+}
+
+/// Userinfo by either method: the claims, or an RFC 6750 error, readable cross-origin by the
+/// token's app.
 async fn userinfo(State(state): State<AppState>, request: Request) -> Response {
     let origin = cors::origin(request.headers()).map(str::to_string);
     let (mut response, readable) = match userinfo_claims(&state, request).await {

@@ -15,6 +15,8 @@ use crate::domain::capabilities::GrantType;
 use crate::domain::ids::ClientId;
 use crate::edge::cors;
 use crate::edge::input::{printable, refusal};
+use crate::metrics::SecurityEvent;
+use crate::rest::openapi::ProtocolErrorBody;
 use crate::service::tokens::{self, ClientCredentials, OAuthError};
 use crate::service::{AppState, apps};
 
@@ -164,6 +166,9 @@ where
         Ok((client, form)) => answer(state.clone(), client, form).await,
         Err(err) => Err(err),
     };
+    if matches!(result, Err(OAuthError::InvalidClient)) {
+        state.metrics.security(SecurityEvent::InvalidClient);
+    }
     let mut response = match result {
         Ok(reply) => no_store(axum::Json(reply).into_response()),
         Err(OAuthError::InvalidClient) if basic => {
@@ -229,6 +234,16 @@ async fn authenticated(
 }
 
 /// `POST /api/oauth/token`.
+#[utoipa::path(post, path = "/token", operation_id = "token", tag = "protocol",
+    request_body(content = crate::rest::openapi::TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_secret_basic" = []), ()),
+    responses(
+        (status = 200, description = "Tokens (`Cache-Control: no-store`)", body = tokens::TokenResponse),
+        (status = 400, description = "Invalid request (a body that is not a form included), grant, scope or target", body = ProtocolErrorBody),
+        (status = 401, description = "Client authentication failed", body = ProtocolErrorBody),
+        (status = 405, description = "Not POST", body = ProtocolErrorBody),
+        (status = 413, description = "Body too large", body = ProtocolErrorBody),
+    ))]
 pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     client_endpoint(state, headers, body, |state, client, form| async move {
         grant(&state, &client, &form).await
@@ -248,7 +263,7 @@ async fn grant(
     let grant = GrantType::parse(grant_type).ok_or(OAuthError::UnsupportedGrantType)?;
     client.may_use(grant)?;
     tokens::check_resource(grant, form.get("resource"))?;
-    match grant {
+    let issued = match grant {
         GrantType::AuthorizationCode => {
             let code = form.require("code")?;
             tokens::exchange_code(
@@ -267,5 +282,9 @@ async fn grant(
         GrantType::ClientCredentials => {
             tokens::client_credentials(state, client, form.get("scope"), form.get("resource")).await
         }
-    }
+    }?;
+    // Access tokens are signed with the configured algorithm, whatever the grant.
+    let algorithm = state.config.signing_algorithm.as_str();
+    state.metrics.token_issued(grant.as_str(), algorithm);
+    Ok(issued)
 }

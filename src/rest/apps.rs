@@ -1,12 +1,15 @@
-//! REST handlers for apps (paths and shapes fixed by REST.md): extract, call one service
+//! REST handlers for apps (paths and shapes fixed by the REST contract, `openapi.json`): extract, call one service
 //! function, convert back.
 
-use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::Json;
+use axum::extract::DefaultBodyLimit as BodyLimit;
+use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use secrecy::ExposeSecret;
 
@@ -20,45 +23,54 @@ use crate::service::AppState;
 use crate::service::apps::{self, AppWithSecret};
 use crate::service::logos::{MAX_UPLOAD_BYTES, UPLOAD_BODY_LIMIT};
 
+use super::openapi::ApiErrorBody;
+
 /// App routes, mounted under `/api/oauth`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/app", get(list).post(create))
-        .route("/app/ids", get(by_ids))
-        .route(
-            "/app/id/{clientid}",
-            get(get_one).put(update).delete(delete),
-        )
-        .route(
-            "/app/id/{clientid}/image",
-            get(logo)
-                .put(upload_logo)
-                .layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)),
-        )
-        .route("/app/id/{clientid}/rotate", put(rotate))
-        .route("/app/id/{clientid}/secrets", get(secrets))
-        .route(
-            "/app/id/{clientid}/secrets/{secretid}",
-            axum::routing::delete(revoke_secret),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(by_ids))
+        .routes(routes!(get_one, update, delete))
+        .routes(routes!(logo, upload_logo).layer(BodyLimit::max(UPLOAD_BODY_LIMIT)))
+        .routes(routes!(rotate))
+        .routes(routes!(secrets))
+        .routes(routes!(revoke_secret))
 }
 
-/// An app as REST.md shows it: the seed's fields, then the client metadata (RFC 7591 names).
-#[derive(Debug, Serialize)]
+/// An app as the REST contract (`openapi.json`) shows it: the seed's fields, then the client metadata (RFC 7591 names).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = App)]
 pub struct AppBody {
+    /// The app's client id.
     client_id: String,
+    /// Display name, 1..127 characters.
     name: String,
+    /// The app's home page, or empty.
     url: String,
+    /// The first registered redirect URI.
     redirect_uri: String,
+    /// A `data:` URL of a tiny thumbnail of the logo, empty when none.
     logo: String,
+    /// Last change, Unix seconds.
     time: i64,
+    /// Creation, Unix seconds.
     creation_time: i64,
+    /// Every registered redirect URI.
     redirect_uris: Vec<String>,
+    /// Where RP-initiated logout may send the browser.
     post_logout_redirect_uris: Vec<String>,
+    /// `client_secret_basic`, `client_secret_post` or `none` (a public app).
+    #[schema(value_type = String, example = "client_secret_basic")]
     token_endpoint_auth_method: &'static str,
+    /// Grants the app may use: `authorization_code`, `refresh_token`, `client_credentials`.
+    #[schema(value_type = Vec<String>)]
     grant_types: Vec<&'static str>,
+    /// The most the app may be granted, space-separated.
     scope: String,
+    /// `RS256`, `ES256` or `EdDSA`.
+    #[schema(value_type = String, example = "RS256")]
     id_token_signed_response_alg: &'static str,
+    /// Resource servers (RFC 8707) the app may ask access tokens for.
     resources: Vec<String>,
 }
 
@@ -83,7 +95,9 @@ impl From<App> for AppBody {
     }
 }
 
-#[derive(Serialize)]
+/// A list of apps.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Apps)]
 struct AppsBody {
     apps: Vec<AppBody>,
 }
@@ -98,9 +112,11 @@ impl AppsBody {
 
 /// A new secret, shown once: `{"client_id","key"}`; a public app's create answers
 /// `{"client_id"}` alone.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = NewSecret)]
 struct SecretBody {
     client_id: String,
+    /// The secret, shown this once; absent for a public app.
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<String>,
 }
@@ -118,11 +134,15 @@ impl From<AppWithSecret> for SecretBody {
 
 /// The body of create and update: the seed's three fields, then the metadata, all optional
 /// but `name`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = AppInput, example = json!({"name": "Example", "url": "https://app.example", "redirect_uri": "https://app.example/callback"}))]
 struct AppRequest {
+    /// Display name, 1..127 characters.
     name: String,
+    /// The app's home page: empty or an absolute URL of at most 512 characters.
     #[serde(default)]
     url: String,
+    /// One redirect URI (the seed's field); `redirect_uris` takes several.
     redirect_uri: Option<String>,
     redirect_uris: Option<Vec<String>>,
     post_logout_redirect_uris: Option<Vec<String>>,
@@ -150,13 +170,25 @@ impl From<AppRequest> for AppInput {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// How many, 1..1024 (default 32).
     amount: Option<u64>,
+    /// How many to skip.
     offset: Option<u64>,
+    /// Only apps created by this user.
     creatorid: Option<String>,
 }
 
+#[utoipa::path(get, path = "/app", operation_id = "listApps", tag = "apps", params(ListQuery),
+    security(("user_bearer" = ["gov.user.oauth.app:read"])),
+    responses(
+        (status = 200, description = "Apps ordered by name, then creation time", body = AppsBody),
+        (status = 400, description = "Bad paging", body = ApiErrorBody),
+        (status = 401, description = "No valid token", body = ApiErrorBody),
+        (status = 403, description = "Not an oauth administrator, or scope missing", body = ApiErrorBody),
+    ))]
 async fn list(
     State(state): State<AppState>,
     OauthAdminGuard(principal, ..): OauthAdminGuard<AppRead>,
@@ -175,12 +207,19 @@ async fn list(
     Ok(AppsBody::of(found))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct IdsQuery {
+    /// Comma-separated client ids.
     #[serde(default)]
     ids: String,
 }
 
+#[utoipa::path(get, path = "/app/ids", operation_id = "getAppsByIds", tag = "apps", params(IdsQuery),
+    responses(
+        (status = 200, description = "The apps found; unknown ids are left out", body = AppsBody),
+        (status = 400, description = "Too many ids", body = ApiErrorBody),
+    ))]
 async fn by_ids(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<IdsQuery>,
@@ -195,11 +234,27 @@ async fn by_ids(
     Ok(AppsBody::of(apps::apps_by_ids(&state, &ids).await?))
 }
 
+#[utoipa::path(get, path = "/app/id/{clientid}", operation_id = "getApp", tag = "apps",
+    params(("clientid" = String, Path, description = "The app's client id")),
+    responses(
+        (status = 200, description = "The app", body = AppBody),
+        (status = 404, description = "No such app", body = ApiErrorBody),
+    ))]
 async fn get_one(State(state): State<AppState>, ApiPath(id): ApiPath) -> AppResult<Json<AppBody>> {
     let client_id = client_id(&id, "app")?;
     Ok(Json(apps::get_app(&state, &client_id).await?.into()))
 }
 
+#[utoipa::path(post, path = "/app", operation_id = "createApp", tag = "apps", request_body = AppRequest,
+    security(("user_bearer" = ["gov.user.oauth.app:write"])),
+    responses(
+        (status = 201, description = "Registered; the secret is shown this once", body = SecretBody),
+        (status = 400, description = "Invalid metadata", body = ApiErrorBody),
+        (status = 401, description = "No valid token", body = ApiErrorBody),
+        (status = 403, description = "Not an oauth administrator, or scope missing", body = ApiErrorBody),
+        (status = 413, description = "Body too large", body = ApiErrorBody),
+        (status = 415, description = "Not JSON", body = ApiErrorBody),
+    ))]
 async fn create(
     State(state): State<AppState>,
     OauthAdminGuard(principal, ..): OauthAdminGuard<AppWrite>,
@@ -209,6 +264,18 @@ async fn create(
     Ok((StatusCode::CREATED, Json(SecretBody::from(created))))
 }
 
+#[utoipa::path(put, path = "/app/id/{clientid}", operation_id = "updateApp", tag = "apps", request_body = AppRequest,
+    params(("clientid" = String, Path, description = "The app's client id")),
+    security(("user_bearer" = ["gov.user.oauth.app:write"])),
+    responses(
+        (status = 204, description = "Updated"),
+        (status = 400, description = "Invalid metadata", body = ApiErrorBody),
+        (status = 401, description = "No valid token", body = ApiErrorBody),
+        (status = 403, description = "Not an oauth administrator, or scope missing", body = ApiErrorBody),
+        (status = 404, description = "No such app", body = ApiErrorBody),
+        (status = 413, description = "Body too large", body = ApiErrorBody),
+        (status = 415, description = "Not JSON", body = ApiErrorBody),
+    ))]
 async fn update(
     State(state): State<AppState>,
     OauthAdminGuard(principal, ..): OauthAdminGuard<AppWrite>,
@@ -221,12 +288,26 @@ async fn update(
 }
 
 /// The optional body of a rotation.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RotateInput)]
 struct RotateRequest {
+    /// How long the previous secret keeps working, 0..2592000 seconds (default 86400).
     grace_seconds: Option<i64>,
 }
 
+#[utoipa::path(put, path = "/app/id/{clientid}/rotate", operation_id = "rotateAppSecret", tag = "apps",
+    request_body(content = Option<RotateRequest>, description = "Optional; an empty body keeps the default grace"),
+    params(("clientid" = String, Path, description = "The app's client id")),
+    security(("user_bearer" = ["gov.user.oauth.app:write"])),
+    responses(
+        (status = 200, description = "The new secret, shown this once", body = SecretBody),
+        (status = 400, description = "Bad grace period, or a public app", body = ApiErrorBody),
+        (status = 401, description = "No valid token", body = ApiErrorBody),
+        (status = 403, description = "Not an oauth administrator, or scope missing", body = ApiErrorBody),
+        (status = 404, description = "No such app", body = ApiErrorBody),
+        (status = 415, description = "Not JSON", body = ApiErrorBody),
+    ))]
 async fn rotate(
     State(state): State<AppState>,
     OauthAdminGuard(principal, ..): OauthAdminGuard<AppWrite>,
@@ -243,7 +324,8 @@ async fn rotate(
 }
 
 /// A secret as administrators see it: never the secret itself.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = SecretInfo)]
 struct SecretInfoBody {
     id: String,
     created_at: i64,
@@ -251,11 +333,22 @@ struct SecretInfoBody {
     last_used_at: Option<i64>,
 }
 
-#[derive(Serialize)]
+/// An app's secrets, never the secrets themselves.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Secrets)]
 struct SecretsBody {
     secrets: Vec<SecretInfoBody>,
 }
 
+#[utoipa::path(get, path = "/app/id/{clientid}/secrets", operation_id = "listAppSecrets", tag = "apps",
+    params(("clientid" = String, Path, description = "The app's client id")),
+    security(("user_bearer" = ["gov.user.oauth.app:read"])),
+    responses(
+        (status = 200, description = "The app's secrets, never a secret itself", body = SecretsBody),
+        (status = 401, description = "No valid token", body = ApiErrorBody),
+        (status = 403, description = "Not an oauth administrator, or scope missing", body = ApiErrorBody),
+        (status = 404, description = "No such app", body = ApiErrorBody),
+    ))]
 async fn secrets(
     State(state): State<AppState>,
     OauthAdminGuard(principal, ..): OauthAdminGuard<AppRead>,
@@ -276,6 +369,18 @@ async fn secrets(
     }))
 }
 
+#[utoipa::path(delete, path = "/app/id/{clientid}/secrets/{secretid}", operation_id = "revokeAppSecret", tag = "apps",
+    params(
+        ("clientid" = String, Path, description = "The app's client id"),
+        ("secretid" = String, Path, description = "The secret's id, as listed"),
+    ),
+    security(("user_bearer" = ["gov.user.oauth.app:write"])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "No valid token", body = ApiErrorBody),
+        (status = 403, description = "Not an oauth administrator, or scope missing", body = ApiErrorBody),
+        (status = 404, description = "No such app or secret", body = ApiErrorBody),
+    ))]
 async fn revoke_secret(
     State(state): State<AppState>,
     OauthAdminGuard(principal, ..): OauthAdminGuard<AppWrite>,
@@ -286,6 +391,15 @@ async fn revoke_secret(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(delete, path = "/app/id/{clientid}", operation_id = "deleteApp", tag = "apps",
+    params(("clientid" = String, Path, description = "The app's client id")),
+    security(("user_bearer" = ["gov.user.oauth.app:write"])),
+    responses(
+        (status = 204, description = "Deleted, with its grants and tokens"),
+        (status = 401, description = "No valid token", body = ApiErrorBody),
+        (status = 403, description = "Not an oauth administrator, or scope missing", body = ApiErrorBody),
+        (status = 404, description = "No such app", body = ApiErrorBody),
+    ))]
 async fn delete(
     State(state): State<AppState>,
     OauthAdminGuard(principal, ..): OauthAdminGuard<AppWrite>,
@@ -296,6 +410,19 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(put, path = "/app/id/{clientid}/image", operation_id = "putAppLogo", tag = "apps",
+    request_body(content = LogoUpload, content_type = "multipart/form-data"),
+    params(("clientid" = String, Path, description = "The app's client id")),
+    security(("user_bearer" = ["gov.user.oauth.app:write"])),
+    responses(
+        (status = 204, description = "Stored"),
+        (status = 400, description = "Not a png, jpeg or gif, or no `image` field", body = ApiErrorBody),
+        (status = 401, description = "No valid token", body = ApiErrorBody),
+        (status = 403, description = "Not an oauth administrator, or scope missing", body = ApiErrorBody),
+        (status = 404, description = "No such app", body = ApiErrorBody),
+        (status = 413, description = "Image too large", body = ApiErrorBody),
+        (status = 415, description = "Not multipart/form-data", body = ApiErrorBody),
+    ))]
 async fn upload_logo(
     State(state): State<AppState>,
     OauthAdminGuard(principal, ..): OauthAdminGuard<AppWrite>,
@@ -332,6 +459,15 @@ async fn upload_logo(
     ))
 }
 
+/// The multipart body of a logo upload.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes the form for the document; the handler reads it as a stream
+struct LogoUpload {
+    /// A png, jpeg or gif image.
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+}
+
 /// Whether an `If-None-Match` header matches `etag` (RFC 9110 §13.1.2, weak comparison).
 fn none_match(headers: &HeaderMap, etag: &str) -> bool {
     headers
@@ -343,6 +479,17 @@ fn none_match(headers: &HeaderMap, etag: &str) -> bool {
         .any(|tag| tag == "*" || tag == etag)
 }
 
+#[utoipa::path(get, path = "/app/id/{clientid}/image", operation_id = "getAppLogo", tag = "apps",
+    params(
+        ("clientid" = String, Path, description = "The app's client id"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag seen before"),
+    ),
+    responses(
+        (status = 200, description = "The logo", content_type = "image/png", body = Vec<u8>,
+            headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 304, description = "Unchanged since the ETag given"),
+        (status = 404, description = "No such app, or no logo", body = ApiErrorBody),
+    ))]
 async fn logo(
     State(state): State<AppState>,
     ApiPath(id): ApiPath,

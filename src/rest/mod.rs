@@ -1,4 +1,4 @@
-//! The REST compatibility transport under `/api/oauth` (paths fixed by REST.md, described by
+//! The REST compatibility transport under `/api/oauth` (paths fixed by the REST contract, described by
 //! the committed `openapi.json`), with the `{"code","message"}` error envelope, plus the health
 //! probes.
 
@@ -6,19 +6,22 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::{Router, routing::get};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 mod apps;
 mod connections;
 pub mod extract;
+pub mod openapi;
 
 use crate::edge::input::{control_in_uri, refusal};
 use crate::error::AppError;
 use crate::service::AppState;
 
-/// Routes mounted under `/api/oauth`.
-pub fn routes(state: &AppState) -> Router<AppState> {
-    let mut management = Router::new()
+/// Routes mounted under `/api/oauth`, with their OpenAPI description (the document itself is
+/// served from an [`axum::Extension`] that [`crate::app`] adds once the whole description is known).
+pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
+    let mut management = OpenApiRouter::new()
         .merge(apps::routes())
         .merge(connections::routes())
         .layer(middleware::from_fn(refuse_control_characters))
@@ -26,9 +29,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     if let Some(cors) = crate::edge::cors::management(&state.config) {
         management = management.layer(cors);
     }
-    Router::new()
+    OpenApiRouter::new()
         .merge(management)
         .merge(crate::oidc::routes(state))
+        .routes(routes!(openapi::serve))
         .fallback(|| async { AppError::NotFound("route") })
 }
 
@@ -41,13 +45,25 @@ async fn refuse_control_characters(request: Request, next: Next) -> Response {
 }
 
 /// `/healthz` and `/readyz`.
-pub fn health_routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
+pub fn health_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(live))
+        .routes(routes!(ready))
+}
+
+/// Alive: the process answers.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "health",
+    responses((status = 200, description = "Alive", content_type = "text/plain", body = String, example = "ok")))]
+async fn live() -> &'static str {
+    "ok"
 }
 
 /// Ready when the database answers.
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "health",
+    responses(
+        (status = 200, description = "Ready", content_type = "text/plain", body = String, example = "ready"),
+        (status = 503, description = "The database does not answer", content_type = "text/plain", body = String),
+    ))]
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     match state.db.ping().await {
         Ok(_) => (StatusCode::OK, "ready"),

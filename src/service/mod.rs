@@ -8,6 +8,7 @@ pub mod cache;
 pub mod changes;
 pub mod connections;
 pub mod consent;
+pub mod housekeeping;
 pub mod keys;
 pub mod logos;
 pub mod passwords;

@@ -19,6 +19,7 @@ use crate::db::entities::{sessions, users};
 use crate::domain::ids::SessionId;
 use crate::domain::{ScopeSet, secs};
 use crate::error::{AppError, AppResult};
+use crate::metrics::SecurityEvent;
 use crate::service::refresh::{self, Families, Rotation};
 use crate::service::{AppState, users as user_service};
 
@@ -181,6 +182,7 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> AppResult<Session
         Rotation::Refused => Err(AppError::InvalidRefreshToken),
         Rotation::Reused => {
             tracing::warn!("refresh token reused; session revoked");
+            state.metrics.security(SecurityEvent::RefreshReuse);
             Err(AppError::InvalidRefreshToken)
         }
     }

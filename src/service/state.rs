@@ -8,6 +8,7 @@ use tokio::sync::Semaphore;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{AppError, AppResult};
+use crate::metrics::Metrics;
 use crate::service::apps::AppCache;
 use crate::service::changes::{Caches, Listener};
 use crate::service::keys::{self, KeyStore};
@@ -41,6 +42,8 @@ pub struct AppState {
     pub sealer: Arc<Sealer>,
     /// Permits for image decoding (bounded concurrency off the async workers).
     pub images: Arc<Semaphore>,
+    /// Prometheus metrics (recording only when `metrics_bind` is set).
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -84,7 +87,12 @@ impl AppState {
         } else {
             Listener::none()
         };
+        let metrics = match config.metrics_bind {
+            Some(_) => Metrics::enabled(),
+            None => Metrics::disabled(),
+        };
         Ok(Self {
+            metrics,
             passwords: PasswordHasher::new(config.password_hash_concurrency),
             db,
             config: Arc::new(config),

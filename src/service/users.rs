@@ -14,6 +14,7 @@ use crate::domain::secret::random_token;
 use crate::domain::users::{NewUser, User};
 use crate::domain::{Role, Scope, ScopeSet};
 use crate::error::{AppError, AppResult};
+use crate::metrics::SecurityEvent;
 use crate::service::AppState;
 use crate::service::throttle;
 
@@ -130,12 +131,14 @@ pub(crate) async fn authenticate(
         || username.len() > MAX_USERNAME_LEN
         || password.expose_secret().len() > MAX_PASSWORD_LEN
     {
+        state.metrics.security(SecurityEvent::SignInFailure);
         return Err(AppError::InvalidCredentials);
     }
     let reservation = throttle::reserve(&state.db, username, addr, state.clock.now_millis())
         .await?
         .map_err(|wait| {
             tracing::info!("sign-in throttled");
+            state.metrics.security(SecurityEvent::SignInThrottled);
             AppError::TooManyAttempts {
                 retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
             }
@@ -157,6 +160,7 @@ pub(crate) async fn authenticate(
         }
         _ => {
             tracing::info!("sign-in refused: wrong username or password");
+            state.metrics.security(SecurityEvent::SignInFailure);
             Err(AppError::InvalidCredentials)
         }
     }

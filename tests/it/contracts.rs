@@ -84,3 +84,31 @@ fn every_frontend_operation_is_named_and_valid_against_schema_graphql() {
         );
     }
 }
+
+/// The OpenAPI document as the server serves it equals the committed `openapi.json`; every
+/// route under `/api/oauth` and the probes is in it.
+#[tokio::test]
+async fn openapi_json_matches_the_served_document() {
+    let app = crate::common::TestApp::sqlite().await;
+    let response = app.get("/api/oauth/openapi.json", None).await;
+    response.assert_status(axum::http::StatusCode::OK);
+    let served = String::from_utf8(response.body.to_vec()).expect("UTF-8");
+    let document: serde_json::Value = serde_json::from_str(&served).expect("JSON");
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "not OpenAPI 3.1: {}",
+        document["openapi"]
+    );
+    let path = root().join("openapi.json");
+    if std::env::var("UPDATE_SCHEMA").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &served).expect("write openapi.json");
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == served,
+        "openapi.json differs from the served document; regenerate it with `UPDATE_SCHEMA=1 cargo test contracts` and commit it"
+    );
+}

@@ -132,6 +132,9 @@ pub(super) async fn open(
         .and_then(|cookie| state.sealer.open::<FormRequest>(purpose, cookie, form))
         .filter(|sealed| sealed.expires_at > state.clock.now());
     let Some(FormRequest { request, .. }) = sealed else {
+        state
+            .metrics
+            .security(crate::metrics::SecurityEvent::CsrfRefused);
         return Ok(Err(AuthorizeView::FormRefused));
     };
     let Some(app) = crate::service::apps::record(state, &request.consent.client_id).await? else {

@@ -58,6 +58,9 @@ pub async fn sign_out(
                 .as_deref()
                 .filter(|cookie| state.sealer.check_token(SIGN_OUT_FORM, cookie, &token))
             else {
+                state
+                    .metrics
+                    .security(crate::metrics::SecurityEvent::CsrfRefused);
                 return Ok(Outcome::view(SignOutView::FormRefused));
             };
             browser::sign_out(state, cookie).await?;

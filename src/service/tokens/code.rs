@@ -15,6 +15,7 @@ use crate::db::entities::grants;
 use crate::domain::oauth::{OidcScope, OidcScopes, PkceMethod, is_pkce_string};
 use crate::domain::secret::digest;
 use crate::domain::secs;
+use crate::metrics::SecurityEvent;
 use crate::service::AppState;
 use crate::service::refresh;
 
@@ -220,6 +221,7 @@ async fn redeem_checked(
     if row.code_used_at.is_some() && row.client_id == client.id() {
         revoke_grant(state, &row.id).await?;
         tracing::warn!(client.id = %client.id(), "authorization code replayed; its tokens revoked");
+        state.metrics.security(SecurityEvent::CodeReplay);
         return Err(OAuthError::InvalidGrant(BAD_CODE.into()));
     }
     row_rules(client, presented, &row, now)?;
@@ -236,6 +238,7 @@ async fn redeem_checked(
         Some(row) => redemption.issue(state, client, row).await,
         None => {
             revoke_grant(state, &row.id).await?;
+            state.metrics.security(SecurityEvent::CodeReplay);
             Err(OAuthError::InvalidGrant(BAD_CODE.into()))
         }
     }

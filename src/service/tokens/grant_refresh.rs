@@ -9,6 +9,7 @@ use crate::db::entities::grants;
 use crate::domain::oauth::OidcScope;
 use crate::domain::scopes::Scopes;
 use crate::domain::secs;
+use crate::metrics::SecurityEvent;
 use crate::service::AppState;
 use crate::service::changes::Change;
 use crate::service::refresh::{self, Families, Rotation};
@@ -120,6 +121,7 @@ pub async fn refresh(
                 .map_or(Change::Tokens, |(family, _)| Change::Grant(family));
             live::ended(state, change).await;
             tracing::warn!(client.id = %client.id(), "refresh token reused; grant revoked");
+            state.metrics.security(SecurityEvent::RefreshReuse);
             return Err(OAuthError::InvalidGrant(BAD_REFRESH.into()));
         }
     };

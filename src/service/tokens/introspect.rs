@@ -23,7 +23,7 @@ use crate::service::refresh;
 use crate::service::{AppState, apps};
 
 /// The answer (RFC 7662 §2.2): `active`, and for an active token what it is.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Introspection {
     /// Whether the token is good now.
     pub active: bool,
@@ -54,6 +54,7 @@ pub struct Introspection {
     /// `Bearer` for an access token (RFC 6749 §7.1); absent for a refresh token, which has no
     /// such type.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub token_type: Option<&'static str>,
 }
 

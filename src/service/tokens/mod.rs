@@ -74,11 +74,12 @@ impl From<DbErr> for OAuthError {
 }
 
 /// A successful token response.
-#[derive(Clone, serde::Serialize)]
+#[derive(Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     /// JWT, kind `oauth`.
     pub access_token: String,
     /// Always `Bearer`.
+    #[schema(value_type = String, example = "Bearer")]
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,

@@ -1,0 +1,331 @@
+//! Prometheus metrics, served on their own listener (`metrics_bind`), never on the public port.
+//!
+//! Each server state owns its recorder instead of installing the process-wide one, so that
+//! several servers in one process (the tests) count apart. With `metrics_bind` unset nothing is
+//! recorded. What is counted:
+//! - `idgraph_http_requests_total` and `idgraph_http_request_duration_seconds` by route
+//!   template (never the raw path), method and status;
+//! - `idgraph_tokens_issued_total` by grant and signing algorithm;
+//! - `idgraph_security_events_total` by [`SecurityEvent`];
+//! - `idgraph_graphql_operations_total` by operation name and outcome;
+//! - `idgraph_housekeeping_removed_total` by table;
+//! - at each scrape: `idgraph_db_pool_connections` by state and `idgraph_signing_keys` by state.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Router, http::header};
+use metrics::{Key, Label, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+use sea_orm::DbBackend;
+
+use crate::service::AppState;
+
+/// A security-relevant event an operator may alert on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityEvent {
+    /// An authorization code presented a second time (its tokens are revoked).
+    CodeReplay,
+    /// A rotated refresh token presented again (its grant or session is revoked).
+    RefreshReuse,
+    /// An app failed to authenticate at a client endpoint.
+    InvalidClient,
+    /// A wrong username or password.
+    SignInFailure,
+    /// A sign-in refused because too many failed attempts came before it.
+    SignInThrottled,
+    /// A form or request refused as possibly cross-site (a hosted form whose seal does not
+    /// match the browser, a GraphQL POST a browser could send without a preflight).
+    CsrfRefused,
+}
+
+impl SecurityEvent {
+    /// The `event` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CodeReplay => "code_replay",
+            Self::RefreshReuse => "refresh_reuse",
+            Self::InvalidClient => "invalid_client",
+            Self::SignInFailure => "sign_in_failure",
+            Self::SignInThrottled => "sign_in_throttled",
+            Self::CsrfRefused => "csrf_refused",
+        }
+    }
+}
+
+/// Most distinct GraphQL operation names labelled; later ones count as `other`, so that
+/// clients cannot grow the metrics without bound.
+const MAX_OPERATION_NAMES: usize = 200;
+/// Latency buckets, seconds.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+/// Static metadata of every metric.
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+struct Inner {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    operation_names: Mutex<HashSet<String>>,
+}
+
+/// The metrics of one server; cheap to clone. Recording is a no-op when disabled.
+#[derive(Clone, Default)]
+pub struct Metrics(Option<Arc<Inner>>);
+
+impl Metrics {
+    /// Metrics that record nothing.
+    pub fn disabled() -> Self {
+        Self(None)
+    }
+
+    /// Metrics that record, for a metrics listener to render.
+    pub fn enabled() -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Suffix("_duration_seconds".into()),
+                &LATENCY_BUCKETS,
+            )
+            .expect("the latency buckets are not empty")
+            .build_recorder();
+        let describe = |name: &'static str, unit: Option<Unit>, text: &'static str| {
+            recorder.describe_counter(name.into(), unit, text.into());
+        };
+        describe(
+            "idgraph_http_requests_total",
+            None,
+            "HTTP requests answered, by route template, method and status",
+        );
+        describe(
+            "idgraph_tokens_issued_total",
+            None,
+            "Access tokens issued, by grant and signing algorithm",
+        );
+        describe(
+            "idgraph_security_events_total",
+            None,
+            "Security events: code replay, refresh reuse, invalid_client, sign-in failure and throttling, CSRF refusals",
+        );
+        describe(
+            "idgraph_graphql_operations_total",
+            None,
+            "GraphQL operations, by operation name and outcome (ok or error)",
+        );
+        describe(
+            "idgraph_housekeeping_removed_total",
+            None,
+            "Rows the housekeeping sweep removed, by table",
+        );
+        recorder.describe_histogram(
+            "idgraph_http_request_duration_seconds".into(),
+            Some(Unit::Seconds),
+            "HTTP request latency, by route template, method and status".into(),
+        );
+        recorder.describe_gauge(
+            "idgraph_db_pool_connections".into(),
+            None,
+            "Database pool connections: in_use, idle, max".into(),
+        );
+        recorder.describe_gauge(
+            "idgraph_signing_keys".into(),
+            None,
+            "Published signing keys: signing, or retiring (published for verification only)".into(),
+        );
+        let handle = recorder.handle();
+        Self(Some(Arc::new(Inner {
+            recorder,
+            handle,
+            operation_names: Mutex::new(HashSet::new()),
+        })))
+    }
+
+    fn add(&self, name: &'static str, labels: Vec<Label>, by: u64) {
+        if let Some(inner) = &self.0 {
+            let key = Key::from_parts(name, labels);
+            inner
+                .recorder
+                .register_counter(&key, &METADATA)
+                .increment(by);
+        }
+    }
+
+    fn gauge(&self, name: &'static str, labels: Vec<Label>, value: f64) {
+        if let Some(inner) = &self.0 {
+            let key = Key::from_parts(name, labels);
+            inner.recorder.register_gauge(&key, &METADATA).set(value);
+        }
+    }
+
+    /// Counts a security event.
+    pub fn security(&self, event: SecurityEvent) {
+        self.add(
+            "idgraph_security_events_total",
+            vec![Label::new("event", event.as_str())],
+            1,
+        );
+    }
+
+    /// Counts an access token issued by `grant`, signed with `algorithm`.
+    pub fn token_issued(&self, grant: &'static str, algorithm: &'static str) {
+        self.add(
+            "idgraph_tokens_issued_total",
+            vec![
+                Label::new("grant", grant),
+                Label::new("algorithm", algorithm),
+            ],
+            1,
+        );
+    }
+
+    /// Counts a GraphQL operation (`name` as the client sent it; anonymous ones as `-`).
+    pub fn graphql_operation(&self, name: Option<&str>, ok: bool) {
+        let Some(inner) = &self.0 else { return };
+        let name = match name {
+            None => "-".to_string(),
+            Some(name) => {
+                let mut known = inner
+                    .operation_names
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let labelled = name.len() <= 64
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    && (known.contains(name) || known.len() < MAX_OPERATION_NAMES);
+                if labelled {
+                    known.insert(name.to_string());
+                    name.to_string()
+                } else {
+                    "other".to_string()
+                }
+            }
+        };
+        self.add(
+            "idgraph_graphql_operations_total",
+            vec![
+                Label::new("operation", name),
+                Label::new("outcome", if ok { "ok" } else { "error" }),
+            ],
+            1,
+        );
+    }
+
+    /// Counts rows the housekeeping sweep removed from `table`.
+    pub fn removed(&self, table: &'static str, rows: u64) {
+        if rows > 0 {
+            self.add(
+                "idgraph_housekeeping_removed_total",
+                vec![Label::new("table", table)],
+                rows,
+            );
+        }
+    }
+
+    fn http(&self, route: String, method: String, status: u16, elapsed: Duration) {
+        let Some(inner) = &self.0 else { return };
+        let labels = vec![
+            Label::new("route", route),
+            Label::new("method", method),
+            Label::new("status", status.to_string()),
+        ];
+        let key = Key::from_parts("idgraph_http_requests_total", labels.clone());
+        inner
+            .recorder
+            .register_counter(&key, &METADATA)
+            .increment(1);
+        let key = Key::from_parts("idgraph_http_request_duration_seconds", labels);
+        inner
+            .recorder
+            .register_histogram(&key, &METADATA)
+            .record(elapsed.as_secs_f64());
+    }
+
+    /// Drains histogram samples into their buckets; the metrics listener runs it periodically
+    /// so that memory stays bounded between scrapes.
+    pub fn upkeep(&self) {
+        if let Some(inner) = &self.0 {
+            inner.handle.run_upkeep();
+        }
+    }
+
+    fn render(&self) -> String {
+        self.0
+            .as_ref()
+            .map(|inner| inner.handle.render())
+            .unwrap_or_default()
+    }
+}
+
+/// Middleware: counts and times every request by its route template.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.metrics.0.is_none() {
+        return next.run(request).await;
+    }
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
+    let method = request.method().as_str().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .http(route, method, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// The metrics listener's routes: `GET /metrics` in the Prometheus text format.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(state)
+}
+
+async fn scrape(State(state): State<AppState>) -> Response {
+    let metrics = &state.metrics;
+    let (size, idle, max) = match state.db.get_database_backend() {
+        DbBackend::Postgres => {
+            let pool = state.db.get_postgres_connection_pool();
+            (
+                pool.size(),
+                pool.num_idle() as u32,
+                pool.options().get_max_connections(),
+            )
+        }
+        DbBackend::Sqlite => {
+            let pool = state.db.get_sqlite_connection_pool();
+            (
+                pool.size(),
+                pool.num_idle() as u32,
+                pool.options().get_max_connections(),
+            )
+        }
+        _ => (0, 0, 0),
+    };
+    let pool = "idgraph_db_pool_connections";
+    metrics.gauge(
+        pool,
+        vec![Label::new("state", "in_use")],
+        f64::from(size.saturating_sub(idle)),
+    );
+    metrics.gauge(pool, vec![Label::new("state", "idle")], f64::from(idle));
+    metrics.gauge(pool, vec![Label::new("state", "max")], f64::from(max));
+    if let Ok(ring) = state.keys.ring().await {
+        let signing = ring.signers.len();
+        let retiring = ring.verifying.len().saturating_sub(signing);
+        let keys = "idgraph_signing_keys";
+        metrics.gauge(keys, vec![Label::new("state", "signing")], signing as f64);
+        metrics.gauge(keys, vec![Label::new("state", "retiring")], retiring as f64);
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics.render(),
+    )
+        .into_response()
+}
