@@ -29,7 +29,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::graphql::{Limits, build_schema};
+use crate::graphql::{Limits, Schemas};
 use crate::service::AppState;
 
 /// Builds the router: `/graphql`, `/api/oauth/*`, the hosted pages under `/oauth/*`, `/healthz`,
@@ -48,7 +48,7 @@ pub fn app(state: AppState) -> Router {
         .merge(oidc::well_known())
         .split_for_parts();
     Router::new()
-        .merge(graphql::http::routes(state.clone(), build_schema(limits)))
+        .merge(graphql::http::routes(state.clone(), Schemas::new(limits)))
         .merge(described.layer(Extension(rest::openapi::Document::new(document))))
         .merge(web::routes())
         .layer(axum::middleware::from_fn_with_state(

@@ -8,7 +8,8 @@
 //! - batches are refused; mutations over GET get 405;
 //! - every document is bounded before the library validates it ([`super::limits`]): bracket
 //!   nesting, expanded selections, NUL in strings; depth and complexity limits come with the
-//!   schema (see [`super::build_schema`]);
+//!   schema (see [`super::build_schema`]); operations that only introspect get a deeper
+//!   depth limit ([`super::Schemas`]);
 //! - every error carries a stable `extensions.code`.
 //!
 //! `GET /graphql` from a browser (accepting `text/html`, without a `query`) serves GraphiQL,
@@ -17,7 +18,7 @@
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache};
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
 use async_graphql::{ParseRequestError, ServerError};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::body::Body;
@@ -34,7 +35,7 @@ use crate::error::AppError;
 use crate::service::AppState;
 use crate::service::logos::UPLOAD_BODY_LIMIT;
 
-use super::IdgraphSchema;
+use super::Schemas;
 use super::graphiql;
 use super::limits::{MAX_NESTING, check_nesting, check_selections, check_strings, check_variables};
 use super::loaders::{AppLoader, CreatorLoader};
@@ -46,7 +47,7 @@ const PREFLIGHT_HEADERS: [&str; 2] = ["apollo-require-preflight", "x-apollo-oper
 /// merged after the layers, so neither the guard nor CORS applies to them: they are public,
 /// static files (the guard would only have checked their URL for control characters, which
 /// no asset name has).
-pub fn routes(state: AppState, schema: IdgraphSchema) -> Router<AppState> {
+pub fn routes(state: AppState, schema: Schemas) -> Router<AppState> {
     let cors = crate::edge::cors::management(&state.config);
     let router = Router::new()
         .route("/graphql", get(get_graphql).post(post_graphql))
@@ -147,7 +148,7 @@ impl From<ParseRequestError> for AppError {
 
 async fn post_graphql(
     State(state): State<AppState>,
-    Extension(schema): Extension<IdgraphSchema>,
+    Extension(schema): Extension<Schemas>,
     principal: Principal,
     addr: ClientAddr,
     request: Result<GraphQLRequest<AppError>, AppError>,
@@ -160,7 +161,7 @@ async fn post_graphql(
 
 async fn get_graphql(
     State(state): State<AppState>,
-    Extension(schema): Extension<IdgraphSchema>,
+    Extension(schema): Extension<Schemas>,
     principal: Principal,
     addr: ClientAddr,
     headers: HeaderMap,
@@ -207,6 +208,35 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
     }
 }
 
+/// Whether the operation to run selects only `__schema`, `__type` and `__typename` at its root
+/// (fragments at the root count as other fields).
+fn introspection_only(request: &mut async_graphql::Request) -> bool {
+    let wanted = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
+        return false;
+    };
+    let operation = match &document.operations {
+        DocumentOperations::Single(op) => Some(op),
+        // Named operations: the one asked for, or the only one.
+        DocumentOperations::Multiple(ops) => match wanted.as_deref() {
+            Some(name) => ops
+                .iter()
+                .find(|(n, _)| n.as_str() == name)
+                .map(|(_, op)| op),
+            None if ops.len() == 1 => ops.values().next(),
+            None => None,
+        },
+    };
+    let Some(operation) = operation else {
+        return false;
+    };
+    operation.node.ty == OperationType::Query
+        && operation.node.selection_set.node.items.iter().all(|item| {
+            matches!(&item.node, Selection::Field(field)
+                if matches!(field.node.name.node.as_str(), "__schema" | "__type" | "__typename"))
+        })
+}
+
 /// The bounds of [`super::limits`], checked on the parsed document before it reaches the
 /// schema. A document that fails to parse is left for the executor's syntax error.
 fn bound(request: &mut async_graphql::Request, max_selections: u64) -> Result<(), ServerError> {
@@ -221,7 +251,7 @@ fn bound(request: &mut async_graphql::Request, max_selections: u64) -> Result<()
 }
 
 async fn execute(
-    schema: &IdgraphSchema,
+    schemas: &Schemas,
     state: AppState,
     principal: Principal,
     addr: ClientAddr,
@@ -235,6 +265,11 @@ async fn execute(
         state.metrics.graphql_operation(operation.as_deref(), false);
         return render(async_graphql::Response::from_errors(vec![error]));
     }
+    let schema = if introspection_only(&mut request) {
+        &schemas.introspection
+    } else {
+        &schemas.regular
+    };
     // Per-request loaders with a per-request cache: a page resolver primes its loader with all
     // of the page's keys at once (one batch, whatever the timing), and the fields read from it.
     let creators = DataLoader::with_cache(

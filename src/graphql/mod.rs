@@ -69,6 +69,35 @@ pub fn build_schema(limits: Limits) -> IdgraphSchema {
     .finish()
 }
 
+/// Depth limit of operations that select only introspection fields. The standard introspection
+/// query (GraphiQL's, graphql-js's, schemathesis') nests type references deeper than any
+/// operation on idgraph's own types needs; such an operation reads only the schema, whose size
+/// bounds it, and the selection bound of [`limits`] still applies before it runs.
+pub const INTROSPECTION_MAX_DEPTH: usize = 32;
+
+/// The two schemas a request may run against: the same types, with [`INTROSPECTION_MAX_DEPTH`]
+/// for operations that only introspect (see [`http`]).
+#[derive(Clone)]
+pub struct Schemas {
+    /// Every operation that selects one of idgraph's own fields.
+    pub regular: IdgraphSchema,
+    /// Operations whose root fields are all `__schema`, `__type` or `__typename`.
+    pub introspection: IdgraphSchema,
+}
+
+impl Schemas {
+    /// Builds both under `limits`.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            regular: build_schema(limits),
+            introspection: build_schema(Limits {
+                max_depth: limits.max_depth.max(INTROSPECTION_MAX_DEPTH),
+                ..limits
+            }),
+        }
+    }
+}
+
 /// The state attached to the request.
 pub(crate) fn state<'a>(ctx: &Context<'a>) -> Result<&'a AppState, AppError> {
     ctx.data::<AppState>()

@@ -20,7 +20,7 @@ use crate::edge::auth::bearer_token;
 use crate::edge::cors;
 use crate::edge::input::{control_in_uri, refusal};
 use crate::error::{AppError, AppResult};
-use crate::rest::openapi::{ProtocolErrorBody, UserinfoForm};
+use crate::rest::openapi::{self, ProtocolErrorBody, UserinfoForm};
 use crate::service::{AppState, apps, tokens};
 
 /// Protocol routes, mounted under `/api/oauth`.
@@ -33,11 +33,12 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
             state.clone(),
             cors::app_preflight,
         ));
-    OpenApiRouter::new()
+    let protocol = OpenApiRouter::new()
         .routes(routes!(jwks))
         .routes(routes!(discovery))
         .routes(routes!(lifecycle::introspect).map(|post| post.fallback(token::method_not_allowed)))
-        .merge(called_by_apps)
+        .merge(called_by_apps);
+    openapi::refuses_control_characters(protocol, "ProtocolErrorBody")
         .layer(middleware::from_fn(refuse_control_characters))
 }
 

@@ -303,6 +303,7 @@ struct RotateRequest {
     responses(
         (status = 200, description = "The new secret, shown this once", body = SecretBody),
         (status = 400, description = "Bad grace period, or a public app", body = ApiErrorBody),
+        (status = 409, description = "The app already holds the most live secrets allowed", body = ApiErrorBody),
         (status = 401, description = "No valid token", body = ApiErrorBody),
         (status = 403, description = "Not an oauth administrator, or scope missing", body = ApiErrorBody),
         (status = 404, description = "No such app", body = ApiErrorBody),

@@ -21,9 +21,10 @@ use crate::service::AppState;
 /// Routes mounted under `/api/oauth`, with their OpenAPI description (the document itself is
 /// served from an [`axum::Extension`] that [`crate::app`] adds once the whole description is known).
 pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
-    let mut management = OpenApiRouter::new()
+    let management = OpenApiRouter::new()
         .merge(apps::routes())
-        .merge(connections::routes())
+        .merge(connections::routes());
+    let mut management = openapi::refuses_control_characters(management, "ApiErrorBody")
         .layer(middleware::from_fn(refuse_control_characters))
         .layer(DefaultBodyLimit::max(extract::JSON_BODY_LIMIT));
     if let Some(cors) = crate::edge::cors::management(&state.config) {

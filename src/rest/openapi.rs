@@ -17,7 +17,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
-use utoipa::openapi::{OpenApi, Server};
+use utoipa::openapi::{Content, OpenApi, Ref, ResponseBuilder, Server};
+use utoipa_axum::router::OpenApiRouter;
 
 /// Security scheme of a first-party bearer token (a signed-in user's session token); each
 /// operation names the scope it needs.
@@ -96,6 +97,42 @@ pub struct TokenHintForm {
 pub struct UserinfoForm {
     /// The app's access token.
     pub access_token: String,
+}
+
+/// Documents what a layer that refuses control characters in the URL adds to every operation
+/// of `router`: a 400 whose body is the schema `error_body` (unless the operation already
+/// documents one).
+pub fn refuses_control_characters<S>(
+    mut router: OpenApiRouter<S>,
+    error_body: &str,
+) -> OpenApiRouter<S>
+where
+    S: Send + Sync + Clone + 'static,
+{
+    let refusal = ResponseBuilder::new()
+        .description("A control character in the URL, or another malformed request")
+        .content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name(error_body))),
+        )
+        .build();
+    for item in router.get_openapi_mut().paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            operation
+                .responses
+                .responses
+                .entry("400".into())
+                .or_insert_with(|| refusal.clone().into());
+        }
+    }
+    router
 }
 
 /// The document as served, rendered once.

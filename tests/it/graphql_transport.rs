@@ -89,17 +89,40 @@ async fn batches_are_refused(app: TestApp) {
     );
 }
 
+/// A selection of `__schema` whose type references nest `levels` deep (depth `levels + 5`).
+fn type_references(levels: usize) -> String {
+    format!(
+        "__schema {{ types {{ fields {{ type {{ {} name {} }} }} }} }}",
+        "ofType { ".repeat(levels),
+        "} ".repeat(levels)
+    )
+}
+
 async fn deep_queries_are_refused(app: TestApp) {
-    let nested = 14;
-    let deep = format!(
-        "{{ __schema {{ types {{ fields {{ type {} name {} }} }} }} }}",
-        "ofType { ".repeat(nested),
-        "} ".repeat(nested)
-    );
-    let body = app.graphql(&deep, json!({}), None).await;
+    // Depth 19: over the limit of 12 once the operation selects one of idgraph's own fields.
+    let mixed = format!("{{ viewer {{ id }} {} }}", type_references(14));
+    let body = app.graphql(&mixed, json!({}), None).await;
     let message = body["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains("nested too deep"), "{body}");
     assert!(body["data"].is_null());
+    // Introspection alone has a deeper limit (32), but a limit all the same: depth 35.
+    let deepest = format!("{{ {} }}", type_references(30));
+    let body = app.graphql(&deepest, json!({}), None).await;
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("nested too deep") || message.contains("recursion depth"),
+        "{body}"
+    );
+    assert!(body["data"].is_null());
+}
+
+/// GraphiQL and other tools introspect with type references nested about ten deep, deeper than
+/// the depth limit of operations on idgraph's own fields; that query runs.
+async fn the_standard_introspection_depth_is_answered(app: TestApp) {
+    let introspection = format!("query IntrospectionQuery {{ {} }}", type_references(14));
+    let body = app.graphql(&introspection, json!({}), None).await;
+    assert!(body["errors"].is_null(), "{body}");
+    assert!(body["data"]["__schema"]["types"].as_array().unwrap().len() > 10);
 }
 
 async fn complex_queries_are_refused(app: TestApp) {
@@ -159,6 +182,7 @@ crate::on_every_database!(
     bodies_over_the_cap_are_413,
     batches_are_refused,
     deep_queries_are_refused,
+    the_standard_introspection_depth_is_answered,
     complex_queries_are_refused,
     get_runs_queries_but_not_mutations,
     browsers_get_graphiql,
