@@ -6,6 +6,9 @@
 //! Three runs in one browser: sign in and approve; then remembered consent goes straight back
 //! with a code; then `prompt=consent` and Deny give `access_denied`. Screenshots of the sign-in
 //! and consent pages are saved under `target/browser-screenshots/` for people to look at.
+//!
+//! And GraphiQL: served from the binary, it boots under its `'self'`-only policy and loads the
+//! schema by introspection (`graphiql.png`).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -316,4 +319,60 @@ async fn a_person_signs_in_and_approves_in_a_real_browser() {
 
     browser.close().await.unwrap();
     rp_server.abort();
+}
+
+/// GraphiQL, served from the binary under its `'self'`-only policy, boots in a real browser and
+/// loads idgraph's schema by introspection: the documentation explorer lists the root types.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(any(idgraph_browser, idgraph_ci)),
+    ignore = "Chromium or chromedriver is not installed here (apt-get install chromium chromium-driver); under CI it runs"
+)]
+async fn graphiql_loads_the_schema_in_a_real_browser() {
+    let served = Served::start(|_| {}).await;
+    let driver = start_chromedriver().await;
+    let browser = open_browser(&driver).await;
+    browser
+        .goto(&format!("{}/graphql", served.issuer))
+        .await
+        .unwrap();
+    // The first sidebar button opens the documentation explorer.
+    browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(".graphiql-sidebar button[data-index='0']"))
+        .await
+        .expect("GraphiQL rendered")
+        .click()
+        .await
+        .unwrap();
+    let root = browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(
+            ".graphiql-doc-explorer-root-type, .graphiql-doc-explorer-error",
+        ))
+        .await
+        .expect("the documentation explorer shows the schema or an error");
+    let text = root.text().await.unwrap();
+    save_screenshot(&browser, "graphiql.png").await;
+    assert!(
+        root.attr("class")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+            .contains("root-type"),
+        "GraphiQL could not load the schema: {text}"
+    );
+    let mut types = Vec::new();
+    for name in browser
+        .find_all(Locator::Css(".graphiql-doc-explorer-type-name"))
+        .await
+        .unwrap()
+    {
+        types.push(name.text().await.unwrap());
+    }
+    assert!(types.iter().any(|name| name == "Query"), "{types:?}");
+    assert!(types.iter().any(|name| name == "Mutation"), "{types:?}");
+    browser.close().await.unwrap();
 }
