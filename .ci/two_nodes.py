@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""Two `idgraph serve` processes over one PostgreSQL database, as an operator runs them.
+
+Usage: .ci/two_nodes.py BINARY POSTGRES_ADMIN_URL   (the release binary; a server URL whose
+database `postgres` may create and drop the database `idgraph_two_nodes`).
+
+Checks, each across the two nodes A and B:
+- a code minted on A redeems on B; one code sent to both at once redeems exactly once;
+- a rotated refresh token replayed on B ends the family on A too;
+- an app's change, a secret's rotation, a deleted connection and a signing-key rotation made
+  through one node (or the command line) are seen by the other within one second;
+- the sign-in back-off counts failures on both nodes together.
+Prints what it measured; exits non-zero at the first broken promise.
+"""
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+BINARY, ADMIN_URL = sys.argv[1], sys.argv[2].rstrip("/")
+DATABASE = "idgraph_two_nodes"
+DATABASE_URL = ADMIN_URL.rsplit("/", 1)[0] + "/" + DATABASE
+PASSWORD = "two-nodes-" + base64.urlsafe_b64encode(os.urandom(12)).decode()
+REDIRECT = "https://rp.example/cb"
+PORTS = {"A": 18490, "B": 18491}
+ISSUER = f"http://127.0.0.1:{PORTS['A']}"
+PROPAGATION = 1.0  # seconds a change may take to reach the other node
+
+
+def url(node, path):
+    return f"http://127.0.0.1:{PORTS[node]}{path}"
+
+
+def call(node, method, path, body=None, headers=None, form=None):
+    """One request; returns (status, parsed JSON or text)."""
+    headers = dict(headers or {})
+    data = None
+    if form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        headers["content-type"] = "application/x-www-form-urlencoded"
+    elif body is not None:
+        data = json.dumps(body).encode()
+        headers["content-type"] = "application/json"
+    request = urllib.request.Request(url(node, path), data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as err:
+        status, raw = err.code, err.read()
+    try:
+        return status, json.loads(raw) if raw else None
+    except json.JSONDecodeError:
+        return status, raw.decode(errors="replace")
+
+
+def expect(condition, what):
+    if not condition:
+        raise SystemExit(f"two nodes: FAILED: {what}")
+    print(f"  ok  {what}")
+
+
+def bearer(token):
+    return {"authorization": f"Bearer {token}"}
+
+
+def basic(client_id, secret):
+    pair = f"{client_id}:{secret}".encode()
+    return {"authorization": "Basic " + base64.b64encode(pair).decode()}
+
+
+def within(seconds, probe):
+    """Polls `probe` until it is true; returns the time it took, or None after `seconds`."""
+    started = time.monotonic()
+    while True:
+        if probe():
+            return time.monotonic() - started
+        if time.monotonic() - started > seconds:
+            return None
+        time.sleep(0.02)
+
+
+def login(node, username, password):
+    query = "mutation($i: LoginInput!) { login(input: $i) { accessToken } }"
+    variables = {"i": {"username": username, "password": password}}
+    _, answer = call(node, "POST", "/graphql", {"query": query, "variables": variables})
+    if answer.get("errors"):
+        return None, answer["errors"][0]["extensions"]["code"]
+    return answer["data"]["login"]["accessToken"], None
+
+
+def psql(sql):
+    subprocess.run(["psql", ADMIN_URL, "-q", "-c", sql], check=True, capture_output=True)
+
+
+def main():
+    psql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    psql(f"CREATE DATABASE {DATABASE}")
+    logs = tempfile.mkdtemp(prefix="idgraph-two-nodes-")
+    env = dict(
+        os.environ,
+        DATABASE_URL=DATABASE_URL,
+        IDGRAPH_ISSUER=ISSUER,
+        IDGRAPH_BOOTSTRAP_ADMIN_PASSWORD=PASSWORD,
+        IDGRAPH_LOG_FORMAT="json",
+        RUST_LOG="warn",
+    )
+    # Migrations as a job, then both nodes without migrating.
+    subprocess.run([BINARY, "migrate"], env=env, check=True, capture_output=True)
+    nodes = {}
+    try:
+        for name, port in PORTS.items():
+            node_env = dict(env, IDGRAPH_BIND=f"127.0.0.1:{port}")
+            log = open(os.path.join(logs, f"{name}.log"), "w")
+            nodes[name] = subprocess.Popen(
+                [BINARY, "serve", "--no-migrate"], env=node_env, stdout=log, stderr=log
+            )
+            ready = within(30, lambda: answers_ready(name))
+            expect(ready is not None and alive(nodes[name]), f"node {name} is ready")
+        run(env)
+        for name, process in nodes.items():
+            expect(process.poll() is None, f"node {name} is still running")
+    finally:
+        for process in nodes.values():
+            process.terminate()
+        for process in nodes.values():
+            process.wait(timeout=30)
+        psql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+    print(f"two nodes: every check passed (logs in {logs})")
+
+
+def alive(process):
+    return process.poll() is None
+
+
+def answers_ready(node):
+    try:
+        return call(node, "GET", "/readyz")[0] == 200
+    except OSError:
+        return False
+
+
+def run(env):
+    admin, _ = login("A", "admin", PASSWORD)
+    expect(admin is not None, "the bootstrap admin signs in on A")
+
+    status, created = call(
+        "A", "POST", "/api/oauth/app",
+        {"name": "Two nodes", "url": "https://rp.example", "redirect_uri": REDIRECT,
+         "grant_types": ["authorization_code", "refresh_token", "client_credentials"]},
+        bearer(admin),
+    )
+    expect(status == 201, f"A registers an app ({status})")
+    client_id, secret = created["client_id"], created["key"]
+
+    def code():
+        status, answer = call(
+            "A", "POST", "/api/oauth/auth/code",
+            {"client_id": client_id, "scope": "openid offline_access"}, bearer(admin),
+        )
+        assert status == 200, answer
+        return answer["code"]
+
+    def redeem(node, the_code):
+        return call(node, "POST", "/api/oauth/token", headers=basic(client_id, secret),
+                    form={"grant_type": "authorization_code", "code": the_code,
+                          "redirect_uri": REDIRECT})
+
+    status, tokens = redeem("B", code())
+    expect(status == 200, "a code minted on A redeems on B")
+
+    # One code, both nodes at once: exactly one redemption.
+    the_code, answers = code(), {}
+    threads = [threading.Thread(target=lambda n=n: answers.__setitem__(n, redeem(n, the_code)))
+               for n in ("A", "B")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    statuses = sorted(answer[0] for answer in answers.values())
+    expect(statuses == [200, 400], f"one code sent to A and B at once redeems once ({statuses})")
+
+    # Refresh on A, replay the old token on B: the family ends, on A too.
+    def refresh(node, token):
+        return call(node, "POST", "/api/oauth/token", headers=basic(client_id, secret),
+                    form={"grant_type": "refresh_token", "refresh_token": token})
+
+    first = tokens["refresh_token"]
+    status, rotated = refresh("A", first)
+    expect(status == 200, "A rotates the refresh token")
+    expect(call("A", "GET", "/api/oauth/userinfo", headers=bearer(rotated["access_token"]))[0] == 200,
+           "A answers userinfo with the new access token (and caches its grant)")
+    expect(refresh("B", first)[0] == 400, "the rotated-out token replayed on B is refused")
+    expect(refresh("A", rotated["refresh_token"])[0] == 400,
+           "after the replay on B, the family's newest token fails on A")
+    took = within(PROPAGATION, lambda: call("A", "GET", "/api/oauth/userinfo",
+                                            headers=bearer(rotated["access_token"]))[0] == 401)
+    expect(took is not None, f"and its access token fails on A (after {took or 0:.3f} s)")
+
+    # An app's change made on A is read on B, which had it cached.
+    expect(call("B", "GET", f"/api/oauth/app/id/{client_id}")[1].get("name") == "Two nodes",
+           "B reads the app")
+    status, _ = call("A", "PUT", f"/api/oauth/app/id/{client_id}",
+                     {"name": "Two nodes, renamed", "url": "https://rp.example",
+                      "redirect_uri": REDIRECT,
+                      "grant_types": ["authorization_code", "refresh_token", "client_credentials"]},
+                     bearer(admin))
+    expect(status == 204, "A renames the app")
+    took = within(PROPAGATION, lambda: call("B", "GET", f"/api/oauth/app/id/{client_id}")[1]
+                  .get("name") == "Two nodes, renamed")
+    expect(took is not None, f"B reads the new name (after {took or 0:.3f} s)")
+
+    # A secret rotated on A with no grace stops working on B; the new one works there.
+    def client_credentials(node, the_secret):
+        return call(node, "POST", "/api/oauth/token", headers=basic(client_id, the_secret),
+                    form={"grant_type": "client_credentials"})[0]
+
+    expect(client_credentials("B", secret) == 200, "B accepts the secret")
+    status, rotated_secret = call("A", "PUT", f"/api/oauth/app/id/{client_id}/rotate",
+                                  {"grace_seconds": 0}, bearer(admin))
+    expect(status == 200, "A rotates the secret with no grace")
+    took = within(PROPAGATION, lambda: client_credentials("B", secret) == 401)
+    expect(took is not None, f"B refuses the old secret (after {took or 0:.3f} s)")
+    secret = rotated_secret["key"]
+    expect(client_credentials("B", secret) == 200, "B accepts the new secret")
+
+    # A connection deleted on A: its access token stops working on B.
+    status, tokens = redeem("A", code())
+    expect(status == 200, "A redeems a new code")
+    userinfo = lambda: call("B", "GET", "/api/oauth/userinfo", headers=bearer(tokens["access_token"]))[0]
+    expect(userinfo() == 200, "B answers userinfo with the token")
+    status, _ = call("A", "DELETE", f"/api/oauth/connection/id/{client_id}", headers=bearer(admin))
+    expect(status == 204, "the user deletes the connection on A")
+    took = within(PROPAGATION, lambda: userinfo() == 401)
+    expect(took is not None, f"B refuses the token (after {took or 0:.3f} s)")
+
+    # A key rotated from the command line is published by both nodes.
+    kids = lambda node: {key["kid"] for key in call(node, "GET", "/api/oauth/jwks")[1]["keys"]}
+    before = kids("A")
+    expect(before == kids("B"), "both nodes publish the same keys")
+    subprocess.run([BINARY, "keys", "rotate"], env=env, check=True, capture_output=True)
+    took = within(PROPAGATION, lambda: kids("A") > before and kids("B") > before)
+    expect(took is not None, f"both publish the rotated key (after {took or 0:.3f} s)")
+
+    # The back-off counts failures on both nodes: 3 are free per username, whichever node.
+    subprocess.run([BINARY, "user", "create", "--username", "target", "--email",
+                    "target@example.com", "--password-stdin"],
+                   env=env, input=PASSWORD.encode(), check=True, capture_output=True)
+    codes = [login(node, "target", "wrong password")[1] for node in ("A", "B", "A")]
+    expect(codes == ["INVALID_CREDENTIALS"] * 3, f"three failures, on A and B, are free ({codes})")
+    expect(login("B", "target", "wrong password")[1] == "TOO_MANY_ATTEMPTS",
+           "the fourth, on B, is held back")
+    expect(login("A", "target", PASSWORD)[1] == "TOO_MANY_ATTEMPTS",
+           "and A holds back even the right password while the delay lasts")
+
+
+if __name__ == "__main__":
+    main()
