@@ -6,8 +6,8 @@
 
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
-# The dependency graph first, so that a change to idgraph's own code reuses the cached
-# dependencies.
+# The manifests first, so that the dependency downloads are cached in their own layer (the
+# dependencies are still compiled with the code).
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY migrations/Cargo.toml migrations/Cargo.toml
 COPY bench/Cargo.toml bench/Cargo.toml
@@ -35,6 +35,7 @@ ENV IDGRAPH_BIND=0.0.0.0:8080 \
     DATABASE_URL=sqlite:///var/lib/idgraph/idgraph.db?mode=rwc
 VOLUME ["/var/lib/idgraph"]
 EXPOSE 8080
+# The check asks the port set above; change both together.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD curl --fail --silent --show-error http://127.0.0.1:8080/readyz || exit 1
 ENTRYPOINT ["idgraph"]

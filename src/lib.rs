@@ -51,16 +51,14 @@ pub fn app(state: AppState) -> Router {
         .merge(graphql::http::routes(state.clone(), Schemas::new(limits)))
         .merge(described.layer(Extension(rest::openapi::Document::new(document))))
         .merge(web::routes())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            metrics::track,
-        ))
-        .with_state(state)
+        .with_state(state.clone())
         .layer(CatchPanicLayer::custom(panicked))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
         ))
+        // Outside the panic and timeout layers, so that their 500 and 408 are counted too.
+        .layer(axum::middleware::from_fn_with_state(state, metrics::track))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
             TraceLayer::new_for_http()

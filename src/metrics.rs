@@ -7,12 +7,13 @@
 //!   template (never the raw path), method and status;
 //! - `idgraph_tokens_issued_total` by grant and signing algorithm;
 //! - `idgraph_security_events_total` by [`SecurityEvent`];
-//! - `idgraph_graphql_operations_total` by operation name and outcome;
+//! - `idgraph_graphql_operations_total` by operation name (the admin console's, from
+//!   `frontend-queries/`; any other is `other`) and outcome;
 //! - `idgraph_housekeeping_removed_total` by table;
 //! - at each scrape: `idgraph_db_pool_connections` by state and `idgraph_signing_keys` by state.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -60,9 +61,51 @@ impl SecurityEvent {
     }
 }
 
-/// Most distinct GraphQL operation names labelled; later ones count as `other`, so that
-/// clients cannot grow the metrics without bound.
-const MAX_OPERATION_NAMES: usize = 200;
+/// The admin console's operations (`frontend-queries/`), the only GraphQL operation names that
+/// become labels: a client can send any name, and must not grow the metrics with them.
+const FRONTEND_QUERIES: [&str; 4] = [
+    include_str!("../frontend-queries/apps.graphql"),
+    include_str!("../frontend-queries/connections.graphql"),
+    include_str!("../frontend-queries/consent.graphql"),
+    include_str!("../frontend-queries/session.graphql"),
+];
+
+/// The operation names labelled: the console's, and GraphiQL's introspection.
+static OPERATION_NAMES: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    FRONTEND_QUERIES
+        .iter()
+        .flat_map(|document| document.lines())
+        .filter_map(operation_name)
+        .chain(["IntrospectionQuery"])
+        .collect()
+});
+
+/// The name a line such as `query AppsPage($first: Int) {` declares.
+fn operation_name(line: &str) -> Option<&str> {
+    let rest = ["query ", "mutation ", "subscription "]
+        .iter()
+        .find_map(|keyword| line.trim_start().strip_prefix(keyword))?;
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    (end > 0).then(|| &rest[..end])
+}
+
+/// The `method` label: the methods idgraph serves, anything else `other` (a client may send any
+/// token as a method).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
 /// Latency buckets, seconds.
 const LATENCY_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
@@ -74,7 +117,6 @@ static METADATA: Metadata<'static> =
 struct Inner {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
-    operation_names: Mutex<HashSet<String>>,
 }
 
 /// The metrics of one server; cheap to clone. Recording is a no-op when disabled.
@@ -137,14 +179,10 @@ impl Metrics {
         recorder.describe_gauge(
             "idgraph_signing_keys".into(),
             None,
-            "Published signing keys: signing, or retiring (published for verification only)".into(),
+            "Published signing keys: signing, or verify_only (superseded or retiring, published for verification)".into(),
         );
         let handle = recorder.handle();
-        Self(Some(Arc::new(Inner {
-            recorder,
-            handle,
-            operation_names: Mutex::new(HashSet::new()),
-        })))
+        Self(Some(Arc::new(Inner { recorder, handle })))
     }
 
     fn add(&self, name: &'static str, labels: Vec<Label>, by: u64) {
@@ -185,26 +223,12 @@ impl Metrics {
         );
     }
 
-    /// Counts a GraphQL operation (`name` as the client sent it; anonymous ones as `-`).
+    /// Counts a GraphQL operation by the name the client sent: one of the console's, `other`,
+    /// or `-` for none.
     pub fn graphql_operation(&self, name: Option<&str>, ok: bool) {
-        let Some(inner) = &self.0 else { return };
         let name = match name {
-            None => "-".to_string(),
-            Some(name) => {
-                let mut known = inner
-                    .operation_names
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                let labelled = name.len() <= 64
-                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                    && (known.contains(name) || known.len() < MAX_OPERATION_NAMES);
-                if labelled {
-                    known.insert(name.to_string());
-                    name.to_string()
-                } else {
-                    "other".to_string()
-                }
-            }
+            None => "-",
+            Some(name) => OPERATION_NAMES.get(name).copied().unwrap_or("other"),
         };
         self.add(
             "idgraph_graphql_operations_total",
@@ -227,7 +251,7 @@ impl Metrics {
         }
     }
 
-    fn http(&self, route: String, method: String, status: u16, elapsed: Duration) {
+    fn http(&self, route: String, method: &'static str, status: u16, elapsed: Duration) {
         let Some(inner) = &self.0 else { return };
         let labels = vec![
             Label::new("route", route),
@@ -271,7 +295,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
-    let method = request.method().as_str().to_string();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     state
@@ -318,14 +342,60 @@ async fn scrape(State(state): State<AppState>) -> Response {
     metrics.gauge(pool, vec![Label::new("state", "max")], f64::from(max));
     if let Ok(ring) = state.keys.ring().await {
         let signing = ring.signers.len();
-        let retiring = ring.verifying.len().saturating_sub(signing);
+        let verify_only = ring.verifying.len().saturating_sub(signing);
         let keys = "idgraph_signing_keys";
         metrics.gauge(keys, vec![Label::new("state", "signing")], signing as f64);
-        metrics.gauge(keys, vec![Label::new("state", "retiring")], retiring as f64);
+        metrics.gauge(
+            keys,
+            vec![Label::new("state", "verify_only")],
+            verify_only as f64,
+        );
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics.render(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_frontend_query_file_is_embedded() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/frontend-queries");
+        let files = std::fs::read_dir(dir)
+            .expect("frontend-queries/")
+            .filter(|entry| {
+                let path = entry.as_ref().expect("an entry").path();
+                path.extension().is_some_and(|ext| ext == "graphql")
+            })
+            .count();
+        assert_eq!(
+            files,
+            FRONTEND_QUERIES.len(),
+            "add the new file to FRONTEND_QUERIES"
+        );
+    }
+
+    #[test]
+    fn operation_names_come_from_the_declarations() {
+        assert_eq!(
+            operation_name("query AppsPage($first: Int) {"),
+            Some("AppsPage")
+        );
+        assert_eq!(operation_name("mutation Login {"), Some("Login"));
+        assert_eq!(operation_name("  query { viewer { id } }"), None);
+        assert_eq!(operation_name("# query Commented"), None);
+        assert!(OPERATION_NAMES.contains("IntrospectionQuery"));
+        assert!(OPERATION_NAMES.len() > 5, "{:?}", *OPERATION_NAMES);
+    }
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        let made_up = axum::http::Method::from_bytes(b"FOO1").unwrap();
+        assert_eq!(method_label(&made_up), "other");
+        assert_eq!(method_label(&axum::http::Method::DELETE), "DELETE");
+    }
 }

@@ -32,6 +32,7 @@ use crate::auth::Principal;
 use crate::edge::ClientAddr;
 use crate::edge::input::{control_in_uri, refusal};
 use crate::error::AppError;
+use crate::metrics::SecurityEvent;
 use crate::service::AppState;
 use crate::service::logos::UPLOAD_BODY_LIMIT;
 
@@ -105,9 +106,7 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     }
     let (parts, body) = request.into_parts();
     if let Err(err) = check_csrf(&parts.headers) {
-        state
-            .metrics
-            .security(crate::metrics::SecurityEvent::CsrfRefused);
+        state.metrics.security(SecurityEvent::CsrfRefused);
         return err.into_response();
     }
     let media = media_type(&parts.headers).unwrap_or_default();

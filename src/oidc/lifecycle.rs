@@ -19,7 +19,6 @@ use crate::service::{AppState, tokens};
         (status = 200, description = "Revoked, or nothing to revoke (RFC 7009 §2.2)", body = Object),
         (status = 400, description = "Invalid request, or a body that is not a form", body = ProtocolErrorBody),
         (status = 401, description = "Client authentication failed", body = ProtocolErrorBody),
-        (status = 405, description = "Not POST", body = ProtocolErrorBody),
         (status = 413, description = "Body too large", body = ProtocolErrorBody),
     ))]
 pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -39,7 +38,6 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bod
         (status = 200, description = "RFC 7662 §2.2 answer", body = tokens::Introspection),
         (status = 400, description = "Invalid request, or a body that is not a form", body = ProtocolErrorBody),
         (status = 401, description = "Client authentication failed, or a public app", body = ProtocolErrorBody),
-        (status = 405, description = "Not POST", body = ProtocolErrorBody),
         (status = 413, description = "Body too large", body = ProtocolErrorBody),
     ))]
 pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {

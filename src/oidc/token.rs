@@ -241,7 +241,6 @@ async fn authenticated(
         (status = 200, description = "Tokens (`Cache-Control: no-store`)", body = tokens::TokenResponse),
         (status = 400, description = "Invalid request (a body that is not a form included), grant, scope or target", body = ProtocolErrorBody),
         (status = 401, description = "Client authentication failed", body = ProtocolErrorBody),
-        (status = 405, description = "Not POST", body = ProtocolErrorBody),
         (status = 413, description = "Body too large", body = ProtocolErrorBody),
     ))]
 pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {

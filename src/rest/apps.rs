@@ -139,7 +139,7 @@ impl From<AppWithSecret> for SecretBody {
 struct AppRequest {
     /// Display name, 1..127 characters.
     name: String,
-    /// The app's home page: empty or an absolute URL of at most 512 characters.
+    /// The app's home page: empty, or an absolute http(s) URL of at most 512 bytes.
     #[serde(default)]
     url: String,
     /// One redirect URI (the seed's field); `redirect_uris` takes several.
@@ -304,6 +304,7 @@ struct RotateRequest {
         (status = 200, description = "The new secret, shown this once", body = SecretBody),
         (status = 400, description = "Bad grace period, or a public app", body = ApiErrorBody),
         (status = 409, description = "The app already holds the most live secrets allowed", body = ApiErrorBody),
+        (status = 413, description = "Body too large", body = ApiErrorBody),
         (status = 401, description = "No valid token", body = ApiErrorBody),
         (status = 403, description = "Not an oauth administrator, or scope missing", body = ApiErrorBody),
         (status = 404, description = "No such app", body = ApiErrorBody),

@@ -91,7 +91,7 @@ struct ConnectionBody {
     client_id: String,
     /// The scope granted, space-separated.
     scope: String,
-    /// Last consent, Unix seconds.
+    /// When the user signed in for the latest consent, Unix seconds.
     auth_time: i64,
     /// Last use, Unix seconds.
     access_time: i64,

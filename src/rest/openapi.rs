@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document of everything under `/api/oauth` and the health probes, generated
 //! from the handlers' own annotations (utoipa) as the router is built, so a route cannot be
 //! served without being described. It is served at `GET /api/oauth/openapi.json` and committed
-//! as `openapi.json`; a test fails when the two differ (`UPDATE_SCHEMA=1 cargo test contracts`
+//! as `openapi.json`; a test fails when the two differ (`UPDATE_SCHEMA=1 cargo test --test it contracts`
 //! regenerates it).
 //!
 //! The types here describe bodies that the protocol endpoints read by hand (form bodies are
@@ -79,14 +79,14 @@ pub struct TokenForm {
 }
 
 /// A revocation (RFC 7009 §2.1) or introspection (RFC 7662 §2.1) request, form-encoded; the
-/// app authenticates as at `/token`.
+/// app authenticates as at `/token` (introspection is for confidential apps only).
 #[derive(Serialize, ToSchema)]
 pub struct TokenHintForm {
     /// The token in question.
     pub token: String,
     /// `access_token` or `refresh_token`; a hint only.
     pub token_type_hint: Option<String>,
-    /// The app's client id (public apps and `client_secret_post`).
+    /// The app's client id (public apps, at `/revoke` only, and `client_secret_post`).
     pub client_id: Option<String>,
     /// The app's secret (`client_secret_post` only).
     pub client_secret: Option<String>,
@@ -222,7 +222,7 @@ impl Document {
 /// `GET /api/oauth/openapi.json`: this document.
 #[utoipa::path(
     get,
-    path = "/openapi.json",operation_id = "getOpenApi", 
+    path = "/openapi.json", operation_id = "getOpenApi",
     tag = "health",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"))
 )]

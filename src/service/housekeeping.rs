@@ -49,7 +49,7 @@ pub const MAX_BATCHES: u32 = 20;
 /// nodes started together drift apart.
 pub const PERIOD: Duration = Duration::from_secs(5 * 60);
 
-/// How many rows one sweep deleted, per rule (for the logs now, for metrics later).
+/// How many rows one sweep deleted, per rule (for the logs and the metrics).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Swept {
     /// `grants` whose authorization code expired unredeemed.
@@ -197,43 +197,66 @@ pub async fn sweep(state: &AppState, batch: u64) -> AppResult<Swept> {
         state.clock.now_millis(),
         secs(state.config.access_token_ttl),
     );
-    let swept = Swept {
-        codes: drain::<grants::Entity>(db, grants::Column::Id, cut.expired_codes(), batch).await?,
-        grants: drain::<grants::Entity>(db, grants::Column::Id, cut.dead_families(), batch).await?,
-        sessions: drain::<sessions::Entity>(db, sessions::Column::Id, cut.dead_sessions(), batch)
-            .await?,
-        browser_sessions: drain::<browser_sessions::Entity>(
-            db,
-            browser_sessions::Column::Id,
-            cut.expired_browser_sessions(),
-            batch,
-        )
-        .await?,
-        app_secrets: drain::<app_secrets::Entity>(
-            db,
-            app_secrets::Column::Id,
-            cut.expired_app_secrets(),
-            batch,
-        )
-        .await?,
-        revoked_tokens: drain::<revoked_tokens::Entity>(
-            db,
-            revoked_tokens::Column::Jti,
-            cut.expired_revocations(),
-            batch,
-        )
-        .await?,
-        sign_in_attempts: drain::<sign_in_attempts::Entity>(
-            db,
-            sign_in_attempts::Column::Key,
-            cut.idle_sign_in_counts(),
-            batch,
-        )
-        .await?,
-    };
-    for (table, rows) in swept.by_table() {
+    // Each table's count reaches the metrics as soon as it is drained, so a failure on a later
+    // table loses none of them.
+    let removed = |table: &'static str, rows: u64| {
         state.metrics.removed(table, rows);
-    }
+        rows
+    };
+    let swept = Swept {
+        codes: removed(
+            "codes",
+            drain::<grants::Entity>(db, grants::Column::Id, cut.expired_codes(), batch).await?,
+        ),
+        grants: removed(
+            "grants",
+            drain::<grants::Entity>(db, grants::Column::Id, cut.dead_families(), batch).await?,
+        ),
+        sessions: removed(
+            "sessions",
+            drain::<sessions::Entity>(db, sessions::Column::Id, cut.dead_sessions(), batch).await?,
+        ),
+        browser_sessions: removed(
+            "browser_sessions",
+            drain::<browser_sessions::Entity>(
+                db,
+                browser_sessions::Column::Id,
+                cut.expired_browser_sessions(),
+                batch,
+            )
+            .await?,
+        ),
+        app_secrets: removed(
+            "app_secrets",
+            drain::<app_secrets::Entity>(
+                db,
+                app_secrets::Column::Id,
+                cut.expired_app_secrets(),
+                batch,
+            )
+            .await?,
+        ),
+        revoked_tokens: removed(
+            "revoked_tokens",
+            drain::<revoked_tokens::Entity>(
+                db,
+                revoked_tokens::Column::Jti,
+                cut.expired_revocations(),
+                batch,
+            )
+            .await?,
+        ),
+        sign_in_attempts: removed(
+            "sign_in_attempts",
+            drain::<sign_in_attempts::Entity>(
+                db,
+                sign_in_attempts::Column::Key,
+                cut.idle_sign_in_counts(),
+                batch,
+            )
+            .await?,
+        ),
+    };
     Ok(swept)
 }
 

@@ -109,6 +109,6 @@ async fn openapi_json_matches_the_served_document() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == served,
-        "openapi.json differs from the served document; regenerate it with `UPDATE_SCHEMA=1 cargo test contracts` and commit it"
+        "openapi.json differs from the served document; regenerate it with `UPDATE_SCHEMA=1 cargo test --test it contracts` and commit it"
     );
 }

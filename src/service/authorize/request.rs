@@ -15,6 +15,7 @@ use crate::domain::capabilities::GrantType;
 use crate::domain::ids::ClientId;
 use crate::domain::oauth::PkceMethod;
 use crate::error::AppResult;
+use crate::metrics::SecurityEvent;
 use crate::service::apps::AppRecord;
 use crate::service::browser::BrowserContext;
 use crate::service::seal::Sealed;
@@ -126,15 +127,19 @@ pub(super) async fn open(
     purpose: &str,
     form: &Sealed,
 ) -> AppResult<Result<Checked, AuthorizeView>> {
-    let sealed = context
+    let opened = context
         .cookie
         .as_deref()
-        .and_then(|cookie| state.sealer.open::<FormRequest>(purpose, cookie, form))
+        .map(|cookie| state.sealer.open::<FormRequest>(purpose, cookie, form));
+    // A seal that does not match the browser's cookie is a possible forgery; a page left open
+    // past its lifetime, or a browser whose cookie has gone, is ordinary.
+    if matches!(opened, Some(None)) {
+        state.metrics.security(SecurityEvent::CsrfRefused);
+    }
+    let sealed = opened
+        .flatten()
         .filter(|sealed| sealed.expires_at > state.clock.now());
     let Some(FormRequest { request, .. }) = sealed else {
-        state
-            .metrics
-            .security(crate::metrics::SecurityEvent::CsrfRefused);
         return Ok(Err(AuthorizeView::FormRefused));
     };
     let Some(app) = crate::service::apps::record(state, &request.consent.client_id).await? else {

@@ -5,6 +5,7 @@
 use super::{CookieChange, Outcome, SIGN_OUT_FORM, SignOutView};
 use crate::domain::authorize::AuthorizeParams;
 use crate::error::AppResult;
+use crate::metrics::SecurityEvent;
 use crate::service::AppState;
 use crate::service::browser::{self, BrowserContext};
 
@@ -53,14 +54,14 @@ pub async fn sign_out(
             token,
             continue_query,
         } => {
-            let Some(cookie) = context
-                .cookie
-                .as_deref()
-                .filter(|cookie| state.sealer.check_token(SIGN_OUT_FORM, cookie, &token))
+            let cookie = context.cookie.as_deref();
+            let Some(cookie) =
+                cookie.filter(|cookie| state.sealer.check_token(SIGN_OUT_FORM, cookie, &token))
             else {
-                state
-                    .metrics
-                    .security(crate::metrics::SecurityEvent::CsrfRefused);
+                // A token that does not match the cookie is a possible forgery.
+                if cookie.is_some() {
+                    state.metrics.security(SecurityEvent::CsrfRefused);
+                }
                 return Ok(Outcome::view(SignOutView::FormRefused));
             };
             browser::sign_out(state, cookie).await?;
