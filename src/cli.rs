@@ -173,15 +173,18 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             command: KeysCommand::Rotate,
         } => {
             let db = open_database(&config, config.migrate_on_start).await?;
-            let overlap = config.access_token_ttl + std::time::Duration::from_secs(60);
+            let rotation = keys::Rotation::of(&config);
             let now = crate::clock::Clock::system().now();
             let mut algorithms = keys::active_algorithms(&db).await?;
             if !algorithms.contains(&config.signing_algorithm) {
                 algorithms.push(config.signing_algorithm);
             }
             for algorithm in algorithms {
-                let kid = keys::rotate(&db, algorithm, overlap, now).await?;
-                println!("new signing key {kid} ({algorithm})");
+                let kid = keys::rotate(&db, algorithm, rotation, now).await?;
+                println!(
+                    "new signing key {kid} ({algorithm}): published now, signing in {} s",
+                    rotation.publish_ahead.as_secs()
+                );
             }
             if let Err(err) =
                 crate::service::changes::announce_from_outside(&db, Change::Keys).await
@@ -236,12 +239,16 @@ async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
         serve_metrics(address, state.clone()).await?;
     }
     let housekeeping = crate::service::housekeeping::spawn(state.clone());
+    let key_schedule = keys::spawn_schedule(state.clone());
     let db = state.db.clone();
     let app = crate::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     housekeeping.abort();
+    if let Some(schedule) = key_schedule {
+        schedule.abort();
+    }
     tracing::info!("in-flight requests finished; closing the database pool");
     db.close().await?;
     Ok(())

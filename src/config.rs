@@ -39,6 +39,7 @@ pub struct RawConfig {
     pub browser_session_ttl_secs: u64,
     pub cors_allowed_origins: Vec<String>,
     pub metrics_bind: Option<String>,
+    pub key_rotation_days: Option<u32>,
 }
 
 impl Default for RawConfig {
@@ -63,6 +64,7 @@ impl Default for RawConfig {
             browser_session_ttl_secs: 12 * 3600,
             cors_allowed_origins: Vec::new(),
             metrics_bind: None,
+            key_rotation_days: None,
         }
     }
 }
@@ -151,6 +153,9 @@ pub struct Config {
     /// Address of the Prometheus metrics listener (`GET /metrics`); off when unset. Never the
     /// public port.
     pub metrics_bind: Option<SocketAddr>,
+    /// Rotate the signing keys automatically this often (off when unset); see
+    /// `service::keys`.
+    pub key_rotation: Option<Duration>,
 }
 
 impl Config {
@@ -360,6 +365,14 @@ impl RawConfig {
             },
         };
 
+        if let Some(days) = self.key_rotation_days
+            && !(1..=3650).contains(&days)
+        {
+            errors.push(format!(
+                "key_rotation_days must be between 1 and 3650 (got {days})"
+            ));
+        }
+
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
@@ -387,6 +400,9 @@ impl RawConfig {
             browser_session_ttl: Duration::from_secs(self.browser_session_ttl_secs),
             cors_allowed_origins: self.cors_allowed_origins,
             metrics_bind,
+            key_rotation: self
+                .key_rotation_days
+                .map(|days| Duration::from_secs(u64::from(days) * 24 * 3600)),
         })
     }
 }

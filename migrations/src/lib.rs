@@ -15,6 +15,7 @@ mod m20261129_000006_client_model;
 mod m20261129_000007_token_lifecycle;
 mod m20261129_000008_revoked_tokens_expiry;
 mod m20261129_000009_sign_in_attempts;
+mod m20261129_000010_key_activation;
 
 /// Runs idgraph's migrations in order.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000007_token_lifecycle::Migration),
             Box::new(m20261129_000008_revoked_tokens_expiry::Migration),
             Box::new(m20261129_000009_sign_in_attempts::Migration),
+            Box::new(m20261129_000010_key_activation::Migration),
         ]
     }
 }

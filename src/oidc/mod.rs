@@ -76,12 +76,12 @@ async fn refuse_control_characters(request: Request, next: Next) -> Response {
 async fn jwks(State(state): State<AppState>) -> AppResult<Response> {
     let mut response = Json(state.keys.jwks().await?).into_response();
     cors::allow_any(&mut response);
-    // Relying parties may cache the set briefly; a superseded key stays published at least one
-    // access-token lifetime after rotation.
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
+    // A relying party that caches the set this long never meets an unknown key: a rotated key
+    // is published at least this long before it signs (see `service::keys`).
+    let max_age = crate::service::keys::jwks_max_age(&state.config).as_secs();
+    let cache =
+        HeaderValue::from_str(&format!("public, max-age={max_age}")).map_err(AppError::internal)?;
+    response.headers_mut().insert(header::CACHE_CONTROL, cache);
     Ok(response)
 }
 

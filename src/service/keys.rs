@@ -1,13 +1,20 @@
 //! Signing keys: created on first start, stored in the database so every node shares them,
 //! rotated by `idgraph keys rotate`, and cached in each node for a bounded time.
 //!
-//! Key states: `active` keys are published in the JWKS; for each algorithm, the newest active
-//! key without a `retires_at` signs. The ring always holds an RS256 key (OpenID Connect requires
-//! it), one of the configured algorithm (access and first-party tokens), and one of every
-//! algorithm an app asks for its ID tokens. Rotating an algorithm inserts a new active key and
-//! gives that algorithm's previous keys a `retires_at` one access-token lifetime (plus a minute)
-//! ahead, so every token they signed can still be verified; once that time has passed they are
-//! marked `retired` and unpublished.
+//! A key's life: **next** (published in the JWKS, not signing yet), **active** (signing),
+//! **retiring** (superseded, published until every token it signed has expired), **retired**
+//! (gone). The states follow from the row's times: `activates_at` (NULL: from creation) and
+//! `retires_at`. For each algorithm the newest published key whose activation has come signs.
+//! The ring always holds an RS256 key (OpenID Connect requires it), one of the configured
+//! algorithm (access and first-party tokens), and one of every algorithm an app asks for its ID
+//! tokens.
+//!
+//! Rotating an algorithm ([`rotate`], by `idgraph keys rotate` or on the `key_rotation_days`
+//! schedule, [`rotate_if_due`]) inserts a key that activates [`Rotation::publish_ahead`] later:
+//! the JWKS cache lifetime ([`jwks_max_age`]) plus a node's key cache lifetime, so a relying
+//! party that caches the JWKS as told, fed by any node, has the key before it meets a token it
+//! signed. The previous keys keep signing until then and stay published one token lifetime (plus
+//! a minute) longer; after that they are marked `retired` and unpublished.
 //! Each node reloads its key ring at most [`KeyStore::REFRESH`] after a change elsewhere, and at
 //! once (at most once a second) when it meets a token signed by a key it does not know yet.
 
@@ -26,6 +33,7 @@ use serde_json::{Value, json};
 use crate::auth::jwt::{self, AccessClaims, Expect, JwtType, KeyRing, TokenKind, VerifyError};
 use crate::auth::keys::{self, SigningAlgorithm, SigningKey, VerifyingKey};
 use crate::clock::Clock;
+use crate::config::Config;
 use crate::db::entities::signing_keys;
 use crate::domain::{secret::random_token, secs};
 use crate::error::{AppError, AppResult};
@@ -49,7 +57,7 @@ pub async fn ensure_active_key(
     if existing.is_some() {
         return Ok(false);
     }
-    insert_new_key(db, algorithm, now).await?;
+    insert_new_key(db, algorithm, now, None).await?;
     tracing::info!(algorithm = %algorithm, "signing key created");
     Ok(true)
 }
@@ -82,7 +90,7 @@ pub async fn ensure_needed_keys(
 }
 
 /// The algorithms of the active, unsuperseded keys (what `keys rotate` renews).
-pub async fn active_algorithms(db: &DatabaseConnection) -> AppResult<Vec<SigningAlgorithm>> {
+pub async fn active_algorithms(db: &impl ConnectionTrait) -> AppResult<Vec<SigningAlgorithm>> {
     let algorithms: Vec<String> = signing_keys::Entity::find()
         .select_only()
         .column(signing_keys::Column::Algorithm)
@@ -98,40 +106,136 @@ pub async fn active_algorithms(db: &DatabaseConnection) -> AppResult<Vec<Signing
     Ok(parsed)
 }
 
-/// Adds a new active key of `algorithm` and schedules that algorithm's current keys to stop
-/// being published after `overlap`, once every token they signed has expired. Returns the new
-/// key's id.
+/// The timing of a rotation.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation {
+    /// How long the new key is published before it signs.
+    pub publish_ahead: Duration,
+    /// How long the previous keys stay published after the new one starts signing: the
+    /// longest lifetime of a token they signed.
+    pub overlap: Duration,
+}
+
+impl Rotation {
+    /// The rotation `config` asks for: published one JWKS cache lifetime and one node key
+    /// cache lifetime ahead; the previous keys kept one access-token lifetime and a minute.
+    pub fn of(config: &Config) -> Self {
+        Self {
+            publish_ahead: jwks_max_age(config) + KeyStore::REFRESH,
+            overlap: config.access_token_ttl + Duration::from_secs(60),
+        }
+    }
+}
+
+/// How long relying parties may cache the JWKS (`Cache-Control: max-age`): five minutes, or
+/// with a rotation schedule a 24th of its period between five minutes and a day. Every rotation
+/// publishes its key at least this long before it signs (see [`Rotation::of`]).
+pub fn jwks_max_age(config: &Config) -> Duration {
+    const MIN: Duration = Duration::from_secs(300);
+    const MAX: Duration = Duration::from_secs(24 * 3600);
+    match config.key_rotation {
+        None => MIN,
+        Some(period) => (period / 24).clamp(MIN, MAX),
+    }
+}
+
+/// Adds a key of `algorithm` that signs from `rotation.publish_ahead` on, and schedules that
+/// algorithm's current keys to stop being published `rotation.overlap` after that. Returns the
+/// new key's id.
 pub async fn rotate(
     db: &DatabaseConnection,
     algorithm: SigningAlgorithm,
-    overlap: Duration,
+    rotation: Rotation,
     now: i64,
 ) -> AppResult<String> {
-    let retires_at = now + secs(overlap);
     let txn = db.begin().await?;
+    let kid = rotate_in(&txn, algorithm, rotation, now).await?;
+    txn.commit().await?;
+    Ok(kid)
+}
+
+async fn rotate_in(
+    txn: &impl ConnectionTrait,
+    algorithm: SigningAlgorithm,
+    rotation: Rotation,
+    now: i64,
+) -> AppResult<String> {
+    let activates_at = now + secs(rotation.publish_ahead);
+    let retires_at = activates_at + secs(rotation.overlap);
     signing_keys::Entity::update_many()
         .col_expr(signing_keys::Column::RetiresAt, retires_at.into())
         .filter(signing_keys::Column::State.eq(ACTIVE))
         .filter(signing_keys::Column::RetiresAt.is_null())
         .filter(signing_keys::Column::Algorithm.eq(algorithm.as_str()))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     signing_keys::Entity::update_many()
         .col_expr(signing_keys::Column::State, RETIRED.into())
         .filter(signing_keys::Column::State.eq(ACTIVE))
         .filter(signing_keys::Column::RetiresAt.lte(now))
-        .exec(&txn)
+        .exec(txn)
         .await?;
-    let kid = insert_new_key(&txn, algorithm, now).await?;
-    txn.commit().await?;
-    tracing::info!(kid = %kid, algorithm = %algorithm, "signing key rotated");
+    let activates_at = (activates_at > now).then_some(activates_at);
+    let kid = insert_new_key(txn, algorithm, now, activates_at).await?;
+    tracing::info!(kid = %kid, algorithm = %algorithm, activates_at, "signing key rotated");
     Ok(kid)
+}
+
+/// The scheduled rotation (`key_rotation_days`): rotates every algorithm in use whose newest
+/// key is a period old, exactly once whichever nodes call it at the same time (on PostgreSQL
+/// they take turns on an advisory lock and the later ones find a fresh key; SQLite runs one
+/// writer at a time). Returns the new keys' ids; announces them.
+pub async fn rotate_if_due(state: &crate::service::AppState) -> AppResult<Vec<String>> {
+    let Some(period) = state.config.key_rotation else {
+        return Ok(Vec::new());
+    };
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    if state.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        txn.execute_unprepared("SELECT pg_advisory_xact_lock(7234001)")
+            .await?;
+    }
+    let mut rotated = Vec::new();
+    for algorithm in active_algorithms(&txn).await? {
+        let newest: Option<i64> = signing_keys::Entity::find()
+            .select_only()
+            .column_as(signing_keys::Column::CreatedAt.max(), "newest")
+            .filter(signing_keys::Column::State.eq(ACTIVE))
+            .filter(signing_keys::Column::Algorithm.eq(algorithm.as_str()))
+            .into_tuple()
+            .one(&txn)
+            .await?
+            .flatten();
+        if newest.is_some_and(|created| created + secs(period) <= now) {
+            rotated.push(rotate_in(&txn, algorithm, Rotation::of(&state.config), now).await?);
+        }
+    }
+    txn.commit().await?;
+    if !rotated.is_empty() {
+        crate::service::changes::announce(state, crate::service::changes::Change::Keys).await;
+    }
+    Ok(rotated)
+}
+
+/// Runs [`rotate_if_due`] about once a minute, when a schedule is set.
+pub fn spawn_schedule(state: crate::service::AppState) -> Option<tokio::task::JoinHandle<()>> {
+    state.config.key_rotation?;
+    Some(tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            if let Err(err) = rotate_if_due(&state).await {
+                tracing::warn!(error = %err, "scheduled key rotation failed; the next check tries again");
+            }
+        }
+    }))
 }
 
 async fn insert_new_key(
     db: &impl ConnectionTrait,
     algorithm: SigningAlgorithm,
     now: i64,
+    activates_at: Option<i64>,
 ) -> AppResult<String> {
     let kid = random_token(12);
     let generated = tokio::task::spawn_blocking({
@@ -149,6 +253,7 @@ async fn insert_new_key(
         state: Set(ACTIVE.to_string()),
         created_at: Set(now),
         retires_at: Set(None),
+        activates_at: Set(activates_at),
     }
     .insert(db)
     .await?;
@@ -184,10 +289,22 @@ pub async fn load_ring(
             VerifyingKey::from_jwk(algorithm, &jwk).map_err(AppError::internal)?,
         );
         published.push(jwk);
-        if row.retires_at.is_none() && !signers.contains_key(&algorithm) {
-            let key = SigningKey::from_pkcs8(row.kid.clone(), algorithm, &row.private_key)
-                .map_err(AppError::internal)?;
-            signers.insert(algorithm, Arc::new(key));
+    }
+    // The key that signs, per algorithm: the newest unsuperseded one once its activation has
+    // come; until then the newest superseded one (which retires only after that).
+    for superseded in [false, true] {
+        for row in &rows {
+            let signs = row.activates_at.is_none_or(|at| at <= now)
+                && row.retires_at.is_some() == superseded
+                && row.retires_at.is_none_or(|at| at > now);
+            let Ok(algorithm) = row.algorithm.parse::<SigningAlgorithm>() else {
+                continue;
+            };
+            if signs && !signers.contains_key(&algorithm) {
+                let key = SigningKey::from_pkcs8(row.kid.clone(), algorithm, &row.private_key)
+                    .map_err(AppError::internal)?;
+                signers.insert(algorithm, Arc::new(key));
+            }
         }
     }
     if !signers.contains_key(&default) {

@@ -1,6 +1,7 @@
 //! Signing keys: the JWKS, tokens verified against it by an independent decoder, rotation that
 //! keeps old tokens valid until their key retires, and every supported algorithm.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -12,6 +13,14 @@ use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Value, json};
 
 use crate::common::TestApp;
+
+/// A rotation whose key signs at once, the previous keys kept `overlap`.
+fn at_once(overlap: Duration) -> keys::Rotation {
+    keys::Rotation {
+        publish_ahead: Duration::ZERO,
+        overlap,
+    }
+}
 
 async fn jwks(app: &TestApp) -> Value {
     let response = app.get("/api/oauth/jwks", None).await;
@@ -76,7 +85,7 @@ async fn rotation_publishes_both_keys_and_old_tokens_stay_valid(app: TestApp) {
     let new_kid = keys::rotate(
         &app.state.db,
         app.state.config.signing_algorithm,
-        Duration::from_secs(960),
+        at_once(Duration::from_secs(960)),
         app.now(),
     )
     .await
@@ -122,7 +131,7 @@ async fn a_retired_key_is_unpublished_and_its_tokens_fail(app: TestApp) {
     keys::rotate(
         &app.state.db,
         app.state.config.signing_algorithm,
-        Duration::ZERO,
+        at_once(Duration::ZERO),
         app.now(),
     )
     .await
@@ -149,7 +158,7 @@ async fn a_node_picks_up_a_key_rotated_elsewhere_when_it_meets_its_kid(app: Test
     keys::rotate(
         &app.state.db,
         SigningAlgorithm::EdDsa,
-        Duration::from_secs(960),
+        at_once(Duration::from_secs(960)),
         app.now(),
     )
     .await
@@ -206,6 +215,106 @@ async fn each_signing_algorithm_signs_tokens_that_verify_against_the_jwks() {
         {
             tokens_verify_against_the_jwks_with(app, algorithm, kty).await;
         }
+    }
+}
+
+/// The key ids of the JWKS and how long it may be cached, as a relying party reads them.
+async fn cached_jwks(app: &TestApp) -> (HashSet<String>, i64) {
+    let response = app.get("/api/oauth/jwks", None).await;
+    assert_eq!(response.status, StatusCode::OK);
+    let max_age = response
+        .header("cache-control")
+        .and_then(|value| value.split("max-age=").nth(1))
+        .and_then(|age| age.split(',').next()?.trim().parse().ok())
+        .expect("Cache-Control: max-age");
+    let kids = response.json()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key["kid"].as_str().unwrap().to_string())
+        .collect();
+    (kids, max_age)
+}
+
+/// A first-party token signed by the node now.
+async fn signed_now(app: &TestApp) -> String {
+    let claims: AccessClaims = serde_json::from_value(json!({
+        "iss": app.state.config.issuer, "sub": "nobody", "aud": app.state.config.issuer,
+        "exp": app.now() + 60, "iat": app.now(),
+        "jti": "j", "scope": "all", "kind": "session"
+    }))
+    .unwrap();
+    app.state.keys.sign(&claims).await.unwrap()
+}
+
+/// Three days and two hours of a daily schedule, seven minutes at a time (so that the relying
+/// party's fetches do not line up with the rotations): a relying party that keeps the JWKS
+/// for the advertised max-age, and fetches it again only then, has the key of every token the
+/// node signs, before and after each rotation; retired keys leave the set.
+async fn scheduled_rotations_never_show_a_cached_jwks_an_unknown_key(app: TestApp) {
+    let (mut cached, max_age) = cached_jwks(&app).await;
+    assert_eq!(max_age, 3600, "a daily schedule advertises an hour");
+    let mut fetched_at = app.now();
+    let mut signers = HashSet::new();
+    let mut rotations = 0;
+    let step = Duration::from_secs(420);
+    for _ in 0..((3 * 24 + 2) * 3600 / 420) {
+        app.advance(step);
+        rotations += keys::rotate_if_due(&app.state).await.unwrap().len();
+        if app.now() - fetched_at >= max_age {
+            (cached, _) = cached_jwks(&app).await;
+            fetched_at = app.now();
+        }
+        let token = signed_now(&app).await;
+        let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+        assert!(
+            cached.contains(&kid),
+            "at {} the node signed with {kid}, which the relying party's JWKS (fetched at {fetched_at}) lacks: {cached:?}",
+            app.now()
+        );
+        signers.insert(kid);
+    }
+    // RS256 and EdDSA, rotated on each of three days.
+    assert_eq!(rotations, 6, "one rotation per algorithm per day");
+    assert_eq!(
+        signers.len(),
+        4,
+        "the first EdDSA key and three successors: {signers:?}"
+    );
+    let (published, _) = cached_jwks(&app).await;
+    assert!(
+        published.len() <= 4,
+        "retired keys are unpublished: {published:?}"
+    );
+}
+
+/// Nodes that check the schedule at the same moment rotate once between them (PostgreSQL: the
+/// store of several nodes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(any(idgraph_postgres, idgraph_ci)),
+    ignore = "TEST_DATABASE_URL is unset: the PostgreSQL run is skipped (under CI it runs)"
+)]
+async fn nodes_checking_the_schedule_together_rotate_once() {
+    let a = TestApp::postgres_with(|c| c.key_rotation_days = Some(1))
+        .await
+        .expect("TEST_DATABASE_URL must be set to run the PostgreSQL tests");
+    let b = a.another_node().await;
+    a.advance(Duration::from_secs(24 * 3600));
+    b.advance(Duration::from_secs(24 * 3600));
+    let (on_a, on_b) = tokio::join!(keys::rotate_if_due(&a.state), keys::rotate_if_due(&b.state));
+    let rotated = on_a.unwrap().len() + on_b.unwrap().len();
+    assert_eq!(rotated, 2, "RS256 and EdDSA, each once");
+    assert!(keys::rotate_if_due(&a.state).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_rotation_on_every_database() {
+    let daily = |c: &mut idgraph::config::RawConfig| c.key_rotation_days = Some(1);
+    scheduled_rotations_never_show_a_cached_jwks_an_unknown_key(TestApp::sqlite_with(daily).await)
+        .await;
+    if let Some(app) = TestApp::postgres_with(daily).await {
+        scheduled_rotations_never_show_a_cached_jwks_an_unknown_key(app).await;
     }
 }
 

@@ -472,7 +472,7 @@ async fn a_rotated_key_is_published_by_every_node_at_once() {
     let kid = keys::rotate(
         &a.state.db,
         a.state.config.signing_algorithm,
-        Duration::from_secs(960),
+        keys::Rotation::of(&a.state.config),
         a.now(),
     )
     .await

@@ -14,11 +14,13 @@ pub struct Model {
     pub private_key: Vec<u8>,
     /// The public JWK as JSON text.
     pub public_jwk: String,
-    /// `next`, `active` or `retired`.
+    /// `active` (published; signing, or about to, or retiring) or `retired` (gone).
     pub state: String,
     pub created_at: i64,
     /// When a superseded key stops being published.
     pub retires_at: Option<i64>,
+    /// When a rotated key starts signing (published before); `None`: from its creation.
+    pub activates_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
