@@ -8,7 +8,8 @@ Checks, each across the two nodes A and B:
 - a code minted on A redeems on B; one code sent to both at once redeems exactly once;
 - a rotated refresh token replayed on B ends the family on A too;
 - an app's change, a secret's rotation, a deleted connection and a signing-key rotation made
-  through one node (or the command line) are seen by the other within one second;
+  through one node (or the command line) are seen by the other within one second, and a token
+  signed on either names a key the other publishes;
 - the sign-in back-off counts failures on both nodes together.
 Prints what it measured; exits non-zero at the first broken promise.
 """
@@ -248,6 +249,12 @@ def run(env):
     subprocess.run([BINARY, "keys", "rotate"], env=env, check=True, capture_output=True)
     took = within(PROPAGATION, lambda: kids("A") > before and kids("B") > before)
     expect(took is not None, f"both publish the rotated key (after {took or 0:.3f} s)")
+    for signer, other in (("A", "B"), ("B", "A")):
+        status, answer = call(signer, "POST", "/api/oauth/token", headers=basic(client_id, secret),
+                              form={"grant_type": "client_credentials"})
+        header = answer["access_token"].split(".")[0]
+        kid = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
+        expect(kid in kids(other), f"a token signed on {signer} names a key {other} publishes")
 
     # The back-off counts failures on both nodes: 3 are free per username, whichever node.
     subprocess.run([BINARY, "user", "create", "--username", "target", "--email",
