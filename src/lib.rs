@@ -49,7 +49,7 @@ pub fn app(state: AppState) -> Router {
         .split_for_parts();
     Router::new()
         .merge(graphql::http::routes(state.clone(), Schemas::new(limits)))
-        .merge(described.layer(Extension(rest::openapi::Document::new(document))))
+        .merge(described.layer(Extension(edge::openapi::Document::new(document))))
         .merge(web::routes())
         .with_state(state.clone())
         .layer(CatchPanicLayer::custom(panicked))

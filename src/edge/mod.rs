@@ -1,12 +1,14 @@
 //! What every transport reads from a request the same way: the caller's [`Principal`] from a
 //! bearer token, guard extractors that reject early through the service's own checks, the
-//! client's address, and the refusal of control characters in the URL.
+//! client's address, the refusal of control characters in the URL, and the OpenAPI document
+//! the REST and protocol handlers describe themselves in.
 //!
 //! [`Principal`]: crate::auth::Principal
 
 pub mod auth;
 pub mod cors;
 pub mod input;
+pub mod openapi;
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde_json::json;
 
 use super::token::client_endpoint;
-use crate::rest::openapi::{ProtocolErrorBody, TokenHintForm};
+use crate::edge::openapi::{ProtocolErrorBody, TokenHintForm};
 use crate::service::{AppState, tokens};
 
 /// `POST /api/oauth/revoke`: `{}` with 200 for every token, good or not (RFC 7009 §2.2).

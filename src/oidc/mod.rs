@@ -19,8 +19,8 @@ use utoipa_axum::routes;
 use crate::edge::auth::bearer_token;
 use crate::edge::cors;
 use crate::edge::input::{control_in_uri, refusal};
+use crate::edge::openapi::{self, ProtocolErrorBody, UserinfoForm};
 use crate::error::{AppError, AppResult};
-use crate::rest::openapi::{self, ProtocolErrorBody, UserinfoForm};
 use crate::service::{AppState, apps, tokens};
 
 /// Protocol routes, mounted under `/api/oauth`.

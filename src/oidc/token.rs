@@ -15,8 +15,8 @@ use crate::domain::capabilities::GrantType;
 use crate::domain::ids::ClientId;
 use crate::edge::cors;
 use crate::edge::input::{printable, refusal};
+use crate::edge::openapi::ProtocolErrorBody;
 use crate::metrics::SecurityEvent;
-use crate::rest::openapi::ProtocolErrorBody;
 use crate::service::tokens::{self, ClientCredentials, OAuthError};
 use crate::service::{AppState, apps};
 
@@ -235,7 +235,7 @@ async fn authenticated(
 
 /// `POST /api/oauth/token`.
 #[utoipa::path(post, path = "/token", operation_id = "token", tag = "protocol",
-    request_body(content = crate::rest::openapi::TokenForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = crate::edge::openapi::TokenForm, content_type = "application/x-www-form-urlencoded"),
     security(("client_secret_basic" = []), ()),
     responses(
         (status = 200, description = "Tokens (`Cache-Control: no-store`)", body = tokens::TokenResponse),

@@ -23,7 +23,7 @@ use crate::service::AppState;
 use crate::service::apps::{self, AppWithSecret};
 use crate::service::logos::{MAX_UPLOAD_BYTES, UPLOAD_BODY_LIMIT};
 
-use super::openapi::ApiErrorBody;
+use crate::edge::openapi::ApiErrorBody;
 
 /// App routes, mounted under `/api/oauth`.
 pub fn routes() -> OpenApiRouter<AppState> {

@@ -20,7 +20,7 @@ use crate::service::AppState;
 use crate::service::connections;
 use crate::service::consent;
 
-use super::openapi::ApiErrorBody;
+use crate::edge::openapi::ApiErrorBody;
 
 /// Consent and connection routes, mounted under `/api/oauth`.
 pub fn routes() -> OpenApiRouter<AppState> {

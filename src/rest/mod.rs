@@ -12,9 +12,9 @@ use utoipa_axum::routes;
 mod apps;
 mod connections;
 pub mod extract;
-pub mod openapi;
 
 use crate::edge::input::{control_in_uri, refusal};
+use crate::edge::openapi;
 use crate::error::AppError;
 use crate::service::AppState;
 

@@ -1,5 +1,6 @@
 //! The `idgraph` binary itself: `schema`, `user create`, `migrate status`, `keys rotate`,
-//! configuration errors, and a graceful stop on SIGTERM.
+//! configuration errors, Kubernetes' service-link variables, the metrics listener, and a
+//! graceful stop on SIGTERM.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -118,18 +119,58 @@ fn user_create_reads_the_password_from_stdin_and_migrate_status_lists_migrations
     assert!(String::from_utf8_lossy(&rotate.stdout).contains("new signing key"));
 }
 
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// `GET path` over HTTP/1.0 on a loopback port: the whole answer, or `None` when nothing
+/// listens there yet.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+    Some(response)
+}
+
+fn status_line(response: &str) -> &str {
+    response.lines().next().unwrap_or_default()
+}
+
 #[test]
-fn serve_prints_the_admin_password_once_and_stops_gracefully_on_sigterm() {
+fn a_misspelt_key_in_the_settings_file_exits_2() {
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    std::fs::write(
+        dir.path().join("idgraph.toml"),
+        "bind_adress = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let output = idgraph(dir.path())
+        .args(["--config", "idgraph.toml", "schema"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("bind_adress"), "{stderr}");
+}
+
+/// Serves with the service links Kubernetes injects (ignored, with one warning) and with the
+/// metrics listener on its own port; the public port has no `/metrics`.
+#[test]
+fn serve_ignores_service_links_serves_metrics_apart_and_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, metrics_port) = (free_port(), free_port());
     let mut child = idgraph(dir.path())
         .arg("serve")
         .env("IDGRAPH_BIND", format!("127.0.0.1:{port}"))
+        .env("IDGRAPH_METRICS_BIND", format!("127.0.0.1:{metrics_port}"))
+        .env("IDGRAPH_PORT", "tcp://10.0.0.1:8080")
+        .env("IDGRAPH_SERVICE_HOST", "10.0.0.1")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -142,16 +183,23 @@ fn serve_prints_the_admin_password_once_and_stops_gracefully_on_sigterm() {
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let healthy = loop {
-        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            stream.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
-            let mut response = String::new();
-            std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+        if let Some(response) = http_get(port, "/healthz") {
             break response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200");
         }
         assert!(Instant::now() < deadline, "server did not come up");
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(healthy);
+    let public = http_get(port, "/metrics").unwrap();
+    assert!(status_line(&public).contains(" 404 "), "{public}");
+    let metrics = http_get(metrics_port, "/metrics").expect("the metrics listener answers");
+    assert!(status_line(&metrics).contains(" 200 "), "{metrics}");
+    assert!(
+        metrics.contains(
+            r#"idgraph_http_requests_total{route="/healthz",method="GET",status="200"} 1"#
+        ),
+        "{metrics}"
+    );
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -167,4 +215,15 @@ fn serve_prints_the_admin_password_once_and_stops_gracefully_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("not settings"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains("IDGRAPH_PORT") && warnings[0].contains("IDGRAPH_SERVICE_HOST"),
+        "{stderr}"
+    );
 }

@@ -14,7 +14,7 @@ use idgraph::domain::Role;
 use idgraph::service::consent::CODE_TTL_SECS;
 use idgraph::service::housekeeping::{self, Swept};
 use idgraph::service::throttle::FORGET_AFTER;
-use sea_orm::{EntityTrait, PaginatorTrait};
+use sea_orm::{EntityTrait, PaginatorTrait, QuerySelect, TransactionTrait};
 use serde_json::{Value, json};
 
 use crate::common::browser::{Browser, authorize_path, text};
@@ -362,7 +362,7 @@ async fn one_sweep_goes_on_batch_after_batch_until_one_comes_back_short(app: Tes
     assert_eq!(rows::<grants::Entity>(&app).await, 0);
 }
 
-async fn two_nodes_sweeping_at_once_delete_each_row_once(app: TestApp) {
+async fn two_nodes_sweeping_at_once_remove_every_dead_row_between_them(app: TestApp) {
     let rp = setup(&app, "ops", "ada").await;
     expired_codes(&app, &rp, 9).await;
     let other = app.another_node().await;
@@ -376,6 +376,38 @@ async fn two_nodes_sweeping_at_once_delete_each_row_once(app: TestApp) {
     assert_eq!(rows::<grants::Entity>(&app).await, 0);
 }
 
+/// On PostgreSQL a sweep passes over rows another node is deleting (`SKIP LOCKED`) instead of
+/// waiting for them, and a later sweep takes them if they are still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(any(idgraph_postgres, idgraph_ci)),
+    ignore = "TEST_DATABASE_URL is unset: the PostgreSQL run is skipped (under CI it runs)"
+)]
+async fn on_postgresql_a_sweep_skips_the_rows_another_node_holds() {
+    let app = TestApp::postgres()
+        .await
+        .expect("TEST_DATABASE_URL must be set to run the PostgreSQL tests");
+    let rp = setup(&app, "ops", "ada").await;
+    expired_codes(&app, &rp, 3).await;
+    // Another transaction holds one dead row, as a node in the middle of its own sweep would.
+    let other = app.state.db.begin().await.unwrap();
+    grants::Entity::find()
+        .lock_exclusive()
+        .one(&other)
+        .await
+        .unwrap()
+        .expect("a dead code");
+    // Without SKIP LOCKED the sweep would wait for that transaction, which is still open.
+    let swept = tokio::time::timeout(Duration::from_secs(30), housekeeping::sweep(&app.state, 10))
+        .await
+        .expect("the sweep passes over the held row instead of waiting for it")
+        .unwrap();
+    assert_eq!(swept.codes, 2);
+    other.rollback().await.unwrap();
+    assert_eq!(rows::<grants::Entity>(&app).await, 1);
+    assert_eq!(housekeeping::sweep(&app.state, 10).await.unwrap().codes, 1);
+}
+
 crate::on_every_database!(
     expired_codes_go_only_once_past_the_leeway_and_a_fresh_code_still_redeems,
     dead_token_families_go_and_a_live_one_still_refreshes,
@@ -385,7 +417,7 @@ crate::on_every_database!(
     lapsed_revocations_go_and_an_unexpired_revoked_token_stays_revoked,
     idle_sign_in_counts_go_and_a_recent_one_is_kept,
     one_sweep_goes_on_batch_after_batch_until_one_comes_back_short,
-    two_nodes_sweeping_at_once_delete_each_row_once,
+    two_nodes_sweeping_at_once_remove_every_dead_row_between_them,
 );
 
 /// Access tokens that outlive refresh tokens (a 5-minute refresh token, an hour's access
