@@ -12,6 +12,9 @@
 #     PKCE S256), refresh_token (rotating), GET /api/oauth/userinfo, client_credentials,
 #     POST /api/oauth/introspect, POST /api/oauth/revoke, and the signing-only ceiling.
 # Usage: bench/run.sh [seconds per measurement, default 10] [connections, default 32] [all|apps|oidc]
+# With BENCH_POSTGRES set to a PostgreSQL server URL whose user may create databases (e.g.
+# postgres://postgres@127.0.0.1:5432/postgres), the oidc part runs on PostgreSQL, in a fresh
+# database per run (the apps part seeds SQLite directly and stays on SQLite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
@@ -33,8 +36,18 @@ trap 'stop_server; rm -rf "$WORK"' EXIT
 export IDGRAPH_BIND="127.0.0.1:$PORT"
 export IDGRAPH_BOOTSTRAP_ADMIN_PASSWORD="bench-admin-password"
 export RUST_LOG=warn
-start_server() { # database name; the server's settings come from the environment
-  export IDGRAPH_DATABASE_URL="sqlite://$WORK/$1.db?mode=rwc"
+STORE="SQLite"
+start_server() { # database name, store (sqlite or postgres); settings come from the environment
+  if [ "${2:-sqlite}" = postgres ]; then
+    local name
+    name="idgraph_bench_$(echo "$1" | tr 'A-Z-' 'a-z_')"
+    psql "$BENCH_POSTGRES" -q -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" -c "CREATE DATABASE $name"
+    export IDGRAPH_DATABASE_URL="${BENCH_POSTGRES%/*}/$name"
+    STORE="PostgreSQL"
+  else
+    export IDGRAPH_DATABASE_URL="sqlite://$WORK/$1.db?mode=rwc"
+    STORE="SQLite"
+  fi
   target/release/idgraph serve > "$WORK/$1.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && return; sleep 0.1; done
@@ -102,7 +115,8 @@ stop_server
 }
 
 bench_oidc() { # the apps' ID-token algorithm (access tokens: the server's default, EdDSA)
-  start_server "oidc-$1"
+  start_server "oidc-$1" "$([ -n "${BENCH_POSTGRES:-}" ] && echo postgres || echo sqlite)"
+  echo "store: $STORE"
   for i in $(seq 0 $((USERS - 1))); do
     printf 'bench-user-password' | target/release/idgraph user create --username "bench-user-$i" \
       --email "bench-user-$i@example.com" --name "Bench User $i" --password-stdin >/dev/null
