@@ -41,7 +41,7 @@ start_server() { # database name, store (sqlite or postgres); settings come from
   if [ "${2:-sqlite}" = postgres ]; then
     local name
     name="idgraph_bench_$(echo "$1" | tr 'A-Z-' 'a-z_')"
-    psql "$BENCH_POSTGRES" -q -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" -c "CREATE DATABASE $name"
+    PGOPTIONS='--client-min-messages=warning' psql "$BENCH_POSTGRES" -q -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" -c "CREATE DATABASE $name"
     export IDGRAPH_DATABASE_URL="${BENCH_POSTGRES%/*}/$name"
     STORE="PostgreSQL"
   else
