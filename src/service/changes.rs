@@ -144,6 +144,43 @@ pub async fn announce_from_outside(
     notify(db, OUTSIDE, &change.payload()).await
 }
 
+/// Deletes the grant `grant_id` and, when it was there, announces it: on PostgreSQL in one
+/// statement (`WITH ended AS (DELETE … RETURNING) SELECT pg_notify(…) FROM ended`), so that a
+/// revocation costs one round trip and one commit, and the deletion and its announcement stand
+/// or fall together. This node's caches forget the grant either way. Whether it was there.
+pub(crate) async fn end_grant(state: &AppState, grant_id: &str) -> Result<bool, sea_orm::DbErr> {
+    let change = Change::Grant(grant_id);
+    let payload = change.payload();
+    let ended = if state.db.get_database_backend() == DbBackend::Postgres {
+        let statement = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "WITH ended AS (DELETE FROM grants WHERE id = $1 RETURNING id) \
+             SELECT pg_notify($2, $3) FROM ended",
+            [
+                grant_id.into(),
+                CHANNEL.into(),
+                format!("{} {payload}", state.listener.node).into(),
+            ],
+        );
+        let ended = state.db.query_one_raw(statement).await?.is_some();
+        if ended {
+            state.listener.sent.fetch_add(1, Ordering::Relaxed);
+        }
+        ended
+    } else {
+        use sea_orm::EntityTrait;
+        crate::db::entities::grants::Entity::delete_by_id(grant_id)
+            .exec(&state.db)
+            .await?
+            .rows_affected
+            > 0
+    };
+    if ended {
+        state.caches().forget(&payload);
+    }
+    Ok(ended)
+}
+
 /// `NOTIFY idgraph_changes` with `<node> <payload>`.
 async fn notify(
     db: &sea_orm::DatabaseConnection,

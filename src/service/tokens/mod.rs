@@ -22,7 +22,6 @@ use crate::domain::secs;
 use crate::error::AppError;
 use crate::service::AppState;
 use crate::service::apps::AppRecord;
-use crate::service::changes::Change;
 
 mod code;
 mod grant_refresh;
@@ -295,12 +294,9 @@ async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuth
 }
 
 /// Ends a grant's token family (replay detected, or revoked) and announces it when it was
-/// still there.
-async fn revoke_grant(state: &AppState, grant_id: &str) -> Result<(), DbErr> {
-    if end_grant(&state.db, grant_id).await? {
-        live::ended(state, Change::Grant(grant_id)).await;
-    }
-    Ok(())
+/// still there; whether it was.
+async fn revoke_grant(state: &AppState, grant_id: &str) -> Result<bool, DbErr> {
+    crate::service::changes::end_grant(state, grant_id).await
 }
 
 /// Deletes a grant; whether it was there. The caller announces it ([`live::ended`]).
