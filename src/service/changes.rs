@@ -148,7 +148,10 @@ pub async fn announce_from_outside(
 /// statement (`WITH ended AS (DELETE … RETURNING) SELECT pg_notify(…) FROM ended`), so that a
 /// revocation costs one round trip and one commit, and the deletion and its announcement stand
 /// or fall together. This node's caches forget the grant either way. Whether it was there.
-pub(crate) async fn end_grant(state: &AppState, grant_id: &str) -> Result<bool, sea_orm::DbErr> {
+pub(crate) async fn end_grant_announced(
+    state: &AppState,
+    grant_id: &str,
+) -> Result<bool, sea_orm::DbErr> {
     let change = Change::Grant(grant_id);
     let payload = change.payload();
     let ended = if state.db.get_database_backend() == DbBackend::Postgres {

@@ -17,15 +17,15 @@
 //! from a plain read, writing nothing. Otherwise a reservation is one transaction that makes
 //! sure both keys have a row, locks them (in key order, so two reservations never wait on each
 //! other in a cycle; on SQLite the first write takes the database's write lock), decides again,
-//! and counts. Idle rows are purged after it, in small batches that skip locked rows.
+//! and counts. Idle rows are removed by the housekeeping sweep (`service::housekeeping`).
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
 
 use crate::db::entities::sign_in_attempts;
@@ -176,7 +176,7 @@ pub async fn reserve(
         } else {
             count.saturating_add(1)
         };
-        // An upsert: the row may have been purged (idle) since it was locked.
+        // An upsert: the row may have been swept (idle) since it was locked.
         sign_in_attempts::Entity::insert(sign_in_attempts::ActiveModel {
             key: Set(key.id()),
             count: Set(i32::try_from(count).unwrap_or(i32::MAX)),
@@ -194,28 +194,7 @@ pub async fn reserve(
         .await?;
     }
     txn.commit().await?;
-    purge_idle(db, now - forget).await;
     Ok(Ok(Reservation { keys }))
-}
-
-/// Rows idle since before `before` count for nothing: drop a batch of them, outside any
-/// reservation and skipping rows a reservation holds (so it never waits on one, and no
-/// reservation waits on it for long). Housekeeping: a failure is logged, not returned.
-async fn purge_idle(db: &DatabaseConnection, before: i64) {
-    let sql = match db.get_database_backend() {
-        DbBackend::Postgres => {
-            "DELETE FROM sign_in_attempts WHERE key IN (SELECT key FROM sign_in_attempts \
-             WHERE last_at < $1 LIMIT 100 FOR UPDATE SKIP LOCKED)"
-        }
-        _ => {
-            "DELETE FROM sign_in_attempts WHERE key IN (SELECT key FROM sign_in_attempts \
-             WHERE last_at < ? LIMIT 100)"
-        }
-    };
-    let statement = Statement::from_sql_and_values(db.get_database_backend(), sql, [before.into()]);
-    if let Err(err) = db.execute_raw(statement).await {
-        tracing::warn!(error = %err, "idle sign-in counts could not be purged");
-    }
 }
 
 /// What an address is counted under: itself for IPv4, its /64 network for IPv6 (one host

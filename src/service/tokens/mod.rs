@@ -296,7 +296,7 @@ async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuth
 /// Ends a grant's token family (replay detected, or revoked) and announces it when it was
 /// still there; whether it was.
 async fn revoke_grant(state: &AppState, grant_id: &str) -> Result<bool, DbErr> {
-    crate::service::changes::end_grant(state, grant_id).await
+    crate::service::changes::end_grant_announced(state, grant_id).await
 }
 
 /// Deletes a grant; whether it was there. The caller announces it ([`live::ended`]).

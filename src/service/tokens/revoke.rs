@@ -13,10 +13,10 @@
 //!   so the table holds no more than the revoked tokens still within their lifetime.
 
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, Set, SqlErr};
+use sea_orm::{DbErr, EntityTrait, Set, SqlErr};
 
 use super::{Client, OAuthError};
-use crate::auth::jwt::{JwtType, LEEWAY_SECS};
+use crate::auth::jwt::JwtType;
 use crate::db::entities::{grants, revoked_tokens};
 use crate::domain::secret::digest_matches;
 use crate::service::AppState;
@@ -81,15 +81,9 @@ async fn revoke_access(state: &AppState, client: &Client, token: &str) -> Result
         return Ok(false);
     };
     match &claims.gid {
+        // The signed token names both its grant and its app, checked above to be the caller.
         Some(gid) => {
-            let deleted = grants::Entity::delete_many()
-                .filter(grants::Column::Id.eq(gid.as_str()))
-                .filter(grants::Column::ClientId.eq(client.id()))
-                .exec(&state.db)
-                .await?;
-            if deleted.rows_affected > 0 {
-                super::live::ended(state, Change::Grant(gid)).await;
-            }
+            super::revoke_grant(state, gid).await?;
         }
         None => {
             if list_revoked(state, client, &claims.jti, claims.exp).await? {
@@ -102,19 +96,14 @@ async fn revoke_access(state: &AppState, client: &Client, token: &str) -> Result
 }
 
 /// Lists the app token `jti` as revoked until `expires_at`; whether it was not listed yet.
-/// Entries whose token expired (a clock leeway ago) are dropped on the way: expiry refuses
-/// those tokens anyway.
+/// Entries whose token has expired are removed by the housekeeping sweep, a clock leeway later
+/// (`service::housekeeping`).
 async fn list_revoked(
     state: &AppState,
     client: &Client,
     jti: &str,
     expires_at: i64,
 ) -> Result<bool, DbErr> {
-    // Kept a leeway past expiry: a node whose clock lags may still take the token as unexpired.
-    revoked_tokens::Entity::delete_many()
-        .filter(revoked_tokens::Column::ExpiresAt.lte(state.clock.now() - LEEWAY_SECS))
-        .exec(&state.db)
-        .await?;
     let listed = revoked_tokens::Entity::insert(revoked_tokens::ActiveModel {
         jti: Set(jti.to_string()),
         client_id: Set(client.id().to_string()),
