@@ -239,6 +239,7 @@ async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
         serve_metrics(address, state.clone()).await?;
     }
     let housekeeping = crate::service::housekeeping::spawn(state.clone());
+    let logouts = crate::service::backchannel::spawn(state.clone());
     let key_schedule = keys::spawn_schedule(state.clone());
     let db = state.db.clone();
     let app = crate::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -246,6 +247,7 @@ async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     housekeeping.abort();
+    logouts.abort();
     if let Some(schedule) = key_schedule {
         schedule.abort();
     }

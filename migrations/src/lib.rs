@@ -16,6 +16,7 @@ mod m20261129_000007_token_lifecycle;
 mod m20261129_000008_revoked_tokens_expiry;
 mod m20261129_000009_sign_in_attempts;
 mod m20261129_000010_key_activation;
+mod m20261129_000011_logout;
 
 /// Runs idgraph's migrations in order.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000008_revoked_tokens_expiry::Migration),
             Box::new(m20261129_000009_sign_in_attempts::Migration),
             Box::new(m20261129_000010_key_activation::Migration),
+            Box::new(m20261129_000011_logout::Migration),
         ]
     }
 }

@@ -28,7 +28,7 @@ pub struct UserPrincipal {
 pub enum SessionRef {
     /// A first-party session opened by `login` (a bearer token).
     Api(SessionId),
-    /// A sign-in on the hosted pages (a browser cookie).
+    /// A sign-in on the hosted pages (a browser cookie), by the session's public id (`sid`).
     Browser(BrowserSessionId),
 }
 

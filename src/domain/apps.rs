@@ -14,7 +14,8 @@ use url::Url;
 
 use super::capabilities::{ClientAuthMethod, GrantType, SigningAlgorithm};
 use super::clients::{
-    ClientPolicy, MAX_REDIRECT_URIS, MAX_URI_LEN, check_redirect_uri, check_redirect_uris,
+    ClientPolicy, MAX_REDIRECT_URIS, MAX_URI_LEN, check_backchannel_logout_uri, check_redirect_uri,
+    check_redirect_uris,
 };
 use super::ids::{ClientId, UserId};
 use super::scopes::Scopes;
@@ -83,6 +84,10 @@ pub struct AppInput {
     pub id_token_signed_response_alg: Option<String>,
     /// Resource indicators (absolute URIs) the app's `client_credentials` tokens may name.
     pub resources: Option<Vec<String>>,
+    /// Where back-channel logout tokens go; an empty string removes it.
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether the app needs `sid` in its logout tokens.
+    pub backchannel_logout_session_required: Option<bool>,
 }
 
 impl AppInput {
@@ -135,6 +140,18 @@ impl AppInput {
         }
         if let Some(resources) = self.resources {
             policy.resources = check_resources(&resources)?;
+        }
+        if let Some(uri) = self.backchannel_logout_uri {
+            let uri = uri.trim();
+            policy.backchannel_logout_uri = if uri.is_empty() {
+                None
+            } else {
+                check_backchannel_logout_uri(uri)?;
+                Some(uri.to_string())
+            };
+        }
+        if let Some(required) = self.backchannel_logout_session_required {
+            policy.backchannel_logout_session_required = required;
         }
         Ok((fields, policy))
     }
@@ -379,6 +396,15 @@ mod tests {
             }),
             ("post_logout_redirect_uris[0]", |i| {
                 i.post_logout_redirect_uris = Some(vec!["http://evil.example/".into()])
+            }),
+            ("backchannel_logout_uri", |i| {
+                i.backchannel_logout_uri = Some("http://rp.example/logout".into())
+            }),
+            ("backchannel_logout_uri", |i| {
+                i.backchannel_logout_uri = Some("com.example.app:/logout".into())
+            }),
+            ("backchannel_logout_uri", |i| {
+                i.backchannel_logout_uri = Some("https://rp.example/logout#x".into())
             }),
         ] {
             let mut bad = input(Some("https://a.example/cb"), None);

@@ -130,7 +130,7 @@ impl ClientAuthMethod {
 pub const RESPONSE_TYPES: [&str; 1] = ["code"];
 
 /// Claims idgraph can put in ID tokens and userinfo.
-pub const CLAIMS: [&str; 13] = [
+pub const CLAIMS: [&str; 14] = [
     "sub",
     "iss",
     "aud",
@@ -139,6 +139,7 @@ pub const CLAIMS: [&str; 13] = [
     "auth_time",
     "nonce",
     "at_hash",
+    "sid",
     "name",
     "preferred_username",
     "updated_at",

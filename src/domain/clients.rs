@@ -36,6 +36,10 @@ pub struct ClientPolicy {
     /// The resource servers (RFC 8707 resource indicators, absolute URIs) the app's
     /// `client_credentials` tokens may name as their audience.
     pub resources: Vec<String>,
+    /// Where back-channel logout tokens are POSTed (https, or http on a loopback host).
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether the app needs `sid` in every logout token it receives.
+    pub backchannel_logout_session_required: bool,
 }
 
 impl Default for ClientPolicy {
@@ -48,6 +52,8 @@ impl Default for ClientPolicy {
             scope: Scopes::default(),
             id_token_alg: SigningAlgorithm::Rs256,
             resources: Vec::new(),
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
         }
     }
 }
@@ -214,6 +220,20 @@ pub fn check_redirect_uri(field: &str, uri: &str) -> Result<(), AppError> {
         _ => fail(
             "must use https, http on a loopback host, or a private-use scheme like com.example.app",
         ),
+    }
+}
+
+/// Checks a `backchannel_logout_uri` (Back-Channel Logout 1.0 §2.2): an absolute https URL, or
+/// http on a loopback host, with no fragment or user information, written as the URL it stands
+/// for (idgraph itself POSTs to it, so a private-use scheme means nothing here).
+pub fn check_backchannel_logout_uri(uri: &str) -> Result<(), AppError> {
+    const FIELD: &str = "backchannel_logout_uri";
+    check_redirect_uri(FIELD, uri)?;
+    match Url::parse(uri).map(|url| url.scheme().to_string()) {
+        Ok(scheme) if scheme == "https" || scheme == "http" => Ok(()),
+        _ => Err(AppError::invalid(format!(
+            "{FIELD}: must use https, or http on a loopback host"
+        ))),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod capabilities;
 pub mod clients;
 pub mod connections;
 pub mod ids;
+pub mod logout;
 pub mod oauth;
 pub mod page;
 pub mod role;

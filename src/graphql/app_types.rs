@@ -58,6 +58,15 @@ impl App {
     async fn resources(&self) -> &[String] {
         &self.0.policy.resources
     }
+    /// Where idgraph POSTs back-channel logout tokens when a session the app took part in ends;
+    /// null when none is registered.
+    async fn backchannel_logout_uri(&self) -> Option<&str> {
+        self.0.policy.backchannel_logout_uri.as_deref()
+    }
+    /// Whether every logout token the app receives carries `sid`.
+    async fn backchannel_logout_session_required(&self) -> bool {
+        self.0.policy.backchannel_logout_session_required
+    }
     /// The scopes the app may ever receive, space-separated: OpenID scopes (none listed means
     /// every one) and API scopes (`resource:action`, only those listed).
     async fn scope(&self) -> String {
@@ -224,6 +233,11 @@ pub struct AppInput {
     /// Resource indicators (absolute URIs) the app's `CLIENT_CREDENTIALS` tokens may name as
     /// their audience, at most 10.
     pub resources: Option<Vec<String>>,
+    /// Where back-channel logout tokens go: https, or http on a loopback host; an empty string
+    /// removes it.
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether every logout token the app receives must carry `sid` (default false).
+    pub backchannel_logout_session_required: Option<bool>,
 }
 
 impl From<AppInput> for DomainInput {
@@ -249,6 +263,8 @@ impl From<AppInput> for DomainInput {
                 .id_token_signed_response_alg
                 .map(|a| table::SigningAlgorithm::from(a).as_str().to_string()),
             resources: input.resources,
+            backchannel_logout_uri: input.backchannel_logout_uri,
+            backchannel_logout_session_required: input.backchannel_logout_session_required,
         }
     }
 }

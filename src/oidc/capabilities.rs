@@ -42,10 +42,18 @@ pub fn discovery(config: &Config, signing: &[SigningAlgorithm]) -> serde_json::V
         // to true, so it is said out loud).
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
+        // Back-Channel Logout 1.0: deleting a connection tells the app even without our pages.
+        "backchannel_logout_supported": true,
+        "frontchannel_logout_supported": false,
+        "frontchannel_logout_session_supported": false,
     });
     if config.hosts_authorization_endpoint() {
         // RFC 9207: our own endpoint names itself in every answer with `iss`.
         document["authorization_response_iss_parameter_supported"] = true.into();
+        // Browser sessions exist on our own pages only: their sign-out is the end-session
+        // endpoint (RP-Initiated Logout 1.0), and their `sid` is in ID and logout tokens.
+        document["end_session_endpoint"] = format!("{issuer}/oauth/logout").into();
+        document["backchannel_logout_session_supported"] = true.into();
     }
     document
 }

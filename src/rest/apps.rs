@@ -72,6 +72,10 @@ pub struct AppBody {
     id_token_signed_response_alg: &'static str,
     /// Resource servers (RFC 8707) the app may ask access tokens for.
     resources: Vec<String>,
+    /// Where idgraph POSTs back-channel logout tokens; null when none is registered.
+    backchannel_logout_uri: Option<String>,
+    /// Whether every logout token the app receives must carry `sid`.
+    backchannel_logout_session_required: bool,
 }
 
 impl From<App> for AppBody {
@@ -91,6 +95,8 @@ impl From<App> for AppBody {
             redirect_uris: app.policy.redirect_uris.clone(),
             post_logout_redirect_uris: app.policy.post_logout_redirect_uris.clone(),
             resources: app.policy.resources.clone(),
+            backchannel_logout_uri: app.policy.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: app.policy.backchannel_logout_session_required,
         }
     }
 }
@@ -151,6 +157,9 @@ struct AppRequest {
     scope: Option<String>,
     id_token_signed_response_alg: Option<String>,
     resources: Option<Vec<String>>,
+    /// https, or http on a loopback host; an empty string removes it.
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: Option<bool>,
 }
 
 impl From<AppRequest> for AppInput {
@@ -166,6 +175,8 @@ impl From<AppRequest> for AppInput {
             scope: body.scope,
             id_token_signed_response_alg: body.id_token_signed_response_alg,
             resources: body.resources,
+            backchannel_logout_uri: body.backchannel_logout_uri,
+            backchannel_logout_session_required: body.backchannel_logout_session_required,
         }
     }
 }

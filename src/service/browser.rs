@@ -7,7 +7,10 @@
 
 use std::net::IpAddr;
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::sea_query::IntoCondition;
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, Set, TransactionTrait,
+};
 use secrecy::SecretString;
 
 use crate::auth::{Principal, SessionRef};
@@ -16,7 +19,8 @@ use crate::domain::ids::BrowserSessionId;
 use crate::domain::secret::{digest, random_token};
 use crate::domain::{Scope, ScopeSet, secs};
 use crate::error::AppResult;
-use crate::service::{AppState, users as user_service};
+use crate::service::backchannel::{self, EndedSession};
+use crate::service::{AppState, changes, users as user_service};
 
 /// The cookie's name.
 pub const COOKIE: &str = "idgraph_session";
@@ -55,12 +59,12 @@ pub struct SignedInAs {
 /// A signed-in browser.
 #[derive(Debug, Clone)]
 pub(crate) struct BrowserSession {
-    /// The row's key (the digest of the cookie value).
-    pub id: BrowserSessionId,
     /// The person signed in.
     pub user: users::Model,
     /// When they typed their password, Unix seconds.
     pub auth_time: i64,
+    /// The session's public id (`sid` in ID and logout tokens).
+    pub sid: String,
 }
 
 impl BrowserSession {
@@ -70,7 +74,7 @@ impl BrowserSession {
         user_service::principal_of(
             &self.user,
             ScopeSet::only(Scope::Authorize),
-            SessionRef::Browser(self.id.clone()),
+            SessionRef::Browser(BrowserSessionId::from_trusted(self.sid.clone())),
             self.auth_time,
         )
     }
@@ -106,9 +110,9 @@ pub(crate) async fn find(
         return Ok(None);
     };
     Ok(Some(BrowserSession {
-        id: BrowserSessionId::from_trusted(row.id),
         user,
         auth_time: row.auth_time,
+        sid: row.sid,
     }))
 }
 
@@ -125,11 +129,13 @@ pub(crate) async fn sign_in(
     let value = new_cookie_value();
     let now = state.clock.now();
     let id = digest(&value);
+    let sid = random_token(16);
     let row = browser_sessions::ActiveModel {
         id: Set(id.clone()),
         user_id: Set(user.id.clone()),
         auth_time: Set(now),
         expires_at: Set(now + secs(state.config.browser_session_ttl)),
+        sid: Set(sid.clone()),
     };
     let txn = state.db.begin().await?;
     // The user's expired sessions go now, so rows do not pile up.
@@ -138,36 +144,86 @@ pub(crate) async fn sign_in(
         .filter(browser_sessions::Column::ExpiresAt.lte(now))
         .exec(&txn)
         .await?;
-    if let Some(previous) = context.cookie.as_deref().filter(|v| is_cookie_value(v)) {
-        browser_sessions::Entity::delete_by_id(digest(previous))
-            .exec(&txn)
-            .await?;
-    }
+    // Signing in over a session ends it, with what ends with a session.
+    let replaced = match context.cookie.as_deref().filter(|v| is_cookie_value(v)) {
+        Some(previous) => {
+            let which = browser_sessions::Column::Id.eq(digest(previous));
+            end_in(state, &txn, which.into_condition()).await?
+        }
+        None => Ended::default(),
+    };
     browser_sessions::Entity::insert(row)
         .exec_without_returning(&txn)
         .await?;
     txn.commit().await?;
+    replaced.announce(state).await;
     tracing::info!(user.id = %user.id, "browser signed in");
     Ok((
         value,
         BrowserSession {
-            id: BrowserSessionId::from_trusted(id),
             user,
             auth_time: now,
+            sid,
         },
     ))
 }
 
-/// Ends the session named by `cookie_value`, if there is one.
-pub(crate) async fn sign_out(state: &AppState, cookie_value: &str) -> AppResult<()> {
-    if is_cookie_value(cookie_value) {
-        let ended = browser_sessions::Entity::delete_many()
-            .filter(browser_sessions::Column::Id.eq(digest(cookie_value)))
-            .exec(&state.db)
-            .await?;
-        if ended.rows_affected > 0 {
-            tracing::info!("browser signed out");
+/// Ends the session named by `cookie_value`, if there is one; whether there was.
+pub(crate) async fn sign_out(state: &AppState, cookie_value: &str) -> AppResult<bool> {
+    if !is_cookie_value(cookie_value) {
+        return Ok(false);
+    }
+    let which = browser_sessions::Column::Id.eq(digest(cookie_value));
+    let ended = end(state, which.into_condition()).await?;
+    if ended.sessions > 0 {
+        tracing::info!("browser signed out");
+    }
+    Ok(ended.sessions > 0)
+}
+
+/// What ending sessions did.
+#[derive(Debug, Default)]
+pub(crate) struct Ended {
+    /// Sessions ended.
+    pub sessions: usize,
+    /// Grants that ended with them, to announce.
+    grants: Vec<String>,
+}
+
+impl Ended {
+    /// Announces what ended (after the transaction committed) and wakes the logout worker.
+    async fn announce(&self, state: &AppState) {
+        changes::grants_ended(state, &self.grants).await;
+        if self.sessions > 0 {
+            state.logouts.queued();
         }
     }
-    Ok(())
+}
+
+/// Ends the browser sessions `which` selects, in one transaction with what ends with them:
+/// their grants without `offline_access`, and the back-channel logouts owed to the apps that
+/// took part (see [`backchannel`]).
+pub(crate) async fn end(state: &AppState, which: Condition) -> AppResult<Ended> {
+    let txn = state.db.begin().await?;
+    let ended = end_in(state, &txn, which).await?;
+    txn.commit().await?;
+    ended.announce(state).await;
+    Ok(ended)
+}
+
+/// [`end`] inside `txn`; the caller commits, then calls [`Ended::announce`].
+async fn end_in(state: &AppState, txn: &DatabaseTransaction, which: Condition) -> AppResult<Ended> {
+    let rows = browser_sessions::Entity::delete_many()
+        .filter(which)
+        .exec_with_returning(txn)
+        .await?;
+    let sessions: Vec<EndedSession> = rows
+        .into_iter()
+        .map(|row| EndedSession { sid: row.sid })
+        .collect();
+    let grants = backchannel::sessions_ended(state, txn, &sessions).await?;
+    Ok(Ended {
+        sessions: sessions.len(),
+        grants,
+    })
 }

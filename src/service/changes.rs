@@ -125,6 +125,22 @@ pub async fn announce(state: &AppState, change: Change<'_>) {
     }
 }
 
+/// Beyond this many grants ended at once, an ending is announced as a bulk change.
+const GRANTS_NAMED_ONE_BY_ONE: usize = 16;
+
+/// Announces that the grants `ids` ended (after the write that ended them committed): by id,
+/// so that each node drops just those and ending grants in a loop cannot keep emptying every
+/// node's caches; as one bulk change beyond a handful.
+pub(crate) async fn grants_ended(state: &AppState, ids: &[String]) {
+    if ids.len() > GRANTS_NAMED_ONE_BY_ONE {
+        announce(state, Change::Tokens).await;
+    } else {
+        for id in ids {
+            announce(state, Change::Grant(id)).await;
+        }
+    }
+}
+
 /// A connection of its own to `database_url` that listens on [`CHANNEL`].
 async fn listen(database_url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
     let mut listener = PgListener::connect(database_url).await?;

@@ -13,7 +13,7 @@ use crate::domain::ids::ClientId;
 use crate::domain::page::{Page, split_page};
 use crate::error::{AppError, AppResult};
 use crate::service::AppState;
-use crate::service::changes::{self, Change};
+use crate::service::{backchannel, changes};
 
 impl From<&connections::Model> for Connection {
     fn from(row: &connections::Model) -> Self {
@@ -74,11 +74,9 @@ pub async fn get(
         .ok_or(AppError::NotFound("connection"))
 }
 
-/// Beyond this many grants ended at once, a deletion is announced as a bulk change.
-const GRANTS_NAMED_ONE_BY_ONE: usize = 16;
-
 /// Revokes the caller's connection to an app with every grant under it, in one transaction, so
-/// its refresh and access tokens stop working at once. The grants ended are announced by id
+/// its refresh and access tokens stop working at once; the app is owed a back-channel logout
+/// (see [`backchannel`]), queued in the same transaction. The grants ended are announced by id
 /// (each node drops just those), so that consenting and disconnecting in a loop cannot keep
 /// emptying every node's caches.
 pub async fn delete(
@@ -101,14 +99,12 @@ pub async fn delete(
     if deleted.rows_affected == 0 {
         return Err(AppError::NotFound("connection"));
     }
+    backchannel::connection_withdrawn(state, &txn, me.user_id.as_str(), client_id.as_str(), &ended)
+        .await?;
     txn.commit().await?;
-    if ended.len() > GRANTS_NAMED_ONE_BY_ONE {
-        changes::announce(state, Change::Tokens).await;
-    } else {
-        for grant in &ended {
-            changes::announce(state, Change::Grant(&grant.id)).await;
-        }
-    }
+    state.logouts.queued();
+    let ended: Vec<String> = ended.into_iter().map(|grant| grant.id).collect();
+    changes::grants_ended(state, &ended).await;
     tracing::info!(user.id = %me.user_id, client.id = %client_id, "connection revoked");
     Ok(())
 }

@@ -9,7 +9,7 @@
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{EntityTrait, Set, TransactionTrait};
 
-use crate::auth::Principal;
+use crate::auth::{Principal, SessionRef};
 use crate::db::entities::{connections, grants};
 use crate::db::owned::connection_of;
 use crate::domain::Scope;
@@ -109,6 +109,10 @@ pub async fn record(
         refresh_expires_at: Set(None),
         auth_time: Set(me.auth_time),
         created_at: Set(now),
+        sid: Set(match &me.session {
+            SessionRef::Browser(sid) => Some(sid.to_string()),
+            SessionRef::Api(_) => None,
+        }),
     };
     use connections::Column as C;
     let txn = state.db.begin().await?;

@@ -30,7 +30,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::auth::jwt::{self, AccessClaims, Expect, JwtType, KeyRing, TokenKind, VerifyError};
+use crate::auth::jwt::{
+    self, AccessClaims, Expect, IdClaims, JwtType, KeyRing, TokenKind, VerifyError,
+};
 use crate::auth::keys::{self, SigningAlgorithm, SigningKey, VerifyingKey};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -462,6 +464,7 @@ impl KeyStore {
             issuer,
             audience: Some(issuer),
             typ: JwtType::Jwt,
+            expired_ok: false,
         };
         Ok(self
             .verify::<AccessClaims>(token, expect)
@@ -480,11 +483,28 @@ impl KeyStore {
             issuer,
             audience: None,
             typ: JwtType::AccessToken,
+            expired_ok: false,
         };
         Ok(self
             .verify::<AccessClaims>(token, expect)
             .await?
             .filter(|claims| claims.kind == TokenKind::Oauth && claims.client_id.is_some()))
+    }
+
+    /// Verifies an ID token of ours given back as an `id_token_hint`: signature, issuer and
+    /// `typ`, any audience (the caller matches it to the app), expired or not.
+    pub async fn verify_id_token_hint(
+        &self,
+        token: &str,
+        issuer: &str,
+    ) -> AppResult<Option<IdClaims>> {
+        let expect = Expect {
+            issuer,
+            audience: None,
+            typ: JwtType::Jwt,
+            expired_ok: true,
+        };
+        self.verify::<IdClaims>(token, expect).await
     }
 
     /// The public JSON Web Key Set.

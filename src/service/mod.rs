@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod authorize;
+pub mod backchannel;
 pub mod browser;
 pub mod cache;
 pub mod changes;

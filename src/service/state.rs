@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
 use crate::service::apps::AppCache;
+use crate::service::backchannel::Wake;
 use crate::service::changes::{Caches, Listener};
 use crate::service::keys::{self, KeyStore};
 use crate::service::passwords::PasswordHasher;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub images: Arc<Semaphore>,
     /// Prometheus metrics (recording only when `metrics_bind` is set).
     pub metrics: Metrics,
+    /// Wakes this node's back-channel logout worker.
+    pub logouts: Arc<Wake>,
 }
 
 impl AppState {
@@ -103,6 +106,7 @@ impl AppState {
             touches: Arc::new(Touches::default()),
             sealer: Arc::new(sealer),
             images: Arc::new(Semaphore::new(2)),
+            logouts: Arc::new(Wake::default()),
             clock,
         })
     }

@@ -51,6 +51,19 @@ pub struct LogoutPage<'a> {
     pub continue_query: &'a str,
 }
 
+/// "Sign out?" for an app's logout request (RP-Initiated Logout 1.0).
+#[derive(Template)]
+#[template(path = "end_session.html")]
+pub struct EndSessionPage<'a> {
+    pub display_name: &'a str,
+    pub username: &'a str,
+    /// The app asking; empty when it did not name itself.
+    pub app_name: &'a str,
+    pub csrf: &'a str,
+    /// The checked request, sealed.
+    pub request: &'a str,
+}
+
 /// A title and a sentence: errors and confirmations.
 #[derive(Template)]
 #[template(path = "message.html")]

@@ -3,9 +3,11 @@
 //! relying party: it builds the authorization URL and, after the browser lands on its redirect
 //! URI, exchanges the code and verifies the ID token.
 //!
-//! Three runs in one browser: sign in and approve; then remembered consent goes straight back
-//! with a code; then `prompt=consent` and Deny give `access_denied`. Screenshots of the sign-in
-//! and consent pages are saved under `target/browser-screenshots/` for people to look at.
+//! Five runs in one browser: sign in and approve; then remembered consent goes straight back
+//! with a code; then `prompt=consent` and Deny give `access_denied`; then the app's logout
+//! request is confirmed on idgraph's page and lands on its post-logout URI; then `prompt=none`
+//! gives `login_required`. Screenshots of the sign-in, consent and logout pages are saved under
+//! `target/browser-screenshots/` for people to look at.
 //!
 //! And GraphiQL: served from the binary, it boots under its `'self'`-only policy and loads the
 //! schema by introspection (`graphiql.png`).
@@ -170,24 +172,35 @@ async fn a_person_signs_in_and_approves_in_a_real_browser() {
     let (app, issuer) = (&served.app, &served.issuer);
     let rp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let callback = format!("http://{}/callback", rp_listener.local_addr().unwrap());
+    let signed_out = format!("http://{}/signed-out", rp_listener.local_addr().unwrap());
     let rp_server = tokio::spawn(
         axum::serve(
             rp_listener,
-            axum::Router::new().route(
-                "/callback",
-                get(|| async { Html("<!doctype html><title>RP</title><p>Back at the app.</p>") }),
-            ),
+            axum::Router::new()
+                .route(
+                    "/callback",
+                    get(|| async {
+                        Html("<!doctype html><title>RP</title><p>Back at the app.</p>")
+                    }),
+                )
+                .route(
+                    "/signed-out",
+                    get(|| async { Html("<!doctype html><title>RP</title><p>Signed out.</p>") }),
+                ),
         )
         .into_future(),
     );
 
     let admin = app.oauth_admin("ops").await;
     let created = app
-        .register_app(
+        .register_app_with(
             &admin,
-            "Analytical Engine",
-            "https://engine.example",
-            &callback,
+            json!({
+                "name": "Analytical Engine",
+                "url": "https://engine.example",
+                "redirect_uri": callback,
+                "post_logout_redirect_uris": [signed_out],
+            }),
         )
         .await;
     let client_id = created.client_id.clone();
@@ -316,6 +329,45 @@ async fn a_person_signs_in_and_approves_in_a_real_browser() {
     assert_eq!(answer["error"], "access_denied");
     assert_eq!(&answer["state"], third.state.secret());
     assert!(!answer.contains_key("code"));
+
+    // 4. RP-initiated logout without an id_token_hint: idgraph asks, the person confirms, and
+    //    the browser lands on the app's registered post-logout URI with its state.
+    let logout = openidconnect::LogoutRequest::from(
+        openidconnect::EndSessionUrl::new(format!("{issuer}/oauth/logout")).unwrap(),
+    )
+    .set_client_id(openidconnect::ClientId::new(client_id.clone()))
+    .set_post_logout_redirect_uri(
+        openidconnect::PostLogoutRedirectUrl::new(signed_out.clone()).unwrap(),
+    )
+    .set_state(CsrfToken::new("bye-42".into()))
+    .http_get_url();
+    browser.goto(logout.as_str()).await.unwrap();
+    let confirm = browser
+        .wait()
+        .for_element(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap();
+    let logout_text = browser
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        logout_text.contains("Analytical Engine asks you to sign out"),
+        "{logout_text}"
+    );
+    save_screenshot(&browser, "logout.png").await;
+    confirm.click().await.unwrap();
+    let answer = landed_on_callback(&browser, &signed_out).await;
+    assert_eq!(answer["state"], "bye-42");
+
+    // 5. Signed out: a silent request finds nobody signed in.
+    let fifth = authorization_request(&rp, Some(CoreAuthPrompt::None));
+    browser.goto(fifth.url.as_str()).await.unwrap();
+    let answer = landed_on_callback(&browser, &callback).await;
+    assert_eq!(answer["error"], "login_required");
 
     browser.close().await.unwrap();
     rp_server.abort();

@@ -25,6 +25,7 @@ mod keys;
 mod layers;
 mod lifecycle;
 mod live;
+mod logout;
 mod metrics;
 mod migrations;
 mod oidc;

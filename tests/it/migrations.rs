@@ -54,7 +54,7 @@ crate::on_every_database!(migrations_go_down_and_up_again);
 /// Every migration file with the SHA-256 it had when it landed. A landed migration is history:
 /// a database migrated from an earlier main never runs it again, so an edit would never reach
 /// it. Change nothing here but to add the line of a new migration.
-const LANDED: [(&str, &str); 10] = [
+const LANDED: [(&str, &str); 11] = [
     (
         "m20261126_000001_platform.rs",
         "9b3e42da41db84aca0fa7c167e354b82705d10edd443091dd0d7bf7a3aaf4d87",
@@ -94,6 +94,10 @@ const LANDED: [(&str, &str); 10] = [
     (
         "m20261129_000010_key_activation.rs",
         "987ff8e48cb5c117e93e971a1c9bbac9498da5ec2ac468b9a0691ff24610ce38",
+    ),
+    (
+        "m20261129_000011_logout.rs",
+        "7d8b6d92311270594f3ba4e5f8278e4c94ce06cdf4d6eaafba6916b222ca5ceb",
     ),
 ];
 

@@ -171,3 +171,129 @@ async fn a_relying_party_signs_a_user_in_with_eddsa() {
 async fn an_app_gets_the_id_token_algorithm_it_registered() {
     sign_in_with("RS256", "EdDSA", CoreJwsSigningAlgorithm::EdDsa).await;
 }
+
+/// RP-Initiated Logout with the `openidconnect` crate's own logout types: discovery gives the
+/// `end_session_endpoint`; ada signs in on the hosted pages (a cookie-keeping client through
+/// the same server), the relying party redeems the code and verifies the ID token, then sends
+/// the browser to its logout URL with `id_token_hint`, `client_id`, a registered
+/// `post_logout_redirect_uri` and `state`. The browser lands there with the `state`, and the
+/// next `prompt=none` request answers `login_required`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relying_party_logs_the_user_out_through_the_end_session_endpoint() {
+    use openidconnect::core::CoreAuthPrompt;
+    use openidconnect::{LogoutRequest, PostLogoutRedirectUrl, ProviderMetadataWithLogout};
+
+    use crate::common::PASSWORD;
+    use crate::common::browser::{Browser, text};
+
+    const SIGNED_OUT: &str = "http://127.0.0.1:9/signed-out";
+    let served = Served::start(|_| {}).await;
+    let (app, issuer) = (&served.app, &served.issuer);
+    let admin = app.oauth_admin("ops").await;
+    let created = app
+        .register_app_with(
+            &admin,
+            json!({ "name": "RP", "redirect_uri": REDIRECT, "post_logout_redirect_uris": [SIGNED_OUT] }),
+        )
+        .await;
+    app.create_user("ada", &[]).await;
+
+    let http = reqwest::ClientBuilder::new()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let metadata =
+        ProviderMetadataWithLogout::discover_async(IssuerUrl::new(issuer.clone()).unwrap(), &http)
+            .await
+            .expect("discovery");
+    let end_session = metadata
+        .additional_metadata()
+        .end_session_endpoint
+        .clone()
+        .expect("an end_session_endpoint");
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(created.client_id.clone()),
+        Some(ClientSecret::new(created.secret.clone())),
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let path_of = |url: &url::Url| format!("{}?{}", url.path(), url.query().unwrap_or_default());
+
+    // Sign in and approve on the hosted pages.
+    let mut browser = Browser::new(app);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url, _, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge)
+        .url();
+    let page = browser.get(&path_of(&auth_url)).await;
+    let consent = browser.sign_in(&page, "ada", PASSWORD).await;
+    let approved = browser.press(&consent, "approve").await;
+    let callback = url::Url::parse(approved.header("location").expect("a redirect")).unwrap();
+    let code = callback
+        .query_pairs()
+        .find(|(name, _)| name == "code")
+        .expect("a code")
+        .1
+        .into_owned();
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("code exchange");
+    let id_token = tokens.id_token().expect("an ID token");
+    id_token
+        .claims(&client.id_token_verifier(), &nonce)
+        .expect("a valid ID token");
+
+    // Log out with the crate's logout request.
+    let state = CsrfToken::new_random();
+    let logout_url = LogoutRequest::from(end_session)
+        .set_id_token_hint(id_token)
+        .set_client_id(ClientId::new(created.client_id.clone()))
+        .set_post_logout_redirect_uri(PostLogoutRedirectUrl::new(SIGNED_OUT.into()).unwrap())
+        .set_state(state.clone())
+        .http_get_url();
+    assert!(
+        logout_url
+            .as_str()
+            .starts_with(&format!("{issuer}/oauth/logout?"))
+    );
+    let signed_out = browser.get(&path_of(&logout_url)).await;
+    assert_eq!(
+        signed_out.status,
+        axum::http::StatusCode::SEE_OTHER,
+        "{}",
+        text(&signed_out)
+    );
+    let landed = url::Url::parse(signed_out.header("location").unwrap()).unwrap();
+    assert!(landed.as_str().starts_with(SIGNED_OUT), "{landed}");
+    let returned: std::collections::HashMap<String, String> =
+        landed.query_pairs().into_owned().collect();
+    assert_eq!(&returned["state"], state.secret());
+
+    // The next silent sign-in finds nobody signed in.
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let (silent, _, _) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge)
+        .add_prompt(CoreAuthPrompt::None)
+        .url();
+    let answer = browser.get(&path_of(&silent)).await;
+    let answer = url::Url::parse(answer.header("location").expect("a redirect")).unwrap();
+    let error = answer
+        .query_pairs()
+        .find(|(name, _)| name == "error")
+        .map(|(_, value)| value.into_owned());
+    assert_eq!(error.as_deref(), Some("login_required"));
+}

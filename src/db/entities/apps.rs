@@ -32,6 +32,10 @@ pub struct Model {
     pub id_token_signed_response_alg: String,
     /// A JSON array of resource indicators.
     pub resources: String,
+    /// Where back-channel logout tokens go; empty when the app registered none.
+    pub backchannel_logout_uri: String,
+    /// Whether the app needs `sid` in its logout tokens.
+    pub backchannel_logout_session_required: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

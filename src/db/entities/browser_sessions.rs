@@ -13,6 +13,9 @@ pub struct Model {
     /// When the person typed their password, Unix seconds.
     pub auth_time: i64,
     pub expires_at: i64,
+    /// The session's public id: the `sid` of ID tokens and logout tokens (random; never the
+    /// cookie or its digest).
+    pub sid: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -33,6 +33,9 @@ pub struct Model {
     /// When the user signed in for the consent, Unix seconds.
     pub auth_time: i64,
     pub created_at: i64,
+    /// The browser session (its public `sid`) the consent was given in; `None` for the
+    /// consent API. Ending that session ends the grant unless it holds `offline_access`.
+    pub sid: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

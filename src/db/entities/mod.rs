@@ -7,6 +7,7 @@ pub mod apps;
 pub mod browser_sessions;
 pub mod connections;
 pub mod grants;
+pub mod logout_deliveries;
 pub mod revoked_tokens;
 pub mod server_secrets;
 pub mod sessions;

@@ -124,6 +124,9 @@ fn policy_of(row: &apps::Model) -> ClientPolicy {
             .parse()
             .unwrap_or(defaults.id_token_alg),
         resources: list(&row.resources),
+        backchannel_logout_uri: Some(row.backchannel_logout_uri.clone())
+            .filter(|uri| !uri.is_empty()),
+        backchannel_logout_session_required: row.backchannel_logout_session_required,
     }
 }
 
@@ -141,6 +144,8 @@ fn set_columns(model: &mut apps::ActiveModel, fields: &AppFields, policy: &Clien
     model.scope = Set(policy.scope.to_string());
     model.id_token_signed_response_alg = Set(policy.id_token_alg.as_str().into());
     model.resources = Set(json(&policy.resources));
+    model.backchannel_logout_uri = Set(policy.backchannel_logout_uri.clone().unwrap_or_default());
+    model.backchannel_logout_session_required = Set(policy.backchannel_logout_session_required);
 }
 
 /// Maps the failure of a write that referenced an app: when the app was deleted meanwhile

@@ -128,4 +128,26 @@ pub enum SignOutView {
     Continue(String),
     /// A form that was not served to this browser: refused (403).
     FormRefused,
+    /// An app's logout request that cannot be followed (400), with the reason.
+    BadRequest(String),
+    /// "Sign out?" for an app's logout request.
+    ConfirmRequest {
+        /// Who is signed in.
+        signed_in_as: SignedInAs,
+        /// The app asking, when it named itself.
+        app_name: Option<String>,
+        /// The web origin the browser is sent to afterwards, for the page's `form-action`.
+        redirect_origin: Option<String>,
+        /// The checked request, sealed to the cookie (also the CSRF token).
+        form: Sealed,
+    },
+    /// An app's logout request is done and there is nowhere to send the browser.
+    Done {
+        /// Whether a session ended (otherwise there was none).
+        signed_out: bool,
+        /// The app asked to return to an address it has not registered.
+        unregistered_redirect: bool,
+    },
+    /// A 303 to the app's registered `post_logout_redirect_uri`.
+    Redirect(String),
 }

@@ -262,6 +262,7 @@ async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuth
         auth_time: grant.auth_time,
         nonce: what.nonce,
         at_hash: String::new(),
+        sid: grant.sid.clone(),
     };
     // An RSA signature takes a good part of a millisecond of one core: off the async workers,
     // so that it does not hold up the requests queued behind it.

@@ -1,0 +1,764 @@
+//! Logout that relying parties drive: `sid` in ID tokens, RP-Initiated Logout at
+//! `/oauth/logout` (the `end_session_endpoint`), and Back-Channel Logout tokens delivered to a
+//! loopback receiver from the `logout_deliveries` table. The browser is the cookie-keeping
+//! client of the hosted tests, through the real router; deliveries are sent by calling the
+//! worker's round (`backchannel::deliver_due`) with the test's clock.
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Form, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use idgraph::auth::jwt::IdClaims;
+use idgraph::db::entities::{browser_sessions, grants, logout_deliveries};
+use idgraph::domain::Role;
+use idgraph::service::backchannel::{self, Delivered, GIVE_UP_AFTER_SECS, LOGOUT_EVENT};
+use idgraph::service::browser::COOKIE;
+use jsonwebtoken::{DecodingKey, Validation, jwk::JwkSet};
+use sea_orm::{EntityTrait, PaginatorTrait};
+use serde_json::{Value, json};
+
+use crate::common::browser::{Browser, authorize_path, hidden, redirect_query, text};
+use crate::common::rp::{REDIRECT, Rp, VERIFIER, token};
+use crate::common::{PASSWORD, TestApp, TestResponse};
+
+/// Where the app asks to land after logout (registered).
+const SIGNED_OUT: &str = "https://rp.example/signed-out";
+
+fn claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// Registers "RP" with [`SIGNED_OUT`] as its post-logout redirect URI and, when given, a
+/// back-channel logout URI; creates ada.
+async fn register(app: &TestApp, backchannel: Option<&str>, session_required: bool) -> Rp {
+    let admin = app.oauth_admin("ops").await;
+    let mut body = json!({
+        "name": "RP",
+        "url": "https://rp.example",
+        "redirect_uri": REDIRECT,
+        "post_logout_redirect_uris": [SIGNED_OUT],
+        "backchannel_logout_session_required": session_required,
+    });
+    if let Some(uri) = backchannel {
+        body["backchannel_logout_uri"] = json!(uri);
+    }
+    let created = app.register_app_with(&admin, body).await;
+    let ada = app.create_user("ada", &[Role::Oauth]).await;
+    Rp {
+        client_id: created.client_id,
+        secret: created.secret,
+        user_token: app.token("ada", None).await,
+        user_id: ada.id.to_string(),
+    }
+}
+
+/// Ada signs in on the hosted pages, approves `scope`, and the app redeems the code: the
+/// browser (signed in) and the token response.
+async fn signed_in<'a>(app: &'a TestApp, rp: &Rp, scope: &str) -> (Browser<'a>, Value) {
+    let mut browser = Browser::new(app);
+    let page = browser.get(&authorize_path(rp, &[("scope", scope)])).await;
+    let after = browser.sign_in(&page, "ada", PASSWORD).await;
+    // Consent is remembered from an earlier sign-in: straight back with a code.
+    let answered = if after.status == StatusCode::SEE_OTHER {
+        after
+    } else {
+        browser.press(&after, "approve").await
+    };
+    let answer = redirect_query(&answered);
+    (browser, redeem(app, rp, &answer["code"]).await)
+}
+
+async fn redeem(app: &TestApp, rp: &Rp, code: &str) -> Value {
+    let redeemed = token(
+        app,
+        rp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    redeemed.assert_status(StatusCode::OK);
+    redeemed.json()
+}
+
+fn logout_path(params: &[(&str, &str)]) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    format!("/oauth/logout?{query}")
+}
+
+async fn sessions(app: &TestApp) -> u64 {
+    browser_sessions::Entity::find()
+        .count(&app.state.db)
+        .await
+        .unwrap()
+}
+
+async fn deliveries(app: &TestApp) -> Vec<logout_deliveries::Model> {
+    logout_deliveries::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap()
+}
+
+/// Whether the browser is still signed in: `prompt=none` answers with a code, or with
+/// `login_required`.
+async fn still_signed_in(browser: &mut Browser<'_>, rp: &Rp) -> bool {
+    let answer = redirect_query(
+        &browser
+            .get(&authorize_path(
+                rp,
+                &[("prompt", "none"), ("scope", "openid")],
+            ))
+            .await,
+    );
+    match answer.get("error").map(String::as_str) {
+        None => true,
+        Some("login_required") => false,
+        Some(other) => panic!("prompt=none answered {other}"),
+    }
+}
+
+fn assert_error_page(response: &TestResponse, needle: &str) {
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert!(response.header("location").is_none());
+    assert!(text(response).contains(needle), "{}", text(response));
+}
+
+async fn id_tokens_carry_the_browser_sessions_sid(app: TestApp) {
+    let rp = register(&app, None, false).await;
+    let (browser, tokens) = signed_in(&app, &rp, "openid").await;
+    let id = claims(tokens["id_token"].as_str().unwrap());
+    let row = browser_sessions::Entity::find()
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(id["sid"], row.sid.as_str());
+    // Public and distinct from the cookie and from its digest (the row's key).
+    let cookie = browser.cookie.clone().unwrap();
+    assert_ne!(row.sid, cookie);
+    assert_ne!(row.sid, row.id);
+    // The consent API names no browser session: no sid.
+    let code = crate::common::rp::consent(
+        &app,
+        &rp,
+        json!({"scope": "openid", "code_challenge": crate::common::rp::s256(VERIFIER), "code_challenge_method": "S256"}),
+    )
+    .await;
+    let api = claims(redeem(&app, &rp, &code).await["id_token"].as_str().unwrap());
+    assert!(api.get("sid").is_none(), "{api}");
+    let discovery = app
+        .get("/.well-known/openid-configuration", None)
+        .await
+        .json();
+    assert_eq!(
+        discovery["end_session_endpoint"],
+        "http://idgraph.test/oauth/logout"
+    );
+    assert_eq!(discovery["backchannel_logout_supported"], true);
+    assert_eq!(discovery["backchannel_logout_session_supported"], true);
+    assert_eq!(discovery["frontchannel_logout_supported"], false);
+}
+
+async fn a_hint_naming_this_session_ends_it_at_once_even_expired(app: TestApp) {
+    let rp = register(&app, None, false).await;
+    let (mut browser, tokens) = signed_in(&app, &rp, "openid").await;
+    let hint = tokens["id_token"].as_str().unwrap();
+    // The ID token expired hours ago: for logout it still names the sign-in.
+    app.advance(std::time::Duration::from_secs(3 * 3600));
+    let answer = browser
+        .get(&logout_path(&[
+            ("id_token_hint", hint),
+            ("post_logout_redirect_uri", SIGNED_OUT),
+            ("state", "bye &?"),
+        ]))
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        answer.header("location"),
+        Some("https://rp.example/signed-out?state=bye+%26%3F")
+    );
+    let set = answer.header("set-cookie").unwrap();
+    assert!(
+        set.starts_with(&format!("{COOKIE}=;")) && set.contains("Max-Age=0"),
+        "{set}"
+    );
+    assert_eq!(sessions(&app).await, 0);
+    assert!(!still_signed_in(&mut browser, &rp).await);
+}
+
+async fn an_unregistered_post_logout_redirect_uri_is_not_followed(app: TestApp) {
+    let rp = register(&app, None, false).await;
+    let (mut browser, tokens) = signed_in(&app, &rp, "openid").await;
+    let answer = browser
+        .get(&logout_path(&[
+            ("id_token_hint", tokens["id_token"].as_str().unwrap()),
+            (
+                "post_logout_redirect_uri",
+                "https://rp.example/signed-out/other",
+            ),
+            ("state", "s"),
+        ]))
+        .await;
+    answer.assert_status(StatusCode::OK);
+    assert!(answer.header("location").is_none());
+    assert!(
+        text(&answer).contains("has not registered"),
+        "{}",
+        text(&answer)
+    );
+    // The hint named this session, so it ended all the same.
+    assert_eq!(sessions(&app).await, 0);
+    assert!(!still_signed_in(&mut browser, &rp).await);
+}
+
+async fn a_tampered_hint_is_refused(app: TestApp) {
+    let rp = register(&app, None, false).await;
+    let (mut browser, tokens) = signed_in(&app, &rp, "openid").await;
+    let hint = tokens["id_token"].as_str().unwrap();
+    // Change one claim and keep the signature.
+    let mut parts: Vec<String> = hint.split('.').map(str::to_string).collect();
+    let mut payload = claims(hint);
+    payload["sub"] = json!("someone-else");
+    parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap());
+    let tampered = parts.join(".");
+    let answer = browser
+        .get(&logout_path(&[
+            ("id_token_hint", &tampered),
+            ("post_logout_redirect_uri", SIGNED_OUT),
+        ]))
+        .await;
+    assert_error_page(&answer, "id_token_hint");
+    assert_eq!(sessions(&app).await, 1);
+    assert!(still_signed_in(&mut browser, &rp).await);
+}
+
+async fn a_hint_from_another_issuer_is_refused(app: TestApp) {
+    let rp = register(&app, None, false).await;
+    let (mut browser, tokens) = signed_in(&app, &rp, "openid").await;
+    // Signed with our own key, every claim ours but the issuer.
+    let mut id: IdClaims =
+        serde_json::from_value(claims(tokens["id_token"].as_str().unwrap())).unwrap();
+    id.iss = "https://other.example".into();
+    let ring = app.state.keys.ring().await.unwrap();
+    let foreign = ring.sign_with(ring.default, &id).unwrap();
+    let answer = browser
+        .get(&logout_path(&[
+            ("id_token_hint", &foreign),
+            ("post_logout_redirect_uri", SIGNED_OUT),
+        ]))
+        .await;
+    assert_error_page(&answer, "id_token_hint");
+    assert_eq!(sessions(&app).await, 1);
+    assert!(still_signed_in(&mut browser, &rp).await);
+}
+
+async fn client_id_must_be_the_hints_audience(app: TestApp) {
+    let rp = register(&app, None, false).await;
+    let admin = app.token("ops", None).await;
+    let other = app
+        .register_app(
+            &admin,
+            "Other",
+            "https://other.example",
+            "https://other.example/cb",
+        )
+        .await;
+    let (_browser, tokens) = signed_in(&app, &rp, "openid").await;
+    let mut browser = Browser::new(&app);
+    let answer = browser
+        .get(&logout_path(&[
+            ("id_token_hint", tokens["id_token"].as_str().unwrap()),
+            ("client_id", &other.client_id),
+        ]))
+        .await;
+    assert_error_page(&answer, "client_id");
+    assert_eq!(sessions(&app).await, 1);
+}
+
+async fn without_a_hint_the_person_confirms(app: TestApp) {
+    let rp = register(&app, None, false).await;
+    let (mut browser, _) = signed_in(&app, &rp, "openid").await;
+    let path = logout_path(&[
+        ("client_id", &rp.client_id),
+        ("post_logout_redirect_uri", SIGNED_OUT),
+        ("state", "s1"),
+    ]);
+    let page = browser.get(&path).await;
+    page.assert_status(StatusCode::OK);
+    let html = text(&page);
+    assert!(
+        html.contains("<strong>RP</strong> asks you to sign out"),
+        "{html}"
+    );
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("form-action 'self' https://rp.example"),
+        "{csp}"
+    );
+    // Asking changes nothing.
+    assert_eq!(sessions(&app).await, 1);
+    let answer = browser
+        .post(
+            "/oauth/logout",
+            &[
+                ("csrf", &hidden(&html, "csrf")),
+                ("request", &hidden(&html, "request")),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        answer.header("location"),
+        Some("https://rp.example/signed-out?state=s1")
+    );
+    assert_eq!(sessions(&app).await, 0);
+    assert!(!still_signed_in(&mut browser, &rp).await);
+}
+
+async fn the_confirmation_form_refuses_a_forged_post(app: TestApp) {
+    let rp = register(&app, None, false).await;
+    let (mut browser, _) = signed_in(&app, &rp, "openid").await;
+    let page = browser
+        .get(&logout_path(&[
+            ("client_id", &rp.client_id),
+            ("post_logout_redirect_uri", SIGNED_OUT),
+        ]))
+        .await;
+    let html = text(&page);
+    let request = hidden(&html, "request");
+    let csrf = hidden(&html, "csrf");
+    // Another site posts the form it copied, with the victim's cookie (a top-level POST) but a
+    // tag of its own making, or without the tag.
+    for forged in [URL_SAFE_NO_PAD.encode([7u8; 32]), String::new()] {
+        let answer = browser
+            .post("/oauth/logout", &[("csrf", &forged), ("request", &request)])
+            .await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN);
+        assert_eq!(sessions(&app).await, 1);
+    }
+    // A form served to another browser does not work in this one.
+    let mut other = Browser::new(&app);
+    other.cookie = Some("A".repeat(43));
+    let answer = other
+        .post("/oauth/logout", &[("csrf", &csrf), ("request", &request)])
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(sessions(&app).await, 1);
+    assert!(still_signed_in(&mut browser, &rp).await);
+}
+
+async fn logout_without_a_session_goes_back_or_says_so(app: TestApp) {
+    let rp = register(&app, None, false).await;
+    let (_signed_in, tokens) = signed_in(&app, &rp, "openid").await;
+    let hint = tokens["id_token"].as_str().unwrap();
+    let mut stranger = Browser::new(&app);
+    let answer = stranger
+        .get(&logout_path(&[
+            ("id_token_hint", hint),
+            ("post_logout_redirect_uri", SIGNED_OUT),
+            ("state", "s2"),
+        ]))
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        answer.header("location"),
+        Some("https://rp.example/signed-out?state=s2")
+    );
+    let answer = stranger
+        .get(&logout_path(&[("client_id", &rp.client_id)]))
+        .await;
+    answer.assert_status(StatusCode::OK);
+    assert!(text(&answer).contains("not signed in"), "{}", text(&answer));
+    // Ada's own session, in another browser, is untouched.
+    assert_eq!(sessions(&app).await, 1);
+}
+
+async fn a_logout_request_posted_as_a_form_becomes_a_get(app: TestApp) {
+    let rp = register(&app, None, false).await;
+    let mut browser = Browser::new(&app);
+    let answer = browser
+        .post(
+            "/oauth/logout",
+            &[
+                ("client_id", rp.client_id.as_str()),
+                ("post_logout_redirect_uri", SIGNED_OUT),
+                ("password", "never forwarded"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    let location = answer.header("location").unwrap();
+    assert!(location.starts_with("/oauth/logout?"), "{location}");
+    assert!(location.contains("post_logout_redirect_uri="), "{location}");
+    assert!(!location.contains("password"), "{location}");
+}
+
+async fn tokens_without_offline_access_end_with_the_session(app: TestApp) {
+    let rp = register(&app, None, false).await;
+    let mut browser = Browser::new(&app);
+    let page = browser
+        .get(&authorize_path(&rp, &[("scope", "openid offline_access")]))
+        .await;
+    let consent = browser.sign_in(&page, "ada", PASSWORD).await;
+    let offline = redirect_query(&browser.press(&consent, "approve").await);
+    let offline = redeem(&app, &rp, &offline["code"]).await;
+    // A second consent in the same session, without offline_access.
+    let page = browser
+        .get(&authorize_path(
+            &rp,
+            &[("scope", "openid"), ("prompt", "consent")],
+        ))
+        .await;
+    let online = redirect_query(&browser.press(&page, "approve").await);
+    let online = redeem(&app, &rp, &online["code"]).await;
+    let userinfo = |token: String| {
+        let app = &app;
+        async move { app.get("/api/oauth/userinfo", Some(&token)).await.status }
+    };
+    let online_access = online["access_token"].as_str().unwrap().to_string();
+    assert_eq!(userinfo(online_access.clone()).await, StatusCode::OK);
+
+    browser
+        .get(&logout_path(&[(
+            "id_token_hint",
+            online["id_token"].as_str().unwrap(),
+        )]))
+        .await
+        .assert_status(StatusCode::OK);
+    assert_eq!(sessions(&app).await, 0);
+    // The grant without offline_access ended: its access token fails at once.
+    assert_eq!(userinfo(online_access).await, StatusCode::UNAUTHORIZED);
+    // The offline grant lives on: its refresh token still works.
+    let refreshed = token(
+        &app,
+        &rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", offline["refresh_token"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    refreshed.assert_status(StatusCode::OK);
+    assert_eq!(
+        grants::Entity::find().count(&app.state.db).await.unwrap(),
+        1
+    );
+}
+
+/// A loopback app that records the logout tokens POSTed to it and answers `status`.
+struct Receiver {
+    uri: String,
+    received: Arc<Mutex<Vec<String>>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start_on(listener: tokio::net::TcpListener, status: StatusCode) -> Self {
+        let uri = format!("http://{}/backchannel", listener.local_addr().unwrap());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let router = Router::new()
+            .route(
+                "/backchannel",
+                post(
+                    |State((seen, status)): State<(Arc<Mutex<Vec<String>>>, StatusCode)>,
+                     Form(form): Form<Vec<(String, String)>>| async move {
+                        for (name, value) in form {
+                            if name == "logout_token" {
+                                seen.lock().unwrap().push(value);
+                            }
+                        }
+                        status
+                    },
+                ),
+            )
+            .with_state((received.clone(), status));
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        Self {
+            uri,
+            received,
+            server,
+        }
+    }
+
+    async fn start(status: StatusCode) -> Self {
+        Self::start_on(
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            status,
+        )
+        .await
+    }
+
+    fn tokens(&self) -> Vec<String> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Verifies a logout token the way an app would: with the published JWKS, for `audience`.
+async fn verify_logout_token(app: &TestApp, token: &str, audience: &str) -> Value {
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
+    let jwks: JwkSet =
+        serde_json::from_value(app.get("/api/oauth/jwks", None).await.json()).unwrap();
+    let jwk = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("a published key");
+    let mut validation = Validation::new(header.alg);
+    validation.set_audience(&[audience]);
+    validation.set_issuer(&["http://idgraph.test"]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    // The test clock is ahead of or behind the system clock that jsonwebtoken reads.
+    validation.validate_exp = false;
+    let claims =
+        jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+            .expect("a logout token signed with a published key")
+            .claims;
+    assert_eq!(claims["events"], json!({ LOGOUT_EVENT: {} }));
+    assert!(claims.get("nonce").is_none(), "{claims}");
+    assert!(claims["jti"].as_str().is_some_and(|jti| !jti.is_empty()));
+    assert!(claims["exp"].as_i64().unwrap() > claims["iat"].as_i64().unwrap());
+    claims
+}
+
+/// Signs ada out on the plain sign-out page (ask, then confirm).
+async fn sign_out_on_the_page(browser: &mut Browser<'_>) {
+    let page = browser.get("/oauth/logout").await;
+    let html = text(&page);
+    browser
+        .post(
+            "/oauth/logout",
+            &[("csrf", &hidden(&html, "csrf")), ("continue", "")],
+        )
+        .await
+        .assert_status(StatusCode::OK);
+}
+
+async fn signing_out_sends_a_verifiable_logout_token(app: TestApp) {
+    let receiver = Receiver::start(StatusCode::OK).await;
+    let rp = register(&app, Some(&receiver.uri), false).await;
+    let (mut browser, tokens) = signed_in(&app, &rp, "openid").await;
+    let sid = claims(tokens["id_token"].as_str().unwrap())["sid"].clone();
+    sign_out_on_the_page(&mut browser).await;
+    // Written with the sign-out, not sent on its request.
+    assert_eq!(deliveries(&app).await.len(), 1);
+    assert!(receiver.tokens().is_empty());
+    let round = backchannel::deliver_due(&app.state).await.unwrap();
+    assert_eq!(
+        round,
+        Delivered {
+            sent: 1,
+            retrying: 0,
+            dropped: 0
+        }
+    );
+    let received = receiver.tokens();
+    assert_eq!(received.len(), 1);
+    let logout = verify_logout_token(&app, &received[0], &rp.client_id).await;
+    assert_eq!(logout["sid"], sid);
+    assert_eq!(logout["sub"], rp.user_id.as_str());
+    assert!(deliveries(&app).await.is_empty());
+}
+
+async fn a_delivery_waits_for_a_receiver_that_is_down(app: TestApp) {
+    // A port nobody listens on yet.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    let uri = format!("http://{address}/backchannel");
+    let rp = register(&app, Some(&uri), false).await;
+    let (mut browser, _) = signed_in(&app, &rp, "openid").await;
+    sign_out_on_the_page(&mut browser).await;
+    let round = backchannel::deliver_due(&app.state).await.unwrap();
+    assert_eq!(round.retrying, 1);
+    let pending = deliveries(&app).await;
+    assert_eq!(pending[0].attempts, 1);
+    // Not due again until its back-off has passed.
+    assert_eq!(
+        backchannel::deliver_due(&app.state).await.unwrap(),
+        Delivered::default()
+    );
+    let receiver = Receiver::start_on(
+        tokio::net::TcpListener::bind(address).await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    app.advance(std::time::Duration::from_secs(
+        backchannel::backoff(1).unsigned_abs(),
+    ));
+    let round = backchannel::deliver_due(&app.state).await.unwrap();
+    assert_eq!(round.sent, 1);
+    let received = receiver.tokens();
+    assert_eq!(received.len(), 1);
+    // The same jti on every try: the app can drop repeats.
+    assert_eq!(
+        verify_logout_token(&app, &received[0], &rp.client_id).await["jti"],
+        pending[0].id.as_str()
+    );
+    assert!(deliveries(&app).await.is_empty());
+}
+
+async fn a_delivery_survives_a_restart(app: TestApp) {
+    let receiver = Receiver::start(StatusCode::OK).await;
+    let rp = register(&app, Some(&receiver.uri), false).await;
+    let (mut browser, _) = signed_in(&app, &rp, "openid").await;
+    sign_out_on_the_page(&mut browser).await;
+    // This node stops before its worker ran; a fresh process on the same database delivers.
+    let restarted = app.another_node().await;
+    let round = backchannel::deliver_due(&restarted.state).await.unwrap();
+    assert_eq!(round.sent, 1);
+    assert_eq!(receiver.tokens().len(), 1);
+}
+
+async fn a_refused_or_overdue_delivery_is_given_up(app: TestApp) {
+    let refusing = Receiver::start(StatusCode::BAD_REQUEST).await;
+    let rp = register(&app, Some(&refusing.uri), false).await;
+    let (mut browser, _) = signed_in(&app, &rp, "openid").await;
+    sign_out_on_the_page(&mut browser).await;
+    // A 400 means the app refused the token: sending it again would not help.
+    let round = backchannel::deliver_due(&app.state).await.unwrap();
+    assert_eq!(
+        round,
+        Delivered {
+            sent: 0,
+            retrying: 0,
+            dropped: 1
+        }
+    );
+    assert!(deliveries(&app).await.is_empty());
+
+    // A 503 is tried again, until the bound.
+    let failing = Receiver::start(StatusCode::SERVICE_UNAVAILABLE).await;
+    let admin = app.token("ops", None).await;
+    let changed = app
+        .rest(
+            axum::http::Method::PUT,
+            &format!("/api/oauth/app/id/{}", rp.client_id),
+            Some(&admin),
+            Some(json!({"name": "RP", "url": "https://rp.example", "redirect_uri": REDIRECT, "backchannel_logout_uri": failing.uri})),
+        )
+        .await;
+    changed.assert_status(StatusCode::NO_CONTENT);
+    let (mut browser, _) = signed_in(&app, &rp, "openid").await;
+    sign_out_on_the_page(&mut browser).await;
+    assert_eq!(
+        backchannel::deliver_due(&app.state).await.unwrap().retrying,
+        1
+    );
+    app.advance(std::time::Duration::from_secs(GIVE_UP_AFTER_SECS as u64));
+    let round = backchannel::deliver_due(&app.state).await.unwrap();
+    assert_eq!(round.dropped, 1);
+    assert_eq!(failing.tokens().len(), 2);
+    assert!(deliveries(&app).await.is_empty());
+}
+
+async fn deleting_a_connection_tells_the_app(app: TestApp) {
+    let receiver = Receiver::start(StatusCode::OK).await;
+    let rp = register(&app, Some(&receiver.uri), false).await;
+    let (_browser, _) = signed_in(&app, &rp, "openid").await;
+    app.rest(
+        axum::http::Method::DELETE,
+        &format!("/api/oauth/connection/id/{}", rp.client_id),
+        Some(&rp.user_token),
+        None,
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+    assert_eq!(backchannel::deliver_due(&app.state).await.unwrap().sent, 1);
+    let logout = verify_logout_token(&app, &receiver.tokens()[0], &rp.client_id).await;
+    // Every session of the user at the app ends: the token names the user alone.
+    assert_eq!(logout["sub"], rp.user_id.as_str());
+    assert!(logout.get("sid").is_none(), "{logout}");
+}
+
+async fn an_app_that_requires_sid_gets_it_on_withdrawal(app: TestApp) {
+    let receiver = Receiver::start(StatusCode::OK).await;
+    let rp = register(&app, Some(&receiver.uri), true).await;
+    let (_browser, tokens) = signed_in(&app, &rp, "openid").await;
+    let sid = claims(tokens["id_token"].as_str().unwrap())["sid"].clone();
+    app.rest(
+        axum::http::Method::DELETE,
+        &format!("/api/oauth/connection/id/{}", rp.client_id),
+        Some(&rp.user_token),
+        None,
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+    backchannel::deliver_due(&app.state).await.unwrap();
+    let logout = verify_logout_token(&app, &receiver.tokens()[0], &rp.client_id).await;
+    assert_eq!(logout["sid"], sid);
+}
+
+async fn backchannel_logout_uri_must_be_https_or_loopback(app: TestApp) {
+    let admin = app.oauth_admin("ops").await;
+    for (uri, ok) in [
+        ("https://rp.example/logout", true),
+        ("http://127.0.0.1:9/logout", true),
+        ("http://rp.example/logout", false),
+        ("com.example.app:/logout", false),
+        ("https://rp.example/logout#frag", false),
+    ] {
+        let answer = app
+            .rest(
+                axum::http::Method::POST,
+                "/api/oauth/app",
+                Some(&admin),
+                Some(
+                    json!({"name": "RP", "redirect_uri": REDIRECT, "backchannel_logout_uri": uri}),
+                ),
+            )
+            .await;
+        let expected = if ok {
+            StatusCode::CREATED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        assert_eq!(answer.status, expected, "{uri}: {}", answer.json());
+        if !ok {
+            assert!(
+                answer.json()["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("backchannel_logout_uri")
+            );
+        }
+    }
+}
+
+crate::on_every_database!(
+    id_tokens_carry_the_browser_sessions_sid,
+    a_hint_naming_this_session_ends_it_at_once_even_expired,
+    an_unregistered_post_logout_redirect_uri_is_not_followed,
+    a_tampered_hint_is_refused,
+    a_hint_from_another_issuer_is_refused,
+    client_id_must_be_the_hints_audience,
+    without_a_hint_the_person_confirms,
+    the_confirmation_form_refuses_a_forged_post,
+    logout_without_a_session_goes_back_or_says_so,
+    a_logout_request_posted_as_a_form_becomes_a_get,
+    tokens_without_offline_access_end_with_the_session,
+    signing_out_sends_a_verifiable_logout_token,
+    a_delivery_waits_for_a_receiver_that_is_down,
+    a_delivery_survives_a_restart,
+    a_refused_or_overdue_delivery_is_given_up,
+    deleting_a_connection_tells_the_app,
+    an_app_that_requires_sid_gets_it_on_withdrawal,
+    backchannel_logout_uri_must_be_https_or_loopback,
+);
