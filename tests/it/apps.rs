@@ -51,6 +51,8 @@ async fn the_rest_lifecycle_works_as_documented(app: TestApp) {
     assert_eq!(
         fields,
         [
+            "backchannel_logout_session_required",
+            "backchannel_logout_uri",
             "client_id",
             "creation_time",
             "grant_types",

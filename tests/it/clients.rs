@@ -757,6 +757,8 @@ async fn client_metadata_agrees_between_rest_and_graphql(app: TestApp) {
                 "grantTypes": ["AUTHORIZATION_CODE"],
                 "scope": "openid email",
                 "idTokenSignedResponseAlg": "EdDSA",
+                "backchannelLogoutUri": "https://rp.example/backchannel",
+                "backchannelLogoutSessionRequired": true,
             } }),
             Some(&admin),
         )
@@ -775,7 +777,7 @@ async fn client_metadata_agrees_between_rest_and_graphql(app: TestApp) {
         .json();
     let gql = app
         .graphql(
-            "query Q($id: ID!) { app(clientId: $id) { redirectUri redirectUris postLogoutRedirectUris tokenEndpointAuthMethod grantTypes scope idTokenSignedResponseAlg } }",
+            "query Q($id: ID!) { app(clientId: $id) { redirectUri redirectUris postLogoutRedirectUris tokenEndpointAuthMethod grantTypes scope idTokenSignedResponseAlg backchannelLogoutUri backchannelLogoutSessionRequired } }",
             json!({ "id": id }),
             None,
         )
@@ -795,6 +797,16 @@ async fn client_metadata_agrees_between_rest_and_graphql(app: TestApp) {
     assert_eq!(
         rest["id_token_signed_response_alg"],
         gql["idTokenSignedResponseAlg"]
+    );
+    assert_eq!(
+        rest["backchannel_logout_uri"],
+        "https://rp.example/backchannel"
+    );
+    assert_eq!(rest["backchannel_logout_uri"], gql["backchannelLogoutUri"]);
+    assert_eq!(rest["backchannel_logout_session_required"], true);
+    assert_eq!(
+        rest["backchannel_logout_session_required"],
+        gql["backchannelLogoutSessionRequired"]
     );
     // An older client's update (the seed's three fields) leaves the metadata as it was.
     app.rest(
@@ -816,6 +828,8 @@ async fn client_metadata_agrees_between_rest_and_graphql(app: TestApp) {
         "grant_types",
         "scope",
         "id_token_signed_response_alg",
+        "backchannel_logout_uri",
+        "backchannel_logout_session_required",
     ] {
         assert_eq!(after[field], rest[field], "{field}");
     }
