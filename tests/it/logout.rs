@@ -514,10 +514,15 @@ impl Drop for Receiver {
 
 /// Verifies a logout token the way an app would: with the published JWKS, for `audience`.
 async fn verify_logout_token(app: &TestApp, token: &str, audience: &str) -> Value {
+    let jwks = app.get("/api/oauth/jwks", None).await.json();
+    verify_with(&jwks, token, audience)
+}
+
+/// [`verify_logout_token`] with the JWKS given.
+fn verify_with(jwks: &Value, token: &str, audience: &str) -> Value {
     let header = jsonwebtoken::decode_header(token).unwrap();
     assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
-    let jwks: JwkSet =
-        serde_json::from_value(app.get("/api/oauth/jwks", None).await.json()).unwrap();
+    let jwks: JwkSet = serde_json::from_value(jwks.clone()).unwrap();
     let jwk = jwks
         .find(header.kid.as_deref().unwrap())
         .expect("a published key");
@@ -625,6 +630,52 @@ async fn a_delivery_survives_a_restart(app: TestApp) {
     let round = backchannel::deliver_due(&restarted.state).await.unwrap();
     assert_eq!(round.sent, 1);
     assert_eq!(receiver.tokens().len(), 1);
+}
+
+/// The node that ended the session stops before it sent anything (as when it is killed right
+/// after the commit); the real `idgraph serve`, started on the same database, delivers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_written_before_a_crash_is_sent_by_the_restarted_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(StatusCode::OK).await;
+    let (client_id, sid, jwks) = {
+        let app = TestApp::sqlite_in(dir.path()).await;
+        let rp = register(&app, Some(&receiver.uri), false).await;
+        let (mut browser, tokens) = signed_in(&app, &rp, "openid").await;
+        sign_out_on_the_page(&mut browser).await;
+        assert_eq!(deliveries(&app).await.len(), 1);
+        let jwks = app.get("/api/oauth/jwks", None).await.json();
+        let sid = claims(tokens["id_token"].as_str().unwrap())["sid"].clone();
+        app.state.db.clone().close().await.unwrap();
+        (rp.client_id, sid, jwks)
+    };
+    assert!(receiver.tokens().is_empty());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_idgraph"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env("IDGRAPH_BIND", format!("127.0.0.1:{port}"))
+        .env("IDGRAPH_ISSUER", "http://idgraph.test")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Waiting for another process: polled with a deadline, not a sleep that times a rule.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while receiver.tokens().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let received = receiver.tokens();
+    assert_eq!(received.len(), 1, "the restarted server delivered");
+    assert_eq!(verify_with(&jwks, &received[0], &client_id)["sid"], sid);
 }
 
 async fn a_refused_or_overdue_delivery_is_given_up(app: TestApp) {

@@ -213,6 +213,13 @@ impl TestApp {
         Self::start(&url, Store::Sqlite(dir), adjust).await
     }
 
+    /// A SQLite-backed app on `dir/idgraph.db`, which outlives it (another process, such as
+    /// the `idgraph` binary, may open the file afterwards).
+    pub async fn sqlite_in(dir: &std::path::Path) -> Self {
+        let url = format!("sqlite://{}/idgraph.db?mode=rwc", dir.display());
+        Self::start(&url, Store::Shared, |_| {}).await
+    }
+
     pub async fn postgres() -> Option<Self> {
         Self::postgres_with(|_| {}).await
     }
