@@ -13,8 +13,9 @@
 #     POST /api/oauth/introspect, POST /api/oauth/revoke, and the signing-only ceiling.
 # Usage: bench/run.sh [seconds per measurement, default 10] [connections, default 32] [all|apps|oidc]
 # With BENCH_POSTGRES set to a PostgreSQL server URL whose user may create databases (e.g.
-# postgres://postgres@127.0.0.1:5432/postgres), the oidc part runs on PostgreSQL, in a fresh
-# database per run (the apps part seeds SQLite directly and stays on SQLite).
+# postgres://postgres@127.0.0.1:5432/postgres), the oidc part runs on SQLite and then on
+# PostgreSQL, in a fresh database per run (the apps part seeds SQLite directly and stays on
+# SQLite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-10}"
@@ -95,15 +96,15 @@ cat > "$WORK/report.lua" <<'LUA'
 done = function(summary, latency, requests)
   local errors = summary.errors.connect + summary.errors.read + summary.errors.write
     + summary.errors.status + summary.errors.timeout
-  io.write(string.format("RESULT %.0f %.2f %d\n", summary.requests / (summary.duration / 1e6),
-    latency:percentile(99) / 1000, errors))
+  io.write(string.format("RESULT %.0f %.2f %.2f %d\n", summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, errors))
 end
 LUA
 
 run() { # name, url, script
   local script="$WORK/run.lua"
   if [ -n "$3" ]; then cat "$3" "$WORK/report.lua" > "$script"; else cp "$WORK/report.lua" "$script"; fi
-  wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$script" "$2" | awk -v name="$1" '/^RESULT/ { printf "%-34s %10s req/s   p99 %8s ms   errors %s\n", name, $2, $3, $4; print name, $2 > "/dev/stderr" }'
+  wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$script" "$2" | awk -v name="$1" '/^RESULT/ { printf "%-34s %10s req/s   p50 %7s ms   p99 %8s ms   errors %s\n", name, $2, $3, $4, $5; print name, $2 > "/dev/stderr" }'
 }
 
 echo "idgraph bench: $DURATION s per route, $CONNECTIONS connections, 10,000 apps, SQLite, $(nproc) cores"
@@ -114,8 +115,8 @@ awk 'FNR==1 && FILENAME ~ /healthz/ { base=$NF } FNR==1 && FILENAME ~ /app.rps/ 
 stop_server
 }
 
-bench_oidc() { # the apps' ID-token algorithm (access tokens: the server's default, EdDSA)
-  start_server "oidc-$1" "$([ -n "${BENCH_POSTGRES:-}" ] && echo postgres || echo sqlite)"
+bench_oidc() { # the apps' ID-token algorithm, the store (access tokens: the server's default, EdDSA)
+  start_server "oidc-$1" "$2"
   echo "store: $STORE"
   for i in $(seq 0 $((USERS - 1))); do
     printf 'bench-user-password' | target/release/idgraph user create --username "bench-user-$i" \
@@ -128,9 +129,15 @@ bench_oidc() { # the apps' ID-token algorithm (access tokens: the server's defau
   stop_server
 }
 
+bench_oidc_everywhere() {
+  for store in sqlite ${BENCH_POSTGRES:+postgres}; do
+    bench_oidc RS256 "$store"; bench_oidc EdDSA "$store"
+  done
+}
+
 case "$PART" in
-  all) bench_apps; bench_oidc RS256; bench_oidc EdDSA ;;
+  all) bench_apps; bench_oidc_everywhere ;;
   apps) bench_apps ;;
-  oidc) bench_oidc RS256; bench_oidc EdDSA ;;
+  oidc) bench_oidc_everywhere ;;
   *) echo "bench: the part must be all, apps or oidc" >&2; exit 2 ;;
 esac

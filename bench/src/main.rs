@@ -128,18 +128,19 @@ impl Outcome {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64()
     }
 
-    fn p99_ms(&mut self) -> f64 {
+    /// The latency at `quantile` (nearest rank), in milliseconds.
+    fn percentile_ms(&mut self, quantile: f64) -> f64 {
         self.latencies.sort_unstable();
-        let rank = (self.latencies.len() as f64 * 0.99).ceil() as usize;
+        let rank = (self.latencies.len() as f64 * quantile).ceil() as usize;
         self.latencies
             .get(rank.saturating_sub(1))
             .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     }
 
     fn print(&mut self, name: &str) {
-        let p99 = self.p99_ms();
+        let (p50, p99) = (self.percentile_ms(0.50), self.percentile_ms(0.99));
         println!(
-            "{name:<34} {:>10.0} req/s   p99 {p99:>8.2} ms   errors {}   ({} requests)",
+            "{name:<34} {:>10.0} req/s   p50 {p50:>7.2} ms   p99 {p99:>8.2} ms   errors {}   ({} requests)",
             self.rate(),
             self.errors,
             self.latencies.len()
