@@ -358,6 +358,7 @@ fn signing_ceiling(
                         auth_time: access.iat,
                         nonce: Some("n-0S6_WzA2Mj".into()),
                         at_hash: URL_SAFE_NO_PAD.encode(&Sha256::digest(&access_token)[..16]),
+                        sid: None,
                     };
                     sign(&id_key, &id)?;
                     exchanges += 1;

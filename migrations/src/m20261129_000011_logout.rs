@@ -2,7 +2,9 @@
 //!
 //! - `browser_sessions.sid`: the session's public id, the `sid` of the ID tokens issued in it
 //!   (random, distinct from the cookie, whose digest is the row's key). Rows older than the
-//!   column get a random one here.
+//!   column get a random one here; it stays nullable (unique among non-NULL values), so that a
+//!   node still running the previous release during a rolling upgrade can open sessions: they
+//!   have no `sid` until they end.
 //! - `grants.sid`: the browser session a hosted consent was given in; NULL for the consent API.
 //! - `apps.backchannel_logout_uri` (empty: none) and `apps.backchannel_logout_session_required`.
 //! - `logout_deliveries`: logout tokens still to be POSTed to an app, written in the transaction
@@ -79,21 +81,16 @@ impl MigrationTrait for Migration {
             .alter_table(
                 Table::alter()
                     .table(BrowserSessions::Table)
-                    .add_column(
-                        ColumnDef::new(BrowserSessions::Sid)
-                            .string_len(43)
-                            .not_null()
-                            .default(""),
-                    )
+                    .add_column(ColumnDef::new(BrowserSessions::Sid).string_len(43).null())
                     .to_owned(),
             )
             .await?;
         // Sessions opened before this migration get a random public id of their own.
         let backfill = match manager.get_database_backend() {
             DbBackend::Sqlite => {
-                "UPDATE browser_sessions SET sid = lower(hex(randomblob(16))) WHERE sid = ''"
+                "UPDATE browser_sessions SET sid = lower(hex(randomblob(16))) WHERE sid IS NULL"
             }
-            _ => "UPDATE browser_sessions SET sid = md5(random()::text || id) WHERE sid = ''",
+            _ => "UPDATE browser_sessions SET sid = md5(random()::text || id) WHERE sid IS NULL",
         };
         manager
             .get_connection()

@@ -28,8 +28,9 @@ pub struct UserPrincipal {
 pub enum SessionRef {
     /// A first-party session opened by `login` (a bearer token).
     Api(SessionId),
-    /// A sign-in on the hosted pages (a browser cookie), by the session's public id (`sid`).
-    Browser(BrowserSessionId),
+    /// A sign-in on the hosted pages (a browser cookie), by the session's public id (`sid`;
+    /// `None` for a session opened by the previous release).
+    Browser(Option<BrowserSessionId>),
 }
 
 impl UserPrincipal {

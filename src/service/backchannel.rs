@@ -16,20 +16,21 @@
 //! means the app refused this token, and sending it again would not change that. Both ways of
 //! giving up are logged (warn). [`spawn`] runs it on every node.
 
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
     ColumnTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Set, TransactionTrait,
+    QueryTrait, Set,
 };
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::db::entities::{grants, logout_deliveries};
+use crate::db::entities::{apps as app_rows, grants, logout_deliveries};
 use crate::domain::ids::ClientId;
 use crate::domain::oauth::{OidcScope, OidcScopes};
 use crate::domain::secret::random_token;
@@ -140,8 +141,11 @@ pub(crate) async fn sessions_ended(
         .collect();
     owed.sort_unstable();
     owed.dedup();
+    let listening = listening(txn, owed.iter().map(|(client_id, _, _)| *client_id)).await?;
     for (client_id, user_id, sid) in owed {
-        queue(state, txn, client_id, user_id, Some(sid)).await?;
+        if listening.contains_key(client_id) {
+            queue(state, txn, client_id, user_id, Some(sid)).await?;
+        }
     }
     Ok(ending)
 }
@@ -161,14 +165,10 @@ pub(crate) async fn connection_withdrawn(
     if seen.is_empty() {
         return Ok(());
     }
-    let Some(app) = apps::record(state, &ClientId::from_trusted(client_id.to_string())).await?
-    else {
+    let Some(&session_required) = listening(txn, [client_id]).await?.get(client_id) else {
         return Ok(());
     };
-    if app.policy.backchannel_logout_uri.is_none() {
-        return Ok(());
-    }
-    if !app.policy.backchannel_logout_session_required {
+    if !session_required {
         return queue(state, txn, client_id, user_id, None).await;
     }
     let mut sids: Vec<&str> = seen.iter().filter_map(|g| g.sid.as_deref()).collect();
@@ -180,7 +180,26 @@ pub(crate) async fn connection_withdrawn(
     Ok(())
 }
 
-/// Queues one logout token for `client_id`, when the app registered a `backchannel_logout_uri`.
+/// Which of `client_ids` registered a `backchannel_logout_uri`, each with whether it requires
+/// `sid`. Read in `txn`, which may hold the pool's only connection.
+async fn listening<'a>(
+    txn: &DatabaseTransaction,
+    client_ids: impl IntoIterator<Item = &'a str>,
+) -> AppResult<HashMap<String, bool>> {
+    use app_rows::Column as A;
+    let rows: Vec<(String, bool)> = app_rows::Entity::find()
+        .select_only()
+        .column(A::ClientId)
+        .column(A::BackchannelLogoutSessionRequired)
+        .filter(A::ClientId.is_in(client_ids))
+        .filter(A::BackchannelLogoutUri.ne(""))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Queues one logout token for `client_id` (an app that is [`listening`]).
 async fn queue(
     state: &AppState,
     txn: &DatabaseTransaction,
@@ -188,10 +207,6 @@ async fn queue(
     user_id: &str,
     sid: Option<&str>,
 ) -> AppResult<()> {
-    let app = apps::record(state, &ClientId::from_trusted(client_id.to_string())).await?;
-    if app.is_none_or(|app| app.policy.backchannel_logout_uri.is_none()) {
-        return Ok(());
-    }
     let now = state.clock.now();
     logout_deliveries::Entity::insert(logout_deliveries::ActiveModel {
         id: Set(random_token(16)),
@@ -262,29 +277,25 @@ pub async fn deliver_due(state: &AppState) -> AppResult<Delivered> {
     Ok(delivered)
 }
 
-/// Takes the due rows for this node: pushes them [`LEASE_SECS`] on in the transaction that
-/// reads them.
+/// Takes the due rows for this node: pushes them [`LEASE_SECS`] on in the one statement that
+/// chooses them (on PostgreSQL skipping rows another node is claiming at that moment).
 async fn claim(state: &AppState) -> AppResult<Vec<logout_deliveries::Model>> {
     use logout_deliveries::Column as D;
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
     let mut due = logout_deliveries::Entity::find()
+        .select_only()
+        .column(D::Id)
         .filter(D::NextAttemptAt.lte(now))
         .order_by_asc(D::NextAttemptAt)
         .limit(BATCH);
     if state.db.get_database_backend() == DbBackend::Postgres {
         due = due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
-    let rows = due.all(&txn).await?;
-    if !rows.is_empty() {
-        logout_deliveries::Entity::update_many()
-            .col_expr(D::NextAttemptAt, Expr::value(now + LEASE_SECS))
-            .filter(D::Id.is_in(rows.iter().map(|r| r.id.as_str())))
-            .exec(&txn)
-            .await?;
-    }
-    txn.commit().await?;
-    Ok(rows)
+    Ok(logout_deliveries::Entity::update_many()
+        .col_expr(D::NextAttemptAt, Expr::value(now + LEASE_SECS))
+        .filter(D::Id.in_subquery(due.into_query()))
+        .exec_with_returning(&state.db)
+        .await?)
 }
 
 /// Signs and POSTs one logout token.

@@ -64,7 +64,7 @@ pub(crate) struct BrowserSession {
     /// When they typed their password, Unix seconds.
     pub auth_time: i64,
     /// The session's public id (`sid` in ID and logout tokens).
-    pub sid: String,
+    pub sid: Option<String>,
 }
 
 impl BrowserSession {
@@ -74,7 +74,7 @@ impl BrowserSession {
         user_service::principal_of(
             &self.user,
             ScopeSet::only(Scope::Authorize),
-            SessionRef::Browser(BrowserSessionId::from_trusted(self.sid.clone())),
+            SessionRef::Browser(self.sid.clone().map(BrowserSessionId::from_trusted)),
             self.auth_time,
         )
     }
@@ -135,7 +135,7 @@ pub(crate) async fn sign_in(
         user_id: Set(user.id.clone()),
         auth_time: Set(now),
         expires_at: Set(now + secs(state.config.browser_session_ttl)),
-        sid: Set(sid.clone()),
+        sid: Set(Some(sid.clone())),
     };
     let txn = state.db.begin().await?;
     // The user's expired sessions go now, so rows do not pile up.
@@ -163,7 +163,7 @@ pub(crate) async fn sign_in(
         BrowserSession {
             user,
             auth_time: now,
-            sid,
+            sid: Some(sid),
         },
     ))
 }
@@ -217,13 +217,14 @@ async fn end_in(state: &AppState, txn: &DatabaseTransaction, which: Condition) -
         .filter(which)
         .exec_with_returning(txn)
         .await?;
+    let ended = rows.len();
     let sessions: Vec<EndedSession> = rows
         .into_iter()
-        .map(|row| EndedSession { sid: row.sid })
+        .filter_map(|row| row.sid.map(|sid| EndedSession { sid }))
         .collect();
     let grants = backchannel::sessions_ended(state, txn, &sessions).await?;
     Ok(Ended {
-        sessions: sessions.len(),
+        sessions: ended,
         grants,
     })
 }

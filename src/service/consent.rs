@@ -110,7 +110,7 @@ pub async fn record(
         auth_time: Set(me.auth_time),
         created_at: Set(now),
         sid: Set(match &me.session {
-            SessionRef::Browser(sid) => Some(sid.to_string()),
+            SessionRef::Browser(sid) => sid.as_ref().map(ToString::to_string),
             SessionRef::Api(_) => None,
         }),
     };

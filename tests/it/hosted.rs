@@ -209,7 +209,7 @@ async fn signing_in_sets_a_host_only_http_only_lax_cookie(app: TestApp) {
         user_id: Set(rp.user_id.clone()),
         auth_time: Set(app.now() - 100_000),
         expires_at: Set(app.now() - 10),
-        sid: Set("expired-session".into()),
+        sid: Set(None),
     })
     .exec_without_returning(&app.state.db)
     .await

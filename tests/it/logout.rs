@@ -143,11 +143,12 @@ async fn id_tokens_carry_the_browser_sessions_sid(app: TestApp) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(id["sid"], row.sid.as_str());
+    let sid = row.sid.unwrap();
+    assert_eq!(id["sid"], sid.as_str());
     // Public and distinct from the cookie and from its digest (the row's key).
     let cookie = browser.cookie.clone().unwrap();
-    assert_ne!(row.sid, cookie);
-    assert_ne!(row.sid, row.id);
+    assert_ne!(sid, cookie);
+    assert_ne!(sid, row.id);
     // The consent API names no browser session: no sid.
     let code = crate::common::rp::consent(
         &app,
@@ -168,6 +169,41 @@ async fn id_tokens_carry_the_browser_sessions_sid(app: TestApp) {
     assert_eq!(discovery["backchannel_logout_supported"], true);
     assert_eq!(discovery["backchannel_logout_session_supported"], true);
     assert_eq!(discovery["frontchannel_logout_supported"], false);
+}
+
+/// Sessions a node of the previous release opens during a rolling upgrade have no `sid`: many
+/// may exist at once, consent in them records none, and they sign out as any other.
+async fn sessions_without_a_sid_still_work(app: TestApp) {
+    use idgraph::domain::secret::digest;
+    use sea_orm::Set;
+    let rp = register(&app, None, false).await;
+    let cookies = ["a".repeat(43), "b".repeat(43)];
+    for cookie in &cookies {
+        browser_sessions::Entity::insert(browser_sessions::ActiveModel {
+            id: Set(digest(cookie)),
+            user_id: Set(rp.user_id.clone()),
+            auth_time: Set(app.now()),
+            expires_at: Set(app.now() + 3600),
+            sid: Set(None),
+        })
+        .exec_without_returning(&app.state.db)
+        .await
+        .unwrap();
+    }
+    let mut browser = Browser::new(&app);
+    browser.cookie = Some(cookies[0].clone());
+    let page = browser
+        .get(&authorize_path(&rp, &[("scope", "openid")]))
+        .await;
+    let answer = redirect_query(&browser.press(&page, "approve").await);
+    let id = claims(
+        redeem(&app, &rp, &answer["code"]).await["id_token"]
+            .as_str()
+            .unwrap(),
+    );
+    assert!(id.get("sid").is_none(), "{id}");
+    sign_out_on_the_page(&mut browser).await;
+    assert_eq!(sessions(&app).await, 1);
 }
 
 async fn a_hint_naming_this_session_ends_it_at_once_even_expired(app: TestApp) {
@@ -259,6 +295,27 @@ async fn a_hint_from_another_issuer_is_refused(app: TestApp) {
         ]))
         .await;
     assert_error_page(&answer, "id_token_hint");
+    assert_eq!(sessions(&app).await, 1);
+    assert!(still_signed_in(&mut browser, &rp).await);
+}
+
+async fn tokens_that_are_not_id_tokens_are_refused_as_hints(app: TestApp) {
+    let rp = register(&app, None, false).await;
+    let (mut browser, tokens) = signed_in(&app, &rp, "openid").await;
+    // Signed by idgraph with the same keys, but a first-party session token (audience: the
+    // issuer) and an app's access token (`at+jwt`).
+    for not_an_id_token in [
+        rp.user_token.as_str(),
+        tokens["access_token"].as_str().unwrap(),
+    ] {
+        let answer = browser
+            .get(&logout_path(&[
+                ("id_token_hint", not_an_id_token),
+                ("post_logout_redirect_uri", SIGNED_OUT),
+            ]))
+            .await;
+        assert_error_page(&answer, "id_token_hint");
+    }
     assert_eq!(sessions(&app).await, 1);
     assert!(still_signed_in(&mut browser, &rp).await);
 }
@@ -795,10 +852,12 @@ async fn backchannel_logout_uri_must_be_https_or_loopback(app: TestApp) {
 
 crate::on_every_database!(
     id_tokens_carry_the_browser_sessions_sid,
+    sessions_without_a_sid_still_work,
     a_hint_naming_this_session_ends_it_at_once_even_expired,
     an_unregistered_post_logout_redirect_uri_is_not_followed,
     a_tampered_hint_is_refused,
     a_hint_from_another_issuer_is_refused,
+    tokens_that_are_not_id_tokens_are_refused_as_hints,
     client_id_must_be_the_hints_audience,
     without_a_hint_the_person_confirms,
     the_confirmation_form_refuses_a_forged_post,

@@ -97,7 +97,7 @@ const LANDED: [(&str, &str); 11] = [
     ),
     (
         "m20261129_000011_logout.rs",
-        "7d8b6d92311270594f3ba4e5f8278e4c94ce06cdf4d6eaafba6916b222ca5ceb",
+        "cbdd1023103fa16284551630e82a455b34d41177bf0c899f8a26cfde30444948",
     ),
 ];
 

@@ -252,6 +252,31 @@ async fn a_relying_party_logs_the_user_out_through_the_end_session_endpoint() {
         .claims(&client.id_token_verifier(), &nonce)
         .expect("a valid ID token");
 
+    // Signed in: a silent request answers with a code.
+    let silent_request = || {
+        let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+        client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .set_pkce_challenge(challenge)
+            .add_prompt(CoreAuthPrompt::None)
+            .url()
+            .0
+    };
+    let silent_answer = |response: &crate::common::TestResponse| {
+        let location = url::Url::parse(response.header("location").expect("a redirect")).unwrap();
+        location
+            .query_pairs()
+            .find(|(name, _)| name == "code" || name == "error")
+            .map(|(name, value)| format!("{name}={value}"))
+            .unwrap()
+    };
+    let before = browser.get(&path_of(&silent_request())).await;
+    assert!(silent_answer(&before).starts_with("code="));
+
     // Log out with the crate's logout request.
     let state = CsrfToken::new_random();
     let logout_url = LogoutRequest::from(end_session)
@@ -278,22 +303,8 @@ async fn a_relying_party_logs_the_user_out_through_the_end_session_endpoint() {
         landed.query_pairs().into_owned().collect();
     assert_eq!(&returned["state"], state.secret());
 
-    // The next silent sign-in finds nobody signed in.
-    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
-    let (silent, _, _) = client
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .set_pkce_challenge(challenge)
-        .add_prompt(CoreAuthPrompt::None)
-        .url();
-    let answer = browser.get(&path_of(&silent)).await;
-    let answer = url::Url::parse(answer.header("location").expect("a redirect")).unwrap();
-    let error = answer
-        .query_pairs()
-        .find(|(name, _)| name == "error")
-        .map(|(_, value)| value.into_owned());
-    assert_eq!(error.as_deref(), Some("login_required"));
+    // The session ended (the cookie is cleared), and the next silent sign-in finds nobody.
+    assert!(browser.cookie.is_none());
+    let after = browser.get(&path_of(&silent_request())).await;
+    assert_eq!(silent_answer(&after), "error=login_required");
 }

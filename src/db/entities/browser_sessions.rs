@@ -14,8 +14,8 @@ pub struct Model {
     pub auth_time: i64,
     pub expires_at: i64,
     /// The session's public id: the `sid` of ID tokens and logout tokens (random; never the
-    /// cookie or its digest).
-    pub sid: String,
+    /// cookie or its digest). `None` only for a session a node of the previous release opened.
+    pub sid: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -152,7 +152,7 @@ async fn end_session(
         return Ok(Outcome::view(finished(after.after, false)));
     };
     let names_this_session = after.hint.as_ref().is_some_and(|hint| {
-        hint.sid.as_deref() == Some(&session.sid) && hint.sub == session.user.id
+        hint.sid.is_some() && hint.sid == session.sid && hint.sub == session.user.id
     });
     if names_this_session {
         browser::sign_out(state, cookie).await?;
@@ -192,8 +192,10 @@ async fn check(state: &AppState, params: &EndSessionParams) -> AppResult<Result<
             .verify_id_token_hint(token, &state.config.issuer)
             .await?
         {
-            Some(claims) => Some(claims),
-            None => {
+            // A first-party session token is signed with the same keys, but its audience is
+            // the issuer itself: an ID token's is always an app.
+            Some(claims) if claims.aud != state.config.issuer => Some(claims),
+            _ => {
                 return Ok(Err(
                     "id_token_hint: not an ID token issued by this server (a \
                                wrong signature, another issuer or an altered token)"
