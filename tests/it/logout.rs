@@ -777,6 +777,49 @@ async fn a_refused_or_overdue_delivery_is_given_up(app: TestApp) {
     assert!(deliveries(&app).await.is_empty());
 }
 
+/// Two nodes run their rounds at the same moment over 40 due deliveries: each is sent once.
+async fn two_nodes_never_send_one_delivery_twice(app: TestApp) {
+    use sea_orm::Set;
+    let receiver = Receiver::start(StatusCode::OK).await;
+    let rp = register(&app, Some(&receiver.uri), false).await;
+    for i in 0..40 {
+        logout_deliveries::Entity::insert(logout_deliveries::ActiveModel {
+            id: Set(format!("delivery-{i:02}")),
+            client_id: Set(rp.client_id.clone()),
+            user_id: Set(rp.user_id.clone()),
+            sid: Set(Some(format!("sid-{i:02}"))),
+            attempts: Set(0),
+            next_attempt_at: Set(app.now()),
+            created_at: Set(app.now()),
+        })
+        .exec_without_returning(&app.state.db)
+        .await
+        .unwrap();
+    }
+    let other = app.another_node().await;
+    let mut sent = 0;
+    while sent < 40 {
+        let (a, b) = tokio::join!(
+            backchannel::deliver_due(&app.state),
+            backchannel::deliver_due(&other.state)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.retrying + a.dropped + b.retrying + b.dropped, 0);
+        assert!(a.sent + b.sent > 0, "a round sent nothing");
+        sent += a.sent + b.sent;
+    }
+    let mut jtis: Vec<String> = receiver
+        .tokens()
+        .iter()
+        .map(|token| claims(token)["jti"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(jtis.len(), 40);
+    jtis.sort();
+    jtis.dedup();
+    assert_eq!(jtis.len(), 40, "no delivery was sent twice");
+    assert!(deliveries(&app).await.is_empty());
+}
+
 async fn deleting_a_connection_tells_the_app(app: TestApp) {
     let receiver = Receiver::start(StatusCode::OK).await;
     let rp = register(&app, Some(&receiver.uri), false).await;
@@ -868,6 +911,7 @@ crate::on_every_database!(
     a_delivery_waits_for_a_receiver_that_is_down,
     a_delivery_survives_a_restart,
     a_refused_or_overdue_delivery_is_given_up,
+    two_nodes_never_send_one_delivery_twice,
     deleting_a_connection_tells_the_app,
     an_app_that_requires_sid_gets_it_on_withdrawal,
     backchannel_logout_uri_must_be_https_or_loopback,
