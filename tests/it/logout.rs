@@ -134,6 +134,19 @@ fn assert_error_page(response: &TestResponse, needle: &str) {
     assert!(text(response).contains(needle), "{}", text(response));
 }
 
+/// `hint` is refused with an error page, and ada's session in `browser` lives on.
+async fn assert_hint_refused(app: &TestApp, browser: &mut Browser<'_>, rp: &Rp, hint: &str) {
+    let answer = browser
+        .get(&logout_path(&[
+            ("id_token_hint", hint),
+            ("post_logout_redirect_uri", SIGNED_OUT),
+        ]))
+        .await;
+    assert_error_page(&answer, "id_token_hint");
+    assert_eq!(sessions(app).await, 1);
+    assert!(still_signed_in(browser, rp).await);
+}
+
 async fn id_tokens_carry_the_browser_sessions_sid(app: TestApp) {
     let rp = register(&app, None, false).await;
     let (browser, tokens) = signed_in(&app, &rp, "openid").await;
@@ -267,16 +280,7 @@ async fn a_tampered_hint_is_refused(app: TestApp) {
     let mut payload = claims(hint);
     payload["sub"] = json!("someone-else");
     parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap());
-    let tampered = parts.join(".");
-    let answer = browser
-        .get(&logout_path(&[
-            ("id_token_hint", &tampered),
-            ("post_logout_redirect_uri", SIGNED_OUT),
-        ]))
-        .await;
-    assert_error_page(&answer, "id_token_hint");
-    assert_eq!(sessions(&app).await, 1);
-    assert!(still_signed_in(&mut browser, &rp).await);
+    assert_hint_refused(&app, &mut browser, &rp, &parts.join(".")).await;
 }
 
 async fn a_hint_from_another_issuer_is_refused(app: TestApp) {
@@ -288,15 +292,7 @@ async fn a_hint_from_another_issuer_is_refused(app: TestApp) {
     id.iss = "https://other.example".into();
     let ring = app.state.keys.ring().await.unwrap();
     let foreign = ring.sign_with(ring.default, &id).unwrap();
-    let answer = browser
-        .get(&logout_path(&[
-            ("id_token_hint", &foreign),
-            ("post_logout_redirect_uri", SIGNED_OUT),
-        ]))
-        .await;
-    assert_error_page(&answer, "id_token_hint");
-    assert_eq!(sessions(&app).await, 1);
-    assert!(still_signed_in(&mut browser, &rp).await);
+    assert_hint_refused(&app, &mut browser, &rp, &foreign).await;
 }
 
 async fn tokens_that_are_not_id_tokens_are_refused_as_hints(app: TestApp) {
@@ -308,16 +304,8 @@ async fn tokens_that_are_not_id_tokens_are_refused_as_hints(app: TestApp) {
         rp.user_token.as_str(),
         tokens["access_token"].as_str().unwrap(),
     ] {
-        let answer = browser
-            .get(&logout_path(&[
-                ("id_token_hint", not_an_id_token),
-                ("post_logout_redirect_uri", SIGNED_OUT),
-            ]))
-            .await;
-        assert_error_page(&answer, "id_token_hint");
+        assert_hint_refused(&app, &mut browser, &rp, not_an_id_token).await;
     }
-    assert_eq!(sessions(&app).await, 1);
-    assert!(still_signed_in(&mut browser, &rp).await);
 }
 
 async fn client_id_must_be_the_hints_audience(app: TestApp) {
@@ -517,6 +505,8 @@ async fn tokens_without_offline_access_end_with_the_session(app: TestApp) {
 struct Receiver {
     uri: String,
     received: Arc<Mutex<Vec<String>>>,
+    /// Signalled on every token received.
+    arrived: Arc<tokio::sync::Notify>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -524,28 +514,36 @@ impl Receiver {
     async fn start_on(listener: tokio::net::TcpListener, status: StatusCode) -> Self {
         let uri = format!("http://{}/backchannel", listener.local_addr().unwrap());
         let received = Arc::new(Mutex::new(Vec::new()));
+        let arrived = Arc::new(tokio::sync::Notify::new());
+        type Seen = (
+            Arc<Mutex<Vec<String>>>,
+            Arc<tokio::sync::Notify>,
+            StatusCode,
+        );
         let router = Router::new()
             .route(
                 "/backchannel",
                 post(
-                    |State((seen, status)): State<(Arc<Mutex<Vec<String>>>, StatusCode)>,
+                    |State((seen, arrived, status)): State<Seen>,
                      Form(form): Form<Vec<(String, String)>>| async move {
                         for (name, value) in form {
                             if name == "logout_token" {
                                 seen.lock().unwrap().push(value);
+                                arrived.notify_one();
                             }
                         }
                         status
                     },
                 ),
             )
-            .with_state((received.clone(), status));
+            .with_state((received.clone(), arrived.clone(), status));
         let server = tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
         });
         Self {
             uri,
             received,
+            arrived,
             server,
         }
     }
@@ -560,6 +558,17 @@ impl Receiver {
 
     fn tokens(&self) -> Vec<String> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// Waits until a token has arrived, for at most `limit` (another process is sending it:
+    /// nothing here times a rule, the limit only keeps a broken run from hanging).
+    async fn first_token(&self, limit: std::time::Duration) -> Option<String> {
+        let arrived = self.arrived.notified();
+        if let Some(token) = self.tokens().into_iter().next() {
+            return Some(token);
+        }
+        tokio::time::timeout(limit, arrived).await.ok()?;
+        self.tokens().into_iter().next()
     }
 }
 
@@ -723,16 +732,14 @@ async fn a_delivery_written_before_a_crash_is_sent_by_the_restarted_binary() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Waiting for another process: polled with a deadline, not a sleep that times a rule.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while receiver.tokens().is_empty() && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let token = receiver
+        .first_token(std::time::Duration::from_secs(30))
+        .await;
     let _ = server.kill();
     let _ = server.wait();
-    let received = receiver.tokens();
-    assert_eq!(received.len(), 1, "the restarted server delivered");
-    assert_eq!(verify_with(&jwks, &received[0], &client_id)["sid"], sid);
+    let token = token.expect("the restarted server delivered");
+    assert_eq!(receiver.tokens().len(), 1);
+    assert_eq!(verify_with(&jwks, &token, &client_id)["sid"], sid);
 }
 
 async fn a_refused_or_overdue_delivery_is_given_up(app: TestApp) {
