@@ -492,7 +492,9 @@ impl KeyStore {
     }
 
     /// Verifies an ID token of ours given back as an `id_token_hint`: signature, issuer and
-    /// `typ`, any audience (the caller matches it to the app), expired or not.
+    /// `typ`, expired or not, and an app as its audience (the caller matches it to the app). A
+    /// first-party session token is signed with the same keys and `typ`, but its audience is the
+    /// issuer itself: never an ID token.
     pub async fn verify_id_token_hint(
         &self,
         token: &str,
@@ -504,7 +506,10 @@ impl KeyStore {
             typ: JwtType::Jwt,
             expired_ok: true,
         };
-        self.verify::<IdClaims>(token, expect).await
+        Ok(self
+            .verify::<IdClaims>(token, expect)
+            .await?
+            .filter(|claims| claims.aud != issuer))
     }
 
     /// The public JSON Web Key Set.

@@ -299,10 +299,17 @@ async fn tokens_that_are_not_id_tokens_are_refused_as_hints(app: TestApp) {
     let rp = register(&app, None, false).await;
     let (mut browser, tokens) = signed_in(&app, &rp, "openid").await;
     // Signed by idgraph with the same keys, but a first-party session token (audience: the
-    // issuer) and an app's access token (`at+jwt`).
+    // issuer), an app's access token (`at+jwt`), and a token with every ID-token claim whose
+    // audience is the issuer, as a first-party token's is (only the audience rule refuses it).
+    let mut id: IdClaims =
+        serde_json::from_value(claims(tokens["id_token"].as_str().unwrap())).unwrap();
+    id.aud = "http://idgraph.test".into();
+    let ring = app.state.keys.ring().await.unwrap();
+    let first_party = ring.sign_with(ring.default, &id).unwrap();
     for not_an_id_token in [
         rp.user_token.as_str(),
         tokens["access_token"].as_str().unwrap(),
+        first_party.as_str(),
     ] {
         assert_hint_refused(&app, &mut browser, &rp, not_an_id_token).await;
     }

@@ -192,10 +192,8 @@ async fn check(state: &AppState, params: &EndSessionParams) -> AppResult<Result<
             .verify_id_token_hint(token, &state.config.issuer)
             .await?
         {
-            // A first-party session token is signed with the same keys, but its audience is
-            // the issuer itself: an ID token's is always an app.
-            Some(claims) if claims.aud != state.config.issuer => Some(claims),
-            _ => {
+            Some(claims) => Some(claims),
+            None => {
                 return Ok(Err(
                     "id_token_hint: not an ID token issued by this server (a \
                                wrong signature, another issuer or an altered token)"
