@@ -1,4 +1,5 @@
-//! The command line: `serve`, `migrate`, `user create`, `keys rotate` and `schema`.
+//! The command line: `serve`, `migrate`, `user create`, `user set-password`, `user set-roles`,
+//! `keys rotate` and `schema`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -91,6 +92,36 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Set a user's password (read from standard input); audited with actor `cli`.
+    SetPassword {
+        /// The user's login name.
+        #[arg(long)]
+        username: String,
+        /// Read the password from standard input (required, so it never shows in `ps`).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Replace a user's roles (for instance to give a locked-out administrator `admin` back);
+    /// audited with actor `cli`. No `--role` at all removes every role.
+    SetRoles {
+        /// The user's login name.
+        #[arg(long)]
+        username: String,
+        /// A role to hold (`admin` or `oauth`); repeat for several.
+        #[arg(long = "role", value_parser = parse_role)]
+        roles: Vec<Role>,
+    },
+}
+
+/// Reads a password from standard input (one line; the line end is not part of it).
+fn read_password(password_stdin: bool) -> anyhow::Result<SecretString> {
+    anyhow::ensure!(
+        password_stdin,
+        "pass --password-stdin and write the password to standard input"
+    );
+    let mut password = String::new();
+    std::io::stdin().read_to_string(&mut password)?;
+    Ok(SecretString::from(password.trim_end_matches(['\r', '\n'])))
 }
 
 /// `idgraph keys` subcommands.
@@ -144,13 +175,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     password_stdin,
                 },
         } => {
-            anyhow::ensure!(
-                password_stdin,
-                "pass --password-stdin and write the password to standard input"
-            );
-            let mut password = String::new();
-            std::io::stdin().read_to_string(&mut password)?;
-            let password = SecretString::from(password.trim_end_matches(['\r', '\n']));
+            let password = read_password(password_stdin)?;
             let db = open_database(&config, config.migrate_on_start).await?;
             let state = AppState::new(db, config).await?;
             let user = users::create_user(
@@ -160,12 +185,47 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     username,
                     email,
                     name,
-                    password,
+                    password: Some(password),
                     roles,
                 },
             )
             .await?;
             println!("created user {} ({})", user.username, user.id);
+            state.db.close().await?;
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::SetPassword {
+                    username,
+                    password_stdin,
+                },
+        } => {
+            let password = read_password(password_stdin)?;
+            let db = open_database(&config, config.migrate_on_start).await?;
+            let state = AppState::new(db, config).await?;
+            let user = users::find_by_username(&state, &Principal::System, &username).await?;
+            users::set_password(&state, &Principal::System, &user.id, password).await?;
+            println!("password set for {}", user.username);
+            state.db.close().await?;
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::SetRoles { username, roles },
+        } => {
+            let db = open_database(&config, config.migrate_on_start).await?;
+            let state = AppState::new(db, config).await?;
+            let user = users::find_by_username(&state, &Principal::System, &username).await?;
+            let user = users::set_roles(&state, &Principal::System, &user.id, roles).await?;
+            println!(
+                "{} now holds: {}",
+                user.username,
+                if user.roles.is_empty() {
+                    "no role".to_string()
+                } else {
+                    Role::format_list(&user.roles)
+                }
+            );
             state.db.close().await?;
             Ok(())
         }

@@ -40,6 +40,7 @@ pub struct RawConfig {
     pub cors_allowed_origins: Vec<String>,
     pub metrics_bind: Option<String>,
     pub key_rotation_days: Option<u32>,
+    pub audit_retention_days: u32,
 }
 
 impl Default for RawConfig {
@@ -65,6 +66,7 @@ impl Default for RawConfig {
             cors_allowed_origins: Vec::new(),
             metrics_bind: None,
             key_rotation_days: None,
+            audit_retention_days: 365,
         }
     }
 }
@@ -156,6 +158,8 @@ pub struct Config {
     /// Rotate the signing keys automatically this often (off when unset); see
     /// `service::keys`.
     pub key_rotation: Option<Duration>,
+    /// How long audit events are kept before the sweep deletes them.
+    pub audit_retention: Duration,
 }
 
 impl Config {
@@ -373,6 +377,13 @@ impl RawConfig {
             ));
         }
 
+        if !(1..=36500).contains(&self.audit_retention_days) {
+            errors.push(format!(
+                "audit_retention_days must be between 1 and 36500 (got {})",
+                self.audit_retention_days
+            ));
+        }
+
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
@@ -403,6 +414,7 @@ impl RawConfig {
             key_rotation: self
                 .key_rotation_days
                 .map(|days| Duration::from_secs(u64::from(days) * 24 * 3600)),
+            audit_retention: Duration::from_secs(u64::from(self.audit_retention_days) * 24 * 3600),
         })
     }
 }

@@ -52,6 +52,7 @@ pub fn app(state: AppState) -> Router {
         .merge(described.layer(Extension(edge::openapi::Document::new(document))))
         .merge(web::routes())
         .with_state(state.clone())
+        .layer(axum::middleware::from_fn(edge::request_context))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

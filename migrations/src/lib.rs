@@ -17,6 +17,7 @@ mod m20261129_000008_revoked_tokens_expiry;
 mod m20261129_000009_sign_in_attempts;
 mod m20261129_000010_key_activation;
 mod m20261129_000011_logout;
+mod m20261129_000012_users_audit;
 
 /// Runs idgraph's migrations in order.
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000009_sign_in_attempts::Migration),
             Box::new(m20261129_000010_key_activation::Migration),
             Box::new(m20261129_000011_logout::Migration),
+            Box::new(m20261129_000012_users_audit::Migration),
         ]
     }
 }

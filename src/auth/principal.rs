@@ -94,14 +94,15 @@ impl Principal {
         }
     }
 
-    /// Requires the local operator or a signed-in user with role `admin` and scope `all`.
-    pub fn require_admin(&self) -> Result<(), AppError> {
+    /// Requires the local operator, or a signed-in user with role `admin` whose token carries
+    /// `scope`. Answers the user (`None` for the operator).
+    pub fn require_admin(&self, scope: Scope) -> Result<Option<&UserPrincipal>, AppError> {
         match self {
-            Principal::System => Ok(()),
+            Principal::System => Ok(None),
             _ => {
-                let user = self.require_user(Scope::All)?;
+                let user = self.require_user(scope)?;
                 if user.has_role(Role::Admin) {
-                    Ok(())
+                    Ok(Some(user))
                 } else {
                     Err(AppError::forbidden("this operation needs the admin role"))
                 }
@@ -148,6 +149,22 @@ mod tests {
         assert!(narrow.require_oauth_admin(Scope::AppWrite).is_err());
         let admin = user(vec![Role::Admin], "all");
         assert!(admin.require_oauth_admin(Scope::AppWrite).is_ok());
+    }
+
+    #[test]
+    fn user_administration_needs_the_admin_role_and_the_scope() {
+        let oauth = user(vec![Role::Oauth], "all");
+        assert!(matches!(
+            oauth.require_admin(Scope::UserRead),
+            Err(AppError::Forbidden(_))
+        ));
+        let reader = user(vec![Role::Admin], "gov.user.admin.user:read");
+        assert!(reader.require_admin(Scope::UserRead).is_ok());
+        assert!(reader.require_admin(Scope::UserWrite).is_err());
+        assert!(matches!(
+            Principal::System.require_admin(Scope::UserWrite),
+            Ok(None)
+        ));
     }
 
     #[test]

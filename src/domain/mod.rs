@@ -1,6 +1,7 @@
 //! Domain vocabulary: identifier newtypes, validated inputs and pure rules (no I/O).
 
 pub mod apps;
+pub mod audit;
 pub mod authorize;
 pub mod capabilities;
 pub mod clients;

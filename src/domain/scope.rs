@@ -18,18 +18,27 @@ pub enum Scope {
     ConnectionRead,
     /// `gov.user.oauth.connection:write`: revoke the user's connected apps.
     ConnectionWrite,
+    /// `gov.user.admin.user:read`: list and read users (administrators).
+    UserRead,
+    /// `gov.user.admin.user:write`: create, change, disable and delete users (administrators).
+    UserWrite,
+    /// `gov.user.admin.audit:read`: read the audit trail (administrators).
+    AuditRead,
     /// `all`: every scope above.
     All,
 }
 
 impl Scope {
     /// Every scope, in their documented order.
-    pub const EVERY: [Scope; 6] = [
+    pub const EVERY: [Scope; 9] = [
         Scope::AppRead,
         Scope::AppWrite,
         Scope::Authorize,
         Scope::ConnectionRead,
         Scope::ConnectionWrite,
+        Scope::UserRead,
+        Scope::UserWrite,
+        Scope::AuditRead,
         Scope::All,
     ];
 
@@ -41,12 +50,15 @@ impl Scope {
             Scope::Authorize => "gov.user.oauth.authorize",
             Scope::ConnectionRead => "gov.user.oauth.connection:read",
             Scope::ConnectionWrite => "gov.user.oauth.connection:write",
+            Scope::UserRead => "gov.user.admin.user:read",
+            Scope::UserWrite => "gov.user.admin.user:write",
+            Scope::AuditRead => "gov.user.admin.audit:read",
             Scope::All => "all",
         }
     }
 
-    fn bit(self) -> u8 {
-        1 << (self as u8)
+    fn bit(self) -> u16 {
+        1 << (self as u16)
     }
 }
 
@@ -69,7 +81,7 @@ impl FromStr for Scope {
 
 /// A set of scopes, parsed from and printed as a space-separated list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ScopeSet(u8);
+pub struct ScopeSet(u16);
 
 impl ScopeSet {
     /// The set holding only `all`.

@@ -32,3 +32,23 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
         ))
     }
 }
+
+/// Runs the request inside its [`RequestMeta`](crate::service::audit::RequestMeta) (its
+/// `x-request-id` and the client's address), which the audit events it records carry.
+pub async fn request_context(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let meta = crate::service::audit::RequestMeta {
+        request_id: request
+            .headers()
+            .get("x-request-id")
+            .and_then(|value| value.to_str().ok())
+            .map(|id| id.chars().take(64).collect()),
+        address: request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip()),
+    };
+    crate::service::audit::within(meta, next.run(request)).await
+}

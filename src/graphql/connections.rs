@@ -209,6 +209,13 @@ impl Viewer {
     ) -> Result<Relay<String, ConnectedApp, EmptyFields, EmptyFields>> {
         ViewerConnections::connections(ctx, first, after).await
     }
+    /// This user's live sessions (first-party and browser), newest first; `current` marks the
+    /// one this request comes through.
+    async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<super::types::UserSession>> {
+        let found =
+            crate::service::users::own_sessions(super::state(ctx)?, super::principal(ctx)?).await?;
+        Ok(found.into_iter().map(Into::into).collect())
+    }
     /// This user's connection to one app; null when there is none
     /// (`gov.user.oauth.connection:read`).
     #[graphql(guard = "Require::User(Scope::ConnectionRead)")]

@@ -12,6 +12,8 @@ pub enum Require {
     User(Scope),
     /// An oauth admin whose token carries the scope.
     OauthAdmin(Scope),
+    /// An administrator (role `admin`) whose token carries the scope.
+    Admin(Scope),
 }
 
 impl Guard for Require {
@@ -21,6 +23,7 @@ impl Guard for Require {
             Require::SignedIn => principal.require_signed_in().map(drop)?,
             Require::User(scope) => principal.require_user(*scope).map(drop)?,
             Require::OauthAdmin(scope) => principal.require_oauth_admin(*scope).map(drop)?,
+            Require::Admin(scope) => principal.require_admin(*scope).map(drop)?,
         }
         Ok(())
     }

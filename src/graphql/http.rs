@@ -39,7 +39,7 @@ use crate::service::logos::UPLOAD_BODY_LIMIT;
 use super::Schemas;
 use super::graphiql;
 use super::limits::{MAX_NESTING, check_nesting, check_selections, check_strings, check_variables};
-use super::loaders::{AppLoader, CreatorLoader};
+use super::loaders::{AppLoader, ConnectionCountLoader, CreatorLoader};
 
 /// Headers whose presence shows the request was not a simple cross-site form post.
 const PREFLIGHT_HEADERS: [&str; 2] = ["apollo-require-preflight", "x-apollo-operation-name"];
@@ -286,13 +286,22 @@ async fn execute(
         tokio::spawn,
         HashMapCache::default(),
     );
+    let connection_counts = DataLoader::with_cache(
+        ConnectionCountLoader {
+            state: state.clone(),
+            principal: principal.clone(),
+        },
+        tokio::spawn,
+        HashMapCache::default(),
+    );
     let metrics = state.metrics.clone();
     let request = request
         .data(state)
         .data(principal)
         .data(addr)
         .data(creators)
-        .data(apps);
+        .data(apps)
+        .data(connection_counts);
     let response = schema.execute(request).await;
     metrics.graphql_operation(operation.as_deref(), response.errors.is_empty());
     render(response)

@@ -51,3 +51,22 @@ impl Loader<ClientId> for AppLoader {
             .map_err(Arc::new)
     }
 }
+
+/// Loads users' connection counts in one query per batch, for administrators only.
+pub struct ConnectionCountLoader {
+    /// The request's state.
+    pub state: AppState,
+    /// The request's caller; the service checks what it may see.
+    pub principal: Principal,
+}
+
+impl Loader<UserId> for ConnectionCountLoader {
+    type Value = i64;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, i64>, Self::Error> {
+        users::connection_counts(&self.state, &self.principal, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}

@@ -3,6 +3,7 @@
 
 mod app_types;
 mod apps;
+mod audit;
 mod connections;
 mod graphiql;
 mod guards;
@@ -12,6 +13,7 @@ mod loaders;
 mod mutation;
 mod query;
 mod types;
+mod users;
 
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
 
@@ -22,7 +24,12 @@ use crate::service::AppState;
 /// The root of every query.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(query::SessionQuery, apps::AppQuery);
+pub struct QueryRoot(
+    query::SessionQuery,
+    apps::AppQuery,
+    users::UserQuery,
+    audit::AuditQuery,
+);
 
 /// The root of every mutation.
 #[derive(MergedObject, Default)]
@@ -31,6 +38,7 @@ pub struct MutationRoot(
     mutation::SessionMutation,
     apps::AppMutation,
     connections::ConnectionMutation,
+    users::UserMutation,
 );
 
 /// The idgraph schema type.

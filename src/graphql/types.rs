@@ -4,7 +4,9 @@ use async_graphql::{Enum, ID, InputObject, SimpleObject};
 use chrono::{DateTime, TimeZone, Utc};
 use secrecy::ExposeSecret;
 
-use crate::domain::users::User as DomainUser;
+use crate::domain::users::{
+    SessionKind as DomainSessionKind, User as DomainUser, UserSession as DomainUserSession,
+};
 use crate::service::sessions::SessionTokens;
 
 // The GraphQL face of `crate::domain::Role`: the `remote` derive maps the two and fails to
@@ -23,8 +25,10 @@ pub(crate) fn timestamp(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
 }
 
-/// A person who signs in.
+/// A person who signs in. The fields past `updatedAt` are for administrators
+/// (`gov.user.admin.user:read`).
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct User {
     /// Random, URL-safe id.
     pub id: ID,
@@ -40,11 +44,17 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     /// When the user last changed.
     pub updated_at: DateTime<Utc>,
+    /// When an administrator disabled the account; null while it is enabled.
+    pub disabled_at: Option<DateTime<Utc>>,
+    #[graphql(skip)]
+    pub user: DomainUser,
 }
 
 impl From<DomainUser> for User {
     fn from(user: DomainUser) -> Self {
         Self {
+            disabled_at: user.disabled_at.map(timestamp),
+            user: user.clone(),
             id: ID(user.id.to_string()),
             username: user.username,
             email: user.email,
@@ -90,6 +100,44 @@ impl From<SessionTokens> for SessionPayload {
             expires_in: tokens.expires_in,
             refresh_token: tokens.refresh_token.expose_secret().to_string(),
             scope: tokens.scope,
+        }
+    }
+}
+
+// The GraphQL face of `crate::domain::users::SessionKind`.
+/// How a user is signed in somewhere.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(remote = "DomainSessionKind")]
+pub enum SessionKind {
+    /// A first-party session opened by `login` (bearer tokens).
+    Api,
+    /// A sign-in on the hosted pages (a browser cookie).
+    Browser,
+}
+
+/// One of a user's live sessions.
+#[derive(SimpleObject)]
+pub struct UserSession {
+    /// Which kind.
+    pub kind: SessionKind,
+    /// The session's id (its `sid`); null for a browser session opened by an older release.
+    pub id: Option<String>,
+    /// When the user signed in.
+    pub signed_in_at: DateTime<Utc>,
+    /// When it ends unless used or ended.
+    pub expires_at: DateTime<Utc>,
+    /// Whether the caller acts through it.
+    pub current: bool,
+}
+
+impl From<DomainUserSession> for UserSession {
+    fn from(session: DomainUserSession) -> Self {
+        Self {
+            kind: session.kind.into(),
+            id: session.id,
+            signed_in_at: timestamp(session.signed_in_at),
+            expires_at: timestamp(session.expires_at),
+            current: session.current,
         }
     }
 }

@@ -109,6 +109,10 @@ pub(crate) async fn find(
     else {
         return Ok(None);
     };
+    // A disabled account's sessions were ended; one that slipped past is no session either.
+    if user.disabled_at.is_some() {
+        return Ok(None);
+    }
     Ok(Some(BrowserSession {
         user,
         auth_time: row.auth_time,
@@ -187,12 +191,12 @@ pub(crate) struct Ended {
     /// Sessions ended.
     pub sessions: usize,
     /// Grants that ended with them, to announce.
-    grants: Vec<String>,
+    pub grants: Vec<String>,
 }
 
 impl Ended {
     /// Announces what ended (after the transaction committed) and wakes the logout worker.
-    async fn announce(&self, state: &AppState) {
+    pub(crate) async fn announce(&self, state: &AppState) {
         changes::grants_ended(state, &self.grants).await;
         if self.sessions > 0 {
             state.logouts.queued();
@@ -212,7 +216,11 @@ pub(crate) async fn end(state: &AppState, which: Condition) -> AppResult<Ended> 
 }
 
 /// [`end`] inside `txn`; the caller commits, then calls [`Ended::announce`].
-async fn end_in(state: &AppState, txn: &DatabaseTransaction, which: Condition) -> AppResult<Ended> {
+pub(crate) async fn end_in(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    which: Condition,
+) -> AppResult<Ended> {
     let rows = browser_sessions::Entity::delete_many()
         .filter(which)
         .exec_with_returning(txn)

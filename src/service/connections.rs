@@ -8,11 +8,13 @@ use crate::auth::Principal;
 use crate::db::entities::{connections, grants};
 use crate::db::owned::{connection_of, connections_of};
 use crate::domain::Scope;
+use crate::domain::audit::{AuditAction, AuditTarget};
 use crate::domain::connections::{Connection, ConnectionCursor};
 use crate::domain::ids::ClientId;
 use crate::domain::page::{Page, split_page};
 use crate::error::{AppError, AppResult};
 use crate::service::AppState;
+use crate::service::audit::{self, Actor, Entry};
 use crate::service::{backchannel, changes};
 
 impl From<&connections::Model> for Connection {
@@ -101,7 +103,19 @@ pub async fn delete(
     }
     backchannel::connection_withdrawn(state, &txn, me.user_id.as_str(), client_id.as_str(), &ended)
         .await?;
+    let recorded = audit::record(
+        &txn,
+        state.clock.now(),
+        &Actor::of(principal),
+        Entry::new(
+            AuditAction::ConnectionDelete,
+            AuditTarget::Connection,
+            format!("{}/{client_id}", me.user_id),
+        ),
+    )
+    .await?;
     txn.commit().await?;
+    recorded.log();
     state.logouts.queued();
     let ended: Vec<String> = ended.into_iter().map(|grant| grant.id).collect();
     changes::grants_ended(state, &ended).await;

@@ -16,6 +16,8 @@
 //! [`MAX_BATCHES`] times per sweep. Deletes are idempotent, so two nodes can never delete a row
 //! twice or count it twice.
 //!
+//! Audit events go once they are older than `audit_retention_days`.
+//!
 //! Tables with no lifetime are never swept: users, apps and their logos, origins, connections
 //! (a consent lasts until the user revokes it) and server secrets. Signing keys are left to
 //! `idgraph keys rotate`, which retires them.
@@ -31,7 +33,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::jwt::LEEWAY_SECS;
 use crate::db::entities::{
-    app_secrets, browser_sessions, grants, revoked_tokens, sessions, sign_in_attempts,
+    app_secrets, audit_events, browser_sessions, grants, revoked_tokens, sessions, sign_in_attempts,
 };
 use crate::domain::secs;
 use crate::error::{AppError, AppResult};
@@ -66,6 +68,8 @@ pub struct Swept {
     pub revoked_tokens: u64,
     /// `sign_in_attempts` idle for longer than the back-off remembers.
     pub sign_in_attempts: u64,
+    /// `audit_events` older than `audit_retention_days`.
+    pub audit_events: u64,
 }
 
 impl Swept {
@@ -76,7 +80,7 @@ impl Swept {
 
     /// Each count with its field's name (codes are `grants` rows counted apart), for a metric
     /// labelled by table.
-    pub fn by_table(&self) -> [(&'static str, u64); 7] {
+    pub fn by_table(&self) -> [(&'static str, u64); 8] {
         [
             ("codes", self.codes),
             ("grants", self.grants),
@@ -85,6 +89,7 @@ impl Swept {
             ("app_secrets", self.app_secrets),
             ("revoked_tokens", self.revoked_tokens),
             ("sign_in_attempts", self.sign_in_attempts),
+            ("audit_events", self.audit_events),
         ]
     }
 }
@@ -99,16 +104,20 @@ struct Cutoffs {
     tokens: i64,
     /// Unix milliseconds: a sign-in count last touched before it is forgotten.
     attempts: i64,
+    /// Unix seconds: an audit event made before it is past its retention.
+    audit: i64,
 }
 
 impl Cutoffs {
-    fn new(now_millis: i64, access_token_ttl: i64) -> Self {
-        let passed = now_millis.div_euclid(1000) - LEEWAY_SECS;
+    fn new(now_millis: i64, access_token_ttl: i64, audit_retention: i64) -> Self {
+        let now = now_millis.div_euclid(1000);
+        let passed = now - LEEWAY_SECS;
         let forget = i64::try_from(FORGET_AFTER.as_millis()).unwrap_or(i64::MAX);
         Self {
             passed,
             tokens: passed - access_token_ttl,
             attempts: now_millis.saturating_sub(forget),
+            audit: now.saturating_sub(audit_retention),
         }
     }
 
@@ -186,6 +195,11 @@ impl Cutoffs {
     fn idle_sign_in_counts(&self) -> Condition {
         Condition::all().add(sign_in_attempts::Column::LastAt.lt(self.attempts))
     }
+
+    /// Audit events older than the retention (a setting, not a deadline any request reads).
+    fn old_audit_events(&self) -> Condition {
+        Condition::all().add(audit_events::Column::At.lt(self.audit))
+    }
 }
 
 /// Deletes every dead row (up to [`MAX_BATCHES`] batches of `batch` rows per table), as of the
@@ -196,6 +210,7 @@ pub async fn sweep(state: &AppState, batch: u64) -> AppResult<Swept> {
     let cut = Cutoffs::new(
         state.clock.now_millis(),
         secs(state.config.access_token_ttl),
+        secs(state.config.audit_retention),
     );
     // Each table's count reaches the metrics as soon as it is drained, so a failure on a later
     // table loses none of them.
@@ -252,6 +267,16 @@ pub async fn sweep(state: &AppState, batch: u64) -> AppResult<Swept> {
                 db,
                 sign_in_attempts::Column::Key,
                 cut.idle_sign_in_counts(),
+                batch,
+            )
+            .await?,
+        ),
+        audit_events: removed(
+            "audit_events",
+            drain::<audit_events::Entity>(
+                db,
+                audit_events::Column::Id,
+                cut.old_audit_events(),
                 batch,
             )
             .await?,
@@ -362,15 +387,16 @@ mod tests {
 
     #[test]
     fn cutoffs_keep_the_leeway_and_the_access_token_lifetime() {
-        let cut = Cutoffs::new(1_800_000_000_500, 900);
+        let cut = Cutoffs::new(1_800_000_000_500, 900, 86_400);
         assert_eq!(cut.passed, 1_800_000_000 - LEEWAY_SECS);
         assert_eq!(cut.tokens, 1_800_000_000 - LEEWAY_SECS - 900);
         assert_eq!(cut.attempts, 1_800_000_000_500 - 15 * 60 * 1000);
+        assert_eq!(cut.audit, 1_800_000_000 - 86_400);
     }
 
     #[test]
     fn a_batch_picks_its_keys_in_a_limited_subquery_locked_on_postgres_only() {
-        let cut = Cutoffs::new(1_800_000_000_000, 900);
+        let cut = Cutoffs::new(1_800_000_000_000, 900, 86_400);
         let statement = |backend: DbBackend| {
             one_batch::<grants::Entity>(grants::Column::Id, cut.expired_codes(), 500)
                 .build(backend)

@@ -37,8 +37,10 @@ use crate::auth::keys::{self, SigningAlgorithm, SigningKey, VerifyingKey};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::entities::signing_keys;
+use crate::domain::audit::{AuditAction, AuditTarget};
 use crate::domain::{secret::random_token, secs};
 use crate::error::{AppError, AppResult};
+use crate::service::audit::{self, Actor, Entry, Recorded};
 
 const ACTIVE: &str = "active";
 const RETIRED: &str = "retired";
@@ -151,17 +153,20 @@ pub async fn rotate(
     now: i64,
 ) -> AppResult<String> {
     let txn = db.begin().await?;
-    let kid = rotate_in(&txn, algorithm, rotation, now).await?;
+    let (kid, recorded) = rotate_in(&txn, algorithm, rotation, now, &Actor::Cli).await?;
     txn.commit().await?;
+    recorded.log();
     Ok(kid)
 }
 
+/// Rotates inside `txn`, recording the rotation as `actor`'s.
 async fn rotate_in(
     txn: &impl ConnectionTrait,
     algorithm: SigningAlgorithm,
     rotation: Rotation,
     now: i64,
-) -> AppResult<String> {
+    actor: &Actor,
+) -> AppResult<(String, Recorded)> {
     let activates_at = now + secs(rotation.publish_ahead);
     let retires_at = activates_at + secs(rotation.overlap);
     signing_keys::Entity::update_many()
@@ -180,7 +185,15 @@ async fn rotate_in(
     let activates_at = (activates_at > now).then_some(activates_at);
     let kid = insert_new_key(txn, algorithm, now, activates_at).await?;
     tracing::info!(kid = %kid, algorithm = %algorithm, activates_at, "signing key rotated");
-    Ok(kid)
+    let recorded = audit::record(
+        txn,
+        now,
+        actor,
+        Entry::new(AuditAction::SigningKeyRotate, AuditTarget::SigningKey, &kid)
+            .with("algorithm", algorithm.as_str()),
+    )
+    .await?;
+    Ok((kid, recorded))
 }
 
 /// The scheduled rotation (`key_rotation_days`): rotates every algorithm in use whose newest
@@ -198,6 +211,7 @@ pub async fn rotate_if_due(state: &crate::service::AppState) -> AppResult<Vec<St
             .await?;
     }
     let mut rotated = Vec::new();
+    let mut recorded = Vec::new();
     for algorithm in active_algorithms(&txn).await? {
         let newest: Option<i64> = signing_keys::Entity::find()
             .select_only()
@@ -209,10 +223,14 @@ pub async fn rotate_if_due(state: &crate::service::AppState) -> AppResult<Vec<St
             .await?
             .flatten();
         if newest.is_some_and(|created| created + secs(period) <= now) {
-            rotated.push(rotate_in(&txn, algorithm, Rotation::of(&state.config), now).await?);
+            let rotation = Rotation::of(&state.config);
+            let (kid, event) = rotate_in(&txn, algorithm, rotation, now, &Actor::System).await?;
+            rotated.push(kid);
+            recorded.push(event);
         }
     }
     txn.commit().await?;
+    recorded.into_iter().for_each(Recorded::log);
     if !rotated.is_empty() {
         crate::service::changes::announce(state, crate::service::changes::Change::Keys).await;
     }

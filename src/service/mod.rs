@@ -2,6 +2,7 @@
 //! takes the caller's [`crate::auth::Principal`]; the transports only convert.
 
 pub mod apps;
+pub mod audit;
 pub mod authorize;
 pub mod backchannel;
 pub mod browser;

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
 use crate::service::apps::AppCache;
+use crate::service::audit::SignInBudget;
 use crate::service::backchannel::Wake;
 use crate::service::changes::{Caches, Listener};
 use crate::service::keys::{self, KeyStore};
@@ -47,6 +48,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Wakes this node's back-channel logout worker.
     pub logouts: Arc<Wake>,
+    /// This node's budget of audited sign-in refusals.
+    pub audit: Arc<SignInBudget>,
 }
 
 impl AppState {
@@ -107,6 +110,7 @@ impl AppState {
             sealer: Arc::new(sealer),
             images: Arc::new(Semaphore::new(2)),
             logouts: Arc::new(Wake::default()),
+            audit: Arc::new(SignInBudget::default()),
             clock,
         })
     }

@@ -227,3 +227,131 @@ fn serve_ignores_service_links_serves_metrics_apart_and_stops_gracefully_on_sigt
         "{stderr}"
     );
 }
+
+/// Runs `idgraph` with `args` in `dir`, writing `stdin` to it.
+fn run_with_stdin(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = idgraph(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn user_set_password_and_set_roles_are_audited_and_keep_an_administrator() {
+    use idgraph::db::entities::{audit_events, users};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+    let dir = tempfile::tempdir().unwrap();
+    let create = |name: &str, role: &str| {
+        let output = run_with_stdin(
+            dir.path(),
+            &[
+                "user",
+                "create",
+                "--username",
+                name,
+                "--email",
+                &format!("{name}@example.com"),
+                "--role",
+                role,
+                "--password-stdin",
+            ],
+            "a long enough password\n",
+        );
+        assert!(output.status.success(), "{output:?}");
+    };
+    create("root", "admin");
+    create("ops", "oauth");
+    // The last administrator keeps the role, even at the command line.
+    let refused = idgraph(dir.path())
+        .args(["user", "set-roles", "--username", "root", "--role", "oauth"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no enabled administrator"),
+        "{refused:?}"
+    );
+    let promoted = idgraph(dir.path())
+        .args([
+            "user",
+            "set-roles",
+            "--username",
+            "ops",
+            "--role",
+            "admin",
+            "--role",
+            "oauth",
+        ])
+        .output()
+        .unwrap();
+    assert!(promoted.status.success(), "{promoted:?}");
+    assert!(String::from_utf8_lossy(&promoted.stdout).contains("ops now holds: admin oauth"));
+    let url = format!("sqlite://{}/idgraph.db", dir.path().display());
+    let db = idgraph::db::connect(&url, 1).await.unwrap();
+    let hash_of = |db: sea_orm::DatabaseConnection| async move {
+        users::Entity::find()
+            .filter(users::Column::Username.eq("ops"))
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash
+    };
+    let before = hash_of(db.clone()).await;
+    let set = run_with_stdin(
+        dir.path(),
+        &[
+            "user",
+            "set-password",
+            "--username",
+            "ops",
+            "--password-stdin",
+        ],
+        "a different long password\n",
+    );
+    assert!(set.status.success(), "{set:?}");
+    assert_ne!(hash_of(db.clone()).await, before);
+    let short = run_with_stdin(
+        dir.path(),
+        &[
+            "user",
+            "set-password",
+            "--username",
+            "ops",
+            "--password-stdin",
+        ],
+        "short\n",
+    );
+    assert!(!short.status.success());
+    let events: Vec<(String, String)> = audit_events::Entity::find()
+        .filter(audit_events::Column::ActorKind.eq("cli"))
+        .order_by_asc(audit_events::Column::Id)
+        .all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.action, e.detail))
+        .collect();
+    let actions: Vec<&str> = events.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "user.create",
+            "user.create",
+            "user.roles.change",
+            "user.password.set"
+        ]
+    );
+    assert!(events[2].1.contains("admin oauth"), "{:?}", events[2]);
+}

@@ -6,6 +6,7 @@ mod fixtures;
 
 mod apps;
 mod apps_logos;
+mod audit;
 mod browser;
 
 mod cli;
@@ -32,3 +33,4 @@ mod oidc;
 mod races;
 mod relying_party;
 mod sessions;
+mod users;

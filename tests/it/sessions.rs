@@ -270,7 +270,7 @@ async fn a_taken_username_is_a_conflict(app: TestApp) {
             username: "ada".into(),
             email: "other@example.com".into(),
             name: String::new(),
-            password: PASSWORD.into(),
+            password: Some(PASSWORD.into()),
             roles: vec![],
         },
     )

@@ -4,6 +4,7 @@ pub mod app_logos;
 pub mod app_origins;
 pub mod app_secrets;
 pub mod apps;
+pub mod audit_events;
 pub mod browser_sessions;
 pub mod connections;
 pub mod grants;

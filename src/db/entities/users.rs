@@ -12,11 +12,14 @@ pub struct Model {
     pub username: String,
     pub email: String,
     pub name: String,
+    /// The argon2id PHC string; empty when the user has no password (cannot sign in).
     pub password_hash: String,
     /// Space-separated role names.
     pub roles: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When an administrator disabled the account; `None` while it is enabled.
+    pub disabled_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -25,12 +25,14 @@ use crate::auth::Principal;
 use crate::db::entities::{app_logos, app_origins, app_secrets, apps, connections};
 use crate::domain::Scope;
 use crate::domain::apps::{App, AppCursor, AppFields, AppInput, MAX_BULK_IDS};
+use crate::domain::audit::{AuditAction, AuditTarget};
 use crate::domain::capabilities::{ClientAuthMethod, GrantType};
 use crate::domain::clients::ClientPolicy;
 use crate::domain::ids::{ClientId, UserId};
 use crate::domain::page::{Page, split_page};
 use crate::domain::scopes::Scopes;
 use crate::error::{AppError, AppResult};
+use crate::service::audit::{self, Actor, Entry, Recorded};
 use crate::service::cache::Cache;
 use crate::service::changes::{self, Change};
 use crate::service::{AppState, keys, logos};
@@ -291,8 +293,21 @@ fn after_cursor(AppCursor(name, created_at, client_id): &AppCursor) -> Condition
     )
 }
 
-pub(crate) fn audit(action: &str, actor: &UserId, client_id: &ClientId) {
-    tracing::info!(target: "audit", action, actor.id = %actor, client.id = %client_id, "app changed");
+/// Records `action` on the app `client_id` as the principal's, in `txn`.
+pub(crate) async fn audit(
+    txn: &impl ConnectionTrait,
+    now: i64,
+    principal: &Principal,
+    action: AuditAction,
+    client_id: &ClientId,
+) -> AppResult<Recorded> {
+    audit::record(
+        txn,
+        now,
+        &Actor::of(principal),
+        Entry::new(action, AuditTarget::App, client_id.as_str()),
+    )
+    .await
 }
 
 /// Writes the app's web origins (for CORS), replacing what was there.
@@ -371,9 +386,10 @@ pub async fn create_app(
         Some(secrets::insert_secret(&txn, &client_id, now).await?)
     };
     store_origins(&txn, &client_id, &policy).await?;
+    let recorded = audit(&txn, now, principal, AuditAction::AppCreate, &client_id).await?;
     txn.commit().await?;
+    recorded.log();
     changes::announce(state, Change::App(&client_id)).await;
-    audit("app.create", &actor.user_id, &client_id);
     Ok(AppWithSecret {
         app: AppRecord::new(row).app(),
         client_secret,
@@ -389,7 +405,7 @@ pub async fn update_app(
     client_id: &ClientId,
     input: AppInput,
 ) -> AppResult<App> {
-    let actor = principal.require_oauth_admin(Scope::AppWrite)?;
+    principal.require_oauth_admin(Scope::AppWrite)?;
     let current = load_records(
         &state.db,
         Condition::all().add(apps::Column::ClientId.eq(client_id.as_str())),
@@ -401,8 +417,9 @@ pub async fn update_app(
     let (fields, policy) = input.validate(Some(&current.policy))?;
     refuse_the_issuer_as_resource(state, &policy)?;
     ensure_signing_key(state, &policy).await?;
+    let now = state.clock.now();
     let mut model = apps::ActiveModel {
-        updated_at: Set(state.clock.now()),
+        updated_at: Set(now),
         ..Default::default()
     };
     set_columns(&mut model, &fields, &policy);
@@ -423,9 +440,10 @@ pub async fn update_app(
             .exec(&txn)
             .await?;
     }
+    let recorded = audit(&txn, now, principal, AuditAction::AppUpdate, client_id).await?;
     txn.commit().await?;
+    recorded.log();
     changes::announce(state, Change::App(client_id)).await;
-    audit("app.update", &actor.user_id, client_id);
     Ok(AppRecord::new(row).app())
 }
 
@@ -452,7 +470,7 @@ pub async fn delete_app(
     principal: &Principal,
     client_id: &ClientId,
 ) -> AppResult<()> {
-    let actor = principal.require_oauth_admin(Scope::AppWrite)?;
+    principal.require_oauth_admin(Scope::AppWrite)?;
     let txn = state.db.begin().await?;
     connections::Entity::delete_many()
         .filter(connections::Column::ClientId.eq(client_id.as_str()))
@@ -467,10 +485,12 @@ pub async fn delete_app(
     if deleted.rows_affected == 0 {
         return Err(AppError::NotFound("app"));
     }
+    let now = state.clock.now();
+    let recorded = audit(&txn, now, principal, AuditAction::AppDelete, client_id).await?;
     txn.commit().await?;
+    recorded.log();
     changes::announce(state, Change::App(client_id)).await;
     changes::announce(state, Change::Tokens).await;
-    audit("app.delete", &actor.user_id, client_id);
     Ok(())
 }
 
@@ -481,7 +501,7 @@ pub async fn upload_logo(
     client_id: &ClientId,
     bytes: Vec<u8>,
 ) -> AppResult<App> {
-    let actor = principal.require_oauth_admin(Scope::AppWrite)?;
+    principal.require_oauth_admin(Scope::AppWrite)?;
     if record(state, client_id).await?.is_none() {
         return Err(AppError::NotFound("app"));
     }
@@ -510,9 +530,10 @@ pub async fn upload_logo(
         .into_iter()
         .next()
         .ok_or(AppError::NotFound("app"))?;
+    let recorded = audit(&txn, now, principal, AuditAction::AppLogoChange, client_id).await?;
     txn.commit().await?;
+    recorded.log();
     changes::announce(state, Change::App(client_id)).await;
-    audit("app.upload_logo", &actor.user_id, client_id);
     Ok(AppRecord::new(row).app())
 }
 

@@ -21,6 +21,7 @@ use super::{AppRecord, AppWithSecret, audit, record};
 use crate::auth::Principal;
 use crate::db::entities::{app_secrets, apps};
 use crate::domain::Scope;
+use crate::domain::audit::AuditAction;
 use crate::domain::capabilities::ClientAuthMethod;
 use crate::domain::ids::ClientId;
 use crate::domain::secret::{digest, random_token};
@@ -105,7 +106,7 @@ pub async fn rotate_secret(
     client_id: &ClientId,
     grace_secs: Option<i64>,
 ) -> AppResult<AppWithSecret> {
-    let actor = principal.require_oauth_admin(Scope::AppWrite)?;
+    principal.require_oauth_admin(Scope::AppWrite)?;
     let grace = grace_secs.unwrap_or(DEFAULT_GRACE_SECS);
     if !(0..=MAX_GRACE_SECS).contains(&grace) {
         return Err(AppError::invalid(format!(
@@ -158,9 +159,17 @@ pub async fn rotate_secret(
         .exec(&txn)
         .await?;
     let client_secret = insert_secret(&txn, client_id, now).await?;
+    let recorded = audit(
+        &txn,
+        now,
+        principal,
+        AuditAction::AppSecretRotate,
+        client_id,
+    )
+    .await?;
     txn.commit().await?;
+    recorded.log();
     changes::announce(state, Change::App(client_id)).await;
-    audit("app.rotate_secret", &actor.user_id, client_id);
     Ok(AppWithSecret {
         app: AppRecord::new(row).app(),
         client_secret: Some(client_secret),
@@ -213,17 +222,28 @@ pub async fn revoke_secret(
     client_id: &ClientId,
     secret_id: &str,
 ) -> AppResult<()> {
-    let actor = principal.require_oauth_admin(Scope::AppWrite)?;
+    principal.require_oauth_admin(Scope::AppWrite)?;
+    let txn = state.db.begin().await?;
     let deleted = app_secrets::Entity::delete_many()
         .filter(app_secrets::Column::ClientId.eq(client_id.as_str()))
         .filter(app_secrets::Column::Id.eq(secret_id))
-        .exec(&state.db)
+        .exec(&txn)
         .await?;
     if deleted.rows_affected == 0 {
         return Err(AppError::NotFound("secret"));
     }
+    let now = state.clock.now();
+    let recorded = audit(
+        &txn,
+        now,
+        principal,
+        AuditAction::AppSecretRevoke,
+        client_id,
+    )
+    .await?;
+    txn.commit().await?;
+    recorded.log();
     changes::announce(state, Change::App(client_id)).await;
-    audit("app.revoke_secret", &actor.user_id, client_id);
     Ok(())
 }
 

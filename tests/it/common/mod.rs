@@ -486,7 +486,7 @@ impl TestApp {
                 username: username.into(),
                 email: format!("{username}@example.com"),
                 name: format!("User {username}"),
-                password: PASSWORD.into(),
+                password: Some(PASSWORD.into()),
                 roles: roles.to_vec(),
             },
         )

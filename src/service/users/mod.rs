@@ -1,14 +1,31 @@
-//! Users: creation (CLI and bootstrap), look-up, password authentication, and the one place a
-//! caller ([`Principal`]) is built from a user row.
+//! Users: creation, look-up, password authentication, and the one place a caller
+//! ([`Principal`]) is built from a user row. Administration (listing, changes, disabling,
+//! deletion, ending sessions) is in [`admin`]; what a user does to their own account in [`own`].
+//!
+//! A user without a password has an empty `password_hash`, which no password verifies; a
+//! disabled user (`disabled_at` set) is refused at sign-in with the answer and the work of a
+//! wrong password, and is no caller at all with any token or cookie they still hold.
+
+mod admin;
+mod own;
+
+pub use admin::{
+    connection_counts, connections_of, delete_user, disable_user, enable_user, end_sessions,
+    find_by_username, get_user, list_users, sessions_of, set_password, set_roles, update_user,
+};
+pub use own::{change_password, end_other_sessions, own_sessions, update_viewer};
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set, TransactionTrait,
+};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::{Principal, SessionRef, UserPrincipal};
 use crate::db::entities::users;
+use crate::domain::audit::{AuditAction, AuditTarget};
 use crate::domain::ids::UserId;
 use crate::domain::secret::random_token;
 use crate::domain::users::{NewUser, User};
@@ -16,6 +33,7 @@ use crate::domain::{Role, Scope, ScopeSet};
 use crate::error::{AppError, AppResult};
 use crate::metrics::SecurityEvent;
 use crate::service::AppState;
+use crate::service::audit::{self, Actor, Entry};
 use crate::service::throttle;
 
 /// A user's stored roles. A value that does not parse is a fault of ours, never the caller's.
@@ -30,13 +48,16 @@ fn stored_roles(row: &users::Model) -> AppResult<Vec<Role>> {
 
 /// The caller acting as `row` through `session`, with `scopes`: the one way a principal is
 /// built, for bearer tokens and browser sessions alike. Roles are read from the row, so they
-/// are always the current ones.
+/// are always the current ones; a disabled user is no caller ([`AppError::InvalidToken`]).
 pub(crate) fn principal_of(
     row: &users::Model,
     scopes: ScopeSet,
     session: SessionRef,
     auth_time: i64,
 ) -> AppResult<Principal> {
+    if row.disabled_at.is_some() {
+        return Err(AppError::InvalidToken);
+    }
     Ok(Principal::User(UserPrincipal {
         user_id: UserId::from_trusted(row.id.clone()),
         roles: stored_roles(row)?,
@@ -58,44 +79,68 @@ impl TryFrom<users::Model> for User {
             name: row.name,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            disabled_at: row.disabled_at,
+            has_password: !row.password_hash.is_empty(),
         })
     }
 }
 
-/// Creates a user. Only an admin (or the local operator) may.
+/// Administrators (`gov.user.admin.user:write`) and the operator: creates a user, with a
+/// password or without one (then the account cannot sign in until one is set).
 pub async fn create_user(
     state: &AppState,
     principal: &Principal,
     request: NewUser,
 ) -> AppResult<User> {
-    principal.require_admin()?;
+    principal.require_admin(Scope::UserWrite)?;
     let request = request.validate()?;
     let taken = users::Entity::find()
         .filter(users::Column::Username.eq(&request.username))
         .count(&state.db)
         .await?;
     if taken > 0 {
-        return Err(AppError::Conflict(format!(
-            "username {:?} is already taken",
-            request.username
-        )));
+        return Err(username_taken(&request.username));
     }
-    let password_hash = state.passwords.hash(request.password).await?;
+    let password_hash = match request.password {
+        Some(password) => state.passwords.hash(password).await?,
+        None => String::new(),
+    };
     let now = state.clock.now();
+    let txn = state.db.begin().await?;
     let row = users::ActiveModel {
         id: Set(UserId::generate().as_str().to_string()),
-        username: Set(request.username),
+        username: Set(request.username.clone()),
         email: Set(request.email),
         name: Set(request.name),
         password_hash: Set(password_hash),
         roles: Set(Role::format_list(&request.roles)),
         created_at: Set(now),
         updated_at: Set(now),
+        disabled_at: Set(None),
     }
-    .insert(&state.db)
+    .insert(&txn)
+    .await
+    .map_err(|err| match AppError::from(err) {
+        AppError::Conflict(_) => username_taken(&request.username),
+        other => other,
+    })?;
+    let recorded = audit::record(
+        &txn,
+        now,
+        &Actor::of(principal),
+        Entry::new(AuditAction::UserCreate, AuditTarget::User, &row.id)
+            .with("username", row.username.as_str())
+            .with("roles", row.roles.as_str())
+            .with("password_set", !row.password_hash.is_empty()),
+    )
     .await?;
-    tracing::info!(user.id = %row.id, "user created");
+    txn.commit().await?;
+    recorded.log();
     row.try_into()
+}
+
+fn username_taken(username: &str) -> AppError {
+    AppError::Conflict(format!("username {username:?} is already taken"))
 }
 
 /// Looks a user up by id.
@@ -134,24 +179,32 @@ pub(crate) async fn authenticate(
         state.metrics.security(SecurityEvent::SignInFailure);
         return Err(AppError::InvalidCredentials);
     }
-    let reservation = throttle::reserve(&state.db, username, addr, state.clock.now_millis())
-        .await?
-        .map_err(|wait| {
-            tracing::info!("sign-in throttled");
-            state.metrics.security(SecurityEvent::SignInThrottled);
-            AppError::TooManyAttempts {
-                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+    let reservation =
+        match throttle::reserve(&state.db, username, addr, state.clock.now_millis()).await? {
+            Ok(reservation) => reservation,
+            Err(wait) => {
+                tracing::info!("sign-in throttled");
+                state.metrics.security(SecurityEvent::SignInThrottled);
+                audit::sign_in_refused(state, AuditAction::SignInThrottle, None).await;
+                return Err(AppError::TooManyAttempts {
+                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                });
             }
-        })?;
+        };
     let row = users::Entity::find()
         .filter(users::Column::Username.eq(username))
         .one(&state.db)
         .await?;
-    let stored = row.as_ref().map(|r| r.password_hash.clone());
-    // Verified even for an unknown user (against a decoy hash), so both take as long.
+    // Verified even for an unknown user or one without a password (against a decoy hash),
+    // so that every refusal takes as long.
+    let stored = row
+        .as_ref()
+        .map(|r| r.password_hash.clone())
+        .filter(|hash| !hash.is_empty());
     let verified = state.passwords.verify(password, stored).await?;
     match row {
-        Some(row) if verified => {
+        // A disabled account gets the answer a wrong password gets, after the same work.
+        Some(row) if verified && row.disabled_at.is_none() => {
             // Clearing the counts is housekeeping: the password was right either way.
             if let Err(err) = throttle::succeeded(&state.db, reservation).await {
                 tracing::warn!(error = %err, "sign-in counts could not be cleared");
@@ -161,6 +214,8 @@ pub(crate) async fn authenticate(
         _ => {
             tracing::info!("sign-in refused: wrong username or password");
             state.metrics.security(SecurityEvent::SignInFailure);
+            let user = row.as_ref().map(|r| r.id.as_str());
+            audit::sign_in_refused(state, AuditAction::SignInFailure, user).await;
             Err(AppError::InvalidCredentials)
         }
     }
@@ -184,7 +239,7 @@ pub async fn bootstrap_admin(
             username: "admin".into(),
             email: "admin@localhost.localdomain".into(),
             name: "Administrator".into(),
-            password: password.clone(),
+            password: Some(password.clone()),
             roles: vec![Role::Admin, Role::Oauth],
         },
     )

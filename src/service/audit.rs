@@ -1,0 +1,334 @@
+//! The audit trail: every security-relevant change is stored in `audit_events` in the
+//! transaction of the change itself (so a change that fails leaves no event, and an event never
+//! goes missing for a change that committed), then written to the log with target `audit` once
+//! the change has committed. Administrators read it with [`list`]; the housekeeping sweep deletes
+//! events older than `audit_retention_days`.
+//!
+//! The request a change came from (its `x-request-id` and the client's address) is ambient, like
+//! a tracing span: the HTTP stack runs every request inside [`within`], and [`record`] reads it.
+//! Outside a request (the command line, a schedule) both are empty.
+//!
+//! Failed sign-ins are recorded too, at most [`SIGN_IN_EVENTS_PER_MINUTE`] per node and minute,
+//! so that a flood of bad passwords cannot fill the disk; the next event recorded says how many
+//! were left out.
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use sea_orm::{
+    ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
+use serde_json::{Map, Value};
+
+use crate::auth::Principal;
+use crate::db::entities::audit_events;
+use crate::domain::Scope;
+use crate::domain::audit::{
+    ActorKind, AuditAction, AuditCursor, AuditEvent, AuditFilter, AuditTarget,
+};
+use crate::domain::ids::UserId;
+use crate::domain::page::{Page, split_page};
+use crate::error::AppResult;
+use crate::service::AppState;
+
+/// The request a change is made in.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    /// The request's `x-request-id`.
+    pub request_id: Option<String>,
+    /// The client's address.
+    pub address: Option<IpAddr>,
+}
+
+tokio::task_local! {
+    static REQUEST: RequestMeta;
+}
+
+/// Runs `work` (a request's handling) with `meta` as the request every event it records names.
+pub async fn within<F: Future>(meta: RequestMeta, work: F) -> F::Output {
+    REQUEST.scope(meta, work).await
+}
+
+fn current_request() -> RequestMeta {
+    REQUEST.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// Who made a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// A signed-in user.
+    User(UserId),
+    /// The operator at the command line.
+    Cli,
+    /// idgraph itself, on a schedule.
+    System,
+    /// Nobody signed in.
+    Anonymous,
+}
+
+impl Actor {
+    /// The actor behind a principal: the user, or the operator for [`Principal::System`] (only
+    /// the command line and the start-up bootstrap act as it).
+    pub fn of(principal: &Principal) -> Self {
+        match principal {
+            Principal::User(user) => Actor::User(user.user_id.clone()),
+            Principal::System => Actor::Cli,
+            _ => Actor::Anonymous,
+        }
+    }
+
+    fn kind(&self) -> ActorKind {
+        match self {
+            Actor::User(_) => ActorKind::User,
+            Actor::Cli => ActorKind::Cli,
+            Actor::System => ActorKind::System,
+            Actor::Anonymous => ActorKind::Anonymous,
+        }
+    }
+
+    fn id(&self) -> Option<&str> {
+        match self {
+            Actor::User(id) => Some(id.as_str()),
+            _ => None,
+        }
+    }
+}
+
+/// One change to record.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    action: AuditAction,
+    target: AuditTarget,
+    target_id: Option<String>,
+    detail: Map<String, Value>,
+}
+
+impl Entry {
+    /// `action` done to the `target` with id `target_id`.
+    pub fn new(action: AuditAction, target: AuditTarget, target_id: impl Into<String>) -> Self {
+        Self {
+            action,
+            target,
+            target_id: Some(target_id.into()),
+            detail: Map::new(),
+        }
+    }
+
+    /// `action` done to a `target` whose id is not known (a sign-in for an unknown username).
+    pub fn unnamed(action: AuditAction, target: AuditTarget) -> Self {
+        Self {
+            action,
+            target,
+            target_id: None,
+            detail: Map::new(),
+        }
+    }
+
+    /// Adds a detail. Never pass a secret, a password or a token.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.detail.insert(key.to_string(), value.into());
+        self
+    }
+}
+
+/// A recorded event whose log line is still to be written: call [`Recorded::log`] once the
+/// transaction that recorded it has committed, so the log never tells of a change undone.
+#[must_use = "log the event once its transaction has committed"]
+pub struct Recorded {
+    actor: Actor,
+    entry: Entry,
+    request: RequestMeta,
+}
+
+impl Recorded {
+    /// Writes the audit log line (target `audit`).
+    pub fn log(self) {
+        let detail = Value::Object(self.entry.detail).to_string();
+        tracing::info!(
+            target: "audit",
+            action = self.entry.action.as_str(),
+            actor.kind = self.actor.kind().as_str(),
+            actor.id = self.actor.id().unwrap_or("-"),
+            target.kind = self.entry.target.as_str(),
+            target.id = self.entry.target_id.as_deref().unwrap_or("-"),
+            request_id = self.request.request_id.as_deref().unwrap_or("-"),
+            detail = %detail,
+            "audit event"
+        );
+    }
+}
+
+/// Stores `entry` as done by `actor` at `now`, through `db` (the transaction of the change).
+pub async fn record(
+    db: &impl ConnectionTrait,
+    now: i64,
+    actor: &Actor,
+    entry: Entry,
+) -> AppResult<Recorded> {
+    let request = current_request();
+    audit_events::Entity::insert(audit_events::ActiveModel {
+        id: NotSet,
+        at: Set(now),
+        actor_kind: Set(actor.kind().as_str().to_string()),
+        actor_id: Set(actor.id().map(str::to_string)),
+        action: Set(entry.action.as_str().to_string()),
+        target_type: Set(entry.target.as_str().to_string()),
+        target_id: Set(entry.target_id.clone()),
+        request_id: Set(request.request_id.clone()),
+        address: Set(request.address.map(|addr| addr.to_string())),
+        detail: Set(Value::Object(entry.detail.clone()).to_string()),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(Recorded {
+        actor: actor.clone(),
+        entry,
+        request,
+    })
+}
+
+/// Most sign-in events (failures and back-off refusals) one node records per minute.
+pub const SIGN_IN_EVENTS_PER_MINUTE: u32 = 60;
+
+/// This node's budget of sign-in events: [`SIGN_IN_EVENTS_PER_MINUTE`] per clock minute.
+#[derive(Debug, Default)]
+pub struct SignInBudget {
+    window: Mutex<Window>,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    minute: i64,
+    used: u32,
+    left_out: u64,
+}
+
+impl SignInBudget {
+    /// Takes one event from the budget at `now`: `Some(n)` when it may be recorded, `n` being
+    /// how many were left out since the last one recorded; `None` when the minute's budget is
+    /// spent.
+    fn take(&self, now: i64) -> Option<u64> {
+        let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        let minute = now.div_euclid(60);
+        if window.minute != minute {
+            window.minute = minute;
+            window.used = 0;
+        }
+        if window.used >= SIGN_IN_EVENTS_PER_MINUTE {
+            window.left_out += 1;
+            return None;
+        }
+        window.used += 1;
+        Some(std::mem::take(&mut window.left_out))
+    }
+}
+
+/// Records a refused sign-in (its own statement, outside any transaction), within this node's
+/// budget. `user` is the account the username named, when there is one; the username itself is
+/// not stored (people type passwords into it). A failure to record is logged, never the
+/// caller's problem: the sign-in is refused either way.
+pub async fn sign_in_refused(state: &AppState, action: AuditAction, user: Option<&str>) {
+    let now = state.clock.now();
+    let Some(left_out) = state.audit.take(now) else {
+        return;
+    };
+    let mut entry = match user {
+        Some(id) => Entry::new(action, AuditTarget::User, id),
+        None if action == AuditAction::SignInFailure => {
+            Entry::unnamed(action, AuditTarget::User).with("unknown_username", true)
+        }
+        None => Entry::unnamed(action, AuditTarget::User),
+    };
+    if left_out > 0 {
+        entry = entry.with("left_out_before", left_out);
+    }
+    match record(&state.db, now, &Actor::Anonymous, entry).await {
+        Ok(recorded) => recorded.log(),
+        Err(err) => tracing::warn!(error = %err, "a refused sign-in could not be audited"),
+    }
+}
+
+/// Administrators (`gov.user.admin.audit:read`): the trail, newest first, filtered.
+pub async fn list(
+    state: &AppState,
+    principal: &Principal,
+    filter: AuditFilter,
+    page: Page<AuditCursor>,
+) -> AppResult<(Vec<AuditEvent>, bool)> {
+    principal.require_admin(Scope::AuditRead)?;
+    let filter = filter.validate()?;
+    use audit_events::Column as C;
+    let mut when = Condition::all();
+    if let Some(actor) = &filter.actor_id {
+        when = when.add(C::ActorId.eq(actor.as_str()));
+    }
+    if let Some(kind) = filter.actor_kind {
+        when = when.add(C::ActorKind.eq(kind.as_str()));
+    }
+    if let Some(target) = filter.target_type {
+        when = when.add(C::TargetType.eq(target.as_str()));
+    }
+    if let Some(id) = &filter.target_id {
+        when = when.add(C::TargetId.eq(id.as_str()));
+    }
+    if let Some(action) = filter.action {
+        when = when.add(C::Action.eq(action.as_str()));
+    }
+    if let Some(since) = filter.since {
+        when = when.add(C::At.gte(since));
+    }
+    if let Some(until) = filter.until {
+        when = when.add(C::At.lt(until));
+    }
+    let size = page.size();
+    let mut query = audit_events::Entity::find()
+        .filter(when)
+        .order_by_desc(C::Id);
+    query = match page {
+        Page::Offset { offset, .. } => query.offset(offset),
+        Page::After { after, .. } => match after {
+            Some(AuditCursor(id)) => query.filter(C::Id.lt(id)),
+            None => query,
+        },
+    };
+    let rows = query.limit(size + 1).all(&state.db).await?;
+    let (rows, more) = split_page(rows, size);
+    Ok((rows.into_iter().map(event_of).collect(), more))
+}
+
+fn event_of(row: audit_events::Model) -> AuditEvent {
+    AuditEvent {
+        id: row.id,
+        at: row.at,
+        actor_kind: row.actor_kind,
+        actor_id: row.actor_id,
+        action: row.action,
+        target_type: row.target_type,
+        target_id: row.target_id,
+        request_id: row.request_id,
+        address: row.address,
+        detail: serde_json::from_str(&row.detail).unwrap_or(Value::Null),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sign_in_budget_refills_each_minute_and_counts_what_it_left_out() {
+        let budget = SignInBudget::default();
+        for _ in 0..SIGN_IN_EVENTS_PER_MINUTE {
+            assert_eq!(budget.take(120), Some(0));
+        }
+        assert_eq!(budget.take(130), None);
+        assert_eq!(budget.take(179), None);
+        assert_eq!(
+            budget.take(180),
+            Some(2),
+            "a new minute, and two were left out"
+        );
+        assert_eq!(budget.take(181), Some(0));
+    }
+}

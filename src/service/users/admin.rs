@@ -1,0 +1,607 @@
+//! User administration: listing and reading (`gov.user.admin.user:read`), changing, disabling,
+//! enabling, deleting and ending sessions (`gov.user.admin.user:write`), all for the role
+//! `admin`, and two operator escape hatches through the command line ([`Principal::System`]).
+//!
+//! Guard rails, decided here for every transport: the last enabled administrator cannot be
+//! disabled, demoted or deleted (`CONFLICT`), and an administrator cannot remove their own
+//! `admin` role (`FORBIDDEN`; another administrator, or the operator, can). Each change writes
+//! its target first and counts the administrators left afterwards in the same transaction; on
+//! PostgreSQL a transaction-scoped advisory lock makes changes to administrators take turns, so
+//! that two administrators disabling each other at once cannot leave none.
+
+use std::collections::HashMap;
+
+use sea_orm::prelude::Expr;
+use sea_orm::sea_query::{ExprTrait, Func, LikeExpr};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use secrecy::SecretString;
+
+use crate::auth::{Principal, SessionRef};
+use crate::db::entities::{browser_sessions, connections, grants, sessions, users};
+use crate::domain::audit::{AuditAction, AuditTarget};
+use crate::domain::connections::Connection;
+use crate::domain::ids::UserId;
+use crate::domain::page::{MAX_PAGE, Page, split_page};
+use crate::domain::users::{
+    SessionKind, User, UserChanges, UserCursor, UserSession, check_password, check_search,
+};
+use crate::domain::{Role, Scope};
+use crate::error::{AppError, AppResult};
+use crate::service::audit::{self, Actor, Entry, Recorded};
+use crate::service::browser::{self, Ended};
+use crate::service::changes::{self, Change};
+use crate::service::{AppState, backchannel};
+
+/// Key of the PostgreSQL advisory lock that changes to administrators take turns on.
+const ADMINS_LOCK: i64 = 7_234_002;
+
+/// Administrators: users whose username, email or name contains `search` (any case), by
+/// username, and whether more follow.
+pub async fn list_users(
+    state: &AppState,
+    principal: &Principal,
+    search: Option<String>,
+    page: Page<UserCursor>,
+) -> AppResult<(Vec<User>, bool)> {
+    principal.require_admin(Scope::UserRead)?;
+    let mut query = users::Entity::find().order_by_asc(users::Column::Username);
+    if let Some(search) = check_search(search)? {
+        let escaped: String = search
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        let pattern = format!("%{escaped}%");
+        let mut any = Condition::any();
+        for column in [
+            users::Column::Username,
+            users::Column::Email,
+            users::Column::Name,
+        ] {
+            any = any.add(
+                Expr::expr(Func::lower(Expr::col(column)))
+                    .like(LikeExpr::new(pattern.clone()).escape('\\')),
+            );
+        }
+        query = query.filter(any);
+    }
+    let size = page.size();
+    query = match page {
+        Page::Offset { offset, .. } => query.offset(offset),
+        Page::After { after, .. } => match after {
+            Some(UserCursor(username)) => query.filter(users::Column::Username.gt(username)),
+            None => query,
+        },
+    };
+    let rows = query.limit(size + 1).all(&state.db).await?;
+    let (rows, more) = split_page(rows, size);
+    Ok((
+        rows.into_iter()
+            .map(User::try_from)
+            .collect::<AppResult<_>>()?,
+        more,
+    ))
+}
+
+/// Administrators: one user.
+pub async fn get_user(state: &AppState, principal: &Principal, id: &UserId) -> AppResult<User> {
+    principal.require_admin(Scope::UserRead)?;
+    row(&state.db, id).await?.try_into()
+}
+
+/// The operator: a user by username (the command line names users so).
+pub async fn find_by_username(
+    state: &AppState,
+    principal: &Principal,
+    username: &str,
+) -> AppResult<User> {
+    principal.require_admin(Scope::UserRead)?;
+    users::Entity::find()
+        .filter(users::Column::Username.eq(username))
+        .one(&state.db)
+        .await?
+        .ok_or(AppError::NotFound("user"))?
+        .try_into()
+}
+
+/// Administrators: how many apps each user has connected, in one query.
+pub async fn connection_counts(
+    state: &AppState,
+    principal: &Principal,
+    ids: &[UserId],
+) -> AppResult<HashMap<UserId, i64>> {
+    principal.require_admin(Scope::UserRead)?;
+    let counts: Vec<(String, i64)> = connections::Entity::find()
+        .select_only()
+        .column(connections::Column::UserId)
+        .column_as(connections::Column::ClientId.count(), "connections")
+        .filter(connections::Column::UserId.is_in(ids.iter().map(UserId::as_str)))
+        .group_by(connections::Column::UserId)
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    let mut found: HashMap<UserId, i64> = ids.iter().map(|id| (id.clone(), 0)).collect();
+    for (user_id, count) in counts {
+        found.insert(UserId::from_trusted(user_id), count);
+    }
+    Ok(found)
+}
+
+/// Administrators: a user's connected apps, most recently used first (at most
+/// [`MAX_PAGE`]).
+pub async fn connections_of(
+    state: &AppState,
+    principal: &Principal,
+    id: &UserId,
+) -> AppResult<Vec<Connection>> {
+    principal.require_admin(Scope::UserRead)?;
+    let rows = connections::Entity::find()
+        .filter(connections::Column::UserId.eq(id.as_str()))
+        .order_by_desc(connections::Column::AccessTime)
+        .order_by_asc(connections::Column::ClientId)
+        .limit(MAX_PAGE)
+        .all(&state.db)
+        .await?;
+    Ok(rows.iter().map(Connection::from).collect())
+}
+
+/// Administrators: a user's live sessions, newest first.
+pub async fn sessions_of(
+    state: &AppState,
+    principal: &Principal,
+    id: &UserId,
+) -> AppResult<Vec<UserSession>> {
+    principal.require_admin(Scope::UserRead)?;
+    live_sessions(state, id, None).await
+}
+
+/// A user's live first-party and browser sessions, newest first; `current` marks the one the
+/// caller acts through.
+pub(super) async fn live_sessions(
+    state: &AppState,
+    id: &UserId,
+    current: Option<&SessionRef>,
+) -> AppResult<Vec<UserSession>> {
+    let now = state.clock.now();
+    let api = sessions::Entity::find()
+        .filter(sessions::Column::UserId.eq(id.as_str()))
+        .filter(sessions::Column::RevokedAt.is_null())
+        .filter(sessions::Column::ExpiresAt.gt(now))
+        .limit(MAX_PAGE)
+        .all(&state.db)
+        .await?;
+    let browser = browser_sessions::Entity::find()
+        .filter(browser_sessions::Column::UserId.eq(id.as_str()))
+        .filter(browser_sessions::Column::ExpiresAt.gt(now))
+        .limit(MAX_PAGE)
+        .all(&state.db)
+        .await?;
+    let mut found: Vec<UserSession> = api
+        .into_iter()
+        .map(|row| UserSession {
+            current: matches!(current, Some(SessionRef::Api(sid)) if sid.as_str() == row.id),
+            kind: SessionKind::Api,
+            id: Some(row.id),
+            signed_in_at: row.created_at,
+            expires_at: row.expires_at,
+        })
+        .chain(browser.into_iter().map(|row| UserSession {
+            current: matches!(
+                current,
+                Some(SessionRef::Browser(Some(sid))) if Some(sid.as_str()) == row.sid.as_deref()
+            ),
+            kind: SessionKind::Browser,
+            id: row.sid,
+            signed_in_at: row.auth_time,
+            expires_at: row.expires_at,
+        }))
+        .collect();
+    found.sort_by_key(|s| std::cmp::Reverse(s.signed_in_at));
+    Ok(found)
+}
+
+/// Administrators: changes a user's email, name and roles (what is not given keeps its value).
+/// Their own `admin` role is not theirs to remove, nor the last enabled administrator's.
+pub async fn update_user(
+    state: &AppState,
+    principal: &Principal,
+    id: &UserId,
+    changes: UserChanges,
+) -> AppResult<User> {
+    let actor = principal.require_admin(Scope::UserWrite)?;
+    let changes = changes.validate()?;
+    if let (Some(me), Some(roles)) = (actor, &changes.roles)
+        && me.user_id == *id
+        && !roles.contains(&Role::Admin)
+    {
+        return Err(AppError::forbidden(
+            "an administrator cannot remove their own admin role",
+        ));
+    }
+    let now = state.clock.now();
+    let (txn, before) = begin_change(state, id, now, true).await?;
+    let mut update = users::Entity::update_many().filter(users::Column::Id.eq(id.as_str()));
+    let mut entries = Vec::new();
+    let mut profile = Entry::new(AuditAction::UserUpdate, AuditTarget::User, id.as_str());
+    let mut profile_changed = false;
+    if let Some(email) = &changes.email
+        && *email != before.email
+    {
+        update = update.col_expr(users::Column::Email, Expr::value(email.as_str()));
+        profile = profile.with("email_changed", true);
+        profile_changed = true;
+    }
+    if let Some(name) = &changes.name
+        && *name != before.name
+    {
+        update = update.col_expr(users::Column::Name, Expr::value(name.as_str()));
+        profile = profile.with("name_changed", true);
+        profile_changed = true;
+    }
+    if profile_changed {
+        entries.push(profile);
+    }
+    if let Some(roles) = &changes.roles {
+        let roles = Role::format_list(roles);
+        if roles != before.roles {
+            update = update.col_expr(users::Column::Roles, Expr::value(roles.as_str()));
+            entries.push(
+                Entry::new(AuditAction::UserRolesChange, AuditTarget::User, id.as_str())
+                    .with("from", before.roles.as_str())
+                    .with("to", roles),
+            );
+        }
+    }
+    if entries.is_empty() {
+        drop(txn);
+        return row(&state.db, id).await?.try_into();
+    }
+    update.exec(&txn).await?;
+    keep_an_admin(&txn).await?;
+    let after = row(&txn, id).await?;
+    let recorded = record_all(&txn, now, principal, entries).await?;
+    txn.commit().await?;
+    finish(state, recorded, None).await;
+    after.try_into()
+}
+
+/// The operator: replaces a user's roles (an escape hatch for a locked-out administrator).
+pub async fn set_roles(
+    state: &AppState,
+    principal: &Principal,
+    id: &UserId,
+    roles: Vec<Role>,
+) -> AppResult<User> {
+    update_user(
+        state,
+        principal,
+        id,
+        UserChanges {
+            roles: Some(roles),
+            ..UserChanges::default()
+        },
+    )
+    .await
+}
+
+/// Administrators and the operator: sets a user's password (8 to 1024 characters). Their
+/// sessions stay; end them with [`end_sessions`] when the password was compromised.
+pub async fn set_password(
+    state: &AppState,
+    principal: &Principal,
+    id: &UserId,
+    password: SecretString,
+) -> AppResult<User> {
+    principal.require_admin(Scope::UserWrite)?;
+    check_password("password", &password)?;
+    let hash = state.passwords.hash(password).await?;
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let changed = users::Entity::update_many()
+        .col_expr(users::Column::PasswordHash, Expr::value(hash))
+        .col_expr(users::Column::UpdatedAt, Expr::value(now))
+        .filter(users::Column::Id.eq(id.as_str()))
+        .exec_with_returning(&txn)
+        .await?;
+    let after = changed
+        .into_iter()
+        .next()
+        .ok_or(AppError::NotFound("user"))?;
+    let recorded = record_all(
+        &txn,
+        now,
+        principal,
+        vec![Entry::new(
+            AuditAction::UserPasswordSet,
+            AuditTarget::User,
+            id.as_str(),
+        )],
+    )
+    .await?;
+    txn.commit().await?;
+    finish(state, recorded, None).await;
+    after.try_into()
+}
+
+/// Administrators: disables a user. They cannot sign in any more, and every session, browser
+/// session and app grant of theirs ends at once, in the same transaction (apps that asked are
+/// owed a back-channel logout). Disabling a disabled user changes nothing.
+pub async fn disable_user(state: &AppState, principal: &Principal, id: &UserId) -> AppResult<User> {
+    principal.require_admin(Scope::UserWrite)?;
+    let now = state.clock.now();
+    let (txn, before) = begin_change(state, id, now, true).await?;
+    if before.disabled_at.is_some() {
+        drop(txn);
+        return row(&state.db, id).await?.try_into();
+    }
+    users::Entity::update_many()
+        .col_expr(users::Column::DisabledAt, Expr::value(now))
+        .filter(users::Column::Id.eq(id.as_str()))
+        .exec(&txn)
+        .await?;
+    keep_an_admin(&txn).await?;
+    let ended = end_sessions_in(state, &txn, id, now, true, None).await?;
+    let after = row(&txn, id).await?;
+    let recorded = record_all(
+        &txn,
+        now,
+        principal,
+        vec![
+            Entry::new(AuditAction::UserDisable, AuditTarget::User, id.as_str())
+                .with("sessions_ended", ended.sessions),
+        ],
+    )
+    .await?;
+    txn.commit().await?;
+    finish(state, recorded, Some(ended.ended)).await;
+    after.try_into()
+}
+
+/// Administrators: enables a disabled user again (they sign in anew; nothing that ended comes
+/// back). Enabling an enabled user changes nothing.
+pub async fn enable_user(state: &AppState, principal: &Principal, id: &UserId) -> AppResult<User> {
+    principal.require_admin(Scope::UserWrite)?;
+    let now = state.clock.now();
+    let (txn, before) = begin_change(state, id, now, false).await?;
+    if before.disabled_at.is_none() {
+        drop(txn);
+        return row(&state.db, id).await?.try_into();
+    }
+    let changed = users::Entity::update_many()
+        .col_expr(users::Column::DisabledAt, Expr::value(Option::<i64>::None))
+        .filter(users::Column::Id.eq(id.as_str()))
+        .exec_with_returning(&txn)
+        .await?;
+    let after = changed
+        .into_iter()
+        .next()
+        .ok_or(AppError::NotFound("user"))?;
+    let recorded = record_all(
+        &txn,
+        now,
+        principal,
+        vec![Entry::new(
+            AuditAction::UserEnable,
+            AuditTarget::User,
+            id.as_str(),
+        )],
+    )
+    .await?;
+    txn.commit().await?;
+    finish(state, recorded, None).await;
+    after.try_into()
+}
+
+/// Administrators: deletes a user with their connections, sessions and grants, in one
+/// transaction. Apps they created stay, with no creator.
+pub async fn delete_user(state: &AppState, principal: &Principal, id: &UserId) -> AppResult<()> {
+    principal.require_admin(Scope::UserWrite)?;
+    let now = state.clock.now();
+    let (txn, before) = begin_change(state, id, now, true).await?;
+    let ended = end_sessions_in(state, &txn, id, now, true, None).await?;
+    connections::Entity::delete_many()
+        .filter(connections::Column::UserId.eq(id.as_str()))
+        .exec(&txn)
+        .await?;
+    sessions::Entity::delete_many()
+        .filter(sessions::Column::UserId.eq(id.as_str()))
+        .exec(&txn)
+        .await?;
+    users::Entity::delete_by_id(id.as_str()).exec(&txn).await?;
+    keep_an_admin(&txn).await?;
+    let recorded = record_all(
+        &txn,
+        now,
+        principal,
+        vec![
+            Entry::new(AuditAction::UserDelete, AuditTarget::User, id.as_str())
+                .with("username", before.username.as_str()),
+        ],
+    )
+    .await?;
+    txn.commit().await?;
+    finish(state, recorded, Some(ended.ended)).await;
+    Ok(())
+}
+
+/// Administrators: ends every first-party and browser session of a user without disabling
+/// them (app grants given with `offline_access` stay, as at sign-out). Answers how many ended.
+pub async fn end_sessions(state: &AppState, principal: &Principal, id: &UserId) -> AppResult<u64> {
+    principal.require_admin(Scope::UserWrite)?;
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    // Writes first (see `begin_change`), without touching the user: their profile is unchanged.
+    let ended = end_sessions_in(state, &txn, id, now, false, None).await?;
+    row(&txn, id).await?;
+    let recorded = record_all(
+        &txn,
+        now,
+        principal,
+        vec![
+            Entry::new(AuditAction::UserSessionsEnd, AuditTarget::User, id.as_str())
+                .with("sessions_ended", ended.sessions),
+        ],
+    )
+    .await?;
+    txn.commit().await?;
+    finish(state, recorded, Some(ended.ended)).await;
+    Ok(ended.sessions)
+}
+
+/// What [`end_sessions_in`] ended.
+pub(super) struct EndedAll {
+    /// First-party and browser sessions.
+    pub sessions: u64,
+    /// The browser sessions' part, with the grants that ended, to announce after the commit.
+    pub ended: Ended,
+}
+
+/// Ends a user's sessions inside `txn`: first-party sessions are revoked (their access tokens
+/// fail at the next request), browser sessions end as at sign-out, and with `all_grants` every
+/// app grant goes too (the apps that took part are owed a back-channel logout). `except`
+/// spares the session the caller acts through.
+pub(super) async fn end_sessions_in(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    id: &UserId,
+    now: i64,
+    all_grants: bool,
+    except: Option<&SessionRef>,
+) -> AppResult<EndedAll> {
+    let mut api = sessions::Entity::update_many()
+        .col_expr(sessions::Column::RevokedAt, Expr::value(now))
+        .filter(sessions::Column::UserId.eq(id.as_str()))
+        .filter(sessions::Column::RevokedAt.is_null());
+    if let Some(SessionRef::Api(current)) = except {
+        api = api.filter(sessions::Column::Id.ne(current.as_str()));
+    }
+    let api = api.exec(txn).await?.rows_affected;
+    let mut which = Condition::all().add(browser_sessions::Column::UserId.eq(id.as_str()));
+    if let Some(SessionRef::Browser(current)) = except {
+        match current {
+            Some(sid) => {
+                which = which.add(
+                    Condition::any()
+                        .add(browser_sessions::Column::Sid.is_null())
+                        .add(browser_sessions::Column::Sid.ne(sid.as_str())),
+                );
+            }
+            // The caller's session has no public id and cannot be told apart: all stay (a
+            // row's key is never NULL, so this selects none).
+            None => which = which.add(browser_sessions::Column::Id.is_null()),
+        }
+    }
+    let mut ended = browser::end_in(state, txn, which).await?;
+    if all_grants {
+        let grants = grants::Entity::delete_many()
+            .filter(grants::Column::UserId.eq(id.as_str()))
+            .exec_with_returning(txn)
+            .await?;
+        let mut by_app: HashMap<String, Vec<grants::Model>> = HashMap::new();
+        for grant in grants {
+            by_app
+                .entry(grant.client_id.clone())
+                .or_default()
+                .push(grant);
+        }
+        for (client_id, ended_grants) in &by_app {
+            backchannel::connection_withdrawn(state, txn, id.as_str(), client_id, ended_grants)
+                .await?;
+            ended
+                .grants
+                .extend(ended_grants.iter().map(|grant| grant.id.clone()));
+        }
+    }
+    Ok(EndedAll {
+        sessions: api + ended.sessions as u64,
+        ended,
+    })
+}
+
+/// The user row, or `NOT_FOUND`.
+async fn row(db: &impl ConnectionTrait, id: &UserId) -> AppResult<users::Model> {
+    users::Entity::find_by_id(id.as_str())
+        .one(db)
+        .await?
+        .ok_or(AppError::NotFound("user"))
+}
+
+/// Opens the transaction of a change to user `id` and takes the user's row for it: its first
+/// statement writes the row (`updated_at`), so that on SQLite the transaction holds the write
+/// lock before it reads anything, and concurrent changes queue instead of failing. With
+/// `admins`, changes that could affect the administrators take turns on PostgreSQL (see the
+/// module's notes). Answers the row as it was, but for `updated_at`; a caller that then
+/// changes nothing drops the transaction, which undoes the touch.
+async fn begin_change(
+    state: &AppState,
+    id: &UserId,
+    now: i64,
+    admins: bool,
+) -> AppResult<(DatabaseTransaction, users::Model)> {
+    let txn = state.db.begin().await?;
+    if admins && state.db.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({ADMINS_LOCK})"))
+            .await?;
+    }
+    let before = users::Entity::update_many()
+        .col_expr(users::Column::UpdatedAt, Expr::value(now))
+        .filter(users::Column::Id.eq(id.as_str()))
+        .exec_with_returning(&txn)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(AppError::NotFound("user"))?;
+    Ok((txn, before))
+}
+
+/// Refuses the change when no enabled administrator would be left.
+async fn keep_an_admin(txn: &DatabaseTransaction) -> AppResult<()> {
+    let candidates = users::Entity::find()
+        .filter(users::Column::DisabledAt.is_null())
+        .filter(users::Column::Roles.contains("admin"))
+        .all(txn)
+        .await?;
+    let left = candidates
+        .iter()
+        .filter(|row| Role::parse_list(&row.roles).is_ok_and(|roles| roles.contains(&Role::Admin)))
+        .count();
+    if left == 0 {
+        return Err(AppError::Conflict(
+            "this would leave no enabled administrator: make another user an administrator first"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Records `entries` as the principal's, in `txn`.
+pub(super) async fn record_all(
+    txn: &DatabaseTransaction,
+    now: i64,
+    principal: &Principal,
+    entries: Vec<Entry>,
+) -> AppResult<Vec<Recorded>> {
+    let actor = Actor::of(principal);
+    let mut recorded = Vec::with_capacity(entries.len());
+    for entry in entries {
+        recorded.push(audit::record(txn, now, &actor, entry).await?);
+    }
+    Ok(recorded)
+}
+
+/// After the commit: the audit lines, the announcement of what ended, and (since claims
+/// userinfo serves may have changed) every node's cached live grants.
+pub(super) async fn finish(state: &AppState, recorded: Vec<Recorded>, ended: Option<Ended>) {
+    for event in recorded {
+        event.log();
+    }
+    if let Some(ended) = ended {
+        ended.announce(state).await;
+    }
+    changes::announce(state, Change::Tokens).await;
+}

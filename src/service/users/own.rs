@@ -1,0 +1,132 @@
+//! What any signed-in user does to their own account: change their name and email, change
+//! their password (with the current one; a wrong one counts toward the sign-in back-off like a
+//! failed sign-in), and end their other sessions.
+
+use std::net::IpAddr;
+
+use sea_orm::prelude::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use secrecy::SecretString;
+
+use super::admin::{end_sessions_in, finish, record_all};
+use crate::auth::Principal;
+use crate::db::entities::users;
+use crate::domain::audit::{AuditAction, AuditTarget};
+use crate::domain::users::{User, UserChanges, UserSession, check_password};
+use crate::error::{AppError, AppResult};
+use crate::service::AppState;
+use crate::service::audit::Entry;
+
+/// The signed-in user: changes their own email and name (roles are not theirs to change).
+pub async fn update_viewer(
+    state: &AppState,
+    principal: &Principal,
+    changes: UserChanges,
+) -> AppResult<User> {
+    let me = principal.require_signed_in()?;
+    if changes.roles.is_some() {
+        return Err(AppError::forbidden("roles are changed by an administrator"));
+    }
+    let changes = changes.validate()?;
+    let now = state.clock.now();
+    let mut update = users::Entity::update_many()
+        .col_expr(users::Column::UpdatedAt, Expr::value(now))
+        .filter(users::Column::Id.eq(me.user_id.as_str()));
+    let mut entry = Entry::new(
+        AuditAction::UserUpdate,
+        AuditTarget::User,
+        me.user_id.as_str(),
+    );
+    if let Some(email) = &changes.email {
+        update = update.col_expr(users::Column::Email, Expr::value(email.as_str()));
+        entry = entry.with("email_changed", true);
+    }
+    if let Some(name) = &changes.name {
+        update = update.col_expr(users::Column::Name, Expr::value(name.as_str()));
+        entry = entry.with("name_changed", true);
+    }
+    let txn = state.db.begin().await?;
+    let after = update
+        .exec_with_returning(&txn)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(AppError::InvalidToken)?;
+    let recorded = record_all(&txn, now, principal, vec![entry]).await?;
+    txn.commit().await?;
+    finish(state, recorded, None).await;
+    after.try_into()
+}
+
+/// The signed-in user: changes their password, proving the current one. A wrong current
+/// password is a failed sign-in (it counts toward the back-off, and while a delay is owed the
+/// answer is `TOO_MANY_ATTEMPTS`). Their sessions stay.
+pub async fn change_password(
+    state: &AppState,
+    principal: &Principal,
+    current: SecretString,
+    new: SecretString,
+    addr: Option<IpAddr>,
+) -> AppResult<()> {
+    let me = principal.require_signed_in()?;
+    check_password("newPassword", &new)?;
+    let username = users::Entity::find_by_id(me.user_id.as_str())
+        .one(&state.db)
+        .await?
+        .ok_or(AppError::InvalidToken)?
+        .username;
+    let row = match super::authenticate(state, &username, current, addr).await {
+        Ok(row) => row,
+        Err(AppError::InvalidCredentials) => {
+            return Err(AppError::invalid("currentPassword is wrong"));
+        }
+        Err(other) => return Err(other),
+    };
+    let hash = state.passwords.hash(new).await?;
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let changed = users::Entity::update_many()
+        .col_expr(users::Column::PasswordHash, Expr::value(hash))
+        .col_expr(users::Column::UpdatedAt, Expr::value(now))
+        .filter(users::Column::Id.eq(row.id.as_str()))
+        .exec(&txn)
+        .await?;
+    if changed.rows_affected == 0 {
+        return Err(AppError::InvalidToken);
+    }
+    let entry = Entry::new(
+        AuditAction::UserPasswordChange,
+        AuditTarget::User,
+        row.id.as_str(),
+    );
+    let recorded = record_all(&txn, now, principal, vec![entry]).await?;
+    txn.commit().await?;
+    finish(state, recorded, None).await;
+    Ok(())
+}
+
+/// The signed-in user: ends every session of theirs but the one they act through. Answers how
+/// many ended.
+pub async fn end_other_sessions(state: &AppState, principal: &Principal) -> AppResult<u64> {
+    let me = principal.require_signed_in()?;
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let ended = end_sessions_in(state, &txn, &me.user_id, now, false, Some(&me.session)).await?;
+    let entry = Entry::new(
+        AuditAction::UserSessionsEnd,
+        AuditTarget::User,
+        me.user_id.as_str(),
+    )
+    .with("sessions_ended", ended.sessions)
+    .with("kept_current", true);
+    let recorded = record_all(&txn, now, principal, vec![entry]).await?;
+    txn.commit().await?;
+    finish(state, recorded, Some(ended.ended)).await;
+    Ok(ended.sessions)
+}
+
+/// The signed-in user's live sessions, newest first, the current one marked.
+pub async fn own_sessions(state: &AppState, principal: &Principal) -> AppResult<Vec<UserSession>> {
+    let me = principal.require_signed_in()?;
+    super::admin::live_sessions(state, &me.user_id, Some(&me.session)).await
+}

@@ -1,0 +1,416 @@
+//! The stored audit trail: every security-relevant change is recorded with its actor, request
+//! and address in the transaction of the change; administrators query it with filters and
+//! keyset pages; refused sign-ins are recorded without what was typed; the sweep enforces the
+//! retention.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use idgraph::db::entities::audit_events;
+use idgraph::domain::Role;
+use idgraph::service::{housekeeping, keys};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait};
+use serde_json::{Value, json};
+
+use crate::common::rp::{REDIRECT, consent, setup};
+use crate::common::{PASSWORD, TestApp, error_code};
+
+const EVENTS: &str = "query($first: Int, $after: String, $filter: AuditFilterInput) {
+    auditEvents(first: $first, after: $after, filter: $filter) {
+        edges { cursor node { id at actorKind actorId action targetType targetId requestId address detail } }
+        pageInfo { hasNextPage } } }";
+
+async fn events(app: &TestApp, token: &str, filter: Value) -> Vec<Value> {
+    let body = app
+        .graphql(
+            EVENTS,
+            json!({ "first": 1024, "filter": filter }),
+            Some(token),
+        )
+        .await;
+    body["data"]["auditEvents"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|edge| edge["node"].clone())
+        .collect()
+}
+
+fn actions(events: &[Value]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|event| event["action"].as_str().unwrap())
+        .collect()
+}
+
+async fn auditor(app: &TestApp) -> (String, String) {
+    let user = app.create_user("auditor", &[Role::Admin]).await;
+    (app.token("auditor", None).await, user.id.to_string())
+}
+
+async fn a_change_is_recorded_with_its_actor_request_and_address(app: TestApp) {
+    let (token, auditor_id) = auditor(&app).await;
+    let body = json!({
+        "query": r#"mutation { createUser(input: { username: "ada", email: "ada@example.com", password: "a long enough password" }) { id } }"#,
+    });
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/graphql")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header("x-request-id", "req-audit-1")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = app.send_from("203.0.113.7".parse().unwrap(), request).await;
+    response.assert_status(StatusCode::OK);
+    let created = response.json()["data"]["createUser"]["id"].clone();
+    let found = events(
+        &app,
+        &token,
+        json!({ "action": "user.create", "targetId": created }),
+    )
+    .await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    let event = &found[0];
+    assert_eq!(event["actorKind"], "user");
+    assert_eq!(event["actorId"], json!(auditor_id));
+    assert_eq!(event["targetType"], "user");
+    assert_eq!(event["requestId"], "req-audit-1");
+    assert_eq!(event["address"], "203.0.113.7");
+    assert_eq!(event["detail"]["username"], "ada");
+    assert_eq!(event["detail"]["password_set"], true);
+    assert!(!event.to_string().contains("a long enough password"));
+}
+
+async fn every_security_relevant_change_is_recorded_and_can_be_filtered(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let (token, auditor_id) = auditor(&app).await;
+    app.advance(std::time::Duration::from_secs(10));
+    let started = app.now();
+    let ops = app.token("ops", None).await;
+    let path = format!("/api/oauth/app/id/{}", rp.client_id);
+    let renamed = json!({ "name": "RP 2", "url": "https://rp.example", "redirect_uri": REDIRECT });
+    app.rest(Method::PUT, &path, Some(&ops), Some(renamed))
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    let rotated = app
+        .rest(
+            Method::PUT,
+            &format!("{path}/rotate"),
+            Some(&ops),
+            Some(json!({})),
+        )
+        .await;
+    rotated.assert_status(StatusCode::OK);
+    let new_secret = rotated.json()["key"].as_str().unwrap().to_string();
+    let listed = app
+        .rest(Method::GET, &format!("{path}/secrets"), Some(&ops), None)
+        .await
+        .json();
+    let oldest = listed["secrets"][1]["id"].as_str().unwrap().to_string();
+    app.rest(
+        Method::DELETE,
+        &format!("{path}/secrets/{oldest}"),
+        Some(&ops),
+        None,
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+    consent(&app, &rp, json!({ "scope": "openid" })).await;
+    app.rest(
+        Method::DELETE,
+        &format!("/api/oauth/connection/id/{}", rp.client_id),
+        Some(&rp.user_token),
+        None,
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+    let user_mutations = [
+        "mutation($id: ID!) { updateUser(id: $id, input: { name: \"Ada\" }) { id } }",
+        "mutation($id: ID!) { updateUser(id: $id, input: { roles: [] }) { id } }",
+        "mutation($id: ID!) { setUserPassword(id: $id, password: \"another long password\") { id } }",
+        "mutation($id: ID!) { endUserSessions(id: $id) }",
+        "mutation($id: ID!) { disableUser(id: $id) { id } }",
+        "mutation($id: ID!) { enableUser(id: $id) { id } }",
+        "mutation($id: ID!) { deleteUser(id: $id) }",
+    ];
+    for mutation in user_mutations {
+        let body = app
+            .graphql(mutation, json!({ "id": rp.user_id }), Some(&token))
+            .await;
+        assert!(body["errors"].is_null(), "{mutation}: {body}");
+    }
+    app.rest(Method::DELETE, &path, Some(&ops), None)
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    let algorithm = app.state.config.signing_algorithm;
+    let kid = keys::rotate(
+        &app.state.db,
+        algorithm,
+        keys::Rotation::of(&app.state.config),
+        app.now(),
+    )
+    .await
+    .unwrap();
+
+    let all = events(&app, &token, json!({ "since": null })).await;
+    let all_actions = actions(&all);
+    for expected in [
+        "app.create",
+        "app.update",
+        "app.secret.rotate",
+        "app.secret.revoke",
+        "connection.delete",
+        "user.update",
+        "user.roles.change",
+        "user.password.set",
+        "user.sessions.end",
+        "user.disable",
+        "user.enable",
+        "user.delete",
+        "app.delete",
+        "signing_key.rotate",
+    ] {
+        assert!(
+            all_actions.contains(&expected),
+            "{expected} in {all_actions:?}"
+        );
+    }
+    // Newest first, and nothing secret anywhere.
+    assert_eq!(all_actions[0], "signing_key.rotate");
+    let text = Value::Array(all.clone()).to_string();
+    for secret in [
+        new_secret.as_str(),
+        rp.secret.as_str(),
+        PASSWORD,
+        "another long password",
+    ] {
+        assert!(!text.contains(secret), "a secret reached the trail");
+    }
+    let key_event = &all[0];
+    assert_eq!(key_event["actorKind"], "cli");
+    assert_eq!(key_event["targetId"], json!(kid));
+
+    // Filters: by target, by actor, by action, by time; they combine.
+    let on_app = events(
+        &app,
+        &token,
+        json!({ "targetType": "app", "targetId": rp.client_id }),
+    )
+    .await;
+    assert_eq!(
+        actions(&on_app),
+        [
+            "app.delete",
+            "app.secret.revoke",
+            "app.secret.rotate",
+            "app.update",
+            "app.create"
+        ]
+    );
+    let by_auditor = events(&app, &token, json!({ "actorId": auditor_id })).await;
+    assert_eq!(by_auditor.len(), user_mutations.len());
+    assert!(by_auditor.iter().all(|e| e["actorId"] == json!(auditor_id)));
+    let by_connection = events(&app, &token, json!({ "action": "connection.delete" })).await;
+    assert_eq!(
+        by_connection[0]["targetId"],
+        json!(format!("{}/{}", rp.user_id, rp.client_id))
+    );
+    assert_eq!(by_connection[0]["actorId"], json!(rp.user_id));
+    let until = chrono::DateTime::from_timestamp(started, 0)
+        .unwrap()
+        .to_rfc3339();
+    let before = events(&app, &token, json!({ "until": until })).await;
+    assert_eq!(
+        actions(&before),
+        ["user.create", "user.create", "app.create", "user.create"]
+    );
+    let since = events(&app, &token, json!({ "since": until })).await;
+    assert_eq!(since.len() + before.len(), all.len());
+    let none = events(
+        &app,
+        &token,
+        json!({ "action": "app.create", "actorKind": "cli" }),
+    )
+    .await;
+    assert!(none.is_empty());
+
+    // Keyset pages walk the same trail.
+    let mut walked = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let body = app
+            .graphql(EVENTS, json!({ "first": 4, "after": after }), Some(&token))
+            .await;
+        let page = &body["data"]["auditEvents"];
+        for edge in page["edges"].as_array().unwrap() {
+            walked.push(edge["node"]["id"].clone());
+            after = edge["cursor"].clone();
+        }
+        if page["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+    }
+    let ids: Vec<Value> = all.iter().map(|e| e["id"].clone()).collect();
+    assert_eq!(walked, ids);
+
+    for filter in [
+        json!({ "action": "app.explode" }),
+        json!({ "targetType": "planet" }),
+        json!({ "since": "2030-01-02T00:00:00Z", "until": "2030-01-01T00:00:00Z" }),
+    ] {
+        let body = app
+            .graphql(EVENTS, json!({ "filter": filter }), Some(&token))
+            .await;
+        assert_eq!(error_code(&body), "INVALID_INPUT", "{filter}");
+    }
+}
+
+/// Makes every insert into `table` fail, by a trigger.
+async fn break_inserts(app: &TestApp, table: &str, on: &str) {
+    let db = &app.state.db;
+    match db.get_database_backend() {
+        DbBackend::Sqlite => {
+            db.execute_unprepared(&format!(
+                "CREATE TRIGGER forced_failure BEFORE {on} ON {table} \
+                 BEGIN SELECT RAISE(ABORT, 'forced failure'); END"
+            ))
+            .await
+            .unwrap();
+        }
+        _ => {
+            db.execute_unprepared(
+                "CREATE OR REPLACE FUNCTION forced_failure() RETURNS trigger AS $$ \
+                 BEGIN RAISE EXCEPTION 'forced failure'; END $$ LANGUAGE plpgsql",
+            )
+            .await
+            .unwrap();
+            db.execute_unprepared(&format!(
+                "CREATE TRIGGER forced_failure BEFORE {on} ON {table} \
+                 FOR EACH ROW EXECUTE FUNCTION forced_failure()"
+            ))
+            .await
+            .unwrap();
+        }
+    }
+}
+
+async fn fix_inserts(app: &TestApp, table: &str) {
+    let db = &app.state.db;
+    let drop = match db.get_database_backend() {
+        DbBackend::Sqlite => "DROP TRIGGER forced_failure".to_string(),
+        _ => format!("DROP TRIGGER forced_failure ON {table}"),
+    };
+    db.execute_unprepared(&drop).await.unwrap();
+}
+
+async fn a_change_and_its_audit_event_commit_together_or_not_at_all(app: TestApp) {
+    let (token, _) = auditor(&app).await;
+    let ada = app.create_user("ada", &[]).await.id.to_string();
+    let disable = "mutation($id: ID!) { disableUser(id: $id) { disabled } }";
+    let disabled = |body: &Value| body["data"]["disableUser"]["disabled"] == true;
+    let count = || async {
+        audit_events::Entity::find()
+            .count(&app.state.db)
+            .await
+            .unwrap()
+    };
+    let before = count().await;
+
+    // The event cannot be stored: the change, made earlier in the transaction, is undone.
+    break_inserts(&app, "audit_events", "INSERT").await;
+    let body = app
+        .graphql(disable, json!({ "id": ada }), Some(&token))
+        .await;
+    assert_eq!(error_code(&body), "INTERNAL", "{body}");
+    fix_inserts(&app, "audit_events").await;
+    assert_eq!(count().await, before);
+    let user = app
+        .graphql(
+            "query($id: ID!) { user(id: $id) { disabled } }",
+            json!({ "id": ada }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        user["data"]["user"]["disabled"], false,
+        "the change was undone"
+    );
+
+    // The change fails midway (ending the user's sessions): no event is left behind.
+    app.token("ada", None).await;
+    break_inserts(&app, "sessions", "UPDATE").await;
+    let body = app
+        .graphql(disable, json!({ "id": ada }), Some(&token))
+        .await;
+    assert_eq!(error_code(&body), "INTERNAL", "{body}");
+    fix_inserts(&app, "sessions").await;
+    assert_eq!(count().await, before, "no event for a change that failed");
+
+    // With nothing broken, both are stored.
+    let body = app
+        .graphql(disable, json!({ "id": ada }), Some(&token))
+        .await;
+    assert!(disabled(&body), "{body}");
+    assert_eq!(count().await, before + 1);
+}
+
+async fn refused_sign_ins_are_recorded_without_what_was_typed(app: TestApp) {
+    let (token, _) = auditor(&app).await;
+    let ada = app.create_user("ada", &[]).await.id.to_string();
+    let login = "mutation($u: String!, $p: String!) { login(input: { username: $u, password: $p }) { accessToken } }";
+    let typed = "typed-my-password-here";
+    let body = app
+        .graphql(login, json!({ "u": typed, "p": "x" }), None)
+        .await;
+    assert_eq!(error_code(&body), "INVALID_CREDENTIALS");
+    let mut throttled = false;
+    for _ in 0..10 {
+        let body = app
+            .graphql(login, json!({ "u": "ada", "p": "wrong" }), None)
+            .await;
+        if error_code(&body) == "TOO_MANY_ATTEMPTS" {
+            throttled = true;
+            break;
+        }
+    }
+    assert!(throttled);
+    let failures = events(&app, &token, json!({ "action": "sign_in.failure" })).await;
+    assert!(failures.len() >= 2, "{failures:?}");
+    let unknown = failures.last().unwrap();
+    assert_eq!(unknown["actorKind"], "anonymous");
+    assert_eq!(unknown["targetId"], Value::Null);
+    assert_eq!(unknown["detail"]["unknown_username"], true);
+    assert!(
+        failures[..failures.len() - 1]
+            .iter()
+            .all(|e| e["targetId"] == json!(ada))
+    );
+    let throttles = events(&app, &token, json!({ "action": "sign_in.throttle" })).await;
+    assert_eq!(throttles.len(), 1);
+    let all = events(&app, &token, json!({})).await;
+    assert!(!Value::Array(all).to_string().contains(typed));
+}
+
+async fn the_sweep_deletes_events_past_their_retention(app: TestApp) {
+    let (token, _) = auditor(&app).await;
+    app.create_user("old", &[]).await;
+    app.advance(std::time::Duration::from_secs(366 * 24 * 3600));
+    let token_now = app.token("auditor", None).await;
+    drop(token);
+    app.create_user("new", &[]).await;
+    let swept = housekeeping::sweep(&app.state, housekeeping::BATCH)
+        .await
+        .unwrap();
+    assert_eq!(swept.audit_events, 2, "the auditor's and old's creation");
+    let left = events(&app, &token_now, json!({})).await;
+    assert_eq!(actions(&left), ["user.create"]);
+    assert_eq!(left[0]["detail"]["username"], "new");
+}
+
+crate::on_every_database!(
+    a_change_is_recorded_with_its_actor_request_and_address,
+    every_security_relevant_change_is_recorded_and_can_be_filtered,
+    a_change_and_its_audit_event_commit_together_or_not_at_all,
+    refused_sign_ins_are_recorded_without_what_was_typed,
+    the_sweep_deletes_events_past_their_retention,
+);

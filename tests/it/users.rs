@@ -1,0 +1,657 @@
+//! User management over GraphQL: administrators list, read, create, change, disable, enable and
+//! delete users and end their sessions; every refusal (role, scope, the last administrator, a
+//! self-demotion); and what a signed-in user does to their own account.
+
+use axum::http::StatusCode;
+use idgraph::auth::Principal;
+use idgraph::db::entities::{connections, grants, sessions};
+use idgraph::domain::Role;
+use idgraph::domain::ids::UserId;
+use idgraph::error::AppError;
+use idgraph::service::users;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::{Value, json};
+
+use crate::common::browser::{Browser, authorize_path, text};
+use crate::common::rp::{consent, redeem_for, setup};
+use crate::common::{PASSWORD, TestApp, error_code};
+
+const USER_FIELDS: &str = "id username email name roles disabled disabledAt hasPassword";
+
+/// Creates the administrator `username` (role `admin`) and signs them in with `scope`.
+async fn admin(app: &TestApp, username: &str, scope: Option<&str>) -> (String, String) {
+    let user = app.create_user(username, &[Role::Admin]).await;
+    (app.token(username, scope).await, user.id.to_string())
+}
+
+async fn run(app: &TestApp, token: &str, query: &str, variables: Value) -> Value {
+    app.graphql(query, variables, Some(token)).await
+}
+
+async fn disable(app: &TestApp, token: &str, id: &str) -> Value {
+    run(
+        app,
+        token,
+        "mutation($id: ID!) { disableUser(id: $id) { disabled } }",
+        json!({ "id": id }),
+    )
+    .await
+}
+
+/// Whether `username` can sign in with `password` over GraphQL, and the error code if not.
+async fn login_code(app: &TestApp, username: &str, password: &str) -> Option<String> {
+    let body = app
+        .graphql(
+            "mutation($input: LoginInput!) { login(input: $input) { accessToken } }",
+            json!({ "input": { "username": username, "password": password } }),
+            None,
+        )
+        .await;
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .map(str::to_string)
+}
+
+async fn viewer_code(app: &TestApp, token: &str) -> Option<String> {
+    let body = run(app, token, "{ viewer { id } }", json!({})).await;
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .map(str::to_string)
+}
+
+async fn administrators_list_users_by_username_with_search_and_keyset_pages(app: TestApp) {
+    let (token, _) = admin(&app, "root", None).await;
+    for name in ["carol", "alice", "dave", "bob"] {
+        app.create_user(name, &[]).await;
+    }
+    let query = "query($first: Int, $after: String, $search: String) {
+        users(first: $first, after: $after, search: $search) {
+            edges { cursor node { username } } pageInfo { hasNextPage } } }";
+    let mut seen = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let body = run(&app, &token, query, json!({ "first": 2, "after": after })).await;
+        let page = &body["data"]["users"];
+        for edge in page["edges"].as_array().unwrap() {
+            seen.push(edge["node"]["username"].as_str().unwrap().to_string());
+            after = edge["cursor"].clone();
+        }
+        if page["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+    }
+    assert_eq!(seen, ["alice", "bob", "carol", "dave", "root"]);
+
+    // Any case, over username, email and name.
+    let found = |body: &Value| -> Vec<String> {
+        body["data"]["users"]["edges"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"))
+            .iter()
+            .map(|edge| edge["node"]["username"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let body = run(&app, &token, query, json!({ "search": "USER CAR" })).await;
+    assert_eq!(found(&body), ["carol"], "by name, in any case");
+    let body = run(&app, &token, query, json!({ "search": "dave@EXAMPLE" })).await;
+    assert_eq!(found(&body), ["dave"], "by email");
+    // A LIKE wildcard is a character like any other.
+    let body = run(&app, &token, query, json!({ "search": "a%e" })).await;
+    assert_eq!(found(&body), Vec::<String>::new());
+    let body = run(&app, &token, query, json!({ "search": "x".repeat(129) })).await;
+    assert_eq!(error_code(&body), "INVALID_INPUT");
+}
+
+async fn an_administrator_reads_a_user_with_connections_and_sessions(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    consent(&app, &rp, json!({ "scope": "openid" })).await;
+    let (token, _) = admin(&app, "root", None).await;
+    let body = run(
+        &app,
+        &token,
+        &format!(
+            "query($id: ID!) {{ user(id: $id) {{ {USER_FIELDS} connectionCount
+                connections {{ clientId app {{ name }} }} sessions {{ kind current }} }} }}"
+        ),
+        json!({ "id": rp.user_id }),
+    )
+    .await;
+    let user = &body["data"]["user"];
+    assert_eq!(user["username"], "ada", "{body}");
+    assert_eq!(user["hasPassword"], true);
+    assert_eq!(user["disabled"], false);
+    assert_eq!(user["connectionCount"], 1);
+    assert_eq!(user["connections"][0]["clientId"], json!(rp.client_id));
+    assert_eq!(user["connections"][0]["app"]["name"], "RP");
+    assert_eq!(
+        user["sessions"],
+        json!([{ "kind": "API", "current": false }])
+    );
+    let none = run(
+        &app,
+        &token,
+        "query($id: ID!) { user(id: $id) { id } }",
+        json!({ "id": "nobody" }),
+    )
+    .await;
+    assert_eq!(none["data"]["user"], Value::Null);
+}
+
+async fn user_operations_need_the_admin_role_and_the_scope(app: TestApp) {
+    let target = app.create_user("target", &[]).await.id.to_string();
+    let oauth = app.oauth_admin("ops").await;
+    let (reader, _) = admin(&app, "reader", Some("gov.user.admin.user:read")).await;
+    let (apps_only, _) = admin(&app, "appsonly", Some("gov.user.oauth.app:read")).await;
+    let list = "{ users { edges { node { id } } } }";
+    let create =
+        r#"mutation { createUser(input: { username: "x", email: "x@example.com" }) { id } }"#;
+    let audit = "{ auditEvents { edges { node { id } } } }";
+    for (token, query, code) in [
+        (&oauth, list, "FORBIDDEN"),
+        (&apps_only, list, "FORBIDDEN"),
+        (&reader, create, "FORBIDDEN"),
+        (&reader, audit, "FORBIDDEN"),
+        (&oauth, audit, "FORBIDDEN"),
+    ] {
+        let body = run(&app, token, query, json!({})).await;
+        assert_eq!(error_code(&body), code, "{query}: {body}");
+    }
+    let body = app.graphql(list, json!({}), None).await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED");
+    let body = run(&app, &reader, list, json!({})).await;
+    assert!(body["errors"].is_null(), "the read scope reads: {body}");
+    // A narrowed token cannot disable, and nothing changed.
+    let body = disable(&app, &reader, &target).await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+    assert_eq!(login_code(&app, "target", PASSWORD).await, None);
+    // An oauth admin sees an app creator, never the administrators' fields.
+    let body = run(
+        &app,
+        &oauth,
+        "query($id: ID!) { user(id: $id) { id } }",
+        json!({ "id": target }),
+    )
+    .await;
+    assert_eq!(error_code(&body), "FORBIDDEN");
+}
+
+async fn administrators_create_change_and_set_passwords(app: TestApp) {
+    let (token, _) = admin(&app, "root", None).await;
+    let create = format!(
+        "mutation($input: CreateUserInput!) {{ createUser(input: $input) {{ {USER_FIELDS} }} }}"
+    );
+    let body = run(
+        &app,
+        &token,
+        &create,
+        json!({ "input": { "username": "nopass", "email": "n@example.com", "roles": ["OAUTH"] } }),
+    )
+    .await;
+    let created = &body["data"]["createUser"];
+    assert_eq!(created["hasPassword"], false, "{body}");
+    assert_eq!(created["roles"], json!(["OAUTH"]));
+    let id = created["id"].as_str().unwrap().to_string();
+    // No password: no sign-in, with the answer a wrong password gets.
+    assert_eq!(
+        login_code(&app, "nopass", "").await.as_deref(),
+        Some("INVALID_CREDENTIALS")
+    );
+    assert_eq!(
+        login_code(&app, "nopass", "anything at all")
+            .await
+            .as_deref(),
+        Some("INVALID_CREDENTIALS")
+    );
+    let body = run(
+        &app,
+        &token,
+        &create,
+        json!({ "input": { "username": "nopass", "email": "o@example.com" } }),
+    )
+    .await;
+    assert_eq!(error_code(&body), "CONFLICT");
+    let body = run(
+        &app,
+        &token,
+        &create,
+        json!({ "input": { "username": "short", "email": "s@example.com", "password": "short" } }),
+    )
+    .await;
+    assert_eq!(error_code(&body), "INVALID_INPUT");
+
+    let set = "mutation($id: ID!, $password: String!) { setUserPassword(id: $id, password: $password) { hasPassword } }";
+    let body = run(&app, &token, set, json!({ "id": id, "password": "tiny" })).await;
+    assert_eq!(error_code(&body), "INVALID_INPUT");
+    let body = run(&app, &token, set, json!({ "id": id, "password": PASSWORD })).await;
+    assert_eq!(
+        body["data"]["setUserPassword"]["hasPassword"], true,
+        "{body}"
+    );
+    assert_eq!(login_code(&app, "nopass", PASSWORD).await, None);
+
+    let update = format!(
+        "mutation($id: ID!, $input: UpdateUserInput!) {{ updateUser(id: $id, input: $input) {{ {USER_FIELDS} }} }}"
+    );
+    let body = run(
+        &app,
+        &token,
+        &update,
+        json!({ "id": id, "input": { "email": "not an address", "name": "Renamed" } }),
+    )
+    .await;
+    assert_eq!(error_code(&body), "INVALID_INPUT");
+    let body = run(
+        &app,
+        &token,
+        &update,
+        json!({ "id": id, "input": { "name": "Renamed", "roles": ["ADMIN", "OAUTH"] } }),
+    )
+    .await;
+    let updated = &body["data"]["updateUser"];
+    assert_eq!(updated["name"], "Renamed", "{body}");
+    assert_eq!(
+        updated["email"], "n@example.com",
+        "a bad input changed nothing"
+    );
+    assert_eq!(updated["roles"], json!(["ADMIN", "OAUTH"]));
+    let body = run(
+        &app,
+        &token,
+        &update,
+        json!({ "id": "nobody", "input": { "name": "x" } }),
+    )
+    .await;
+    assert_eq!(error_code(&body), "NOT_FOUND");
+}
+
+async fn a_disabled_user_cannot_sign_in_and_every_token_they_hold_dies_at_once(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let (token, _) = admin(&app, "root", None).await;
+    let code = consent(
+        &app,
+        &rp,
+        json!({ "scope": "openid profile offline_access" }),
+    )
+    .await;
+    let tokens = redeem_for(&app, &rp, &code).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(
+        app.get("/api/oauth/userinfo", Some(access)).await.status,
+        StatusCode::OK
+    );
+    let mut browser = Browser::new(&app);
+    let page = browser.get(&authorize_path(&rp, &[])).await;
+    let consent_page = browser.sign_in(&page, "ada", PASSWORD).await;
+    assert!(text(&consent_page).contains("Approve"));
+
+    let body = disable(&app, &token, &rp.user_id).await;
+    assert_eq!(body["data"]["disableUser"]["disabled"], true, "{body}");
+
+    assert_eq!(
+        viewer_code(&app, &rp.user_token).await.as_deref(),
+        Some("INVALID_TOKEN")
+    );
+    assert_eq!(
+        app.get("/api/oauth/userinfo", Some(access)).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the app's token died with the grant"
+    );
+    let grants_left = grants::Entity::find()
+        .filter(grants::Column::UserId.eq(rp.user_id.as_str()))
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(grants_left, 0, "offline_access grants end too");
+    // The browser's session ended: the page asks for a password again.
+    let again = browser.get(&authorize_path(&rp, &[])).await;
+    assert!(text(&again).contains("password"), "{}", text(&again));
+    // Sign-in: the answer of a wrong password, on GraphQL and on the hosted page.
+    assert_eq!(
+        login_code(&app, "ada", PASSWORD).await.as_deref(),
+        Some("INVALID_CREDENTIALS")
+    );
+    let mut fresh = Browser::new(&app);
+    let page = fresh.get(&authorize_path(&rp, &[])).await;
+    let refused = fresh.sign_in(&page, "ada", PASSWORD).await;
+    let mut wrong = Browser::new(&app);
+    let page = wrong.get(&authorize_path(&rp, &[])).await;
+    let wrong_password = wrong.sign_in(&page, "ada", "not the password").await;
+    assert_eq!(refused.status, wrong_password.status);
+    assert!(!text(&refused).contains("Approve"));
+    assert!(
+        text(&refused).contains("The username or password is not right."),
+        "{}",
+        text(&refused)
+    );
+
+    let body = run(
+        &app,
+        &token,
+        "mutation($id: ID!) { enableUser(id: $id) { disabled disabledAt } }",
+        json!({ "id": rp.user_id }),
+    )
+    .await;
+    assert_eq!(
+        body["data"]["enableUser"],
+        json!({ "disabled": false, "disabledAt": null })
+    );
+    assert_eq!(
+        viewer_code(&app, &rp.user_token).await.as_deref(),
+        Some("INVALID_TOKEN"),
+        "nothing that ended comes back"
+    );
+    // The refused sign-ins above owe a back-off; once it has passed, ada signs in again.
+    app.advance(std::time::Duration::from_secs(3600));
+    assert_eq!(login_code(&app, "ada", PASSWORD).await, None);
+}
+
+async fn the_last_enabled_administrator_cannot_be_disabled_demoted_or_deleted(app: TestApp) {
+    let (root, root_id) = admin(&app, "root", None).await;
+    let (_, other_id) = admin(&app, "other", None).await;
+    // Two administrators: one may disable the other.
+    let body = disable(&app, &root, &other_id).await;
+    assert_eq!(body["data"]["disableUser"]["disabled"], true, "{body}");
+    // Now root is the last enabled administrator.
+    let body = disable(&app, &root, &root_id).await;
+    assert_eq!(error_code(&body), "CONFLICT", "{body}");
+    let body = run(
+        &app,
+        &root,
+        "mutation($id: ID!) { deleteUser(id: $id) }",
+        json!({ "id": root_id }),
+    )
+    .await;
+    assert_eq!(error_code(&body), "CONFLICT");
+    // The operator's escape hatch keeps the rule too.
+    let demoted = users::set_roles(
+        &app.state,
+        &Principal::System,
+        &UserId::from_trusted(root_id.clone()),
+        vec![Role::Oauth],
+    )
+    .await;
+    assert!(matches!(demoted, Err(AppError::Conflict(_))), "{demoted:?}");
+    // Nothing changed: root still signs in and administers.
+    assert_eq!(viewer_code(&app, &root).await, None);
+    let body = run(&app, &root, "{ viewer { roles } }", json!({})).await;
+    assert_eq!(body["data"]["viewer"]["roles"], json!(["ADMIN"]));
+    // Enabling the other makes root's own disabling possible again.
+    run(
+        &app,
+        &root,
+        "mutation($id: ID!) { enableUser(id: $id) { id } }",
+        json!({ "id": other_id }),
+    )
+    .await;
+    let body = disable(&app, &root, &root_id).await;
+    assert_eq!(body["data"]["disableUser"]["disabled"], true, "{body}");
+}
+
+async fn two_administrators_disabling_each_other_at_once_leave_one(app: TestApp) {
+    let (a, a_id) = admin(&app, "anna", None).await;
+    let (b, b_id) = admin(&app, "bert", None).await;
+    let (first, second) = tokio::join!(disable(&app, &a, &b_id), disable(&app, &b, &a_id));
+    let won = [&first, &second]
+        .iter()
+        .filter(|body| body["data"]["disableUser"]["disabled"] == true)
+        .count();
+    assert_eq!(won, 1, "{first} {second}");
+    let loser = if first["errors"].is_null() {
+        &second
+    } else {
+        &first
+    };
+    let code = error_code(loser);
+    // The loser was either refused by the rule or disabled before it could act.
+    assert!(code == "CONFLICT" || code == "INVALID_TOKEN", "{loser}");
+}
+
+async fn an_administrator_cannot_remove_their_own_admin_role(app: TestApp) {
+    let (root, root_id) = admin(&app, "root", None).await;
+    admin(&app, "other", None).await;
+    let body = run(
+        &app,
+        &root,
+        "mutation($id: ID!) { updateUser(id: $id, input: { roles: [OAUTH] }) { roles } }",
+        json!({ "id": root_id }),
+    )
+    .await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    let body = run(&app, &root, "{ viewer { roles } }", json!({})).await;
+    assert_eq!(body["data"]["viewer"]["roles"], json!(["ADMIN"]));
+}
+
+async fn deleting_a_user_takes_their_connections_sessions_and_grants_and_keeps_their_apps(
+    app: TestApp,
+) {
+    let rp = setup(&app, "ops", "ada").await;
+    let (token, _) = admin(&app, "root", None).await;
+    let code = consent(&app, &rp, json!({ "scope": "openid offline_access" })).await;
+    redeem_for(&app, &rp, &code).await;
+    let ops_id = users::find_by_username(&app.state, &Principal::System, "ops")
+        .await
+        .unwrap()
+        .id;
+    for id in [rp.user_id.clone(), ops_id.to_string()] {
+        let body = run(
+            &app,
+            &token,
+            "mutation($id: ID!) { deleteUser(id: $id) }",
+            json!({ "id": id }),
+        )
+        .await;
+        assert_eq!(body["data"]["deleteUser"], json!(id), "{body}");
+    }
+    let db = &app.state.db;
+    let of_ada = |c: sessions::Column| c.eq(rp.user_id.as_str());
+    assert_eq!(
+        sessions::Entity::find()
+            .filter(of_ada(sessions::Column::UserId))
+            .count(db)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        connections::Entity::find()
+            .filter(connections::Column::UserId.eq(rp.user_id.as_str()))
+            .count(db)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        grants::Entity::find()
+            .filter(grants::Column::UserId.eq(rp.user_id.as_str()))
+            .count(db)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        viewer_code(&app, &rp.user_token).await.as_deref(),
+        Some("INVALID_TOKEN")
+    );
+    // The app ops created stays, without a creator.
+    let body = run(
+        &app,
+        &token,
+        "query($id: ID!) { app(clientId: $id) { name creator { id } } }",
+        json!({ "id": rp.client_id }),
+    )
+    .await;
+    assert_eq!(
+        body["data"]["app"],
+        json!({ "name": "RP", "creator": null }),
+        "{body}"
+    );
+    let body = run(
+        &app,
+        &token,
+        "mutation($id: ID!) { deleteUser(id: $id) }",
+        json!({ "id": rp.user_id }),
+    )
+    .await;
+    assert_eq!(error_code(&body), "NOT_FOUND");
+}
+
+async fn ending_a_users_sessions_keeps_the_account(app: TestApp) {
+    let (token, _) = admin(&app, "root", None).await;
+    let ada = app.create_user("ada", &[]).await.id.to_string();
+    let first = app.token("ada", None).await;
+    let second = app.token("ada", None).await;
+    let body = run(
+        &app,
+        &token,
+        "mutation($id: ID!) { endUserSessions(id: $id) }",
+        json!({ "id": ada }),
+    )
+    .await;
+    assert_eq!(body["data"]["endUserSessions"], 2, "{body}");
+    for token in [&first, &second] {
+        assert_eq!(
+            viewer_code(&app, token).await.as_deref(),
+            Some("INVALID_TOKEN")
+        );
+    }
+    assert_eq!(login_code(&app, "ada", PASSWORD).await, None);
+}
+
+async fn a_user_changes_their_own_profile_and_password_and_ends_other_sessions(app: TestApp) {
+    app.create_user("ada", &[]).await;
+    let token = app
+        .token("ada", Some("gov.user.oauth.connection:read"))
+        .await;
+    let body = run(
+        &app,
+        &token,
+        r#"mutation { updateViewer(input: { name: "Ada L.", email: "ada@lovelace.example" }) { name email } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        body["data"]["updateViewer"],
+        json!({ "name": "Ada L.", "email": "ada@lovelace.example" }),
+        "{body}"
+    );
+    let body = run(
+        &app,
+        &token,
+        r#"mutation { updateViewer(input: { email: "nope" }) { email } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(error_code(&body), "INVALID_INPUT");
+
+    let change = "mutation($current: String!, $new: String!) {
+        changePassword(input: { currentPassword: $current, newPassword: $new }) }";
+    let new_password = "a brand new passphrase";
+    let body = run(
+        &app,
+        &token,
+        change,
+        json!({ "current": "not my password", "new": new_password }),
+    )
+    .await;
+    assert_eq!(error_code(&body), "INVALID_INPUT", "{body}");
+    // Wrong current passwords count toward the sign-in back-off.
+    let mut throttled = false;
+    for _ in 0..10 {
+        let body = run(
+            &app,
+            &token,
+            change,
+            json!({ "current": "still not it", "new": new_password }),
+        )
+        .await;
+        if error_code(&body) == "TOO_MANY_ATTEMPTS" {
+            throttled = true;
+            break;
+        }
+    }
+    assert!(throttled, "failures count toward the back-off");
+    app.advance(std::time::Duration::from_secs(3600));
+    let token = app.token("ada", None).await;
+    let other = app.token("ada", None).await;
+    let body = run(
+        &app,
+        &token,
+        change,
+        json!({ "current": PASSWORD, "new": new_password }),
+    )
+    .await;
+    assert_eq!(body["data"]["changePassword"], true, "{body}");
+    assert_eq!(
+        login_code(&app, "ada", PASSWORD).await.as_deref(),
+        Some("INVALID_CREDENTIALS")
+    );
+    assert_eq!(login_code(&app, "ada", new_password).await, None);
+
+    let body = run(
+        &app,
+        &token,
+        "{ viewer { sessions { kind current } } }",
+        json!({}),
+    )
+    .await;
+    let sessions = body["data"]["viewer"]["sessions"]
+        .as_array()
+        .unwrap()
+        .clone();
+    // The first token's, this one's, the sign-in with the new password's, and the other's.
+    assert_eq!(sessions.len(), 4, "{body}");
+    assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
+    let body = run(&app, &token, "mutation { endOtherSessions }", json!({})).await;
+    assert_eq!(body["data"]["endOtherSessions"], 3, "{body}");
+    assert_eq!(
+        viewer_code(&app, &token).await,
+        None,
+        "the current session stays"
+    );
+    assert_eq!(
+        viewer_code(&app, &other).await.as_deref(),
+        Some("INVALID_TOKEN")
+    );
+}
+
+async fn listing_users_with_connection_counts_is_a_fixed_number_of_statements(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let (token, _) = admin(&app, "root", None).await;
+    for i in 0..40 {
+        app.create_user(&format!("u{i:02}"), &[]).await;
+    }
+    consent(&app, &rp, json!({ "scope": "openid" })).await;
+    let query =
+        "query($n: Int) { users(first: $n) { edges { node { username connectionCount } } } }";
+    let mut counts = Vec::new();
+    for n in [2, 40] {
+        let (body, statements) = app
+            .count_statements(app.graphql(query, json!({ "n": n }), Some(&token)))
+            .await;
+        let edges = body["data"]["users"]["edges"].as_array().unwrap();
+        assert_eq!(edges.len(), n as usize, "{body}");
+        assert!(
+            edges
+                .iter()
+                .any(|e| e["node"]["username"] == "ada" && e["node"]["connectionCount"] == 1)
+        );
+        counts.push(statements);
+    }
+    // One statement authenticates the token, one lists users, one counts their connections.
+    assert_eq!(counts, [3, 3]);
+}
+
+crate::on_every_database!(
+    administrators_list_users_by_username_with_search_and_keyset_pages,
+    an_administrator_reads_a_user_with_connections_and_sessions,
+    user_operations_need_the_admin_role_and_the_scope,
+    administrators_create_change_and_set_passwords,
+    a_disabled_user_cannot_sign_in_and_every_token_they_hold_dies_at_once,
+    the_last_enabled_administrator_cannot_be_disabled_demoted_or_deleted,
+    two_administrators_disabling_each_other_at_once_leave_one,
+    an_administrator_cannot_remove_their_own_admin_role,
+    deleting_a_user_takes_their_connections_sessions_and_grants_and_keeps_their_apps,
+    ending_a_users_sessions_keeps_the_account,
+    a_user_changes_their_own_profile_and_password_and_ends_other_sessions,
+    listing_users_with_connection_counts_is_a_fixed_number_of_statements,
+);
