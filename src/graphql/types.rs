@@ -44,8 +44,6 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     /// When the user last changed.
     pub updated_at: DateTime<Utc>,
-    /// When an administrator disabled the account; null while it is enabled.
-    pub disabled_at: Option<DateTime<Utc>>,
     #[graphql(skip)]
     pub user: DomainUser,
 }
@@ -53,7 +51,6 @@ pub struct User {
 impl From<DomainUser> for User {
     fn from(user: DomainUser) -> Self {
         Self {
-            disabled_at: user.disabled_at.map(timestamp),
             user: user.clone(),
             id: ID(user.id.to_string()),
             username: user.username,

@@ -4,12 +4,13 @@
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{ComplexObject, Context, ID, InputObject, Object, Result};
+use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
 use super::connections::{ConnectedApp, Viewer};
 use super::guards::Require;
 use super::loaders::{CachedLoader, ConnectionCountLoader};
-use super::types::{Role, User, UserSession};
+use super::types::{Role, User, UserSession, timestamp};
 use crate::domain::Scope;
 use crate::domain::ids::UserId;
 use crate::domain::page::{Page, decode_cursor, encode_cursor};
@@ -25,9 +26,17 @@ fn user_id(id: &ID) -> Result<UserId, AppError> {
 
 #[ComplexObject]
 impl User {
-    /// Whether the account is disabled (it cannot sign in).
+    /// Whether the account is disabled: it cannot sign in (`gov.user.admin.user:read`).
+    #[graphql(guard = "Require::Admin(Scope::UserRead)")]
     async fn disabled(&self) -> bool {
         self.user.disabled_at.is_some()
+    }
+
+    /// When an administrator disabled the account; null while it is enabled
+    /// (`gov.user.admin.user:read`).
+    #[graphql(guard = "Require::Admin(Scope::UserRead)")]
+    async fn disabled_at(&self) -> Option<DateTime<Utc>> {
+        self.user.disabled_at.map(timestamp)
     }
 
     /// Whether a password is set; without one the user cannot sign in
@@ -257,8 +266,8 @@ impl UserMutation {
         Ok(users::end_sessions(super::state(ctx)?, super::principal(ctx)?, &user_id(&id)?).await?)
     }
 
-    /// Changes the signed-in user's own email or name.
-    #[graphql(guard = "Require::SignedIn")]
+    /// Changes the signed-in user's own email or name (a token with the scope `all`).
+    #[graphql(guard = "Require::User(Scope::All)")]
     async fn update_viewer(&self, ctx: &Context<'_>, input: UpdateViewerInput) -> Result<Viewer> {
         let changes = UserChanges {
             email: input.email,
@@ -271,8 +280,8 @@ impl UserMutation {
     }
 
     /// Changes the signed-in user's password, proving the current one. A wrong current
-    /// password counts toward the sign-in back-off.
-    #[graphql(guard = "Require::SignedIn")]
+    /// password counts toward the sign-in back-off (a token with the scope `all`).
+    #[graphql(guard = "Require::User(Scope::All)")]
     async fn change_password(&self, ctx: &Context<'_>, input: ChangePasswordInput) -> Result<bool> {
         let ClientAddr(addr) = ctx.data_opt::<ClientAddr>().copied().unwrap_or_default();
         users::change_password(
@@ -287,8 +296,8 @@ impl UserMutation {
     }
 
     /// Ends every session of the signed-in user but the one this request comes through.
-    /// Answers how many ended.
-    #[graphql(guard = "Require::SignedIn")]
+    /// Answers how many ended (a token with the scope `all`).
+    #[graphql(guard = "Require::User(Scope::All)")]
     async fn end_other_sessions(&self, ctx: &Context<'_>) -> Result<u64> {
         Ok(users::end_other_sessions(super::state(ctx)?, super::principal(ctx)?).await?)
     }

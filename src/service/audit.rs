@@ -224,11 +224,16 @@ impl SignInBudget {
     }
 }
 
-/// Records a refused sign-in (its own statement, outside any transaction), within this node's
-/// budget. `user` is the account the username named, when there is one; the username itself is
-/// not stored (people type passwords into it). A failure to record is logged, never the
-/// caller's problem: the sign-in is refused either way.
-pub async fn sign_in_refused(state: &AppState, action: AuditAction, user: Option<&str>) {
+/// Records a refused sign-in by `actor` (its own statement, outside any transaction), within
+/// this node's budget. `user` is the account the username named, when there is one; the
+/// username itself is not stored (people type passwords into it). A failure to record is
+/// logged, never the caller's problem: the sign-in is refused either way.
+pub async fn sign_in_refused(
+    state: &AppState,
+    actor: &Actor,
+    action: AuditAction,
+    user: Option<&str>,
+) {
     let now = state.clock.now();
     let Some(left_out) = state.audit.take(now) else {
         return;
@@ -243,7 +248,7 @@ pub async fn sign_in_refused(state: &AppState, action: AuditAction, user: Option
     if left_out > 0 {
         entry = entry.with("left_out_before", left_out);
     }
-    match record(&state.db, now, &Actor::Anonymous, entry).await {
+    match record(&state.db, now, actor, entry).await {
         Ok(recorded) => recorded.log(),
         Err(err) => tracing::warn!(error = %err, "a refused sign-in could not be audited"),
     }

@@ -18,7 +18,7 @@ use crate::db::entities::{browser_sessions, users};
 use crate::domain::ids::BrowserSessionId;
 use crate::domain::secret::{digest, random_token};
 use crate::domain::{Scope, ScopeSet, secs};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::service::backchannel::{self, EndedSession};
 use crate::service::{AppState, changes, users as user_service};
 
@@ -129,7 +129,14 @@ pub(crate) async fn sign_in(
     password: SecretString,
     context: &BrowserContext,
 ) -> AppResult<(String, BrowserSession)> {
-    let user = user_service::authenticate(state, username, password, context.addr).await?;
+    let user = user_service::authenticate(
+        state,
+        username,
+        password,
+        context.addr,
+        &crate::service::audit::Actor::Anonymous,
+    )
+    .await?;
     let value = new_cookie_value();
     let now = state.clock.now();
     let id = digest(&value);
@@ -159,6 +166,10 @@ pub(crate) async fn sign_in(
     browser_sessions::Entity::insert(row)
         .exec_without_returning(&txn)
         .await?;
+    // Disabled since the password was checked: no session (the transaction is dropped).
+    if !user_service::still_enabled(&txn, &user.id).await? {
+        return Err(AppError::InvalidCredentials);
+    }
     txn.commit().await?;
     replaced.announce(state).await;
     tracing::info!(user.id = %user.id, "browser signed in");

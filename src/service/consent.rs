@@ -116,6 +116,14 @@ pub async fn record(
     };
     use connections::Column as C;
     let txn = state.db.begin().await?;
+    // A user disabled meanwhile gets no grant (see `users::still_enabled`). PostgreSQL checks
+    // first, taking the user row's share lock before the connection's, in the order deleting a
+    // user takes them (no deadlock); SQLite checks after its first write, which serialises it
+    // with every other writer (a read first could not upgrade to a write).
+    let postgres = state.db.get_database_backend() == sea_orm::DbBackend::Postgres;
+    if postgres && !crate::service::users::still_enabled(&txn, me.user_id.as_str()).await? {
+        return Err(AppError::InvalidToken);
+    }
     connections::Entity::insert(connection)
         .on_conflict(
             OnConflict::columns([C::UserId, C::ClientId])
@@ -129,6 +137,9 @@ pub async fn record(
         .exec_without_returning(&txn)
         .await
         .map_err(app_gone)?;
+    if !postgres && !crate::service::users::still_enabled(&txn, me.user_id.as_str()).await? {
+        return Err(AppError::InvalidToken);
+    }
     txn.commit().await?;
     tracing::info!(user.id = %me.user_id, client.id = %request.client_id, scope = %scopes, "consent recorded");
     Ok(code)

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
 };
 use secrecy::SecretString;
 
@@ -20,6 +21,7 @@ use crate::domain::ids::SessionId;
 use crate::domain::{ScopeSet, secs};
 use crate::error::{AppError, AppResult};
 use crate::metrics::SecurityEvent;
+use crate::service::audit::Actor;
 use crate::service::refresh::{self, Families, Rotation};
 use crate::service::{AppState, users as user_service};
 
@@ -82,10 +84,12 @@ pub async fn login(
         None => ScopeSet::all(),
         Some(text) => ScopeSet::parse(text)?,
     };
-    let user = user_service::authenticate(state, username, password, addr).await?;
+    let user =
+        user_service::authenticate(state, username, password, addr, &Actor::Anonymous).await?;
     let now = state.clock.now();
     let session_id = SessionId::generate();
     let (refresh_token, stored) = refresh::mint(session_id.as_str());
+    let txn = state.db.begin().await?;
     let session = sessions::ActiveModel {
         id: Set(session_id.as_str().to_string()),
         user_id: Set(user.id.clone()),
@@ -96,8 +100,13 @@ pub async fn login(
         expires_at: Set(now + secs(state.config.refresh_token_ttl)),
         revoked_at: Set(None),
     }
-    .insert(&state.db)
+    .insert(&txn)
     .await?;
+    // Disabled since the password was checked: no session (the transaction is dropped).
+    if !user_service::still_enabled(&txn, &user.id).await? {
+        return Err(AppError::InvalidCredentials);
+    }
+    txn.commit().await?;
     tracing::info!(user.id = %user.id, session.id = %session.id, "signed in");
     tokens(state, &session, refresh_token).await
 }

@@ -345,6 +345,56 @@ async fn a_change_and_its_audit_event_commit_together_or_not_at_all(app: TestApp
     assert_eq!(error_code(&body), "INTERNAL", "{body}");
     fix_inserts(&app, "sessions").await;
     assert_eq!(count().await, before, "no event for a change that failed");
+    let user = app
+        .graphql(
+            "query($id: ID!) { user(id: $id) { disabled } }",
+            json!({ "id": ada }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        user["data"]["user"]["disabled"], false,
+        "the change was undone"
+    );
+
+    // PostgreSQL only: a check deferred to the commit fails once both rows are written; both
+    // go. (SQLite has no deferred triggers; the two cases above hold there.)
+    if app.state.db.get_database_backend() == DbBackend::Postgres {
+        let db = &app.state.db;
+        db.execute_unprepared(
+            "CREATE OR REPLACE FUNCTION forced_failure() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'forced failure'; END $$ LANGUAGE plpgsql",
+        )
+        .await
+        .unwrap();
+        db.execute_unprepared(
+            "CREATE CONSTRAINT TRIGGER forced_failure AFTER INSERT ON audit_events \
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION forced_failure()",
+        )
+        .await
+        .unwrap();
+        let body = app
+            .graphql(disable, json!({ "id": ada }), Some(&token))
+            .await;
+        assert_eq!(error_code(&body), "INTERNAL", "{body}");
+        fix_inserts(&app, "audit_events").await;
+        assert_eq!(
+            count().await,
+            before,
+            "the event went with the commit that failed"
+        );
+        let user = app
+            .graphql(
+                "query($id: ID!) { user(id: $id) { disabled } }",
+                json!({ "id": ada }),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(
+            user["data"]["user"]["disabled"], false,
+            "and so did the change"
+        );
+    }
 
     // With nothing broken, both are stored.
     let body = app

@@ -907,7 +907,47 @@ async fn backchannel_logout_uri_must_be_https_or_loopback(app: TestApp) {
     }
 }
 
+/// An administrator ending ada's sessions, then disabling her account: each time the app is
+/// owed a logout token for the session that ended, queued in the same transaction.
+async fn an_administrator_ending_sessions_or_disabling_the_account_tells_the_apps(app: TestApp) {
+    let rp = register(&app, Some("http://127.0.0.1:9/logout"), true).await;
+    let root = app.create_user("root", &[Role::Admin]).await;
+    let admin = app.token("root", None).await;
+    drop(root);
+    let mutate = |mutation: &'static str| {
+        let (app, admin, id) = (&app, admin.clone(), rp.user_id.clone());
+        async move {
+            let body = app
+                .graphql(mutation, json!({ "id": id }), Some(&admin))
+                .await;
+            assert!(body["errors"].is_null(), "{body}");
+        }
+    };
+    let (_, tokens) = signed_in(&app, &rp, "openid").await;
+    let first = claims(tokens["id_token"].as_str().unwrap())["sid"].clone();
+    mutate("mutation($id: ID!) { endUserSessions(id: $id) }").await;
+    let queued = deliveries(&app).await;
+    assert_eq!(queued.len(), 1);
+    assert_eq!(json!(queued[0].sid), first);
+    assert_eq!(queued[0].user_id, rp.user_id);
+
+    let (_, tokens) = signed_in(&app, &rp, "openid offline_access").await;
+    let second = claims(tokens["id_token"].as_str().unwrap())["sid"].clone();
+    mutate("mutation($id: ID!) { disableUser(id: $id) { id } }").await;
+    let sids: Vec<Value> = deliveries(&app)
+        .await
+        .iter()
+        .map(|d| json!(d.sid))
+        .collect();
+    assert!(sids.contains(&second), "{sids:?}");
+    assert_eq!(
+        grants::Entity::find().count(&app.state.db).await.unwrap(),
+        0
+    );
+}
+
 crate::on_every_database!(
+    an_administrator_ending_sessions_or_disabling_the_account_tells_the_apps,
     id_tokens_carry_the_browser_sessions_sid,
     sessions_without_a_sid_still_work,
     a_hint_naming_this_session_ends_it_at_once_even_expired,

@@ -4,16 +4,17 @@
 
 use axum::http::StatusCode;
 use idgraph::auth::Principal;
-use idgraph::db::entities::{connections, grants, sessions};
+use idgraph::db::entities::{connections, grants, sessions as session_rows};
 use idgraph::domain::Role;
 use idgraph::domain::ids::UserId;
+use idgraph::domain::users::NewUser;
 use idgraph::error::AppError;
-use idgraph::service::users;
+use idgraph::service::{sessions, users};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::common::browser::{Browser, authorize_path, text};
-use crate::common::rp::{consent, redeem_for, setup};
+use crate::common::rp::{consent, redeem_for, setup, token as rp_token};
 use crate::common::{PASSWORD, TestApp, error_code};
 
 const USER_FIELDS: &str = "id username email name roles disabled disabledAt hasPassword";
@@ -164,7 +165,8 @@ async fn user_operations_need_the_admin_role_and_the_scope(app: TestApp) {
     let body = disable(&app, &reader, &target).await;
     assert_eq!(error_code(&body), "FORBIDDEN");
     assert_eq!(login_code(&app, "target", PASSWORD).await, None);
-    // An oauth admin sees an app creator, never the administrators' fields.
+    // An oauth admin reads no user directly, and sees an app's creator without the
+    // administrators' fields.
     let body = run(
         &app,
         &oauth,
@@ -173,6 +175,41 @@ async fn user_operations_need_the_admin_role_and_the_scope(app: TestApp) {
     )
     .await;
     assert_eq!(error_code(&body), "FORBIDDEN");
+    let created = app
+        .register_app(
+            &oauth,
+            "Mine",
+            "https://mine.example",
+            "https://mine.example/cb",
+        )
+        .await;
+    let creator = |field: &str| {
+        format!("query($id: ID!) {{ app(clientId: $id) {{ creator {{ username {field} }} }} }}")
+    };
+    let body = run(
+        &app,
+        &oauth,
+        &creator(""),
+        json!({ "id": created.client_id }),
+    )
+    .await;
+    assert_eq!(body["data"]["app"]["creator"]["username"], "ops", "{body}");
+    for field in [
+        "disabled",
+        "disabledAt",
+        "hasPassword",
+        "connectionCount",
+        "sessions { kind }",
+    ] {
+        let body = run(
+            &app,
+            &oauth,
+            &creator(field),
+            json!({ "id": created.client_id }),
+        )
+        .await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{field}: {body}");
+    }
 }
 
 async fn administrators_create_change_and_set_passwords(app: TestApp) {
@@ -275,6 +312,7 @@ async fn a_disabled_user_cannot_sign_in_and_every_token_they_hold_dies_at_once(a
     .await;
     let tokens = redeem_for(&app, &rp, &code).await;
     let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
     assert_eq!(
         app.get("/api/oauth/userinfo", Some(access)).await.status,
         StatusCode::OK
@@ -296,6 +334,14 @@ async fn a_disabled_user_cannot_sign_in_and_every_token_they_hold_dies_at_once(a
         StatusCode::UNAUTHORIZED,
         "the app's token died with the grant"
     );
+    let refreshed = rp_token(
+        &app,
+        &rp,
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+    )
+    .await;
+    assert_eq!(refreshed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refreshed.json()["error"], "invalid_grant");
     let grants_left = grants::Entity::find()
         .filter(grants::Column::UserId.eq(rp.user_id.as_str()))
         .count(&app.state.db)
@@ -390,20 +436,27 @@ async fn the_last_enabled_administrator_cannot_be_disabled_demoted_or_deleted(ap
 async fn two_administrators_disabling_each_other_at_once_leave_one(app: TestApp) {
     let (a, a_id) = admin(&app, "anna", None).await;
     let (b, b_id) = admin(&app, "bert", None).await;
-    let (first, second) = tokio::join!(disable(&app, &a, &b_id), disable(&app, &b, &a_id));
-    let won = [&first, &second]
-        .iter()
-        .filter(|body| body["data"]["disableUser"]["disabled"] == true)
-        .count();
-    assert_eq!(won, 1, "{first} {second}");
-    let loser = if first["errors"].is_null() {
-        &second
-    } else {
-        &first
-    };
-    let code = error_code(loser);
-    // The loser was either refused by the rule or disabled before it could act.
-    assert!(code == "CONFLICT" || code == "INVALID_TOKEN", "{loser}");
+    // Both callers are established before either change starts, so only the rule (and the
+    // turns changes to administrators take) can stop the second.
+    let anna = sessions::principal_from_bearer(&app.state, &a)
+        .await
+        .unwrap();
+    let bert = sessions::principal_from_bearer(&app.state, &b)
+        .await
+        .unwrap();
+    let (a_id, b_id) = (UserId::from_trusted(a_id), UserId::from_trusted(b_id));
+    let (first, second) = tokio::join!(
+        users::disable_user(&app.state, &anna, &b_id),
+        users::disable_user(&app.state, &bert, &a_id),
+    );
+    let outcomes = [first.is_ok(), second.is_ok()];
+    assert_eq!(
+        outcomes.iter().filter(|ok| **ok).count(),
+        1,
+        "{first:?} {second:?}"
+    );
+    let refused = if first.is_ok() { second } else { first };
+    assert!(matches!(refused, Err(AppError::Conflict(_))), "{refused:?}");
 }
 
 async fn an_administrator_cannot_remove_their_own_admin_role(app: TestApp) {
@@ -443,10 +496,9 @@ async fn deleting_a_user_takes_their_connections_sessions_and_grants_and_keeps_t
         assert_eq!(body["data"]["deleteUser"], json!(id), "{body}");
     }
     let db = &app.state.db;
-    let of_ada = |c: sessions::Column| c.eq(rp.user_id.as_str());
     assert_eq!(
-        sessions::Entity::find()
-            .filter(of_ada(sessions::Column::UserId))
+        session_rows::Entity::find()
+            .filter(session_rows::Column::UserId.eq(rp.user_id.as_str()))
             .count(db)
             .await
             .unwrap(),
@@ -519,9 +571,29 @@ async fn ending_a_users_sessions_keeps_the_account(app: TestApp) {
 
 async fn a_user_changes_their_own_profile_and_password_and_ends_other_sessions(app: TestApp) {
     app.create_user("ada", &[]).await;
-    let token = app
+    let narrow = app
         .token("ada", Some("gov.user.oauth.connection:read"))
         .await;
+    for mutation in [
+        r#"mutation { updateViewer(input: { name: "x" }) { name } }"#,
+        r#"mutation { changePassword(input: { currentPassword: "a", newPassword: "b" }) }"#,
+        "mutation { endOtherSessions }",
+    ] {
+        let body = run(&app, &narrow, mutation, json!({})).await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "a narrowed token: {body}");
+    }
+    let body = run(
+        &app,
+        &narrow,
+        "{ viewer { sessions { current } } }",
+        json!({}),
+    )
+    .await;
+    assert!(
+        body["errors"].is_null(),
+        "any token reads its sessions: {body}"
+    );
+    let token = app.token("ada", None).await;
     let body = run(
         &app,
         &token,
@@ -598,11 +670,12 @@ async fn a_user_changes_their_own_profile_and_password_and_ends_other_sessions(a
         .as_array()
         .unwrap()
         .clone();
-    // The first token's, this one's, the sign-in with the new password's, and the other's.
-    assert_eq!(sessions.len(), 4, "{body}");
+    // The narrowed token's, the first full one's, this one's, the other's, and the sign-in
+    // with the new password's.
+    assert_eq!(sessions.len(), 5, "{body}");
     assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
     let body = run(&app, &token, "mutation { endOtherSessions }", json!({})).await;
-    assert_eq!(body["data"]["endOtherSessions"], 3, "{body}");
+    assert_eq!(body["data"]["endOtherSessions"], 4, "{body}");
     assert_eq!(
         viewer_code(&app, &token).await,
         None,
@@ -617,14 +690,27 @@ async fn a_user_changes_their_own_profile_and_password_and_ends_other_sessions(a
 async fn listing_users_with_connection_counts_is_a_fixed_number_of_statements(app: TestApp) {
     let rp = setup(&app, "ops", "ada").await;
     let (token, _) = admin(&app, "root", None).await;
-    for i in 0..40 {
-        app.create_user(&format!("u{i:02}"), &[]).await;
+    for i in 0..100 {
+        // Without a password: nothing to hash.
+        users::create_user(
+            &app.state,
+            &Principal::System,
+            NewUser {
+                username: format!("u{i:03}"),
+                email: format!("u{i:03}@example.com"),
+                name: String::new(),
+                password: None,
+                roles: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
     }
     consent(&app, &rp, json!({ "scope": "openid" })).await;
     let query =
         "query($n: Int) { users(first: $n) { edges { node { username connectionCount } } } }";
     let mut counts = Vec::new();
-    for n in [2, 40] {
+    for n in [2, 100] {
         let (body, statements) = app
             .count_statements(app.graphql(query, json!({ "n": n }), Some(&token)))
             .await;

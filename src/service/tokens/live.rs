@@ -89,6 +89,10 @@ pub async fn grant(state: &AppState, gid: &str) -> Result<Option<Arc<LiveGrant>>
     let Some((grant, Some(user))) = found else {
         return Ok(None);
     };
+    // Disabling deletes the user's grants; a grant that slipped past is no grant either.
+    if user.disabled_at.is_some() {
+        return Ok(None);
+    }
     let live = Arc::new(LiveGrant {
         user_id: grant.user_id,
         client_id: grant.client_id,

@@ -48,7 +48,7 @@ pub async fn userinfo(state: &AppState, token: &str) -> Result<UserInfo, AppErro
     }
     if scopes.contains(OidcScope::Email) {
         out.insert("email".into(), json!(grant.email));
-        // Addresses are set by administrators, not proven by the user.
+        // Addresses are typed in (by administrators or the user), never proven.
         out.insert("email_verified".into(), json!(false));
     }
     Ok(UserInfo {

@@ -1,5 +1,5 @@
-//! User administration: listing and reading (`gov.user.admin.user:read`), changing, disabling,
-//! enabling, deleting and ending sessions (`gov.user.admin.user:write`), all for the role
+//! User administration: changing, disabling, enabling, deleting and ending sessions
+//! (`gov.user.admin.user:write`; reading is in `read`), all for the role
 //! `admin`, and two operator escape hatches through the command line ([`Principal::System`]).
 //!
 //! Guard rails, decided here for every transport: the last enabled administrator cannot be
@@ -12,22 +12,18 @@
 use std::collections::HashMap;
 
 use sea_orm::prelude::Expr;
-use sea_orm::sea_query::{ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, TransactionTrait,
 };
 use secrecy::SecretString;
 
+use super::read::row;
 use crate::auth::{Principal, SessionRef};
 use crate::db::entities::{browser_sessions, connections, grants, sessions, users};
 use crate::domain::audit::{AuditAction, AuditTarget};
-use crate::domain::connections::Connection;
 use crate::domain::ids::UserId;
-use crate::domain::page::{MAX_PAGE, Page, split_page};
-use crate::domain::users::{
-    SessionKind, User, UserChanges, UserCursor, UserSession, check_password, check_search,
-};
+use crate::domain::users::{User, UserChanges, check_password};
 use crate::domain::{Role, Scope};
 use crate::error::{AppError, AppResult};
 use crate::service::audit::{self, Actor, Entry, Recorded};
@@ -37,173 +33,6 @@ use crate::service::{AppState, backchannel};
 
 /// Key of the PostgreSQL advisory lock that changes to administrators take turns on.
 const ADMINS_LOCK: i64 = 7_234_002;
-
-/// Administrators: users whose username, email or name contains `search` (any case), by
-/// username, and whether more follow.
-pub async fn list_users(
-    state: &AppState,
-    principal: &Principal,
-    search: Option<String>,
-    page: Page<UserCursor>,
-) -> AppResult<(Vec<User>, bool)> {
-    principal.require_admin(Scope::UserRead)?;
-    let mut query = users::Entity::find().order_by_asc(users::Column::Username);
-    if let Some(search) = check_search(search)? {
-        let escaped: String = search
-            .chars()
-            .flat_map(|c| match c {
-                '%' | '_' | '\\' => vec!['\\', c],
-                c => vec![c],
-            })
-            .collect();
-        let pattern = format!("%{escaped}%");
-        let mut any = Condition::any();
-        for column in [
-            users::Column::Username,
-            users::Column::Email,
-            users::Column::Name,
-        ] {
-            any = any.add(
-                Expr::expr(Func::lower(Expr::col(column)))
-                    .like(LikeExpr::new(pattern.clone()).escape('\\')),
-            );
-        }
-        query = query.filter(any);
-    }
-    let size = page.size();
-    query = match page {
-        Page::Offset { offset, .. } => query.offset(offset),
-        Page::After { after, .. } => match after {
-            Some(UserCursor(username)) => query.filter(users::Column::Username.gt(username)),
-            None => query,
-        },
-    };
-    let rows = query.limit(size + 1).all(&state.db).await?;
-    let (rows, more) = split_page(rows, size);
-    Ok((
-        rows.into_iter()
-            .map(User::try_from)
-            .collect::<AppResult<_>>()?,
-        more,
-    ))
-}
-
-/// Administrators: one user.
-pub async fn get_user(state: &AppState, principal: &Principal, id: &UserId) -> AppResult<User> {
-    principal.require_admin(Scope::UserRead)?;
-    row(&state.db, id).await?.try_into()
-}
-
-/// The operator: a user by username (the command line names users so).
-pub async fn find_by_username(
-    state: &AppState,
-    principal: &Principal,
-    username: &str,
-) -> AppResult<User> {
-    principal.require_admin(Scope::UserRead)?;
-    users::Entity::find()
-        .filter(users::Column::Username.eq(username))
-        .one(&state.db)
-        .await?
-        .ok_or(AppError::NotFound("user"))?
-        .try_into()
-}
-
-/// Administrators: how many apps each user has connected, in one query.
-pub async fn connection_counts(
-    state: &AppState,
-    principal: &Principal,
-    ids: &[UserId],
-) -> AppResult<HashMap<UserId, i64>> {
-    principal.require_admin(Scope::UserRead)?;
-    let counts: Vec<(String, i64)> = connections::Entity::find()
-        .select_only()
-        .column(connections::Column::UserId)
-        .column_as(connections::Column::ClientId.count(), "connections")
-        .filter(connections::Column::UserId.is_in(ids.iter().map(UserId::as_str)))
-        .group_by(connections::Column::UserId)
-        .into_tuple()
-        .all(&state.db)
-        .await?;
-    let mut found: HashMap<UserId, i64> = ids.iter().map(|id| (id.clone(), 0)).collect();
-    for (user_id, count) in counts {
-        found.insert(UserId::from_trusted(user_id), count);
-    }
-    Ok(found)
-}
-
-/// Administrators: a user's connected apps, most recently used first (at most
-/// [`MAX_PAGE`]).
-pub async fn connections_of(
-    state: &AppState,
-    principal: &Principal,
-    id: &UserId,
-) -> AppResult<Vec<Connection>> {
-    principal.require_admin(Scope::UserRead)?;
-    let rows = connections::Entity::find()
-        .filter(connections::Column::UserId.eq(id.as_str()))
-        .order_by_desc(connections::Column::AccessTime)
-        .order_by_asc(connections::Column::ClientId)
-        .limit(MAX_PAGE)
-        .all(&state.db)
-        .await?;
-    Ok(rows.iter().map(Connection::from).collect())
-}
-
-/// Administrators: a user's live sessions, newest first.
-pub async fn sessions_of(
-    state: &AppState,
-    principal: &Principal,
-    id: &UserId,
-) -> AppResult<Vec<UserSession>> {
-    principal.require_admin(Scope::UserRead)?;
-    live_sessions(state, id, None).await
-}
-
-/// A user's live first-party and browser sessions, newest first; `current` marks the one the
-/// caller acts through.
-pub(super) async fn live_sessions(
-    state: &AppState,
-    id: &UserId,
-    current: Option<&SessionRef>,
-) -> AppResult<Vec<UserSession>> {
-    let now = state.clock.now();
-    let api = sessions::Entity::find()
-        .filter(sessions::Column::UserId.eq(id.as_str()))
-        .filter(sessions::Column::RevokedAt.is_null())
-        .filter(sessions::Column::ExpiresAt.gt(now))
-        .limit(MAX_PAGE)
-        .all(&state.db)
-        .await?;
-    let browser = browser_sessions::Entity::find()
-        .filter(browser_sessions::Column::UserId.eq(id.as_str()))
-        .filter(browser_sessions::Column::ExpiresAt.gt(now))
-        .limit(MAX_PAGE)
-        .all(&state.db)
-        .await?;
-    let mut found: Vec<UserSession> = api
-        .into_iter()
-        .map(|row| UserSession {
-            current: matches!(current, Some(SessionRef::Api(sid)) if sid.as_str() == row.id),
-            kind: SessionKind::Api,
-            id: Some(row.id),
-            signed_in_at: row.created_at,
-            expires_at: row.expires_at,
-        })
-        .chain(browser.into_iter().map(|row| UserSession {
-            current: matches!(
-                current,
-                Some(SessionRef::Browser(Some(sid))) if Some(sid.as_str()) == row.sid.as_deref()
-            ),
-            kind: SessionKind::Browser,
-            id: row.sid,
-            signed_in_at: row.auth_time,
-            expires_at: row.expires_at,
-        }))
-        .collect();
-    found.sort_by_key(|s| std::cmp::Reverse(s.signed_in_at));
-    Ok(found)
-}
 
 /// Administrators: changes a user's email, name and roles (what is not given keeps its value).
 /// Their own `admin` role is not theirs to remove, nor the last enabled administrator's.
@@ -481,6 +310,27 @@ pub(super) async fn end_sessions_in(
         api = api.filter(sessions::Column::Id.ne(current.as_str()));
     }
     let api = api.exec(txn).await?.rows_affected;
+    // The grants go first, so that the apps are told once: ending the browser sessions below
+    // then finds no grant left to tell them about.
+    let mut grants_ended = Vec::new();
+    if all_grants {
+        let grants = grants::Entity::delete_many()
+            .filter(grants::Column::UserId.eq(id.as_str()))
+            .exec_with_returning(txn)
+            .await?;
+        let mut by_app: HashMap<String, Vec<grants::Model>> = HashMap::new();
+        for grant in grants {
+            by_app
+                .entry(grant.client_id.clone())
+                .or_default()
+                .push(grant);
+        }
+        for (client_id, ended_grants) in &by_app {
+            backchannel::connection_withdrawn(state, txn, id.as_str(), client_id, ended_grants)
+                .await?;
+            grants_ended.extend(ended_grants.iter().map(|grant| grant.id.clone()));
+        }
+    }
     let mut which = Condition::all().add(browser_sessions::Column::UserId.eq(id.as_str()));
     if let Some(SessionRef::Browser(current)) = except {
         match current {
@@ -497,38 +347,11 @@ pub(super) async fn end_sessions_in(
         }
     }
     let mut ended = browser::end_in(state, txn, which).await?;
-    if all_grants {
-        let grants = grants::Entity::delete_many()
-            .filter(grants::Column::UserId.eq(id.as_str()))
-            .exec_with_returning(txn)
-            .await?;
-        let mut by_app: HashMap<String, Vec<grants::Model>> = HashMap::new();
-        for grant in grants {
-            by_app
-                .entry(grant.client_id.clone())
-                .or_default()
-                .push(grant);
-        }
-        for (client_id, ended_grants) in &by_app {
-            backchannel::connection_withdrawn(state, txn, id.as_str(), client_id, ended_grants)
-                .await?;
-            ended
-                .grants
-                .extend(ended_grants.iter().map(|grant| grant.id.clone()));
-        }
-    }
+    ended.grants.extend(grants_ended);
     Ok(EndedAll {
         sessions: api + ended.sessions as u64,
         ended,
     })
-}
-
-/// The user row, or `NOT_FOUND`.
-async fn row(db: &impl ConnectionTrait, id: &UserId) -> AppResult<users::Model> {
-    users::Entity::find_by_id(id.as_str())
-        .one(db)
-        .await?
-        .ok_or(AppError::NotFound("user"))
 }
 
 /// Opens the transaction of a change to user `id` and takes the user's row for it: its first
@@ -602,6 +425,8 @@ pub(super) async fn finish(state: &AppState, recorded: Vec<Recorded>, ended: Opt
     }
     if let Some(ended) = ended {
         ended.announce(state).await;
+        // Logouts may have been queued for grants alone, with no browser session ending.
+        state.logouts.queued();
     }
     changes::announce(state, Change::Tokens).await;
 }

@@ -8,18 +8,22 @@
 
 mod admin;
 mod own;
+mod read;
 
 pub use admin::{
-    connection_counts, connections_of, delete_user, disable_user, enable_user, end_sessions,
-    find_by_username, get_user, list_users, sessions_of, set_password, set_roles, update_user,
+    delete_user, disable_user, enable_user, end_sessions, set_password, set_roles, update_user,
 };
 pub use own::{change_password, end_other_sessions, own_sessions, update_viewer};
+pub use read::{
+    connection_counts, connections_of, find_by_username, get_user, list_users, sessions_of,
+};
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect, Set, TransactionTrait,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -143,6 +147,18 @@ fn username_taken(username: &str) -> AppError {
     AppError::Conflict(format!("username {username:?} is already taken"))
 }
 
+/// Whether the user is still there and enabled, read inside `txn` after the caller's own write
+/// and with a share lock on PostgreSQL: a sign-in or a consent that commits a session or a grant
+/// either sees a concurrent `disableUser` (and undoes itself) or makes it wait, so that
+/// disabling ends what it races with too (see `admin::begin_change`, which writes the row).
+pub(crate) async fn still_enabled(txn: &DatabaseTransaction, user_id: &str) -> AppResult<bool> {
+    let row = users::Entity::find_by_id(user_id)
+        .lock_shared()
+        .one(txn)
+        .await?;
+    Ok(row.is_some_and(|row| row.disabled_at.is_none()))
+}
+
 /// Looks a user up by id.
 pub(crate) async fn find_user(state: &AppState, id: &str) -> AppResult<Option<users::Model>> {
     Ok(users::Entity::find_by_id(id).one(&state.db).await?)
@@ -166,11 +182,14 @@ const MAX_PASSWORD_LEN: usize = 4096;
 /// after the same amount of work. Every attempt is counted before the password is checked
 /// (see [`crate::service::throttle`]): while a delay is owed the password is not even checked
 /// and the answer is [`AppError::TooManyAttempts`].
+/// `actor` is who is signing in as far as the audit trail knows: nobody yet
+/// ([`Actor::Anonymous`]), or the signed-in user proving their password again.
 pub(crate) async fn authenticate(
     state: &AppState,
     username: &str,
     password: SecretString,
     addr: Option<IpAddr>,
+    actor: &Actor,
 ) -> AppResult<users::Model> {
     if username.is_empty()
         || username.len() > MAX_USERNAME_LEN
@@ -185,7 +204,7 @@ pub(crate) async fn authenticate(
             Err(wait) => {
                 tracing::info!("sign-in throttled");
                 state.metrics.security(SecurityEvent::SignInThrottled);
-                audit::sign_in_refused(state, AuditAction::SignInThrottle, None).await;
+                audit::sign_in_refused(state, actor, AuditAction::SignInThrottle, None).await;
                 return Err(AppError::TooManyAttempts {
                     retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
                 });
@@ -215,7 +234,7 @@ pub(crate) async fn authenticate(
             tracing::info!("sign-in refused: wrong username or password");
             state.metrics.security(SecurityEvent::SignInFailure);
             let user = row.as_ref().map(|r| r.id.as_str());
-            audit::sign_in_refused(state, AuditAction::SignInFailure, user).await;
+            audit::sign_in_refused(state, actor, AuditAction::SignInFailure, user).await;
             Err(AppError::InvalidCredentials)
         }
     }

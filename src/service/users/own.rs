@@ -1,6 +1,8 @@
 //! What any signed-in user does to their own account: change their name and email, change
 //! their password (with the current one; a wrong one counts toward the sign-in back-off like a
-//! failed sign-in), and end their other sessions.
+//! failed sign-in), and end their other sessions. Changing the account takes a token with the
+//! scope `all` (what `login` gives by default): a token narrowed to, say, reading connections
+//! cannot change the email apps receive. Reading one's own sessions takes any token.
 
 use std::net::IpAddr;
 
@@ -11,11 +13,12 @@ use secrecy::SecretString;
 use super::admin::{end_sessions_in, finish, record_all};
 use crate::auth::Principal;
 use crate::db::entities::users;
+use crate::domain::Scope;
 use crate::domain::audit::{AuditAction, AuditTarget};
 use crate::domain::users::{User, UserChanges, UserSession, check_password};
 use crate::error::{AppError, AppResult};
 use crate::service::AppState;
-use crate::service::audit::Entry;
+use crate::service::audit::{Actor, Entry};
 
 /// The signed-in user: changes their own email and name (roles are not theirs to change).
 pub async fn update_viewer(
@@ -23,11 +26,14 @@ pub async fn update_viewer(
     principal: &Principal,
     changes: UserChanges,
 ) -> AppResult<User> {
-    let me = principal.require_signed_in()?;
+    let me = principal.require_user(Scope::All)?;
     if changes.roles.is_some() {
         return Err(AppError::forbidden("roles are changed by an administrator"));
     }
     let changes = changes.validate()?;
+    if changes.email.is_none() && changes.name.is_none() {
+        return super::viewer(state, principal).await;
+    }
     let now = state.clock.now();
     let mut update = users::Entity::update_many()
         .col_expr(users::Column::UpdatedAt, Expr::value(now))
@@ -68,14 +74,15 @@ pub async fn change_password(
     new: SecretString,
     addr: Option<IpAddr>,
 ) -> AppResult<()> {
-    let me = principal.require_signed_in()?;
+    let me = principal.require_user(Scope::All)?;
     check_password("newPassword", &new)?;
     let username = users::Entity::find_by_id(me.user_id.as_str())
         .one(&state.db)
         .await?
         .ok_or(AppError::InvalidToken)?
         .username;
-    let row = match super::authenticate(state, &username, current, addr).await {
+    let actor = Actor::of(principal);
+    let row = match super::authenticate(state, &username, current, addr, &actor).await {
         Ok(row) => row,
         Err(AppError::InvalidCredentials) => {
             return Err(AppError::invalid("currentPassword is wrong"));
@@ -108,7 +115,7 @@ pub async fn change_password(
 /// The signed-in user: ends every session of theirs but the one they act through. Answers how
 /// many ended.
 pub async fn end_other_sessions(state: &AppState, principal: &Principal) -> AppResult<u64> {
-    let me = principal.require_signed_in()?;
+    let me = principal.require_user(Scope::All)?;
     let now = state.clock.now();
     let txn = state.db.begin().await?;
     let ended = end_sessions_in(state, &txn, &me.user_id, now, false, Some(&me.session)).await?;
@@ -128,5 +135,5 @@ pub async fn end_other_sessions(state: &AppState, principal: &Principal) -> AppR
 /// The signed-in user's live sessions, newest first, the current one marked.
 pub async fn own_sessions(state: &AppState, principal: &Principal) -> AppResult<Vec<UserSession>> {
     let me = principal.require_signed_in()?;
-    super::admin::live_sessions(state, &me.user_id, Some(&me.session)).await
+    super::read::live_sessions(state, &me.user_id, Some(&me.session)).await
 }
