@@ -93,9 +93,7 @@ pub async fn update_user(
     update.exec(&txn).await?;
     keep_an_admin(&txn).await?;
     let after = row(&txn, id).await?;
-    let recorded = record_all(&txn, now, principal, entries).await?;
-    txn.commit().await?;
-    finish(state, recorded, None).await;
+    commit(state, txn, now, principal, entries, None).await?;
     after.try_into()
 }
 
@@ -131,29 +129,9 @@ pub async fn set_password(
     let hash = state.passwords.hash(password).await?;
     let now = state.clock.now();
     let txn = state.db.begin().await?;
-    let changed = users::Entity::update_many()
-        .col_expr(users::Column::PasswordHash, Expr::value(hash))
-        .col_expr(users::Column::UpdatedAt, Expr::value(now))
-        .filter(users::Column::Id.eq(id.as_str()))
-        .exec_with_returning(&txn)
-        .await?;
-    let after = changed
-        .into_iter()
-        .next()
-        .ok_or(AppError::NotFound("user"))?;
-    let recorded = record_all(
-        &txn,
-        now,
-        principal,
-        vec![Entry::new(
-            AuditAction::UserPasswordSet,
-            AuditTarget::User,
-            id.as_str(),
-        )],
-    )
-    .await?;
-    txn.commit().await?;
-    finish(state, recorded, None).await;
+    let after = set_column(&txn, id, users::Column::PasswordHash, hash, now).await?;
+    let entry = Entry::new(AuditAction::UserPasswordSet, AuditTarget::User, id.as_str());
+    commit(state, txn, now, principal, vec![entry], None).await?;
     after.try_into()
 }
 
@@ -176,18 +154,18 @@ pub async fn disable_user(state: &AppState, principal: &Principal, id: &UserId) 
     keep_an_admin(&txn).await?;
     let ended = end_sessions_in(state, &txn, id, now, true, None).await?;
     let after = row(&txn, id).await?;
-    let recorded = record_all(
-        &txn,
+    commit(
+        state,
+        txn,
         now,
         principal,
         vec![
             Entry::new(AuditAction::UserDisable, AuditTarget::User, id.as_str())
                 .with("sessions_ended", ended.sessions),
         ],
+        Some(ended.ended),
     )
     .await?;
-    txn.commit().await?;
-    finish(state, recorded, Some(ended.ended)).await;
     after.try_into()
 }
 
@@ -201,28 +179,9 @@ pub async fn enable_user(state: &AppState, principal: &Principal, id: &UserId) -
         drop(txn);
         return row(&state.db, id).await?.try_into();
     }
-    let changed = users::Entity::update_many()
-        .col_expr(users::Column::DisabledAt, Expr::value(Option::<i64>::None))
-        .filter(users::Column::Id.eq(id.as_str()))
-        .exec_with_returning(&txn)
-        .await?;
-    let after = changed
-        .into_iter()
-        .next()
-        .ok_or(AppError::NotFound("user"))?;
-    let recorded = record_all(
-        &txn,
-        now,
-        principal,
-        vec![Entry::new(
-            AuditAction::UserEnable,
-            AuditTarget::User,
-            id.as_str(),
-        )],
-    )
-    .await?;
-    txn.commit().await?;
-    finish(state, recorded, None).await;
+    let after = set_column(&txn, id, users::Column::DisabledAt, None::<i64>, now).await?;
+    let entry = Entry::new(AuditAction::UserEnable, AuditTarget::User, id.as_str());
+    commit(state, txn, now, principal, vec![entry], None).await?;
     after.try_into()
 }
 
@@ -243,18 +202,18 @@ pub async fn delete_user(state: &AppState, principal: &Principal, id: &UserId) -
         .await?;
     users::Entity::delete_by_id(id.as_str()).exec(&txn).await?;
     keep_an_admin(&txn).await?;
-    let recorded = record_all(
-        &txn,
+    commit(
+        state,
+        txn,
         now,
         principal,
         vec![
             Entry::new(AuditAction::UserDelete, AuditTarget::User, id.as_str())
                 .with("username", before.username.as_str()),
         ],
+        Some(ended.ended),
     )
     .await?;
-    txn.commit().await?;
-    finish(state, recorded, Some(ended.ended)).await;
     Ok(())
 }
 
@@ -267,18 +226,18 @@ pub async fn end_sessions(state: &AppState, principal: &Principal, id: &UserId) 
     // Writes first (see `begin_change`), without touching the user: their profile is unchanged.
     let ended = end_sessions_in(state, &txn, id, now, false, None).await?;
     row(&txn, id).await?;
-    let recorded = record_all(
-        &txn,
+    commit(
+        state,
+        txn,
         now,
         principal,
         vec![
             Entry::new(AuditAction::UserSessionsEnd, AuditTarget::User, id.as_str())
                 .with("sessions_ended", ended.sessions),
         ],
+        Some(ended.ended),
     )
     .await?;
-    txn.commit().await?;
-    finish(state, recorded, Some(ended.ended)).await;
     Ok(ended.sessions)
 }
 
@@ -382,6 +341,25 @@ async fn begin_change(
     Ok((txn, before))
 }
 
+/// Sets one column of user `id` (and `updated_at`) in `txn`; answers the row as changed.
+async fn set_column(
+    txn: &DatabaseTransaction,
+    id: &UserId,
+    column: users::Column,
+    value: impl Into<sea_orm::Value>,
+    now: i64,
+) -> AppResult<users::Model> {
+    users::Entity::update_many()
+        .col_expr(column, Expr::value(value))
+        .col_expr(users::Column::UpdatedAt, Expr::value(now))
+        .filter(users::Column::Id.eq(id.as_str()))
+        .exec_with_returning(txn)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(AppError::NotFound("user"))
+}
+
 /// Refuses the change when no enabled administrator would be left.
 async fn keep_an_admin(txn: &DatabaseTransaction) -> AppResult<()> {
     let candidates = users::Entity::find()
@@ -402,31 +380,29 @@ async fn keep_an_admin(txn: &DatabaseTransaction) -> AppResult<()> {
     Ok(())
 }
 
-/// Records `entries` as the principal's, in `txn`.
-pub(super) async fn record_all(
-    txn: &DatabaseTransaction,
+/// Ends a change: records `entries` as the principal's in `txn`, commits, then writes the
+/// audit lines, announces what ended and (since claims userinfo serves may have changed) drops
+/// every node's cached live grants.
+pub(super) async fn commit(
+    state: &AppState,
+    txn: DatabaseTransaction,
     now: i64,
     principal: &Principal,
     entries: Vec<Entry>,
-) -> AppResult<Vec<Recorded>> {
+    ended: Option<Ended>,
+) -> AppResult<()> {
     let actor = Actor::of(principal);
-    let mut recorded = Vec::with_capacity(entries.len());
+    let mut recorded: Vec<Recorded> = Vec::with_capacity(entries.len());
     for entry in entries {
-        recorded.push(audit::record(txn, now, &actor, entry).await?);
+        recorded.push(audit::record(&txn, now, &actor, entry).await?);
     }
-    Ok(recorded)
-}
-
-/// After the commit: the audit lines, the announcement of what ended, and (since claims
-/// userinfo serves may have changed) every node's cached live grants.
-pub(super) async fn finish(state: &AppState, recorded: Vec<Recorded>, ended: Option<Ended>) {
-    for event in recorded {
-        event.log();
-    }
+    txn.commit().await?;
+    recorded.into_iter().for_each(Recorded::log);
     if let Some(ended) = ended {
         ended.announce(state).await;
         // Logouts may have been queued for grants alone, with no browser session ending.
         state.logouts.queued();
     }
     changes::announce(state, Change::Tokens).await;
+    Ok(())
 }

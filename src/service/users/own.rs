@@ -10,7 +10,7 @@ use sea_orm::prelude::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use secrecy::SecretString;
 
-use super::admin::{end_sessions_in, finish, record_all};
+use super::admin::{commit, end_sessions_in};
 use crate::auth::Principal;
 use crate::db::entities::users;
 use crate::domain::Scope;
@@ -58,9 +58,7 @@ pub async fn update_viewer(
         .into_iter()
         .next()
         .ok_or(AppError::InvalidToken)?;
-    let recorded = record_all(&txn, now, principal, vec![entry]).await?;
-    txn.commit().await?;
-    finish(state, recorded, None).await;
+    commit(state, txn, now, principal, vec![entry], None).await?;
     after.try_into()
 }
 
@@ -106,9 +104,7 @@ pub async fn change_password(
         AuditTarget::User,
         row.id.as_str(),
     );
-    let recorded = record_all(&txn, now, principal, vec![entry]).await?;
-    txn.commit().await?;
-    finish(state, recorded, None).await;
+    commit(state, txn, now, principal, vec![entry], None).await?;
     Ok(())
 }
 
@@ -126,9 +122,7 @@ pub async fn end_other_sessions(state: &AppState, principal: &Principal) -> AppR
     )
     .with("sessions_ended", ended.sessions)
     .with("kept_current", true);
-    let recorded = record_all(&txn, now, principal, vec![entry]).await?;
-    txn.commit().await?;
-    finish(state, recorded, Some(ended.ended)).await;
+    commit(state, txn, now, principal, vec![entry], Some(ended.ended)).await?;
     Ok(ended.sessions)
 }
 
