@@ -6,11 +6,14 @@
 //! The REST and GraphQL consent calls and the hosted pages' approve all reach [`record`] with a
 //! request their transport has already validated.
 
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{EntityTrait, Set, TransactionTrait};
+use sea_orm::sea_query::{Expr, InsertStatement, OnConflict, Query};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, Iterable,
+    Set, TransactionTrait,
+};
 
 use crate::auth::{Principal, SessionRef};
-use crate::db::entities::{connections, grants};
+use crate::db::entities::{connections, grants, users};
 use crate::db::owned::connection_of;
 use crate::domain::Scope;
 use crate::domain::capabilities::GrantType;
@@ -21,6 +24,31 @@ use crate::domain::secret::{digest, random_token};
 use crate::error::{AppError, AppResult};
 use crate::service::AppState;
 use crate::service::apps::{self, app_gone};
+
+/// `INSERT INTO grants (…) SELECT <the grant's values> WHERE EXISTS (<its user, enabled>)`:
+/// the grant is written only while its user is enabled, in one statement.
+fn insert_if_enabled(grant: &grants::ActiveModel, user_id: &str) -> AppResult<InsertStatement> {
+    let mut columns = Vec::new();
+    let mut values = Query::select();
+    for column in grants::Column::iter() {
+        if let ActiveValue::Set(value) = grant.get(column) {
+            columns.push(column);
+            values.expr(Expr::val(value));
+        }
+    }
+    values.and_where(Expr::exists(
+        Query::select()
+            .expr(Expr::val(1))
+            .from(users::Entity)
+            .and_where(users::Column::Id.eq(user_id))
+            .and_where(users::Column::DisabledAt.is_null())
+            .to_owned(),
+    ));
+    let mut insert = Query::insert();
+    insert.into_table(grants::Entity).columns(columns);
+    insert.select_from(values).map_err(AppError::internal)?;
+    Ok(insert)
+}
 
 /// How long an authorization code may be redeemed.
 pub const CODE_TTL_SECS: i64 = 60;
@@ -116,11 +144,12 @@ pub async fn record(
     };
     use connections::Column as C;
     let txn = state.db.begin().await?;
-    // A user disabled meanwhile gets no grant (see `users::still_enabled`). PostgreSQL checks
-    // first, taking the user row's share lock before the connection's, in the order deleting a
-    // user takes them (no deadlock); SQLite checks after its first write, which serialises it
-    // with every other writer (a read first could not upgrade to a write).
-    let postgres = state.db.get_database_backend() == sea_orm::DbBackend::Postgres;
+    // A user disabled meanwhile gets no grant. PostgreSQL checks first (`users::still_enabled`),
+    // taking the user row's share lock before the connection's, in the order deleting a user
+    // takes them (no deadlock). SQLite checks in the grant's insert itself, after the
+    // transaction's first write has serialised it with every other writer, without one more
+    // statement while the write lock is held.
+    let postgres = state.db.get_database_backend() == DbBackend::Postgres;
     if postgres && !crate::service::users::still_enabled(&txn, me.user_id.as_str()).await? {
         return Err(AppError::InvalidToken);
     }
@@ -133,12 +162,20 @@ pub async fn record(
         .exec_without_returning(&txn)
         .await
         .map_err(app_gone)?;
-    grants::Entity::insert(grant)
-        .exec_without_returning(&txn)
-        .await
-        .map_err(app_gone)?;
-    if !postgres && !crate::service::users::still_enabled(&txn, me.user_id.as_str()).await? {
-        return Err(AppError::InvalidToken);
+    if postgres {
+        grants::Entity::insert(grant)
+            .exec_without_returning(&txn)
+            .await
+            .map_err(app_gone)?;
+    } else {
+        let insert = insert_if_enabled(&grant, me.user_id.as_str())?;
+        let inserted = txn
+            .execute_raw(DbBackend::Sqlite.build(&insert))
+            .await
+            .map_err(app_gone)?;
+        if inserted.rows_affected() == 0 {
+            return Err(AppError::InvalidToken);
+        }
     }
     txn.commit().await?;
     tracing::info!(user.id = %me.user_id, client.id = %request.client_id, scope = %scopes, "consent recorded");

@@ -727,7 +727,45 @@ async fn listing_users_with_connection_counts_is_a_fixed_number_of_statements(ap
     assert_eq!(counts, [3, 3]);
 }
 
+/// A consent whose caller was established before the account was disabled (the request that
+/// loses the race) gets no grant: the check is inside the consent's own transaction.
+async fn a_consent_racing_the_disabling_of_its_user_records_nothing(app: TestApp) {
+    use idgraph::domain::ids::ClientId;
+    use idgraph::domain::oauth::ConsentRequest;
+    use idgraph::service::consent;
+    let rp = setup(&app, "ops", "ada").await;
+    let (token, _) = admin(&app, "root", None).await;
+    let ada = sessions::principal_from_bearer(&app.state, &rp.user_token)
+        .await
+        .unwrap();
+    let request = ConsentRequest::validate(
+        ClientId::parse(&rp.client_id).unwrap(),
+        "openid",
+        None,
+        None,
+        None,
+        consent::pkce_policy(&app.state),
+    )
+    .unwrap();
+    assert!(
+        consent::record(&app.state, &ada, &request, None)
+            .await
+            .is_ok()
+    );
+    let body = disable(&app, &token, &rp.user_id).await;
+    assert_eq!(body["data"]["disableUser"]["disabled"], true, "{body}");
+    let late = consent::record(&app.state, &ada, &request, None).await;
+    assert!(matches!(late, Err(AppError::InvalidToken)), "{late:?}");
+    let grants_left = grants::Entity::find()
+        .filter(grants::Column::UserId.eq(rp.user_id.as_str()))
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(grants_left, 0);
+}
+
 crate::on_every_database!(
+    a_consent_racing_the_disabling_of_its_user_records_nothing,
     administrators_list_users_by_username_with_search_and_keyset_pages,
     an_administrator_reads_a_user_with_connections_and_sessions,
     user_operations_need_the_admin_role_and_the_scope,
