@@ -5,8 +5,7 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 
 use crate::common::TestApp;
 
-async fn table_names(app: &TestApp) -> Vec<String> {
-    let db = &app.state.db;
+async fn table_names(db: &sea_orm::DatabaseConnection) -> Vec<String> {
     let sql = match db.get_database_backend() {
         DatabaseBackend::Postgres => {
             "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1"
@@ -24,29 +23,28 @@ async fn table_names(app: &TestApp) -> Vec<String> {
 }
 
 async fn migrations_go_down_and_up_again(app: TestApp) {
-    let up = table_names(&app).await;
+    // One connection of its own: a pooled SQLite connection that has not read the schema since
+    // another one dropped a table may still see it at prepare time, and refuse to create it
+    // again ("already exists"), depending on which connection each statement lands on.
+    let db = idgraph::db::connect(&app.state.config.database_url, 1)
+        .await
+        .unwrap();
+    let db = &db;
+    let up = table_names(db).await;
     for table in ["users", "sessions", "signing_keys", "seaql_migrations"] {
         assert!(up.iter().any(|t| t == table), "{table} missing from {up:?}");
     }
-    let applied = Migrator::get_applied_migrations(&app.state.db)
-        .await
-        .unwrap()
-        .len();
-    Migrator::down(&app.state.db, Some(applied as u32))
-        .await
-        .unwrap();
-    assert_eq!(
-        table_names(&app).await,
-        vec!["seaql_migrations".to_string()]
-    );
+    let applied = Migrator::get_applied_migrations(db).await.unwrap().len();
+    Migrator::down(db, Some(applied as u32)).await.unwrap();
+    assert_eq!(table_names(db).await, vec!["seaql_migrations".to_string()]);
     assert!(
-        Migrator::get_applied_migrations(&app.state.db)
+        Migrator::get_applied_migrations(db)
             .await
             .unwrap()
             .is_empty()
     );
-    Migrator::up(&app.state.db, None).await.unwrap();
-    assert_eq!(table_names(&app).await, up);
+    Migrator::up(db, None).await.unwrap();
+    assert_eq!(table_names(db).await, up);
 }
 
 crate::on_every_database!(migrations_go_down_and_up_again);
