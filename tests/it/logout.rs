@@ -911,9 +911,8 @@ async fn backchannel_logout_uri_must_be_https_or_loopback(app: TestApp) {
 /// owed a logout token for the session that ended, queued in the same transaction.
 async fn an_administrator_ending_sessions_or_disabling_the_account_tells_the_apps(app: TestApp) {
     let rp = register(&app, Some("http://127.0.0.1:9/logout"), true).await;
-    let root = app.create_user("root", &[Role::Admin]).await;
+    app.create_user("root", &[Role::Admin]).await;
     let admin = app.token("root", None).await;
-    drop(root);
     let mutate = |mutation: &'static str| {
         let (app, admin, id) = (&app, admin.clone(), rp.user_id.clone());
         async move {

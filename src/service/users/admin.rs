@@ -90,9 +90,13 @@ pub async fn update_user(
         drop(txn);
         return row(&state.db, id).await?.try_into();
     }
-    update.exec(&txn).await?;
+    let after = update
+        .exec_with_returning(&txn)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(AppError::NotFound("user"))?;
     keep_an_admin(&txn).await?;
-    let after = row(&txn, id).await?;
     commit(state, txn, now, principal, entries, None).await?;
     after.try_into()
 }
@@ -146,14 +150,9 @@ pub async fn disable_user(state: &AppState, principal: &Principal, id: &UserId) 
         drop(txn);
         return row(&state.db, id).await?.try_into();
     }
-    users::Entity::update_many()
-        .col_expr(users::Column::DisabledAt, Expr::value(now))
-        .filter(users::Column::Id.eq(id.as_str()))
-        .exec(&txn)
-        .await?;
+    let after = set_column(&txn, id, users::Column::DisabledAt, now, now).await?;
     keep_an_admin(&txn).await?;
     let ended = end_sessions_in(state, &txn, id, now, true, None).await?;
-    let after = row(&txn, id).await?;
     commit(
         state,
         txn,
