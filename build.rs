@@ -8,6 +8,8 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(idgraph_ci)");
     println!("cargo:rustc-check-cfg=cfg(idgraph_postgres)");
     println!("cargo:rustc-check-cfg=cfg(idgraph_browser)");
+    println!("cargo:rustc-check-cfg=cfg(idgraph_axe)");
+    println!("cargo:rerun-if-changed=tests/browser/node_modules/axe-core/axe.min.js");
     for var in [
         "CI",
         "TEST_DATABASE_URL",
@@ -31,5 +33,9 @@ fn main() {
     };
     if found("CHROMIUM", "chromium") && found("CHROMEDRIVER", "chromedriver") {
         println!("cargo:rustc-cfg=idgraph_browser");
+    }
+    // axe-core for the console's accessibility check: `npm ci --prefix tests/browser`.
+    if Path::new("tests/browser/node_modules/axe-core/axe.min.js").exists() {
+        println!("cargo:rustc-cfg=idgraph_axe");
     }
 }

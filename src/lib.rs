@@ -47,10 +47,12 @@ pub fn app(state: AppState) -> Router {
         .merge(rest::health_routes())
         .merge(oidc::well_known())
         .split_for_parts();
+    let schemas = Schemas::new(limits);
     Router::new()
-        .merge(graphql::http::routes(state.clone(), Schemas::new(limits)))
+        .merge(graphql::http::routes(state.clone(), schemas.clone()))
         .merge(described.layer(Extension(edge::openapi::Document::new(document))))
         .merge(web::routes())
+        .merge(web::console_routes(schemas))
         .with_state(state.clone())
         .layer(axum::middleware::from_fn(edge::request_context))
         .layer(CatchPanicLayer::custom(panicked))

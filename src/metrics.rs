@@ -63,11 +63,12 @@ impl SecurityEvent {
 
 /// The admin console's operations (`frontend-queries/`), the only GraphQL operation names that
 /// become labels: a client can send any name, and must not grow the metrics with them.
-const FRONTEND_QUERIES: [&str; 6] = [
+const FRONTEND_QUERIES: [&str; 7] = [
     include_str!("../frontend-queries/apps.graphql"),
     include_str!("../frontend-queries/audit.graphql"),
     include_str!("../frontend-queries/connections.graphql"),
     include_str!("../frontend-queries/consent.graphql"),
+    include_str!("../frontend-queries/keys.graphql"),
     include_str!("../frontend-queries/session.graphql"),
     include_str!("../frontend-queries/users.graphql"),
 ];

@@ -58,3 +58,29 @@ pub async fn migrate(db: &DatabaseConnection, database_url: &str) -> anyhow::Res
     let _ = lock.close().await;
     Ok(migrated?)
 }
+
+/// Rows where any of `columns`, lowercased, contains `search` (already lowercased): a
+/// case-insensitive substring match in which `%` and `_` are plain characters. SQLite's
+/// `lower()` folds ASCII letters only.
+pub fn contains_any<C>(columns: impl IntoIterator<Item = C>, search: &str) -> sea_orm::Condition
+where
+    C: sea_orm::sea_query::IntoColumnRef,
+{
+    use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+    let escaped: String = search
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    let pattern = format!("%{escaped}%");
+    columns
+        .into_iter()
+        .fold(sea_orm::Condition::any(), |any, column| {
+            any.add(
+                Expr::expr(Func::lower(Expr::col(column)))
+                    .like(LikeExpr::new(pattern.clone()).escape('\\')),
+            )
+        })
+}

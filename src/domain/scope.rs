@@ -24,13 +24,17 @@ pub enum Scope {
     UserWrite,
     /// `gov.user.admin.audit:read`: read the audit trail (administrators).
     AuditRead,
+    /// `gov.user.admin.key:read`: list the signing keys (administrators).
+    KeyRead,
+    /// `gov.user.admin.key:write`: rotate a signing key (administrators).
+    KeyWrite,
     /// `all`: every scope above.
     All,
 }
 
 impl Scope {
     /// Every scope, in their documented order.
-    pub const EVERY: [Scope; 9] = [
+    pub const EVERY: [Scope; 11] = [
         Scope::AppRead,
         Scope::AppWrite,
         Scope::Authorize,
@@ -39,6 +43,8 @@ impl Scope {
         Scope::UserRead,
         Scope::UserWrite,
         Scope::AuditRead,
+        Scope::KeyRead,
+        Scope::KeyWrite,
         Scope::All,
     ];
 
@@ -53,6 +59,8 @@ impl Scope {
             Scope::UserRead => "gov.user.admin.user:read",
             Scope::UserWrite => "gov.user.admin.user:write",
             Scope::AuditRead => "gov.user.admin.audit:read",
+            Scope::KeyRead => "gov.user.admin.key:read",
+            Scope::KeyWrite => "gov.user.admin.key:write",
             Scope::All => "all",
         }
     }

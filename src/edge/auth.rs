@@ -37,6 +37,46 @@ pub async fn principal_of(parts: &Parts, state: &AppState) -> Result<Principal, 
     }
 }
 
+/// The value of idgraph's browser-session cookie, when the request carries one of the shape we
+/// issue (the first, when several are sent).
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    use crate::service::browser::{COOKIE, is_cookie_value};
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|line| line.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_string())
+        .filter(|value| is_cookie_value(value))
+}
+
+/// The caller of `/graphql`: the bearer token's, or without one the person signed in on this
+/// browser (GraphiQL opened from the admin console; see [`crate::service::console`]).
+/// Only `/graphql` accepts the cookie: its POSTs must be JSON or carry a preflight header,
+/// which no other site can send with this origin's cookie.
+pub struct GraphqlCaller(pub Principal);
+
+impl FromRequestParts<AppState> for GraphqlCaller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        if !matches!(principal, Principal::Anonymous) {
+            return Ok(Self(principal));
+        }
+        let cookie = session_cookie(&parts.headers);
+        match crate::service::console::signed_in(state, cookie.as_deref()).await? {
+            Some(user) => Ok(Self(user.principal)),
+            None => Ok(Self(principal)),
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = AppError;
 

@@ -44,7 +44,9 @@ impl AppQuery {
     }
 
     /// Every app, ordered by name then creation time, `first` (1..1024, default 50) at a time
-    /// after the cursor `after` (oauth admins, `gov.user.oauth.app:read`).
+    /// after the cursor `after` (oauth admins, `gov.user.oauth.app:read`). `creatorId` keeps
+    /// one creator's apps; `search` (at most 128 characters) keeps the apps whose name, client
+    /// id or URL contains it in any case.
     #[graphql(guard = "Require::OauthAdmin(Scope::AppRead)")]
     async fn apps(
         &self,
@@ -52,6 +54,7 @@ impl AppQuery {
         first: Option<i32>,
         after: Option<String>,
         creator_id: Option<ID>,
+        search: Option<String>,
     ) -> Result<Connection<String, App, EmptyFields, EmptyFields>> {
         let after = after
             .as_deref()
@@ -71,6 +74,7 @@ impl AppQuery {
             super::state(ctx)?,
             super::principal(ctx)?,
             creator.as_ref(),
+            search,
             page,
         )
         .await?;

@@ -30,6 +30,7 @@ use axum::{Extension, Router, routing::get};
 
 use crate::auth::Principal;
 use crate::edge::ClientAddr;
+use crate::edge::auth::GraphqlCaller;
 use crate::edge::input::{control_in_uri, refusal};
 use crate::error::AppError;
 use crate::metrics::SecurityEvent;
@@ -148,7 +149,7 @@ impl From<ParseRequestError> for AppError {
 async fn post_graphql(
     State(state): State<AppState>,
     Extension(schema): Extension<Schemas>,
-    principal: Principal,
+    GraphqlCaller(principal): GraphqlCaller,
     addr: ClientAddr,
     request: Result<GraphQLRequest<AppError>, AppError>,
 ) -> Response {
@@ -161,7 +162,7 @@ async fn post_graphql(
 async fn get_graphql(
     State(state): State<AppState>,
     Extension(schema): Extension<Schemas>,
-    principal: Principal,
+    GraphqlCaller(principal): GraphqlCaller,
     addr: ClientAddr,
     headers: HeaderMap,
     request: Result<GraphQLRequest<AppError>, AppError>,
@@ -254,15 +255,39 @@ async fn execute(
     state: AppState,
     principal: Principal,
     addr: ClientAddr,
-    mut request: async_graphql::Request,
+    request: async_graphql::Request,
 ) -> Response {
+    let (response, challenge) = run(schemas, state, principal, addr, request).await;
+    let mut http = GraphQLResponse::from(response).into_response();
+    if let Some(challenge) = challenge {
+        http.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
+    }
+    http
+}
+
+/// Runs one request as `principal`, under every bound the endpoint applies, with the
+/// per-request loaders; every error carries its `extensions.code`. Also answers the
+/// `WWW-Authenticate` challenge owed when a field failed for want of a valid token. The admin
+/// console runs its operations through this too, in-process.
+pub async fn run(
+    schemas: &Schemas,
+    state: AppState,
+    principal: Principal,
+    addr: ClientAddr,
+    mut request: async_graphql::Request,
+) -> (async_graphql::Response, Option<&'static str>) {
     // As many selections as the complexity limit could ever allow, counted before expansion.
     let max_selections =
         u64::try_from(state.config.graphql_max_complexity.saturating_mul(2)).unwrap_or(u64::MAX);
     let operation = request.operation_name.clone();
     if let Err(error) = bound(&mut request, max_selections) {
         state.metrics.graphql_operation(operation.as_deref(), false);
-        return render(async_graphql::Response::from_errors(vec![error]));
+        let mut response = async_graphql::Response::from_errors(vec![error]);
+        let challenge = annotate(&mut response);
+        return (response, challenge);
     }
     let schema = if introspection_only(&mut request) {
         &schemas.introspection
@@ -302,17 +327,18 @@ async fn execute(
         .data(creators)
         .data(apps)
         .data(connection_counts);
-    let response = schema.execute(request).await;
+    let mut response = schema.execute(request).await;
     metrics.graphql_operation(operation.as_deref(), response.errors.is_empty());
-    render(response)
+    let challenge = annotate(&mut response);
+    (response, challenge)
 }
 
-/// Gives every error its stable `extensions.code` and answers with a `WWW-Authenticate`
-/// challenge when a field failed for want of a valid token. An error of ours carries its own
-/// code; any other error is the library refusing the request: with no path, the document
+/// Gives every error its stable `extensions.code`, and answers the `WWW-Authenticate`
+/// challenge owed when a field failed for want of a valid token. An error of ours carries its
+/// own code; any other error is the library refusing the request: with no path, the document
 /// (`GRAPHQL_VALIDATION_FAILED`); on a field, its input, such as a variable of the wrong type
 /// or an `Int` out of range (`INVALID_INPUT`).
-fn render(mut response: async_graphql::Response) -> Response {
+fn annotate(response: &mut async_graphql::Response) -> Option<&'static str> {
     let mut challenge = None;
     for error in &mut response.errors {
         let app_error = error
@@ -330,12 +356,5 @@ fn render(mut response: async_graphql::Response) -> Response {
         let extensions = error.extensions.get_or_insert_with(Default::default);
         extensions.set("code", code);
     }
-    let mut http = GraphQLResponse::from(response).into_response();
-    if let Some(challenge) = challenge {
-        http.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(challenge),
-        );
-    }
-    http
+    challenge
 }

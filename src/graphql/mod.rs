@@ -8,6 +8,7 @@ mod connections;
 mod graphiql;
 mod guards;
 pub mod http;
+mod keys;
 mod limits;
 mod loaders;
 mod mutation;
@@ -29,6 +30,7 @@ pub struct QueryRoot(
     apps::AppQuery,
     users::UserQuery,
     audit::AuditQuery,
+    keys::KeyQuery,
 );
 
 /// The root of every mutation.
@@ -39,6 +41,7 @@ pub struct MutationRoot(
     apps::AppMutation,
     connections::ConnectionMutation,
     users::UserMutation,
+    keys::KeyMutation,
 );
 
 /// The idgraph schema type.

@@ -12,12 +12,12 @@ use super::guards::Require;
 use super::loaders::{CachedLoader, ConnectionCountLoader};
 use super::types::{Role, User, UserSession, timestamp};
 use crate::domain::Scope;
-use crate::domain::ids::UserId;
+use crate::domain::ids::{ClientId, UserId};
 use crate::domain::page::{Page, decode_cursor, encode_cursor};
 use crate::domain::users::{NewUser, UserChanges, UserCursor};
 use crate::edge::ClientAddr;
 use crate::error::AppError;
-use crate::service::users;
+use crate::service::{connections, users};
 
 /// A user id argument; one that cannot be a user id names no user.
 fn user_id(id: &ID) -> Result<UserId, AppError> {
@@ -264,6 +264,24 @@ impl UserMutation {
     #[graphql(guard = "Require::Admin(Scope::UserWrite)")]
     async fn end_user_sessions(&self, ctx: &Context<'_>, id: ID) -> Result<u64> {
         Ok(users::end_sessions(super::state(ctx)?, super::principal(ctx)?, &user_id(&id)?).await?)
+    }
+
+    /// Revokes a user's connection to an app, as the user revoking it would: its tokens stop
+    /// working at once and the app is owed a back-channel logout. Answers the client id
+    /// (`gov.user.admin.user:write`).
+    #[graphql(guard = "Require::Admin(Scope::UserWrite)")]
+    async fn revoke_user_connection(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        client_id: ID,
+    ) -> Result<ID> {
+        let not_found = || AppError::NotFound("connection");
+        let user = UserId::parse(&user_id).ok_or_else(not_found)?;
+        let client = ClientId::parse(&client_id).ok_or_else(not_found)?;
+        connections::delete_for_user(super::state(ctx)?, super::principal(ctx)?, &user, &client)
+            .await?;
+        Ok(client_id)
     }
 
     /// Changes the signed-in user's own email or name (a token with the scope `all`).

@@ -214,7 +214,7 @@ async fn list(
             None => return Ok(AppsBody::of(Vec::new())),
         },
     };
-    let (found, _) = apps::list_apps(&state, &principal, creator.as_ref(), page).await?;
+    let (found, _) = apps::list_apps(&state, &principal, creator.as_ref(), None, page).await?;
     Ok(AppsBody::of(found))
 }
 

@@ -71,9 +71,15 @@ impl BrowserSession {
     /// The caller as the consent service sees it: this user, allowed to authorize apps and
     /// nothing else, with the sign-in's real time.
     pub fn principal(&self) -> AppResult<Principal> {
+        self.principal_with(ScopeSet::only(Scope::Authorize))
+    }
+
+    /// The caller acting through this session with `scopes` (the admin console and GraphiQL
+    /// act with every scope; see [`crate::service::console`]).
+    pub fn principal_with(&self, scopes: ScopeSet) -> AppResult<Principal> {
         user_service::principal_of(
             &self.user,
-            ScopeSet::only(Scope::Authorize),
+            scopes,
             SessionRef::Browser(self.sid.clone().map(BrowserSessionId::from_trusted)),
             self.auth_time,
         )

@@ -10,7 +10,7 @@ use crate::db::owned::{connection_of, connections_of};
 use crate::domain::Scope;
 use crate::domain::audit::{AuditAction, AuditTarget};
 use crate::domain::connections::{Connection, ConnectionCursor};
-use crate::domain::ids::ClientId;
+use crate::domain::ids::{ClientId, UserId};
 use crate::domain::page::{Page, split_page};
 use crate::error::{AppError, AppResult};
 use crate::service::AppState;
@@ -87,21 +87,43 @@ pub async fn delete(
     client_id: &ClientId,
 ) -> AppResult<()> {
     let me = principal.require_user(Scope::ConnectionWrite)?;
+    withdraw(state, principal, &me.user_id, client_id).await
+}
+
+/// Administrators (`gov.user.admin.user:write`): revokes `user_id`'s connection to
+/// `client_id`, exactly as the user revoking it would ([`delete`]); recorded as theirs.
+pub async fn delete_for_user(
+    state: &AppState,
+    principal: &Principal,
+    user_id: &UserId,
+    client_id: &ClientId,
+) -> AppResult<()> {
+    principal.require_admin(Scope::UserWrite)?;
+    withdraw(state, principal, user_id, client_id).await
+}
+
+/// Ends `user_id`'s grants to `client_id` and deletes the connection, in one transaction.
+async fn withdraw(
+    state: &AppState,
+    principal: &Principal,
+    user_id: &UserId,
+    client_id: &ClientId,
+) -> AppResult<()> {
     let txn = state.db.begin().await?;
     let ended = grants::Entity::delete_many()
-        .filter(grants::Column::UserId.eq(me.user_id.as_str()))
+        .filter(grants::Column::UserId.eq(user_id.as_str()))
         .filter(grants::Column::ClientId.eq(client_id.as_str()))
         .exec_with_returning(&txn)
         .await?;
     let deleted = connections::Entity::delete_many()
-        .filter(connections::Column::UserId.eq(me.user_id.as_str()))
+        .filter(connections::Column::UserId.eq(user_id.as_str()))
         .filter(connections::Column::ClientId.eq(client_id.as_str()))
         .exec(&txn)
         .await?;
     if deleted.rows_affected == 0 {
         return Err(AppError::NotFound("connection"));
     }
-    backchannel::connection_withdrawn(state, &txn, me.user_id.as_str(), client_id.as_str(), &ended)
+    backchannel::connection_withdrawn(state, &txn, user_id.as_str(), client_id.as_str(), &ended)
         .await?;
     let recorded = audit::record(
         &txn,
@@ -110,7 +132,7 @@ pub async fn delete(
         Entry::new(
             AuditAction::ConnectionDelete,
             AuditTarget::Connection,
-            format!("{}/{client_id}", me.user_id),
+            format!("{}/{client_id}", user_id),
         ),
     )
     .await?;
@@ -119,6 +141,6 @@ pub async fn delete(
     state.logouts.queued();
     let ended: Vec<String> = ended.into_iter().map(|grant| grant.id).collect();
     changes::grants_ended(state, &ended).await;
-    tracing::info!(user.id = %me.user_id, client.id = %client_id, "connection revoked");
+    tracing::info!(user.id = %user_id, client.id = %client_id, "connection revoked");
     Ok(())
 }

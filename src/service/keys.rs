@@ -196,6 +196,138 @@ async fn rotate_in(
     Ok((kid, recorded))
 }
 
+/// Where a key is in its life, as of a moment (see the module's introduction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Published, not signing yet.
+    Next,
+    /// The key its algorithm signs with.
+    Active,
+    /// Superseded (or not yet replaced but no longer the newest): published, not signing.
+    Retiring,
+    /// No longer published.
+    Retired,
+}
+
+impl KeyState {
+    /// Lowercase name, as the console and the audit trail show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Active => "active",
+            KeyState::Retiring => "retiring",
+            KeyState::Retired => "retired",
+        }
+    }
+}
+
+/// A signing key as administrators see it: never its private part.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    /// The key id (`kid`).
+    pub kid: String,
+    /// Its algorithm.
+    pub algorithm: SigningAlgorithm,
+    /// Its state now.
+    pub state: KeyState,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// When it starts (or started) signing; `None`: from creation.
+    pub activates_at: Option<i64>,
+    /// When it stops being published; `None`: not superseded.
+    pub retires_at: Option<i64>,
+}
+
+/// How many keys [`list_keys`] shows, newest first.
+pub const LISTED_KEYS: u64 = 100;
+
+/// Administrators (`gov.user.admin.key:read`): the newest [`LISTED_KEYS`] keys, newest first,
+/// each with its state as of now. A key signs when the key ring would pick it (see
+/// [`load_ring`]): the newest unsuperseded key of its algorithm once activated, else the newest
+/// superseded one still published.
+pub async fn list_keys(
+    state: &crate::service::AppState,
+    principal: &crate::auth::Principal,
+) -> AppResult<Vec<KeyInfo>> {
+    principal.require_admin(crate::domain::Scope::KeyRead)?;
+    let rows = signing_keys::Entity::find()
+        .order_by_desc(signing_keys::Column::CreatedAt)
+        .order_by_desc(signing_keys::Column::Kid)
+        .limit(LISTED_KEYS)
+        .all(&state.db)
+        .await?;
+    Ok(key_states(&rows, state.clock.now()))
+}
+
+/// Each row's state as of `now`; `rows` newest first.
+fn key_states(rows: &[signing_keys::Model], now: i64) -> Vec<KeyInfo> {
+    let published =
+        |row: &signing_keys::Model| row.state == ACTIVE && row.retires_at.is_none_or(|at| at > now);
+    let activated = |row: &signing_keys::Model| row.activates_at.is_none_or(|at| at <= now);
+    let mut signers: HashMap<String, String> = HashMap::new();
+    for superseded in [false, true] {
+        for row in rows {
+            if published(row) && activated(row) && row.retires_at.is_some() == superseded {
+                signers
+                    .entry(row.algorithm.clone())
+                    .or_insert_with(|| row.kid.clone());
+            }
+        }
+    }
+    rows.iter()
+        .filter_map(|row| {
+            let algorithm = row.algorithm.parse().ok()?;
+            let state = if !published(row) {
+                KeyState::Retired
+            } else if signers.get(&row.algorithm) == Some(&row.kid) {
+                KeyState::Active
+            } else if activated(row) {
+                KeyState::Retiring
+            } else {
+                KeyState::Next
+            };
+            Some(KeyInfo {
+                kid: row.kid.clone(),
+                algorithm,
+                state,
+                created_at: row.created_at,
+                activates_at: row.activates_at,
+                retires_at: row.retires_at,
+            })
+        })
+        .collect()
+}
+
+/// Administrators (`gov.user.admin.key:write`): rotates `algorithm` now, with the configured
+/// timing ([`Rotation::of`]), recorded as theirs; every node hears of it. Returns the new key.
+pub async fn rotate_by(
+    state: &crate::service::AppState,
+    principal: &crate::auth::Principal,
+    algorithm: SigningAlgorithm,
+) -> AppResult<KeyInfo> {
+    principal.require_admin(crate::domain::Scope::KeyWrite)?;
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let (kid, recorded) = rotate_in(
+        &txn,
+        algorithm,
+        Rotation::of(&state.config),
+        now,
+        &Actor::of(principal),
+    )
+    .await?;
+    let row = signing_keys::Entity::find_by_id(kid)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("the new key vanished")))?;
+    txn.commit().await?;
+    recorded.log();
+    crate::service::changes::announce(state, crate::service::changes::Change::Keys).await;
+    key_states(std::slice::from_ref(&row), now)
+        .pop()
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("the new key has an unknown algorithm")))
+}
+
 /// The scheduled rotation (`key_rotation_days`): rotates every algorithm in use whose newest
 /// key is a period old, exactly once whichever nodes call it at the same time (on PostgreSQL
 /// they take turns on an advisory lock and the later ones find a fresh key; SQLite runs one
@@ -533,5 +665,72 @@ impl KeyStore {
     /// The public JSON Web Key Set.
     pub async fn jwks(&self) -> AppResult<Value> {
         Ok(self.ring().await?.jwks.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(
+        kid: &str,
+        created_at: i64,
+        activates_at: Option<i64>,
+        retires_at: Option<i64>,
+    ) -> signing_keys::Model {
+        signing_keys::Model {
+            kid: kid.into(),
+            algorithm: "RS256".into(),
+            private_key: Vec::new(),
+            public_jwk: String::new(),
+            state: ACTIVE.into(),
+            created_at,
+            retires_at,
+            activates_at,
+        }
+    }
+
+    fn states(rows: &[signing_keys::Model], now: i64) -> Vec<(String, KeyState)> {
+        key_states(rows, now)
+            .into_iter()
+            .map(|info| (info.kid, info.state))
+            .collect()
+    }
+
+    #[test]
+    fn a_rotation_moves_keys_from_next_to_active_to_retiring_to_retired() {
+        // Rotated at 100: the new key signs from 400; the old one is published until 1000.
+        let rows = [
+            key("new", 100, Some(400), None),
+            key("old", 0, None, Some(1000)),
+        ];
+        let at = |now| states(&rows, now);
+        assert_eq!(
+            at(200),
+            [
+                ("new".into(), KeyState::Next),
+                ("old".into(), KeyState::Active)
+            ]
+        );
+        assert_eq!(
+            at(500),
+            [
+                ("new".into(), KeyState::Active),
+                ("old".into(), KeyState::Retiring)
+            ]
+        );
+        assert_eq!(
+            at(1000),
+            [
+                ("new".into(), KeyState::Active),
+                ("old".into(), KeyState::Retired)
+            ]
+        );
+        let mut marked = rows[1].clone();
+        marked.state = RETIRED.into();
+        assert_eq!(
+            states(&[rows[0].clone(), marked], 500)[1].1,
+            KeyState::Retired
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod changes;
 pub mod connections;
 pub mod consent;
+pub mod console;
 pub mod housekeeping;
 pub mod keys;
 pub mod logos;

@@ -9,6 +9,7 @@
 //! cookie does not travel with a cross-site POST. With `action` (`signin`, `approve`, `deny`) it
 //! is one of our own forms, which carry the sealed request in `request` and its seal in `csrf`.
 
+mod admin;
 mod logout;
 pub mod pages;
 
@@ -29,12 +30,17 @@ use crate::service::AppState;
 use crate::service::authorize::{
     self, AuthorizeView, CookieChange, Interaction, Outcome, SignInFailure,
 };
-use crate::service::browser::{BrowserContext, COOKIE, is_cookie_value};
+use crate::service::browser::{BrowserContext, COOKIE};
 use crate::service::seal::Sealed;
 use pages::{ConsentPage, PageError, SignInPage, message, page, see_other};
 
 /// Largest form accepted.
 const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// The admin console's routes (see [`admin`]); `schemas` are the ones `/graphql` runs.
+pub fn console_routes(schemas: crate::graphql::Schemas) -> Router<AppState> {
+    admin::routes(schemas)
+}
 
 /// The hosted pages' routes.
 pub fn routes() -> Router<AppState> {
@@ -78,15 +84,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Browser {
 }
 
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|line| line.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.to_string())
-        .filter(|value| is_cookie_value(value))
+    crate::edge::auth::session_cookie(headers)
 }
 
 /// A posted form's fields. A field holding NUL is refused by name (see [`Fields::nul`]).
@@ -118,15 +116,20 @@ impl Fields {
     }
 }
 
-/// `Set-Cookie` for a change: host-only, `/oauth` only, never readable by scripts, not sent on
-/// cross-site subrequests, `Secure` when the issuer is https.
+/// `Set-Cookie` for a change: host-only, for the whole origin (the hosted pages, the admin
+/// console and GraphiQL share the sign-in), never readable by scripts, not sent on cross-site
+/// subrequests, `Secure` when the issuer is https.
 fn set_cookie(state: &AppState, change: &CookieChange) -> HeaderValue {
     let (value, max_age) = match change {
         CookieChange::Anchor(value) => (value.as_str(), None),
         CookieChange::SignedIn { value, max_age } => (value.as_str(), Some(*max_age)),
         CookieChange::Clear => ("", Some(0)),
     };
-    let mut cookie = format!("{COOKIE}={value}; Path=/oauth; HttpOnly; SameSite=Lax");
+    cookie_header(state, value, "/", max_age)
+}
+
+fn cookie_header(state: &AppState, value: &str, path: &str, max_age: Option<i64>) -> HeaderValue {
+    let mut cookie = format!("{COOKIE}={value}; Path={path}; HttpOnly; SameSite=Lax");
     if let Some(seconds) = max_age {
         cookie.push_str(&format!("; Max-Age={seconds}"));
     }
@@ -136,16 +139,21 @@ fn set_cookie(state: &AppState, change: &CookieChange) -> HeaderValue {
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// Adds the outcome's cookie change to a rendered response.
-fn with_cookie(
+/// Adds the outcome's cookie change to a rendered response. Every change also expires the
+/// cookie earlier releases set with `Path=/oauth`, which would otherwise shadow the new one
+/// on the hosted pages.
+pub(crate) fn with_cookie(
     state: &AppState,
     mut response: Response,
     cookie: Option<&CookieChange>,
 ) -> Response {
     if let Some(change) = cookie {
-        response
-            .headers_mut()
-            .append(header::SET_COOKIE, set_cookie(state, change));
+        let headers = response.headers_mut();
+        headers.append(header::SET_COOKIE, set_cookie(state, change));
+        headers.append(
+            header::SET_COOKIE,
+            cookie_header(state, "", "/oauth", Some(0)),
+        );
     }
     response
 }

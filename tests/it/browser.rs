@@ -32,7 +32,7 @@ use crate::fixtures::{BOUNDARY, image, multipart_file};
 use crate::relying_party::{Rp, discover};
 
 /// A chromedriver process, killed when dropped.
-struct ChromeDriver {
+pub(crate) struct ChromeDriver {
     child: Child,
     port: u16,
 }
@@ -52,7 +52,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start_chromedriver() -> ChromeDriver {
+pub(crate) async fn start_chromedriver() -> ChromeDriver {
     let program = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
     let port = free_port();
     let child = Command::new(&program)
@@ -82,14 +82,27 @@ async fn start_chromedriver() -> ChromeDriver {
 }
 
 async fn open_browser(driver: &ChromeDriver) -> Client {
+    open_browser_with(driver, &[]).await
+}
+
+/// A headless Chromium with `extra` arguments.
+pub(crate) async fn open_browser_with(driver: &ChromeDriver, extra: &[&str]) -> Client {
     let binary = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let mut args = vec![
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=520,900",
+        "--lang=en-US",
+    ];
+    args.extend_from_slice(extra);
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".into(),
         json!({
             "binary": binary,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=520,900", "--lang=en-US"],
+            "args": args,
         }),
     );
     // chromedriver listens on loopback over plain HTTP: no TLS stack is needed to reach it.
@@ -100,7 +113,7 @@ async fn open_browser(driver: &ChromeDriver) -> Client {
         .expect("a WebDriver session with headless Chromium")
 }
 
-fn screenshot_dir() -> PathBuf {
+pub(crate) fn screenshot_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
@@ -109,7 +122,7 @@ fn screenshot_dir() -> PathBuf {
     dir
 }
 
-async fn save_screenshot(browser: &Client, name: &str) {
+pub(crate) async fn save_screenshot(browser: &Client, name: &str) {
     let png = browser.screenshot().await.expect("screenshot");
     assert!(png.starts_with(b"\x89PNG"));
     std::fs::write(screenshot_dir().join(name), png).unwrap();

@@ -221,7 +221,21 @@ async fn signing_in_sets_a_host_only_http_only_lax_cookie(app: TestApp) {
     let set = consent.header("set-cookie").unwrap();
     assert!(set.contains("HttpOnly"), "{set}");
     assert!(set.contains("SameSite=Lax"), "{set}");
-    assert!(set.contains("Path=/oauth"), "{set}");
+    assert!(
+        set.contains("; Path=/;"),
+        "the console and GraphiQL share it: {set}"
+    );
+    let legacy: Vec<&str> = consent
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|v| v.contains("Path=/oauth;"))
+        .collect();
+    assert!(
+        matches!(legacy.as_slice(), [clear] if clear.contains("Max-Age=0")),
+        "the cookie earlier releases set at /oauth is expired: {legacy:?}"
+    );
     assert!(!set.contains("Domain"), "host-only: {set}");
     assert!(!set.contains("Secure"), "the issuer is http: {set}");
     // The value changes at sign-in, so a planted value never becomes a session.

@@ -13,6 +13,8 @@ mod cli;
 mod clients;
 mod config;
 mod connections;
+mod console;
+mod console_browser;
 mod contracts;
 mod fuzz;
 mod graphiql;

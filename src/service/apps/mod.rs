@@ -246,20 +246,33 @@ pub async fn apps_by_ids(state: &AppState, client_ids: &[String]) -> AppResult<V
 }
 
 /// Oauth admins: a page of apps ordered by name, then creation time (then client id), with
-/// whether more follow.
+/// whether more follow; only `creator_id`'s when given, and only those whose name, client id
+/// or URL contains `search` (any case) when given.
 pub async fn list_apps(
     state: &AppState,
     principal: &Principal,
     creator_id: Option<&UserId>,
+    search: Option<String>,
     page: Page<AppCursor>,
 ) -> AppResult<(Vec<App>, bool)> {
     principal.require_oauth_admin(Scope::AppRead)?;
+    let search = crate::domain::users::check_search(search)?;
     let mut query = apps::Entity::find()
         .order_by_asc(apps::Column::Name)
         .order_by_asc(apps::Column::CreatedAt)
         .order_by_asc(apps::Column::ClientId);
     if let Some(creator) = creator_id {
         query = query.filter(apps::Column::CreatorId.eq(creator.as_str()));
+    }
+    if let Some(search) = search {
+        query = query.filter(crate::db::contains_any(
+            [
+                apps::Column::Name,
+                apps::Column::ClientId,
+                apps::Column::Url,
+            ],
+            &search,
+        ));
     }
     let size = page.size();
     query = match page {

@@ -4,11 +4,7 @@
 
 use std::collections::HashMap;
 
-use sea_orm::prelude::Expr;
-use sea_orm::sea_query::{ExprTrait, Func, LikeExpr};
-use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::auth::{Principal, SessionRef};
 use crate::db::entities::{browser_sessions, connections, sessions, users};
@@ -31,26 +27,14 @@ pub async fn list_users(
     principal.require_admin(Scope::UserRead)?;
     let mut query = users::Entity::find().order_by_asc(users::Column::Username);
     if let Some(search) = check_search(search)? {
-        let escaped: String = search
-            .chars()
-            .flat_map(|c| match c {
-                '%' | '_' | '\\' => vec!['\\', c],
-                c => vec![c],
-            })
-            .collect();
-        let pattern = format!("%{escaped}%");
-        let mut any = Condition::any();
-        for column in [
-            users::Column::Username,
-            users::Column::Email,
-            users::Column::Name,
-        ] {
-            any = any.add(
-                Expr::expr(Func::lower(Expr::col(column)))
-                    .like(LikeExpr::new(pattern.clone()).escape('\\')),
-            );
-        }
-        query = query.filter(any);
+        query = query.filter(crate::db::contains_any(
+            [
+                users::Column::Username,
+                users::Column::Email,
+                users::Column::Name,
+            ],
+            &search,
+        ));
     }
     let size = page.size();
     query = match page {

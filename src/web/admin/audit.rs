@@ -1,0 +1,190 @@
+//! The console's audit trail (role `admin`): newest first, filtered by actor kind, target,
+//! action and actor, paged by cursor. The operation `AuditTrail` of
+//! `frontend-queries/audit.graphql`.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::Query;
+use axum::response::Response;
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::gql::Doc;
+use super::{Chrome, Console, Errors, render, when};
+use crate::domain::audit::{ActorKind, AuditAction, AuditTarget};
+use crate::service::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/admin/audit", get(list))
+}
+
+/// How many events a page lists.
+const PAGE: i64 = 50;
+
+#[derive(Deserialize, Default)]
+struct Filters {
+    #[serde(default)]
+    actor_kind: String,
+    #[serde(default)]
+    actor_id: String,
+    #[serde(default)]
+    target_type: String,
+    #[serde(default)]
+    target_id: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    after: String,
+}
+
+impl Filters {
+    /// The `AuditFilterInput`: only the filters given.
+    fn input(&self) -> Value {
+        let mut input = Map::new();
+        for (name, value) in [
+            ("actorKind", &self.actor_kind),
+            ("actorId", &self.actor_id),
+            ("targetType", &self.target_type),
+            ("targetId", &self.target_id),
+            ("action", &self.action),
+        ] {
+            let value = value.trim();
+            if !value.is_empty() {
+                input.insert(name.into(), value.into());
+            }
+        }
+        Value::Object(input)
+    }
+
+    /// The query of the next page.
+    fn next(&self, cursor: &str) -> String {
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("actor_kind", &self.actor_kind)
+            .append_pair("actor_id", &self.actor_id)
+            .append_pair("target_type", &self.target_type)
+            .append_pair("target_id", &self.target_id)
+            .append_pair("action", &self.action)
+            .append_pair("after", cursor)
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Event {
+    at: String,
+    actor_kind: String,
+    actor_id: Option<String>,
+    action: String,
+    target_type: String,
+    target_id: Option<String>,
+    address: Option<String>,
+    detail: Value,
+}
+
+#[derive(Deserialize)]
+struct Edge {
+    node: Event,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageInfo {
+    has_next_page: bool,
+    end_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Events {
+    edges: Vec<Edge>,
+    page_info: PageInfo,
+}
+
+struct Row {
+    at: String,
+    actor: String,
+    action: String,
+    target: String,
+    address: String,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/audit.html")]
+struct AuditPage {
+    chrome: Chrome,
+    filters: Filters,
+    actor_kinds: Vec<&'static str>,
+    target_types: Vec<&'static str>,
+    actions: Vec<&'static str>,
+    rows: Vec<Row>,
+    next: String,
+    general: Vec<String>,
+}
+
+const FILTER_FIELDS: [&str; 5] = [
+    "actor_kind",
+    "actor_id",
+    "target_type",
+    "target_id",
+    "action",
+];
+
+/// `GET /admin/audit`.
+async fn list(console: Console, Query(filters): Query<Filters>) -> Response {
+    let chrome = console.chrome("audit");
+    let variables = json!({
+        "first": PAGE,
+        "after": (!filters.after.is_empty()).then_some(&filters.after),
+        "filter": filters.input(),
+    });
+    let answer = console.gql.run(Doc::Audit, "AuditTrail", variables).await;
+    let (rows, next, errors) = match answer.take::<Events>("auditEvents") {
+        Ok(events) => {
+            let next = match (events.page_info.has_next_page, events.page_info.end_cursor) {
+                (true, Some(cursor)) => format!("/admin/audit?{}", filters.next(&cursor)),
+                _ => String::new(),
+            };
+            let rows = events
+                .edges
+                .into_iter()
+                .map(|Edge { node }| Row {
+                    at: when(&node.at),
+                    actor: match node.actor_id {
+                        Some(id) => format!("{} {id}", node.actor_kind),
+                        None => node.actor_kind,
+                    },
+                    action: node.action,
+                    target: match node.target_id {
+                        Some(id) => format!("{} {id}", node.target_type),
+                        None => node.target_type,
+                    },
+                    address: node.address.unwrap_or_default(),
+                    detail: match &node.detail {
+                        Value::Object(map) if map.is_empty() => String::new(),
+                        other => other.to_string(),
+                    },
+                })
+                .collect();
+            (rows, next, Errors::none())
+        }
+        Err(problems) => (Vec::new(), String::new(), Errors(problems)),
+    };
+    let status = errors.status();
+    let general = errors.general(&FILTER_FIELDS);
+    render(
+        status,
+        &AuditPage {
+            chrome,
+            filters,
+            actor_kinds: ActorKind::EVERY.iter().map(|v| v.as_str()).collect(),
+            target_types: AuditTarget::EVERY.iter().map(|v| v.as_str()).collect(),
+            actions: AuditAction::EVERY.iter().map(|v| v.as_str()).collect(),
+            rows,
+            next,
+            general,
+        },
+    )
+}

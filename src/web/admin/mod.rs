@@ -1,0 +1,522 @@
+//! The admin console, `/admin`: server-rendered pages (askama) with htmx for partial updates,
+//! for people with role `admin` or `oauth`.
+//!
+//! - **Sign-in** is the hosted sign-in session (see [`crate::service::console`]); the console's
+//!   own sign-in form opens one the same way the authorization endpoint's does.
+//! - **Data** comes only from GraphQL: each page runs committed operations of
+//!   `frontend-queries/` in-process as the signed-in person ([`gql`]). The handlers never read
+//!   the database or call a service themselves; what a person sees and may do follows from what
+//!   the schema lets their roles do, and the navigation hides what it would refuse.
+//! - **Forms**: every state-changing form carries the console token (a MAC of the cookie);
+//!   without it the request is refused with 403 and changes nothing. Errors from GraphQL are
+//!   shown next to the field they concern.
+//! - **Scripts**: htmx and the console's own `console.js` (copy buttons, logo preview) come
+//!   from the binary (`static/admin/`); pages run under a policy that allows scripts, styles,
+//!   requests and images from this origin only, and no inline script. Without scripts every
+//!   page still works as plain links and forms.
+
+mod apps;
+mod audit;
+mod gql;
+mod keys;
+mod users;
+
+use askama::Template;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::edge::ClientAddr;
+use crate::edge::auth::session_cookie;
+use crate::edge::input::{control_in_uri, refusal};
+use crate::error::AppError;
+use crate::graphql::Schemas;
+use crate::metrics::SecurityEvent;
+use crate::service::AppState;
+use crate::service::authorize::CookieChange;
+use crate::service::browser::{BrowserContext, new_cookie_value};
+use crate::service::console::{self, ConsoleUser};
+use crate::service::logos::UPLOAD_BODY_LIMIT;
+use gql::{Gql, Problem};
+
+use super::pages::message;
+use super::with_cookie;
+
+/// The console's routes; `schemas` are the ones `/graphql` runs.
+pub fn routes(schemas: Schemas) -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(home))
+        .route("/admin/signin", get(sign_in_page).post(sign_in))
+        .route("/admin/signout", post(sign_out))
+        .route("/admin/assets/{file}", get(asset))
+        .merge(apps::routes())
+        .merge(users::routes())
+        .merge(keys::routes())
+        .merge(audit::routes())
+        .layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT))
+        .layer(middleware::from_fn(refuse_control_characters))
+        .layer(Extension(schemas))
+}
+
+async fn refuse_control_characters(request: Request, next: Next) -> Response {
+    match control_in_uri(request.uri()) {
+        Some(field) => message(
+            StatusCode::BAD_REQUEST,
+            "This request cannot be completed",
+            &refusal(&field),
+        ),
+        None => next.run(request).await,
+    }
+}
+
+/// The Content-Security-Policy of every console page: scripts, styles, images and requests from
+/// this origin only (images also as `data:`, for the logo preview), no inline script, forms
+/// post only here, never framed.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// What every console page shows around its content.
+pub struct Chrome {
+    /// The section the page belongs to, for the navigation: `apps`, `users`, `keys`, `audit`.
+    pub section: &'static str,
+    /// Who is signed in.
+    pub display_name: String,
+    pub username: String,
+    /// Role `admin`: users, keys and the audit trail.
+    pub is_admin: bool,
+    /// The console token every form carries.
+    pub token: String,
+}
+
+/// A page with the console's headers.
+pub fn render(status: StatusCode, template: &impl Template) -> Response {
+    let html = match template.render() {
+        Ok(html) => html,
+        Err(err) => return super::pages::PageError(AppError::internal(err)).into_response(),
+    };
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html,
+    )
+        .into_response();
+    protect(&mut response);
+    response
+}
+
+fn protect(response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+}
+
+/// A 303 to a console path.
+pub fn see_other(location: &str) -> Response {
+    let mut response = super::pages::see_other(location);
+    protect(&mut response);
+    response
+}
+
+/// A page that says what went wrong, with the status the problem calls for.
+#[derive(Template)]
+#[template(path = "admin/problem.html")]
+struct ProblemPage<'a> {
+    chrome: &'a Chrome,
+    title: &'a str,
+    problems: &'a [Problem],
+}
+
+/// Renders problems that concern no form (a missing app, a refused operation).
+pub fn problem_page(chrome: &Chrome, title: &str, problems: &[Problem]) -> Response {
+    let status = problems
+        .first()
+        .map_or(StatusCode::INTERNAL_SERVER_ERROR, Problem::status);
+    render(
+        status,
+        &ProblemPage {
+            chrome,
+            title,
+            problems,
+        },
+    )
+}
+
+/// The person using the console, with the means to run operations as them. Extracting it
+/// sends a browser that is not signed in to the sign-in page, and refuses a person whose roles
+/// include neither `admin` nor `oauth`.
+pub struct Console {
+    pub user: ConsoleUser,
+    pub cookie: String,
+    pub gql: Gql,
+}
+
+impl Console {
+    /// The page frame for `section`.
+    pub fn chrome(&self, section: &'static str) -> Chrome {
+        Chrome {
+            section,
+            display_name: self.user.signed_in_as.display_name.clone(),
+            username: self.user.signed_in_as.username.clone(),
+            is_admin: self.user.has_role(crate::domain::Role::Admin),
+            token: console::form_token(&self.gql.state, &self.cookie),
+        }
+    }
+
+    /// Checks a posted form's console token: the refusal page when it does not match.
+    pub fn refuse_forged(&self, token: &str) -> Option<Response> {
+        if console::check_form_token(&self.gql.state, &self.cookie, token) {
+            return None;
+        }
+        self.gql.state.metrics.security(SecurityEvent::CsrfRefused);
+        let refusal = [Problem::general("FORBIDDEN", REFUSED_FORM.into())];
+        Some(problem_page(
+            &self.chrome(""),
+            "This form has expired",
+            &refusal,
+        ))
+    }
+}
+
+const REFUSED_FORM: &str = "The form did not come from this console, it has expired, or this \
+    browser blocks cookies. Go back, reload the page and try again. Nothing was changed.";
+
+/// The refusal of a form posted without a session (sign-in, sign-out).
+fn refused_form(state: &AppState) -> Response {
+    state.metrics.security(SecurityEvent::CsrfRefused);
+    let mut response = message(StatusCode::FORBIDDEN, "This form has expired", REFUSED_FORM);
+    protect(&mut response);
+    response
+}
+
+/// "Your account cannot use the console."
+#[derive(Template)]
+#[template(path = "admin/refused.html")]
+struct RefusedPage<'a> {
+    display_name: &'a str,
+    username: &'a str,
+    token: &'a str,
+}
+
+impl FromRequestParts<AppState> for Console {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let cookie = session_cookie(&parts.headers);
+        let found = console::signed_in(state, cookie.as_deref())
+            .await
+            .map_err(|err| super::pages::PageError(err).into_response())?;
+        let (Some(user), Some(cookie)) = (found, cookie) else {
+            let next = parts.uri.path_and_query().map_or("/admin", |p| p.as_str());
+            let next = if parts.method == axum::http::Method::GET {
+                next
+            } else {
+                "/admin"
+            };
+            let query = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("next", next)
+                .finish();
+            return Err(see_other(&format!("/admin/signin?{query}")));
+        };
+        if !user.may_use_console() {
+            return Err(render(
+                StatusCode::FORBIDDEN,
+                &RefusedPage {
+                    display_name: &user.signed_in_as.display_name,
+                    username: &user.signed_in_as.username,
+                    token: &console::form_token(state, &cookie),
+                },
+            ));
+        }
+        let Extension(schemas) = Extension::<Schemas>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let ClientAddr(addr) = ClientAddr::from_request_parts(parts, state)
+            .await
+            .map_err(|never| match never {})?;
+        Ok(Self {
+            gql: Gql {
+                schemas,
+                state: state.clone(),
+                principal: user.principal.clone(),
+                addr: ClientAddr(addr),
+            },
+            user,
+            cookie,
+        })
+    }
+}
+
+/// `GET /admin`: the first section the person may use.
+async fn home(console: Console) -> Response {
+    see_other(if console.user.has_role(crate::domain::Role::Admin) {
+        "/admin/users"
+    } else {
+        "/admin/apps"
+    })
+}
+
+/// Where to go after signing in: a console path, nothing else.
+fn next_path(next: &str) -> &str {
+    let ours = (next == "/admin" || next.starts_with("/admin/") || next.starts_with("/admin?"))
+        && !next.contains("//")
+        && !next.contains('\\');
+    if ours { next } else { "/admin" }
+}
+
+/// The console's sign-in page.
+#[derive(Template)]
+#[template(path = "admin/signin.html")]
+struct SignInPage<'a> {
+    error: &'a str,
+    token: &'a str,
+    next: &'a str,
+    username: &'a str,
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+/// `GET /admin/signin`: the form, bound to the browser's cookie (set here when it has none, so
+/// that the form cannot be posted from another site: no login CSRF).
+async fn sign_in_page(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Query(query): Query<NextQuery>,
+) -> Response {
+    let (cookie, change) = match session_cookie(&headers) {
+        Some(cookie) => (cookie, None),
+        None => {
+            let value = new_cookie_value();
+            (value.clone(), Some(CookieChange::Anchor(value)))
+        }
+    };
+    let response = render(
+        StatusCode::OK,
+        &SignInPage {
+            error: "",
+            token: &console::form_token(&state, &cookie),
+            next: next_path(&query.next),
+            username: "",
+        },
+    );
+    with_cookie(&state, response, change.as_ref())
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    next: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /admin/signin`.
+async fn sign_in(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let cookie = session_cookie(&headers);
+    let Some(cookie) =
+        cookie.filter(|cookie| console::check_form_token(&state, cookie, &form.token))
+    else {
+        return refused_form(&state);
+    };
+    let context = BrowserContext {
+        cookie: Some(cookie.clone()),
+        addr,
+    };
+    let next = next_path(&form.next);
+    let again = |status: StatusCode, error: &str| {
+        render(
+            status,
+            &SignInPage {
+                error,
+                token: &form.token,
+                next,
+                username: &form.username,
+            },
+        )
+    };
+    match console::sign_in(
+        &state,
+        &context,
+        &form.username,
+        SecretString::from(form.password.as_str()),
+    )
+    .await
+    {
+        Ok(value) => {
+            let change = CookieChange::SignedIn {
+                value,
+                max_age: crate::domain::secs(state.config.browser_session_ttl),
+            };
+            with_cookie(&state, see_other(next), Some(&change))
+        }
+        Err(AppError::InvalidCredentials) => again(
+            StatusCode::UNAUTHORIZED,
+            "The username or password is not right.",
+        ),
+        Err(AppError::TooManyAttempts { retry_after_secs }) => {
+            let mut response = again(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!(
+                    "Too many failed attempts. Wait {retry_after_secs} seconds, then try again."
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            response
+        }
+        Err(other) => super::pages::PageError(other).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    #[serde(default)]
+    token: String,
+}
+
+/// `POST /admin/signout`: ends the browser session (a person refused the console may sign out
+/// too, so this takes the cookie rather than a [`Console`]).
+async fn sign_out(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    let Some(cookie) = session_cookie(&headers)
+        .filter(|cookie| console::check_form_token(&state, cookie, &form.token))
+    else {
+        return refused_form(&state);
+    };
+    if let Err(err) = console::sign_out(&state, &cookie).await {
+        return super::pages::PageError(err).into_response();
+    }
+    with_cookie(
+        &state,
+        see_other("/admin/signin"),
+        Some(&CookieChange::Clear),
+    )
+}
+
+/// `GET /admin/assets/{file}`: htmx and the console's script, from the binary.
+async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    let body: &'static [u8] = match file.as_str() {
+        "htmx.min.js" => include_bytes!("../../../static/admin/htmx.min.js"),
+        "console.js" => include_bytes!("../../../static/admin/console.js"),
+        _ => return AppError::NotFound("asset").into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A form's fields in order (repeated names kept: checkboxes, lists).
+pub struct Fields(pub Vec<(String, String)>);
+
+impl Fields {
+    /// The first value of `name`; empty when absent.
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+/// Which problems concern which field, for a form.
+pub struct Errors(pub Vec<Problem>);
+
+impl Errors {
+    pub fn none() -> Self {
+        Self(Vec::new())
+    }
+
+    /// The messages about `field`, joined.
+    pub fn of(&self, field: &str) -> String {
+        let found: Vec<&str> = self
+            .0
+            .iter()
+            .filter(|p| p.field == field)
+            .map(|p| p.message.as_str())
+            .collect();
+        found.join(" ")
+    }
+
+    /// Problems about no field this form has (`fields`), shown above it.
+    pub fn general(&self, fields: &[&str]) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|p| !fields.contains(&p.field.as_str()))
+            .map(|p| p.full.clone())
+            .collect()
+    }
+
+    /// The status a form answers with.
+    pub fn status(&self) -> StatusCode {
+        self.0.first().map_or(StatusCode::OK, Problem::status)
+    }
+}
+
+/// A date as pages show it, from GraphQL's RFC 3339 text: `2026-11-30 14:05 UTC`.
+pub fn when(text: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(text).map_or_else(
+        |_| text.to_string(),
+        |at| {
+            at.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%d %H:%M UTC")
+                .to_string()
+        },
+    )
+}
+
+/// A path segment, percent-encoded.
+pub fn encode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+}

@@ -1,0 +1,307 @@
+//! The admin console (`/admin`) over the real router: who gets in, the form token, errors next
+//! to their fields, and that its pages change things only through GraphQL's rules. The
+//! headless-Chromium walk through every page is in `browser.rs`.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use idgraph::db::entities::{apps, audit_events, signing_keys};
+use idgraph::domain::Role;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::json;
+
+use crate::common::browser::{Browser, hidden, text};
+use crate::common::{PASSWORD, TestApp};
+
+async fn app_count(app: &TestApp) -> u64 {
+    apps::Entity::find().count(&app.state.db).await.unwrap()
+}
+
+/// Signs `username` (created with `roles`) in on the console.
+async fn signed_in<'a>(app: &'a TestApp, username: &str, roles: &[Role]) -> Browser<'a> {
+    app.create_user(username, roles).await;
+    let mut browser = Browser::new(app);
+    let answer = browser.console_sign_in(username, PASSWORD).await;
+    answer.assert_status(StatusCode::SEE_OTHER);
+    assert_eq!(answer.header("location"), Some("/admin"));
+    browser
+}
+
+/// The console token of the page at `path`.
+async fn token_of(browser: &mut Browser<'_>, path: &str) -> String {
+    let page = browser.get(path).await;
+    page.assert_status(StatusCode::OK);
+    hidden(&text(&page), "token")
+}
+
+const APP_FORM: [(&str, &str); 5] = [
+    ("name", "Billing"),
+    ("url", "https://billing.example"),
+    ("redirect_uris", "https://billing.example/cb"),
+    ("token_endpoint_auth_method", "CLIENT_SECRET_BASIC"),
+    ("grant_types", "AUTHORIZATION_CODE"),
+];
+
+/// The value of the input with id `id` in `html`.
+fn value_of(html: &str, id: &str) -> String {
+    let marker = format!("id=\"{id}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {id} in {html}"))
+        + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    crate::common::browser::unescape(&html[start..end])
+}
+
+fn with_token<'a>(token: &'a str, form: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut fields = vec![("token", token)];
+    fields.extend_from_slice(form);
+    fields
+}
+
+#[tokio::test]
+async fn a_browser_without_a_session_is_sent_to_sign_in() {
+    let app = TestApp::sqlite().await;
+    let mut browser = Browser::new(&app);
+    let answer = browser.get("/admin/apps?search=x").await;
+    answer.assert_status(StatusCode::SEE_OTHER);
+    assert_eq!(
+        answer.header("location"),
+        Some("/admin/signin?next=%2Fadmin%2Fapps%3Fsearch%3Dx")
+    );
+    // After signing in, only a console path is followed.
+    app.create_user("root", &[Role::Admin]).await;
+    let page = browser.get("/admin/signin?next=//evil.example/").await;
+    let html = text(&page);
+    assert_eq!(hidden(&html, "next"), "/admin");
+    let answer = browser
+        .post(
+            "/admin/signin",
+            &[
+                ("token", &hidden(&html, "token")),
+                ("next", "https://evil.example/admin"),
+                ("username", "root"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(answer.header("location"), Some("/admin"));
+}
+
+#[tokio::test]
+async fn a_person_without_admin_or_oauth_is_refused_every_page() {
+    let app = TestApp::sqlite().await;
+    let mut browser = signed_in(&app, "plain", &[]).await;
+    for path in ["/admin/apps", "/admin/users", "/admin/keys", "/admin/audit"] {
+        let page = browser.get(path).await;
+        page.assert_status(StatusCode::FORBIDDEN);
+        assert!(text(&page).contains("Not for this account"), "{path}");
+    }
+    // They cannot post a form either, token or not.
+    let token = hidden(&text(&browser.get("/admin/apps").await), "token");
+    let answer = browser
+        .post("/admin/apps", &with_token(&token, &APP_FORM))
+        .await;
+    answer.assert_status(StatusCode::FORBIDDEN);
+    assert_eq!(app_count(&app).await, 0);
+}
+
+#[tokio::test]
+async fn an_app_manager_sees_apps_but_no_user_pages() {
+    let app = TestApp::sqlite().await;
+    let mut browser = signed_in(&app, "ops", &[Role::Oauth]).await;
+    let page = browser.get("/admin").await;
+    assert_eq!(page.header("location"), Some("/admin/apps"));
+    let page = browser.get("/admin/apps").await;
+    page.assert_status(StatusCode::OK);
+    let html = text(&page);
+    assert!(!html.contains("href=\"/admin/users\""), "{html}");
+    // The schema refuses what the navigation hides.
+    let page = browser.get("/admin/users").await;
+    page.assert_status(StatusCode::FORBIDDEN);
+    assert!(text(&page).contains("admin role"), "{}", text(&page));
+}
+
+#[tokio::test]
+async fn a_form_without_its_token_changes_nothing() {
+    let app = TestApp::sqlite().await;
+    let mut browser = signed_in(&app, "root", &[Role::Admin]).await;
+    let token = token_of(&mut browser, "/admin/apps/new").await;
+
+    let missing = browser.post("/admin/apps", &APP_FORM).await;
+    missing.assert_status(StatusCode::FORBIDDEN);
+    // Another browser's token does not fit this cookie.
+    let mut other = signed_in(&app, "root2", &[Role::Admin]).await;
+    let foreign = token_of(&mut other, "/admin/apps/new").await;
+    assert_ne!(foreign, token);
+    let wrong = browser
+        .post("/admin/apps", &with_token(&foreign, &APP_FORM))
+        .await;
+    wrong.assert_status(StatusCode::FORBIDDEN);
+    assert_eq!(app_count(&app).await, 0);
+
+    // The very same form with its token registers the app and shows the secret once.
+    let created = browser
+        .post("/admin/apps", &with_token(&token, &APP_FORM))
+        .await;
+    created.assert_status(StatusCode::CREATED);
+    assert_eq!(app_count(&app).await, 1);
+    let html = text(&created);
+    let (client_id, secret) = (
+        value_of(&html, "client-id"),
+        value_of(&html, "client-secret"),
+    );
+    assert!(app.secret_works(&client_id, &secret).await);
+}
+
+#[tokio::test]
+async fn signing_in_needs_the_pages_token() {
+    let app = TestApp::sqlite().await;
+    app.create_user("root", &[Role::Admin]).await;
+    let mut browser = Browser::new(&app);
+    let page = browser.get("/admin/signin").await;
+    let token = hidden(&text(&page), "token");
+    // Posted from elsewhere: the anchor cookie is there, the token is not.
+    let forged = browser
+        .post(
+            "/admin/signin",
+            &[("username", "root"), ("password", PASSWORD)],
+        )
+        .await;
+    forged.assert_status(StatusCode::FORBIDDEN);
+    assert!(browser.get("/admin/apps").await.status == StatusCode::SEE_OTHER);
+    let good = browser
+        .post(
+            "/admin/signin",
+            &[
+                ("token", token.as_str()),
+                ("username", "root"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    good.assert_status(StatusCode::SEE_OTHER);
+    browser
+        .get("/admin/apps")
+        .await
+        .assert_status(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_wrong_password_shows_the_form_again() {
+    let app = TestApp::sqlite().await;
+    app.create_user("root", &[Role::Admin]).await;
+    let mut browser = Browser::new(&app);
+    let answer = browser.console_sign_in("root", "not the password").await;
+    answer.assert_status(StatusCode::UNAUTHORIZED);
+    assert!(text(&answer).contains("The username or password is not right."));
+    browser
+        .get("/admin/apps")
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn errors_from_graphql_appear_next_to_their_field() {
+    let app = TestApp::sqlite().await;
+    let mut browser = signed_in(&app, "root", &[Role::Admin]).await;
+    let token = token_of(&mut browser, "/admin/apps/new").await;
+    let mut form = with_token(&token, &APP_FORM);
+    form[3] = ("redirect_uris", "https://billing.example/cb#fragment");
+    let answer = browser.post("/admin/apps", &form).await;
+    answer.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    let html = text(&answer);
+    let at = html
+        .find("id=\"redirect_uris-error\"")
+        .unwrap_or_else(|| panic!("no error beside redirect_uris: {html}"));
+    assert!(html[at..].contains("fragment"), "{html}");
+    // What was typed is kept.
+    assert!(html.contains("https://billing.example/cb#fragment"));
+    assert_eq!(app_count(&app).await, 0);
+
+    let token = token_of(&mut browser, "/admin/users/new").await;
+    let answer = browser
+        .post(
+            "/admin/users",
+            &[
+                ("token", token.as_str()),
+                ("username", "Not Valid"),
+                ("email", "x@example.com"),
+            ],
+        )
+        .await;
+    answer.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    let html = text(&answer);
+    assert!(html.contains("id=\"username-error\""), "{html}");
+}
+
+#[tokio::test]
+async fn rotating_a_signing_key_from_the_console_is_audited_as_the_admin() {
+    let app = TestApp::sqlite().await;
+    let mut browser = signed_in(&app, "root", &[Role::Admin]).await;
+    let before = signing_keys::Entity::find()
+        .filter(signing_keys::Column::Algorithm.eq("ES256"))
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    let token = token_of(&mut browser, "/admin/keys").await;
+    let answer = browser
+        .post(
+            "/admin/keys/rotate",
+            &[("token", token.as_str()), ("algorithm", "ES256")],
+        )
+        .await;
+    answer.assert_status(StatusCode::SEE_OTHER);
+    let page = browser.get(answer.header("location").unwrap()).await;
+    let html = text(&page);
+    assert!(html.contains("A new ES256 key is published"), "{html}");
+    assert!(
+        html.contains("badge next"),
+        "the new key waits to sign: {html}"
+    );
+    let after = signing_keys::Entity::find()
+        .filter(signing_keys::Column::Algorithm.eq("ES256"))
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(after, before + 1);
+    let event = audit_events::Entity::find()
+        .filter(audit_events::Column::Action.eq("signing_key.rotate"))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .expect("audited");
+    assert_eq!(event.actor_kind, "user");
+}
+
+#[tokio::test]
+async fn graphql_accepts_the_console_session_only_without_cross_site_forms() {
+    let app = TestApp::sqlite().await;
+    let mut browser = signed_in(&app, "root", &[Role::Admin]).await;
+    let body = json!({ "query": "{ viewer { username } users(first: 5) { edges { node { username } } } }" });
+    let answer = browser
+        .send_request(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/graphql")
+                .header(header::CONTENT_TYPE, "application/json"),
+            Body::from(body.to_string()),
+        )
+        .await;
+    answer.assert_status(StatusCode::OK);
+    let json = answer.json();
+    assert_eq!(json["data"]["viewer"]["username"], "root", "{json}");
+    // The same request as a form a page of another site could post: refused before it runs.
+    let answer = browser
+        .send_request(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/graphql")
+                .header(header::CONTENT_TYPE, "text/plain"),
+            Body::from(body.to_string()),
+        )
+        .await;
+    answer.assert_status(StatusCode::BAD_REQUEST);
+    // The REST paths never take the cookie.
+    let answer = browser.get("/api/oauth/app").await;
+    answer.assert_status(StatusCode::UNAUTHORIZED);
+}
