@@ -53,9 +53,10 @@ pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
 }
 
 /// The caller of `/graphql`: the bearer token's, or without one the person signed in on this
-/// browser (GraphiQL opened from the admin console; see [`crate::service::console`]).
+/// browser when the console is theirs (role `admin` or `oauth`: GraphiQL opened from the
+/// console; see [`crate::service::console`]); anyone else's session counts for nothing here.
 /// Only `/graphql` accepts the cookie: its POSTs must be JSON or carry a preflight header,
-/// which no other site can send with this origin's cookie.
+/// which no other site can send with this origin's cookie, and mutations never run over GET.
 pub struct GraphqlCaller(pub Principal);
 
 impl FromRequestParts<AppState> for GraphqlCaller {
@@ -71,8 +72,8 @@ impl FromRequestParts<AppState> for GraphqlCaller {
         }
         let cookie = session_cookie(&parts.headers);
         match crate::service::console::signed_in(state, cookie.as_deref()).await? {
-            Some(user) => Ok(Self(user.principal)),
-            None => Ok(Self(principal)),
+            Some(user) if user.may_use_console() => Ok(Self(user.principal)),
+            _ => Ok(Self(principal)),
         }
     }
 }

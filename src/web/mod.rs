@@ -35,7 +35,7 @@ use crate::service::seal::Sealed;
 use pages::{ConsentPage, PageError, SignInPage, message, page, see_other};
 
 /// Largest form accepted.
-const MAX_FORM_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_FORM_BYTES: usize = 16 * 1024;
 
 /// The admin console's routes (see [`admin`]); `schemas` are the ones `/graphql` runs.
 pub fn console_routes(schemas: crate::graphql::Schemas) -> Router<AppState> {

@@ -814,7 +814,61 @@ async fn creators_load_in_one_batched_query_whatever_the_page_size(app: TestApp)
     );
 }
 
+/// `apps(search:)` keeps the apps whose name, client id or URL contains the text in any case;
+/// `%` and `_` are plain characters; a search too long is refused.
+async fn apps_are_searched_by_name_client_id_and_url(app: TestApp) {
+    let admin = app.oauth_admin("ops").await;
+    let billing = app
+        .register_app(
+            &admin,
+            "Billing",
+            "https://pay.example",
+            "https://pay.example/cb",
+        )
+        .await;
+    app.register_app(
+        &admin,
+        "Reports 100%",
+        "https://r.example",
+        "https://r.example/cb",
+    )
+    .await;
+    app.register_app(
+        &admin,
+        "Reports 1000",
+        "https://s.example",
+        "https://s.example/cb",
+    )
+    .await;
+    let query = "query($s: String) { apps(first: 10, search: $s) { edges { node { name } } } }";
+    let names = |body: &Value| -> Vec<String> {
+        assert!(body["errors"].is_null(), "{body}");
+        body["data"]["apps"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let search = |text: &str| app.graphql(query, json!({ "s": text }), Some(&admin));
+    assert_eq!(names(&search("BILL").await), ["Billing"]);
+    assert_eq!(names(&search("pay.example").await), ["Billing"]);
+    assert_eq!(
+        names(&search(&billing.client_id.to_lowercase()).await),
+        ["Billing"]
+    );
+    assert_eq!(names(&search("0%").await), ["Reports 100%"]);
+    assert_eq!(
+        names(&search("reports").await),
+        ["Reports 100%", "Reports 1000"]
+    );
+    assert_eq!(names(&search("  ").await).len(), 3, "blank: no filter");
+    let refused = search(&"x".repeat(129)).await;
+    assert_eq!(error_code(&refused), "INVALID_INPUT", "{refused}");
+}
+
 crate::on_every_database!(
+    apps_are_searched_by_name_client_id_and_url,
     the_rest_lifecycle_works_as_documented,
     the_graphql_lifecycle_works,
     rest_and_graphql_agree,

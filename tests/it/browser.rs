@@ -82,11 +82,16 @@ pub(crate) async fn start_chromedriver() -> ChromeDriver {
 }
 
 async fn open_browser(driver: &ChromeDriver) -> Client {
-    open_browser_with(driver, &[]).await
+    open_browser_with(driver, &[], false).await
 }
 
-/// A headless Chromium with `extra` arguments.
-pub(crate) async fn open_browser_with(driver: &ChromeDriver, extra: &[&str]) -> Client {
+/// A headless Chromium with `extra` arguments; with `network_log`, it keeps the performance
+/// log (every request it sends, see `console_browser.rs`).
+pub(crate) async fn open_browser_with(
+    driver: &ChromeDriver,
+    extra: &[&str],
+    network_log: bool,
+) -> Client {
     let binary = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let mut args = vec![
         "--headless=new",
@@ -105,6 +110,9 @@ pub(crate) async fn open_browser_with(driver: &ChromeDriver, extra: &[&str]) -> 
             "args": args,
         }),
     );
+    if network_log {
+        capabilities.insert("goog:loggingPrefs".into(), json!({ "performance": "ALL" }));
+    }
     // chromedriver listens on loopback over plain HTTP: no TLS stack is needed to reach it.
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(capabilities)

@@ -85,6 +85,41 @@ async fn a_browser_without_a_session_is_sent_to_sign_in() {
         )
         .await;
     assert_eq!(answer.header("location"), Some("/admin"));
+    for next in [
+        "/admin//evil.example",
+        "/admin\\evil",
+        "/admin/ü",
+        "/administrator",
+    ] {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", next)
+            .finish();
+        let page = browser.get(&format!("/admin/signin?{query}")).await;
+        assert_eq!(hidden(&text(&page), "next"), "/admin", "{next}");
+    }
+    let page = browser
+        .get("/admin/signin?next=%2Fadmin%2Fusers%3Fsearch%3Dx")
+        .await;
+    assert_eq!(hidden(&text(&page), "next"), "/admin/users?search=x");
+}
+
+#[tokio::test]
+async fn an_htmx_request_without_a_session_is_told_to_load_the_sign_in_page() {
+    let app = TestApp::sqlite().await;
+    let mut browser = Browser::new(&app);
+    let answer = browser
+        .send_request(
+            Request::builder()
+                .uri("/admin/users?search=a")
+                .header("hx-request", "true"),
+            Body::empty(),
+        )
+        .await;
+    answer.assert_status(StatusCode::NO_CONTENT);
+    assert_eq!(
+        answer.header("hx-redirect"),
+        Some("/admin/signin?next=%2Fadmin%2Fusers%3Fsearch%3Da")
+    );
 }
 
 #[tokio::test]
@@ -238,6 +273,12 @@ async fn errors_from_graphql_appear_next_to_their_field() {
 async fn rotating_a_signing_key_from_the_console_is_audited_as_the_admin() {
     let app = TestApp::sqlite().await;
     let mut browser = signed_in(&app, "root", &[Role::Admin]).await;
+    let root = idgraph::db::entities::users::Entity::find()
+        .filter(idgraph::db::entities::users::Column::Username.eq("root"))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
     let before = signing_keys::Entity::find()
         .filter(signing_keys::Column::Algorithm.eq("ES256"))
         .count(&app.state.db)
@@ -271,6 +312,7 @@ async fn rotating_a_signing_key_from_the_console_is_audited_as_the_admin() {
         .unwrap()
         .expect("audited");
     assert_eq!(event.actor_kind, "user");
+    assert_eq!(event.actor_id.as_deref(), Some(root.id.as_str()));
 }
 
 #[tokio::test]
@@ -301,7 +343,30 @@ async fn graphql_accepts_the_console_session_only_without_cross_site_forms() {
         )
         .await;
     answer.assert_status(StatusCode::BAD_REQUEST);
+    // Mutations never run over GET, cookie or not.
+    let answer = browser
+        .get("/graphql?query=mutation%20%7B%20endOtherSessions%20%7D")
+        .await;
+    answer.assert_status(StatusCode::METHOD_NOT_ALLOWED);
     // The REST paths never take the cookie.
     let answer = browser.get("/api/oauth/app").await;
     answer.assert_status(StatusCode::UNAUTHORIZED);
+
+    // A session of someone the console is not for counts for nothing on /graphql.
+    let mut plain = signed_in(&app, "plain", &[]).await;
+    let answer = plain
+        .send_request(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/graphql")
+                .header(header::CONTENT_TYPE, "application/json"),
+            Body::from(json!({ "query": "{ viewer { username } }" }).to_string()),
+        )
+        .await;
+    let json = answer.json();
+    assert_eq!(
+        crate::common::error_code(&json),
+        "UNAUTHENTICATED",
+        "{json}"
+    );
 }

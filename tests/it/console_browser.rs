@@ -42,6 +42,30 @@ fn axe_source() -> String {
     })
 }
 
+/// chromedriver's log of the session's network events since the last call.
+#[derive(Debug)]
+struct PerformanceLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for PerformanceLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (
+            axum::http::Method::POST,
+            Some(json!({ "type": "performance" }).to_string()),
+        )
+    }
+}
+
 struct Walk {
     browser: Client,
     origin: String,
@@ -100,26 +124,54 @@ impl Walk {
         }
     }
 
-    /// Records what the page has requested and asserts that it all went to idgraph.
+    fn ours(&self, url: &str) -> bool {
+        url.starts_with(&format!("{}/", self.origin))
+            || url.starts_with("data:")
+            || url == "about:blank"
+    }
+
+    /// Asserts that every request the browser sent since the last check went to idgraph (its
+    /// network log: each `Network.requestWillBeSent`), and that nothing the page loads or posts
+    /// to is elsewhere (scripts, images, frames, stylesheets, forms: what the page's policy
+    /// would otherwise block silently). Links a person may follow are not requests.
     async fn check_requests(&mut self) {
-        let urls = self
+        let log = self.browser.issue_cmd(PerformanceLog).await.unwrap();
+        for entry in log.as_array().unwrap() {
+            let message: Value = serde_json::from_str(entry["message"].as_str().unwrap()).unwrap();
+            let message = &message["message"];
+            if message["method"] != "Network.requestWillBeSent" {
+                continue;
+            }
+            let url = message["params"]["request"]["url"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert!(
+                self.ours(&url),
+                "the browser sent a request to another host: {url}"
+            );
+            self.requested.insert(url);
+        }
+        let referred = self
             .browser
             .execute(
-                "return performance.getEntriesByType('navigation')
-                   .concat(performance.getEntriesByType('resource'))
-                   .map(function (e) { return e.name; })
-                   .concat([location.href]);",
+                "var found = [];
+                 var loads = 'script[src], img[src], iframe[src], source[src], embed[src], ' +
+                   'link[href], form[action], object[data]';
+                 document.querySelectorAll(loads).forEach(function (e) {
+                   ['src', 'href', 'action', 'data'].forEach(function (name) {
+                     var value = e.getAttribute(name);
+                     if (value !== null) { found.push(new URL(value, document.baseURI).href); }
+                   });
+                 });
+                 return found;",
                 vec![],
             )
             .await
             .unwrap();
-        for url in urls.as_array().unwrap() {
+        for url in referred.as_array().unwrap() {
             let url = url.as_str().unwrap();
-            let ours = url.starts_with(&format!("{}/", self.origin))
-                || url.starts_with("data:")
-                || url == "about:blank";
-            assert!(ours, "the browser reached another host: {url}");
-            self.requested.insert(url.to_string());
+            assert!(self.ours(url), "the page refers to another host: {url}");
         }
     }
 
@@ -195,7 +247,7 @@ impl Walk {
 async fn an_administrator_runs_idgraph_from_the_console() {
     let served = Served::start(|_| {}).await;
     let app = &served.app;
-    app.create_user("root", &[Role::Admin]).await;
+    let root = app.create_user("root", &[Role::Admin]).await;
     app.create_user("plain", &[]).await;
     let logo_file = tempfile::NamedTempFile::with_suffix(".png").unwrap();
     std::fs::write(logo_file.path(), image(ImageFormat::Png, 120, 120)).unwrap();
@@ -205,6 +257,7 @@ async fn an_administrator_runs_idgraph_from_the_console() {
     let browser = open_browser_with(
         &driver,
         &["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
+        true,
     )
     .await;
     browser.set_window_size(1280, 900).await.unwrap();
@@ -412,6 +465,7 @@ async fn an_administrator_runs_idgraph_from_the_console() {
             .find(|e| e.action == step)
             .unwrap_or_else(|| panic!("{step} not recorded"));
         assert_eq!(event.actor_kind, "user", "{step}");
+        assert_eq!(event.actor_id.as_deref(), Some(root.id.as_str()), "{step}");
     }
 
     // GraphiQL from the console, with the network blocked, runs a query as the administrator.

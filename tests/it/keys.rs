@@ -318,7 +318,93 @@ async fn scheduled_rotation_on_every_database() {
     }
 }
 
+const SIGNING_KEYS: &str = "{ signingKeys { kid algorithm state activatesAt retiresAt } }";
+const ROTATE: &str =
+    "mutation($a: SigningAlgorithm!) { rotateSigningKey(algorithm: $a) { kid algorithm state } }";
+
+/// Administrators list the keys and rotate one; the new key waits as `NEXT` while the one it
+/// replaces keeps signing, then takes over once its time has come. Everyone else is refused.
+async fn administrators_read_and_rotate_the_signing_keys(app: TestApp) {
+    app.create_user("root", &[idgraph::domain::Role::Admin])
+        .await;
+    app.create_user("ops", &[idgraph::domain::Role::Oauth])
+        .await;
+    let root = app.token("root", None).await;
+    let before = app.graphql(SIGNING_KEYS, json!({}), Some(&root)).await;
+    let before = before["data"]["signingKeys"].as_array().unwrap().clone();
+    let rs256: Vec<&Value> = before
+        .iter()
+        .filter(|k| k["algorithm"] == "RS256")
+        .collect();
+    assert_eq!(rs256.len(), 1, "{before:?}");
+    assert_eq!(rs256[0]["state"], "ACTIVE");
+    assert!(before.iter().all(|k| k.get("privateKey").is_none()));
+
+    let rotated = app
+        .graphql(ROTATE, json!({ "a": "RS256" }), Some(&root))
+        .await;
+    let new_kid = rotated["data"]["rotateSigningKey"]["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        rotated["data"]["rotateSigningKey"]["state"], "NEXT",
+        "{rotated}"
+    );
+    // By key id: both keys were made in the same second of the test's clock.
+    let states = |keys: &Value| -> std::collections::BTreeMap<String, String> {
+        keys["data"]["signingKeys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["algorithm"] == "RS256")
+            .map(|k| {
+                (
+                    k["kid"].as_str().unwrap().into(),
+                    k["state"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let old_kid = rs256[0]["kid"].as_str().unwrap().to_string();
+    let now = app.graphql(SIGNING_KEYS, json!({}), Some(&root)).await;
+    assert_eq!(
+        states(&now),
+        [
+            (new_kid.clone(), "NEXT".into()),
+            (old_kid.clone(), "ACTIVE".into())
+        ]
+        .into()
+    );
+    app.advance(keys::Rotation::of(&app.state.config).publish_ahead);
+    let later = app.graphql(SIGNING_KEYS, json!({}), Some(&root)).await;
+    assert_eq!(
+        states(&later),
+        [(new_kid, "ACTIVE".into()), (old_kid, "RETIRING".into())].into()
+    );
+
+    // An app manager, and an administrator's token without the key scopes, are refused.
+    let ops = app.token("ops", None).await;
+    let narrow = app.token("root", Some("gov.user.admin.user:read")).await;
+    for token in [&ops, &narrow] {
+        let answer = app.graphql(SIGNING_KEYS, json!({}), Some(token)).await;
+        assert_eq!(crate::common::error_code(&answer), "FORBIDDEN", "{answer}");
+        let answer = app
+            .graphql(ROTATE, json!({ "a": "ES256" }), Some(token))
+            .await;
+        assert_eq!(crate::common::error_code(&answer), "FORBIDDEN", "{answer}");
+    }
+    let reader = app.token("root", Some("gov.user.admin.key:read")).await;
+    let answer = app
+        .graphql(ROTATE, json!({ "a": "ES256" }), Some(&reader))
+        .await;
+    assert_eq!(crate::common::error_code(&answer), "FORBIDDEN", "{answer}");
+    let listed = app.graphql(SIGNING_KEYS, json!({}), Some(&reader)).await;
+    assert!(listed["errors"].is_null(), "{listed}");
+}
+
 crate::on_every_database!(
+    administrators_read_and_rotate_the_signing_keys,
     the_jwks_publishes_the_signing_keys_and_tokens_verify_against_them,
     rotation_publishes_both_keys_and_old_tokens_stay_valid,
     a_retired_key_is_unpublished_and_its_tokens_fail,

@@ -764,7 +764,85 @@ async fn a_consent_racing_the_disabling_of_its_user_records_nothing(app: TestApp
     assert_eq!(grants_left, 0);
 }
 
+/// An administrator revokes one of a user's connections: its tokens die at once, the user keeps
+/// their account and other connections, and the trail names the administrator. An app manager
+/// cannot; a connection that does not exist is NOT_FOUND.
+async fn an_administrator_revokes_a_users_connection(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let (token, root_id) = admin(&app, "root", None).await;
+    // Ada is connected to a second app too, which stays.
+    let ops = app.token("ops", None).await;
+    let other = app
+        .register_app(
+            &ops,
+            "Other",
+            "https://other.example",
+            crate::common::rp::REDIRECT,
+        )
+        .await;
+    let other = crate::common::rp::Rp {
+        client_id: other.client_id,
+        secret: other.secret,
+        user_token: rp.user_token.clone(),
+        user_id: rp.user_id.clone(),
+    };
+    consent(&app, &other, json!({ "scope": "openid" })).await;
+    let code = consent(&app, &rp, json!({ "scope": "openid offline_access" })).await;
+    let tokens = redeem_for(&app, &rp, &code).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let revoke = "mutation($u: ID!, $c: ID!) { revokeUserConnection(userId: $u, clientId: $c) }";
+    let vars = json!({ "u": rp.user_id, "c": rp.client_id });
+
+    let refused = run(&app, &ops, revoke, vars.clone()).await;
+    assert_eq!(error_code(&refused), "FORBIDDEN", "{refused}");
+    assert_eq!(
+        app.get("/api/oauth/userinfo", Some(access)).await.status,
+        StatusCode::OK
+    );
+
+    let body = run(&app, &token, revoke, vars.clone()).await;
+    assert_eq!(
+        body["data"]["revokeUserConnection"],
+        rp.client_id.as_str(),
+        "{body}"
+    );
+    assert_eq!(
+        app.get("/api/oauth/userinfo", Some(access)).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the app's token died with the connection"
+    );
+    let left: Vec<String> = connections::Entity::find()
+        .filter(connections::Column::UserId.eq(rp.user_id.as_str()))
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.client_id)
+        .collect();
+    assert_eq!(left, [other.client_id], "only that connection went");
+    assert_eq!(
+        viewer_code(&app, &rp.user_token).await,
+        None,
+        "the user's own session lives on"
+    );
+    let event = idgraph::db::entities::audit_events::Entity::find()
+        .filter(idgraph::db::entities::audit_events::Column::Action.eq("connection.delete"))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .expect("audited");
+    assert_eq!(event.actor_id.as_deref(), Some(root_id.as_str()));
+    assert_eq!(
+        event.target_id.as_deref(),
+        Some(format!("{}/{}", rp.user_id, rp.client_id).as_str())
+    );
+
+    let again = run(&app, &token, revoke, vars).await;
+    assert_eq!(error_code(&again), "NOT_FOUND", "{again}");
+}
+
 crate::on_every_database!(
+    an_administrator_revokes_a_users_connection,
     a_consent_racing_the_disabling_of_its_user_records_nothing,
     administrators_list_users_by_username_with_search_and_keyset_pages,
     an_administrator_reads_a_user_with_connections_and_sessions,

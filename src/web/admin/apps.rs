@@ -4,7 +4,7 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Multipart, Path, Query};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -14,13 +14,23 @@ use serde_json::{Value, json};
 use super::gql::{Doc, Problem};
 use super::{Chrome, Console, Errors, Fields, encode, problem_page, render, see_other, when};
 use crate::service::AppState;
+use crate::web::MAX_FORM_BYTES;
 
-pub fn routes() -> Router<AppState> {
+/// The app pages; `upload_limit` applies to the logo upload, the console's limit to the rest.
+pub fn routes(upload_limit: DefaultBodyLimit) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/admin/apps/{client_id}/logo",
+            post(upload_logo).layer(upload_limit),
+        )
+        .merge(forms().layer(DefaultBodyLimit::max(MAX_FORM_BYTES)))
+}
+
+fn forms() -> Router<AppState> {
     Router::new()
         .route("/admin/apps", get(list).post(create))
         .route("/admin/apps/new", get(new))
         .route("/admin/apps/{client_id}", get(show).post(update))
-        .route("/admin/apps/{client_id}/logo", post(upload_logo))
         .route("/admin/apps/{client_id}/secrets", post(rotate_secret))
         .route(
             "/admin/apps/{client_id}/secrets/{secret_id}/revoke",
@@ -249,8 +259,9 @@ impl AppForm {
         }
     }
 
-    /// The `AppInput` this form stands for. An empty scope, method or algorithm is left out
-    /// (the default on registration, unchanged on update).
+    /// The `AppInput` this form stands for. An empty method or algorithm is left out (the
+    /// default on registration, unchanged on update); an empty scope is the empty ceiling
+    /// (every OpenID scope, no API scope).
     fn input(&self) -> Value {
         let given = |text: &String| (!text.is_empty()).then(|| text.clone());
         let lines = |text: &str| -> Vec<String> {
@@ -267,7 +278,7 @@ impl AppForm {
             "postLogoutRedirectUris": lines(&self.post_logout_redirect_uris),
             "tokenEndpointAuthMethod": given(&self.token_endpoint_auth_method),
             "grantTypes": self.grant_types,
-            "scope": given(&self.scope),
+            "scope": self.scope,
             "idTokenSignedResponseAlg": given(&self.id_token_signed_response_alg),
             "resources": lines(&self.resources),
             "backchannelLogoutUri": self.backchannel_logout_uri,
@@ -545,11 +556,11 @@ async fn upload_logo(
                     }
                     Ok(bytes) if name == "image" => image = Some((filename, content_type, bytes)),
                     Ok(_) => {}
-                    Err(err) => return logo_problem(&console, &client_id, err.body_text()).await,
+                    Err(err) => return logo_problem(&console, &client_id, unreadable(&err)).await,
                 }
             }
             Ok(None) => break,
-            Err(err) => return logo_problem(&console, &client_id, err.body_text()).await,
+            Err(err) => return logo_problem(&console, &client_id, unreadable(&err)).await,
         }
     }
     if let Some(refused) = console.refuse_forged(&token) {
@@ -557,7 +568,8 @@ async fn upload_logo(
     }
     let Some((filename, content_type, content)) = image.filter(|(_, _, bytes)| !bytes.is_empty())
     else {
-        return logo_problem(&console, &client_id, "Choose an image file first.".into()).await;
+        let missing = Problem::general("INVALID_INPUT", "Choose an image file first.".into());
+        return logo_problem(&console, &client_id, vec![missing]).await;
     };
     let upload = async_graphql::UploadValue {
         filename,
@@ -576,18 +588,35 @@ async fn upload_logo(
         .await;
     match answer.take::<Value>("uploadAppLogo") {
         Ok(_) => see_other(&format!("/admin/apps/{}?saved=logo", encode(&client_id))),
-        Err(problems) => {
-            let text: Vec<String> = problems.into_iter().map(|p| p.message).collect();
-            logo_problem(&console, &client_id, text.join(" ")).await
-        }
+        Err(problems) => logo_problem(&console, &client_id, problems).await,
     }
 }
 
-async fn logo_problem(console: &Console, client_id: &str, text: String) -> Response {
+/// A multipart body that could not be read, as a problem.
+fn unreadable(err: &axum::extract::multipart::MultipartError) -> Vec<Problem> {
+    let code = if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        "PAYLOAD_TOO_LARGE"
+    } else {
+        "INVALID_INPUT"
+    };
+    vec![Problem::general(code, err.body_text())]
+}
+
+/// The messages of `problems` and the status the first one calls for.
+fn summary(problems: &[Problem]) -> (StatusCode, String) {
+    let status = problems
+        .first()
+        .map_or(StatusCode::INTERNAL_SERVER_ERROR, Problem::status);
+    let text: Vec<&str> = problems.iter().map(|p| p.full.as_str()).collect();
+    (status, text.join(" "))
+}
+
+async fn logo_problem(console: &Console, client_id: &str, problems: Vec<Problem>) -> Response {
     match app_page(console, client_id, None, Errors::none()).await {
         Ok(mut page) => {
+            let (status, text) = summary(&problems);
             page.logo_error = text;
-            render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+            render(status, &page)
         }
         Err(response) => response,
     }
@@ -606,7 +635,10 @@ async fn rotate_secret(
     }
     let grace = match fields.get("grace_seconds").parse::<i64>() {
         Ok(grace) => grace,
-        Err(_) => return secret_problem(&console, &client_id, "Choose a grace period.").await,
+        Err(_) => {
+            let missing = Problem::general("INVALID_INPUT", "Choose a grace period.".into());
+            return secret_problem(&console, &client_id, vec![missing]).await;
+        }
     };
     let vars = json!({ "clientId": client_id, "graceSeconds": grace });
     let answer = console.gql.run(Doc::Apps, "RotateAppSecret", vars).await;
@@ -621,18 +653,16 @@ async fn rotate_secret(
                 secret: rotated.client_secret,
             },
         ),
-        Err(problems) => {
-            let text: Vec<String> = problems.into_iter().map(|p| p.message).collect();
-            secret_problem(&console, &client_id, &text.join(" ")).await
-        }
+        Err(problems) => secret_problem(&console, &client_id, problems).await,
     }
 }
 
-async fn secret_problem(console: &Console, client_id: &str, text: &str) -> Response {
+async fn secret_problem(console: &Console, client_id: &str, problems: Vec<Problem>) -> Response {
     match app_page(console, client_id, None, Errors::none()).await {
         Ok(mut page) => {
-            page.secret_error = text.to_string();
-            render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+            let (status, text) = summary(&problems);
+            page.secret_error = text;
+            render(status, &page)
         }
         Err(response) => response,
     }
@@ -652,10 +682,7 @@ async fn revoke_secret(
     let answer = console.gql.run(Doc::Apps, "RevokeAppSecret", vars).await;
     match answer.take::<Value>("revokeAppSecret") {
         Ok(_) => see_other(&format!("/admin/apps/{}?saved=revoked", encode(&client_id))),
-        Err(problems) => {
-            let text: Vec<String> = problems.into_iter().map(|p| p.message).collect();
-            secret_problem(&console, &client_id, &text.join(" ")).await
-        }
+        Err(problems) => secret_problem(&console, &client_id, problems).await,
     }
 }
 

@@ -87,7 +87,8 @@ impl Problem {
             "CONFLICT" => StatusCode::CONFLICT,
             "PAYLOAD_TOO_LARGE" => StatusCode::PAYLOAD_TOO_LARGE,
             "UNSUPPORTED_MEDIA_TYPE" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNAUTHENTICATED" | "INVALID_TOKEN" => StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED" | "INVALID_TOKEN" | "INVALID_CREDENTIALS" => StatusCode::UNAUTHORIZED,
+            "TOO_MANY_ATTEMPTS" => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

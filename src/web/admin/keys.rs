@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::gql::Doc;
+use super::gql::{Doc, Problem};
 use super::{Chrome, Console, Fields, problem_page, render, see_other, when};
 use crate::service::AppState;
 
@@ -19,6 +19,9 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/keys", get(list))
         .route("/admin/keys/rotate", post(rotate))
 }
+
+/// The algorithms a key may have, as GraphQL names them.
+const ALGORITHMS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,7 +58,7 @@ struct ListQuery {
     rotated: String,
 }
 
-async fn page(console: &Console, error: String, saved: String) -> Response {
+async fn page(console: &Console, problems: Vec<Problem>, saved: String) -> Response {
     let chrome = console.chrome("keys");
     let answer = console.gql.run(Doc::Keys, "SigningKeys", json!({})).await;
     let keys: Vec<Key> = match answer.take("signingKeys") {
@@ -75,11 +78,12 @@ async fn page(console: &Console, error: String, saved: String) -> Response {
             retires: key.retires_at.map(|at| when(&at)).unwrap_or_default(),
         })
         .collect();
-    let status = if error.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let status = problems.first().map_or(StatusCode::OK, Problem::status);
+    let error = problems
+        .iter()
+        .map(|p| p.full.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
     render(
         status,
         &KeysPage {
@@ -93,16 +97,15 @@ async fn page(console: &Console, error: String, saved: String) -> Response {
 
 /// `GET /admin/keys`.
 async fn list(console: Console, Query(query): Query<ListQuery>) -> Response {
-    let saved = if query.rotated.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "A new {} key is published; it starts signing once relying parties have had time \
-             to fetch it.",
-            query.rotated
-        )
+    // Only a name of ours is echoed.
+    let saved = match ALGORITHMS.iter().find(|a| **a == query.rotated) {
+        Some(algorithm) => format!(
+            "A new {algorithm} key is published; it starts signing once relying parties have \
+             had time to fetch it."
+        ),
+        None => String::new(),
     };
-    page(&console, String::new(), saved).await
+    page(&console, Vec::new(), saved).await
 }
 
 /// `POST /admin/keys/rotate` (`algorithm`).
@@ -125,9 +128,6 @@ async fn rotate(console: Console, axum::Form(form): axum::Form<Vec<(String, Stri
             let algorithm = key["algorithm"].as_str().unwrap_or_default();
             see_other(&format!("/admin/keys?rotated={}", super::encode(algorithm)))
         }
-        Err(problems) => {
-            let text: Vec<String> = problems.into_iter().map(|p| p.full).collect();
-            page(&console, text.join(" "), String::new()).await
-        }
+        Err(problems) => page(&console, problems, String::new()).await,
     }
 }

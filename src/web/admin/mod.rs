@@ -46,7 +46,7 @@ use crate::service::logos::UPLOAD_BODY_LIMIT;
 use gql::{Gql, Problem};
 
 use super::pages::message;
-use super::with_cookie;
+use super::{MAX_FORM_BYTES, with_cookie};
 
 /// The console's routes; `schemas` are the ones `/graphql` runs.
 pub fn routes(schemas: Schemas) -> Router<AppState> {
@@ -55,11 +55,12 @@ pub fn routes(schemas: Schemas) -> Router<AppState> {
         .route("/admin/signin", get(sign_in_page).post(sign_in))
         .route("/admin/signout", post(sign_out))
         .route("/admin/assets/{file}", get(asset))
-        .merge(apps::routes())
         .merge(users::routes())
         .merge(keys::routes())
         .merge(audit::routes())
-        .layer(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        // Last, so that the logo upload's larger limit is the only one on its route.
+        .merge(apps::routes(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)))
         .layer(middleware::from_fn(refuse_control_characters))
         .layer(Extension(schemas))
 }
@@ -227,6 +228,7 @@ impl FromRequestParts<AppState> for Console {
             .await
             .map_err(|err| super::pages::PageError(err).into_response())?;
         let (Some(user), Some(cookie)) = (found, cookie) else {
+            let htmx = parts.headers.contains_key("hx-request");
             let next = parts.uri.path_and_query().map_or("/admin", |p| p.as_str());
             let next = if parts.method == axum::http::Method::GET {
                 next
@@ -236,7 +238,18 @@ impl FromRequestParts<AppState> for Console {
             let query = url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("next", next)
                 .finish();
-            return Err(see_other(&format!("/admin/signin?{query}")));
+            let location = format!("/admin/signin?{query}");
+            if htmx {
+                // htmx follows a redirect inside its request and would swap the sign-in page
+                // into a fragment; this header makes it load the page whole instead.
+                let mut response = StatusCode::NO_CONTENT.into_response();
+                if let Ok(value) = HeaderValue::from_str(&location) {
+                    response.headers_mut().insert("hx-redirect", value);
+                }
+                protect(&mut response);
+                return Err(response);
+            }
+            return Err(see_other(&location));
         };
         if !user.may_use_console() {
             return Err(render(
@@ -276,11 +289,13 @@ async fn home(console: Console) -> Response {
     })
 }
 
-/// Where to go after signing in: a console path, nothing else.
+/// Where to go after signing in: a console path (visible ASCII, as a request line carries it),
+/// nothing else.
 fn next_path(next: &str) -> &str {
     let ours = (next == "/admin" || next.starts_with("/admin/") || next.starts_with("/admin?"))
         && !next.contains("//")
-        && !next.contains('\\');
+        && !next.contains('\\')
+        && next.bytes().all(|b| b.is_ascii_graphic());
     if ours { next } else { "/admin" }
 }
 
