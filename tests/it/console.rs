@@ -370,3 +370,233 @@ async fn graphql_accepts_the_console_session_only_without_cross_site_forms() {
         "{json}"
     );
 }
+
+/// Whether `username` can sign in with `password` (over GraphQL).
+async fn can_log_in(app: &TestApp, username: &str, password: &str) -> bool {
+    let body = app
+        .graphql(
+            "mutation($input: LoginInput!) { login(input: $input) { accessToken } }",
+            json!({ "input": { "username": username, "password": password } }),
+            None,
+        )
+        .await;
+    body["errors"].is_null()
+}
+
+#[tokio::test]
+async fn an_administrator_manages_a_user_through_the_pages() {
+    let app = TestApp::sqlite().await;
+    let rp = crate::common::rp::setup(&app, "ops", "ada").await;
+    crate::common::rp::consent(&app, &rp, json!({ "scope": "openid" })).await;
+    let mut browser = signed_in(&app, "root", &[Role::Admin]).await;
+    let ada = format!("/admin/users/{}", rp.user_id);
+    let token = token_of(&mut browser, &ada).await;
+    let page = text(&browser.get(&ada).await);
+    assert!(page.contains("RP"), "her connected app is listed: {page}");
+
+    // Profile and roles.
+    let answer = browser
+        .post(
+            &ada,
+            &[
+                ("token", token.as_str()),
+                ("email", "ada@lovelace.example"),
+                ("name", "Ada Lovelace"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        answer.header("location"),
+        Some(&*format!("{ada}?saved=profile"))
+    );
+    let row = idgraph::db::entities::users::Entity::find_by_id(rp.user_id.clone())
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (row.email.as_str(), row.name.as_str(), row.roles.as_str()),
+        ("ada@lovelace.example", "Ada Lovelace", ""),
+        "no role box ticked: the oauth role is gone"
+    );
+
+    // A password too short is shown beside its field and changes nothing.
+    let short = browser
+        .post(
+            &format!("{ada}/password"),
+            &[("token", token.as_str()), ("password", "short")],
+        )
+        .await;
+    short.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(text(&short).contains("id=\"password-error\""));
+    assert!(can_log_in(&app, "ada", PASSWORD).await);
+    let set = browser
+        .post(
+            &format!("{ada}/password"),
+            &[
+                ("token", token.as_str()),
+                ("password", "a brand new password"),
+            ],
+        )
+        .await;
+    set.assert_status(StatusCode::SEE_OTHER);
+    assert!(can_log_in(&app, "ada", "a brand new password").await);
+    assert!(!can_log_in(&app, "ada", PASSWORD).await);
+
+    // Her app connection is revoked, her sessions end; she is disabled, then enabled.
+    let revoke = format!("{ada}/connections/{}/revoke", rp.client_id);
+    browser
+        .post(&revoke, &[("token", token.as_str())])
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    let page = text(&browser.get(&ada).await);
+    assert!(page.contains("No connected app."), "{page}");
+    browser
+        .post(&format!("{ada}/sessions/end"), &[("token", token.as_str())])
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    let live = idgraph::db::entities::sessions::Entity::find()
+        .filter(idgraph::db::entities::sessions::Column::UserId.eq(rp.user_id.as_str()))
+        .filter(idgraph::db::entities::sessions::Column::RevokedAt.is_null())
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(live, 0, "her sessions ended");
+    browser
+        .post(&format!("{ada}/disable"), &[("token", token.as_str())])
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    assert!(!can_log_in(&app, "ada", "a brand new password").await);
+    browser
+        .post(&format!("{ada}/enable"), &[("token", token.as_str())])
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    assert!(can_log_in(&app, "ada", "a brand new password").await);
+
+    // Deleting asks first, naming her.
+    let confirm = text(&browser.get(&format!("{ada}/delete")).await);
+    assert!(confirm.contains("Delete ada?"), "{confirm}");
+    let gone = browser
+        .post(&format!("{ada}/delete"), &[("token", token.as_str())])
+        .await;
+    assert_eq!(gone.header("location"), Some("/admin/users"));
+    assert!(
+        idgraph::db::entities::users::Entity::find_by_id(rp.user_id.clone())
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    browser.get(&ada).await.assert_status(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_app_is_edited_its_secret_revoked_and_deleted_through_the_pages() {
+    let app = TestApp::sqlite().await;
+    let mut browser = signed_in(&app, "ops", &[Role::Oauth]).await;
+    let token = token_of(&mut browser, "/admin/apps/new").await;
+    let created = text(
+        &browser
+            .post("/admin/apps", &with_token(&token, &APP_FORM))
+            .await,
+    );
+    let (client_id, secret) = (
+        value_of(&created, "client-id"),
+        value_of(&created, "client-secret"),
+    );
+    let path = format!("/admin/apps/{client_id}");
+
+    // Every field is saved; a public client has no secret to rotate.
+    let answer = browser
+        .post(
+            &path,
+            &[
+                ("token", token.as_str()),
+                ("name", "Billing SPA"),
+                ("url", "https://billing.example"),
+                (
+                    "redirect_uris",
+                    "https://billing.example/cb\nhttp://127.0.0.1:8000/cb",
+                ),
+                ("post_logout_redirect_uris", "https://billing.example/bye"),
+                ("token_endpoint_auth_method", "NONE"),
+                ("grant_types", "AUTHORIZATION_CODE"),
+                ("grant_types", "REFRESH_TOKEN"),
+                ("scope", "openid profile"),
+                ("id_token_signed_response_alg", "ES256"),
+                ("resources", ""),
+                ("backchannel_logout_uri", "https://billing.example/logout"),
+                ("backchannel_logout_session_required", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        answer.header("location"),
+        Some(&*format!("{path}?saved=app"))
+    );
+    let stored = apps::Entity::find_by_id(client_id.clone())
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.name, "Billing SPA");
+    let page = text(&browser.get(&path).await);
+    for shown in [
+        "http://127.0.0.1:8000/cb",
+        "https://billing.example/bye",
+        "value=\"NONE\" selected",
+        "value=\"ES256\" selected",
+        "value=\"openid profile\"",
+        "A public client has no secret",
+    ] {
+        assert!(page.contains(shown), "{shown} missing from {page}");
+    }
+
+    // Back to confidential: rotate with no grace, then revoke the newest; the old secret
+    // stopped at the rotation.
+    let answer = browser
+        .post(
+            &path,
+            &[
+                ("token", token.as_str()),
+                ("name", "Billing"),
+                ("redirect_uris", "https://billing.example/cb"),
+                ("token_endpoint_auth_method", "CLIENT_SECRET_BASIC"),
+                ("grant_types", "AUTHORIZATION_CODE"),
+            ],
+        )
+        .await;
+    answer.assert_status(StatusCode::SEE_OTHER);
+    let rotated = text(
+        &browser
+            .post(
+                &format!("{path}/secrets"),
+                &[("token", token.as_str()), ("grace_seconds", "0")],
+            )
+            .await,
+    );
+    let newest = value_of(&rotated, "client-secret");
+    assert!(app.secret_works(&client_id, &newest).await);
+    assert!(!app.secret_works(&client_id, &secret).await);
+    let page = text(&browser.get(&path).await);
+    let marker = format!("{path}/secrets/");
+    let at = page.find(&marker).expect("a revoke form") + marker.len();
+    let secret_id = &page[at..at + page[at..].find('/').unwrap()];
+    browser
+        .post(
+            &format!("{path}/secrets/{secret_id}/revoke"),
+            &[("token", token.as_str())],
+        )
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    assert!(!app.secret_works(&client_id, &newest).await);
+
+    // Deleting asks first, naming the app.
+    let confirm = text(&browser.get(&format!("{path}/delete")).await);
+    assert!(confirm.contains("Delete Billing?"), "{confirm}");
+    let gone = browser
+        .post(&format!("{path}/delete"), &[("token", token.as_str())])
+        .await;
+    assert_eq!(gone.header("location"), Some("/admin/apps"));
+    assert_eq!(app_count(&app).await, 0);
+}

@@ -367,6 +367,7 @@ async fn an_administrator_runs_idgraph_from_the_console() {
         .unwrap();
     walk.click("form.panel button.primary").await;
     walk.on_page("This form has expired").await;
+    walk.check_accessibility("refused-form").await;
     let stored = apps::Entity::find_by_id(client_id.clone())
         .one(&app.state.db)
         .await
@@ -467,6 +468,23 @@ async fn an_administrator_runs_idgraph_from_the_console() {
         assert_eq!(event.actor_kind, "user", "{step}");
         assert_eq!(event.actor_id.as_deref(), Some(root.id.as_str()), "{step}");
     }
+
+    // Deleting the app asks first, naming it.
+    walk.browser
+        .goto(&format!("{}/admin/apps/{client_id}/delete", served.issuer))
+        .await
+        .unwrap();
+    walk.on_page("Delete Billing?").await;
+    walk.check_accessibility("delete").await;
+    walk.click("button.danger").await;
+    walk.on_page("Apps").await;
+    assert!(
+        apps::Entity::find_by_id(client_id.clone())
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // GraphiQL from the console, with the network blocked, runs a query as the administrator.
     walk.click("nav a[href='/graphql']").await;
