@@ -371,18 +371,6 @@ async fn graphql_accepts_the_console_session_only_without_cross_site_forms() {
     );
 }
 
-/// Whether `username` can sign in with `password` (over GraphQL).
-async fn can_log_in(app: &TestApp, username: &str, password: &str) -> bool {
-    let body = app
-        .graphql(
-            "mutation($input: LoginInput!) { login(input: $input) { accessToken } }",
-            json!({ "input": { "username": username, "password": password } }),
-            None,
-        )
-        .await;
-    body["errors"].is_null()
-}
-
 #[tokio::test]
 async fn an_administrator_manages_a_user_through_the_pages() {
     let app = TestApp::sqlite().await;
@@ -429,7 +417,7 @@ async fn an_administrator_manages_a_user_through_the_pages() {
         .await;
     short.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     assert!(text(&short).contains("id=\"password-error\""));
-    assert!(can_log_in(&app, "ada", PASSWORD).await);
+    assert!(app.login_error("ada", PASSWORD).await.is_none());
     let set = browser
         .post(
             &format!("{ada}/password"),
@@ -440,8 +428,12 @@ async fn an_administrator_manages_a_user_through_the_pages() {
         )
         .await;
     set.assert_status(StatusCode::SEE_OTHER);
-    assert!(can_log_in(&app, "ada", "a brand new password").await);
-    assert!(!can_log_in(&app, "ada", PASSWORD).await);
+    assert!(
+        app.login_error("ada", "a brand new password")
+            .await
+            .is_none()
+    );
+    assert!(app.login_error("ada", PASSWORD).await.is_some());
 
     // Her app connection is revoked, her sessions end; she is disabled, then enabled.
     let revoke = format!("{ada}/connections/{}/revoke", rp.client_id);
@@ -466,12 +458,20 @@ async fn an_administrator_manages_a_user_through_the_pages() {
         .post(&format!("{ada}/disable"), &[("token", token.as_str())])
         .await
         .assert_status(StatusCode::SEE_OTHER);
-    assert!(!can_log_in(&app, "ada", "a brand new password").await);
+    assert!(
+        app.login_error("ada", "a brand new password")
+            .await
+            .is_some()
+    );
     browser
         .post(&format!("{ada}/enable"), &[("token", token.as_str())])
         .await
         .assert_status(StatusCode::SEE_OTHER);
-    assert!(can_log_in(&app, "ada", "a brand new password").await);
+    assert!(
+        app.login_error("ada", "a brand new password")
+            .await
+            .is_none()
+    );
 
     // Deleting asks first, naming her.
     let confirm = text(&browser.get(&format!("{ada}/delete")).await);

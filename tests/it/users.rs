@@ -40,19 +40,6 @@ async fn disable(app: &TestApp, token: &str, id: &str) -> Value {
 }
 
 /// Whether `username` can sign in with `password` over GraphQL, and the error code if not.
-async fn login_code(app: &TestApp, username: &str, password: &str) -> Option<String> {
-    let body = app
-        .graphql(
-            "mutation($input: LoginInput!) { login(input: $input) { accessToken } }",
-            json!({ "input": { "username": username, "password": password } }),
-            None,
-        )
-        .await;
-    body["errors"][0]["extensions"]["code"]
-        .as_str()
-        .map(str::to_string)
-}
-
 async fn viewer_code(app: &TestApp, token: &str) -> Option<String> {
     let body = run(app, token, "{ viewer { id } }", json!({})).await;
     body["errors"][0]["extensions"]["code"]
@@ -164,7 +151,7 @@ async fn user_operations_need_the_admin_role_and_the_scope(app: TestApp) {
     // A narrowed token cannot disable, and nothing changed.
     let body = disable(&app, &reader, &target).await;
     assert_eq!(error_code(&body), "FORBIDDEN");
-    assert_eq!(login_code(&app, "target", PASSWORD).await, None);
+    assert_eq!(app.login_error("target", PASSWORD).await, None);
     // An oauth admin reads no user directly, and sees an app's creator without the
     // administrators' fields.
     let body = run(
@@ -230,11 +217,11 @@ async fn administrators_create_change_and_set_passwords(app: TestApp) {
     let id = created["id"].as_str().unwrap().to_string();
     // No password: no sign-in, with the answer a wrong password gets.
     assert_eq!(
-        login_code(&app, "nopass", "").await.as_deref(),
+        app.login_error("nopass", "").await.as_deref(),
         Some("INVALID_CREDENTIALS")
     );
     assert_eq!(
-        login_code(&app, "nopass", "anything at all")
+        app.login_error("nopass", "anything at all")
             .await
             .as_deref(),
         Some("INVALID_CREDENTIALS")
@@ -264,7 +251,7 @@ async fn administrators_create_change_and_set_passwords(app: TestApp) {
         body["data"]["setUserPassword"]["hasPassword"], true,
         "{body}"
     );
-    assert_eq!(login_code(&app, "nopass", PASSWORD).await, None);
+    assert_eq!(app.login_error("nopass", PASSWORD).await, None);
 
     let update = format!(
         "mutation($id: ID!, $input: UpdateUserInput!) {{ updateUser(id: $id, input: $input) {{ {USER_FIELDS} }} }}"
@@ -353,7 +340,7 @@ async fn a_disabled_user_cannot_sign_in_and_every_token_they_hold_dies_at_once(a
     assert!(text(&again).contains("password"), "{}", text(&again));
     // Sign-in: the answer of a wrong password, on GraphQL and on the hosted page.
     assert_eq!(
-        login_code(&app, "ada", PASSWORD).await.as_deref(),
+        app.login_error("ada", PASSWORD).await.as_deref(),
         Some("INVALID_CREDENTIALS")
     );
     let mut fresh = Browser::new(&app);
@@ -388,7 +375,7 @@ async fn a_disabled_user_cannot_sign_in_and_every_token_they_hold_dies_at_once(a
     );
     // The refused sign-ins above owe a back-off; once it has passed, ada signs in again.
     app.advance(std::time::Duration::from_secs(3600));
-    assert_eq!(login_code(&app, "ada", PASSWORD).await, None);
+    assert_eq!(app.login_error("ada", PASSWORD).await, None);
 }
 
 async fn the_last_enabled_administrator_cannot_be_disabled_demoted_or_deleted(app: TestApp) {
@@ -566,7 +553,7 @@ async fn ending_a_users_sessions_keeps_the_account(app: TestApp) {
             Some("INVALID_TOKEN")
         );
     }
-    assert_eq!(login_code(&app, "ada", PASSWORD).await, None);
+    assert_eq!(app.login_error("ada", PASSWORD).await, None);
 }
 
 async fn a_user_changes_their_own_profile_and_password_and_ends_other_sessions(app: TestApp) {
@@ -654,10 +641,10 @@ async fn a_user_changes_their_own_profile_and_password_and_ends_other_sessions(a
     .await;
     assert_eq!(body["data"]["changePassword"], true, "{body}");
     assert_eq!(
-        login_code(&app, "ada", PASSWORD).await.as_deref(),
+        app.login_error("ada", PASSWORD).await.as_deref(),
         Some("INVALID_CREDENTIALS")
     );
-    assert_eq!(login_code(&app, "ada", new_password).await, None);
+    assert_eq!(app.login_error("ada", new_password).await, None);
 
     let body = run(
         &app,

@@ -12,7 +12,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::gql::{Doc, Problem};
-use super::{Chrome, Console, Errors, Fields, encode, problem_page, render, see_other, when};
+use super::{
+    Chrome, Console, Errors, Fields, Listing, Posted, encode, problem_page, render, see_other, when,
+};
 use crate::service::AppState;
 use crate::web::MAX_FORM_BYTES;
 
@@ -79,25 +81,6 @@ struct ListedApp {
     creator: Option<Creator>,
 }
 
-#[derive(Deserialize)]
-struct Edge<T> {
-    node: T,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PageInfo {
-    has_next_page: bool,
-    end_cursor: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Connection<T> {
-    edges: Vec<Edge<T>>,
-    page_info: PageInfo,
-}
-
 /// A row of the list.
 struct Row {
     client_id: String,
@@ -143,24 +126,14 @@ async fn list(console: Console, Query(query): Query<ListQuery>) -> Response {
         "search": (!search.is_empty()).then_some(&search),
     });
     let answer = console.gql.run(Doc::Apps, "AppsPage", variables).await;
-    let page: Connection<ListedApp> = match answer.take("apps") {
+    let page: Listing<ListedApp> = match answer.take("apps") {
         Ok(page) => page,
         Err(problems) => return problem_page(&chrome, "Apps", &problems),
     };
-    let next = match (page.page_info.has_next_page, page.page_info.end_cursor) {
-        (true, Some(cursor)) => {
-            let query = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("search", &search)
-                .append_pair("after", &cursor)
-                .finish();
-            format!("/admin/apps?{query}")
-        }
-        _ => String::new(),
-    };
+    let next = page.next_link("/admin/apps", &[("search", &search)]);
     let rows = page
-        .edges
-        .into_iter()
-        .map(|Edge { node }| Row {
+        .nodes()
+        .map(|node| Row {
             kind: kind(&node.app.token_endpoint_auth_method),
             client_id: node.app.client_id,
             name: node.app.name,
@@ -403,11 +376,7 @@ struct SecretPage {
 }
 
 /// `POST /admin/apps`: registers an app and shows its secret once.
-async fn create(console: Console, axum::Form(form): axum::Form<Vec<(String, String)>>) -> Response {
-    let fields = Fields(form);
-    if let Some(refused) = console.refuse_forged(fields.get("token")) {
-        return refused;
-    }
+async fn create(Posted { console, fields }: Posted) -> Response {
     let posted = AppForm::posted(&fields);
     let answer = console
         .gql
@@ -511,15 +480,7 @@ async fn show(
 }
 
 /// `POST /admin/apps/{client_id}`: saves the form.
-async fn update(
-    console: Console,
-    Path(client_id): Path<String>,
-    axum::Form(form): axum::Form<Vec<(String, String)>>,
-) -> Response {
-    let fields = Fields(form);
-    if let Some(refused) = console.refuse_forged(fields.get("token")) {
-        return refused;
-    }
+async fn update(Path(client_id): Path<String>, Posted { console, fields }: Posted) -> Response {
     let posted = AppForm::posted(&fields);
     let vars = json!({ "clientId": client_id, "input": posted.input() });
     let answer = console.gql.run(Doc::Apps, "UpdateApp", vars).await;
@@ -556,11 +517,16 @@ async fn upload_logo(
                     }
                     Ok(bytes) if name == "image" => image = Some((filename, content_type, bytes)),
                     Ok(_) => {}
-                    Err(err) => return logo_problem(&console, &client_id, unreadable(&err)).await,
+                    Err(err) => {
+                        return app_problem(&console, &client_id, Place::Logo, unreadable(&err))
+                            .await;
+                    }
                 }
             }
             Ok(None) => break,
-            Err(err) => return logo_problem(&console, &client_id, unreadable(&err)).await,
+            Err(err) => {
+                return app_problem(&console, &client_id, Place::Logo, unreadable(&err)).await;
+            }
         }
     }
     if let Some(refused) = console.refuse_forged(&token) {
@@ -569,7 +535,7 @@ async fn upload_logo(
     let Some((filename, content_type, content)) = image.filter(|(_, _, bytes)| !bytes.is_empty())
     else {
         let missing = Problem::general("INVALID_INPUT", "Choose an image file first.".into());
-        return logo_problem(&console, &client_id, vec![missing]).await;
+        return app_problem(&console, &client_id, Place::Logo, vec![missing]).await;
     };
     let upload = async_graphql::UploadValue {
         filename,
@@ -588,7 +554,7 @@ async fn upload_logo(
         .await;
     match answer.take::<Value>("uploadAppLogo") {
         Ok(_) => see_other(&format!("/admin/apps/{}?saved=logo", encode(&client_id))),
-        Err(problems) => logo_problem(&console, &client_id, problems).await,
+        Err(problems) => app_problem(&console, &client_id, Place::Logo, problems).await,
     }
 }
 
@@ -611,11 +577,27 @@ fn summary(problems: &[Problem]) -> (StatusCode, String) {
     (status, text.join(" "))
 }
 
-async fn logo_problem(console: &Console, client_id: &str, problems: Vec<Problem>) -> Response {
+/// Where on an app's page a problem is shown.
+#[derive(Clone, Copy)]
+enum Place {
+    Logo,
+    Secrets,
+}
+
+/// The app's page with `problems` shown at `place`, with the status the first one calls for.
+async fn app_problem(
+    console: &Console,
+    client_id: &str,
+    place: Place,
+    problems: Vec<Problem>,
+) -> Response {
     match app_page(console, client_id, None, Errors::none()).await {
         Ok(mut page) => {
             let (status, text) = summary(&problems);
-            page.logo_error = text;
+            match place {
+                Place::Logo => page.logo_error = text,
+                Place::Secrets => page.secret_error = text,
+            }
             render(status, &page)
         }
         Err(response) => response,
@@ -625,19 +607,14 @@ async fn logo_problem(console: &Console, client_id: &str, problems: Vec<Problem>
 /// `POST /admin/apps/{client_id}/secrets`: a new secret, shown once; the previous ones keep
 /// working for the grace period chosen.
 async fn rotate_secret(
-    console: Console,
     Path(client_id): Path<String>,
-    axum::Form(form): axum::Form<Vec<(String, String)>>,
+    Posted { console, fields }: Posted,
 ) -> Response {
-    let fields = Fields(form);
-    if let Some(refused) = console.refuse_forged(fields.get("token")) {
-        return refused;
-    }
     let grace = match fields.get("grace_seconds").parse::<i64>() {
         Ok(grace) => grace,
         Err(_) => {
             let missing = Problem::general("INVALID_INPUT", "Choose a grace period.".into());
-            return secret_problem(&console, &client_id, vec![missing]).await;
+            return app_problem(&console, &client_id, Place::Secrets, vec![missing]).await;
         }
     };
     let vars = json!({ "clientId": client_id, "graceSeconds": grace });
@@ -653,36 +630,20 @@ async fn rotate_secret(
                 secret: rotated.client_secret,
             },
         ),
-        Err(problems) => secret_problem(&console, &client_id, problems).await,
-    }
-}
-
-async fn secret_problem(console: &Console, client_id: &str, problems: Vec<Problem>) -> Response {
-    match app_page(console, client_id, None, Errors::none()).await {
-        Ok(mut page) => {
-            let (status, text) = summary(&problems);
-            page.secret_error = text;
-            render(status, &page)
-        }
-        Err(response) => response,
+        Err(problems) => app_problem(&console, &client_id, Place::Secrets, problems).await,
     }
 }
 
 /// `POST /admin/apps/{client_id}/secrets/{secret_id}/revoke`.
 async fn revoke_secret(
-    console: Console,
     Path((client_id, secret_id)): Path<(String, String)>,
-    axum::Form(form): axum::Form<Vec<(String, String)>>,
+    Posted { console, .. }: Posted,
 ) -> Response {
-    let fields = Fields(form);
-    if let Some(refused) = console.refuse_forged(fields.get("token")) {
-        return refused;
-    }
     let vars = json!({ "clientId": client_id, "secretId": secret_id });
     let answer = console.gql.run(Doc::Apps, "RevokeAppSecret", vars).await;
     match answer.take::<Value>("revokeAppSecret") {
         Ok(_) => see_other(&format!("/admin/apps/{}?saved=revoked", encode(&client_id))),
-        Err(problems) => secret_problem(&console, &client_id, problems).await,
+        Err(problems) => app_problem(&console, &client_id, Place::Secrets, problems).await,
     }
 }
 
@@ -735,15 +696,7 @@ async fn confirm_delete(console: Console, Path(client_id): Path<String>) -> Resp
 }
 
 /// `POST /admin/apps/{client_id}/delete`.
-async fn delete(
-    console: Console,
-    Path(client_id): Path<String>,
-    axum::Form(form): axum::Form<Vec<(String, String)>>,
-) -> Response {
-    let fields = Fields(form);
-    if let Some(refused) = console.refuse_forged(fields.get("token")) {
-        return refused;
-    }
+async fn delete(Path(client_id): Path<String>, Posted { console, .. }: Posted) -> Response {
     let answer = console
         .gql
         .run(Doc::Apps, "DeleteApp", json!({ "clientId": client_id }))

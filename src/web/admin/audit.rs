@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::gql::Doc;
-use super::{Chrome, Console, Errors, render, when};
+use super::{Chrome, Console, Errors, Listing, render, when};
 use crate::domain::audit::{ActorKind, AuditAction, AuditTarget};
 use crate::service::AppState;
 
@@ -57,16 +57,15 @@ impl Filters {
         Value::Object(input)
     }
 
-    /// The query of the next page.
-    fn next(&self, cursor: &str) -> String {
-        url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("actor_kind", &self.actor_kind)
-            .append_pair("actor_id", &self.actor_id)
-            .append_pair("target_type", &self.target_type)
-            .append_pair("target_id", &self.target_id)
-            .append_pair("action", &self.action)
-            .append_pair("after", cursor)
-            .finish()
+    /// The filters, as the next page's query carries them.
+    fn query(&self) -> [(&'static str, &str); 5] {
+        [
+            ("actor_kind", &self.actor_kind),
+            ("actor_id", &self.actor_id),
+            ("target_type", &self.target_type),
+            ("target_id", &self.target_id),
+            ("action", &self.action),
+        ]
     }
 }
 
@@ -81,25 +80,6 @@ struct Event {
     target_id: Option<String>,
     address: Option<String>,
     detail: Value,
-}
-
-#[derive(Deserialize)]
-struct Edge {
-    node: Event,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PageInfo {
-    has_next_page: bool,
-    end_cursor: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Events {
-    edges: Vec<Edge>,
-    page_info: PageInfo,
 }
 
 struct Row {
@@ -133,16 +113,12 @@ async fn list(console: Console, Query(filters): Query<Filters>) -> Response {
         "filter": filters.input(),
     });
     let answer = console.gql.run(Doc::Audit, "AuditTrail", variables).await;
-    let (rows, next, errors) = match answer.take::<Events>("auditEvents") {
+    let (rows, next, errors) = match answer.take::<Listing<Event>>("auditEvents") {
         Ok(events) => {
-            let next = match (events.page_info.has_next_page, events.page_info.end_cursor) {
-                (true, Some(cursor)) => format!("/admin/audit?{}", filters.next(&cursor)),
-                _ => String::new(),
-            };
+            let next = events.next_link("/admin/audit", &filters.query());
             let rows = events
-                .edges
-                .into_iter()
-                .map(|Edge { node }| Row {
+                .nodes()
+                .map(|node| Row {
                     at: when(&node.at),
                     actor: match node.actor_id {
                         Some(id) => format!("{} {id}", node.actor_kind),

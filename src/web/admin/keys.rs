@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::gql::{Doc, Problem};
-use super::{Chrome, Console, Fields, problem_page, render, see_other, when};
+use super::{Chrome, Console, Posted, problem_page, render, see_other, when};
 use crate::service::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -109,11 +109,7 @@ async fn list(console: Console, Query(query): Query<ListQuery>) -> Response {
 }
 
 /// `POST /admin/keys/rotate` (`algorithm`).
-async fn rotate(console: Console, axum::Form(form): axum::Form<Vec<(String, String)>>) -> Response {
-    let fields = Fields(form);
-    if let Some(refused) = console.refuse_forged(fields.get("token")) {
-        return refused;
-    }
+async fn rotate(Posted { console, fields }: Posted) -> Response {
     let algorithm = fields.get("algorithm");
     let answer = console
         .gql

@@ -22,7 +22,7 @@ mod keys;
 mod users;
 
 use askama::Template;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -461,6 +461,73 @@ async fn asset(axum::extract::Path(file): axum::extract::Path<String>) -> Respon
         body,
     )
         .into_response()
+}
+
+/// A state-changing form from the console: the person using it and the form's fields, whose
+/// console token has been checked (a forged or stale form is answered with the refusal page
+/// before any handler runs).
+pub struct Posted {
+    pub console: Console,
+    pub fields: Fields,
+}
+
+impl FromRequest<AppState> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let console = Console::from_request_parts(&mut parts, state).await?;
+        let request = Request::from_parts(parts, body);
+        let Form(fields) = Form::<Vec<(String, String)>>::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let fields = Fields(fields);
+        if let Some(refused) = console.refuse_forged(fields.get("token")) {
+            return Err(refused);
+        }
+        Ok(Self { console, fields })
+    }
+}
+
+/// A page of a GraphQL connection, as the listing operations select it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listing<T> {
+    pub edges: Vec<Edge<T>>,
+    pub page_info: PageInfo,
+}
+
+#[derive(Deserialize)]
+pub struct Edge<T> {
+    pub node: T,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+}
+
+impl<T> Listing<T> {
+    /// The link to the next page: `path` with `query` and `after`; empty on the last page.
+    pub fn next_link(&self, path: &str, query: &[(&str, &str)]) -> String {
+        match (&self.page_info.has_next_page, &self.page_info.end_cursor) {
+            (true, Some(cursor)) => {
+                let query = url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(query)
+                    .append_pair("after", cursor)
+                    .finish();
+                format!("{path}?{query}")
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// The nodes, in order.
+    pub fn nodes(self) -> impl Iterator<Item = T> {
+        self.edges.into_iter().map(|edge| edge.node)
+    }
 }
 
 /// A form's fields in order (repeated names kept: checkboxes, lists).

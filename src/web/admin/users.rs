@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 
 use super::apps::ConfirmPage;
 use super::gql::{Doc, Problem};
-use super::{Chrome, Console, Errors, Fields, encode, problem_page, render, see_other, when};
+use super::{
+    Chrome, Console, Errors, Listing, Posted, encode, problem_page, render, see_other, when,
+};
 use crate::service::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -80,25 +82,6 @@ struct Session {
     current: bool,
 }
 
-#[derive(Deserialize)]
-struct Edge<T> {
-    node: T,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PageInfo {
-    has_next_page: bool,
-    end_cursor: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UserConnection {
-    edges: Vec<Edge<User>>,
-    page_info: PageInfo,
-}
-
 fn roles_text(roles: &[String]) -> String {
     roles
         .iter()
@@ -144,24 +127,14 @@ async fn list(console: Console, Query(query): Query<ListQuery>) -> Response {
         "search": (!search.is_empty()).then_some(&search),
     });
     let answer = console.gql.run(Doc::Users, "UsersPage", variables).await;
-    let page: UserConnection = match answer.take("users") {
+    let page: Listing<User> = match answer.take("users") {
         Ok(page) => page,
         Err(problems) => return problem_page(&chrome, "Users", &problems),
     };
-    let next = match (page.page_info.has_next_page, page.page_info.end_cursor) {
-        (true, Some(cursor)) => {
-            let query = url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("search", &search)
-                .append_pair("after", &cursor)
-                .finish();
-            format!("/admin/users?{query}")
-        }
-        _ => String::new(),
-    };
+    let next = page.next_link("/admin/users", &[("search", &search)]);
     let rows = page
-        .edges
-        .into_iter()
-        .map(|Edge { node }| Row {
+        .nodes()
+        .map(|node| Row {
             roles: roles_text(&node.roles),
             status: if node.disabled { "disabled" } else { "enabled" },
             id: node.id,
@@ -221,11 +194,7 @@ struct Created {
 }
 
 /// `POST /admin/users`.
-async fn create(console: Console, axum::Form(form): axum::Form<Vec<(String, String)>>) -> Response {
-    let fields = Fields(form);
-    if let Some(refused) = console.refuse_forged(fields.get("token")) {
-        return refused;
-    }
+async fn create(Posted { console, fields }: Posted) -> Response {
     let roles = fields.all("roles");
     let password = fields.get("password");
     let input = json!({
@@ -400,15 +369,7 @@ async fn show(
 }
 
 /// `POST /admin/users/{id}`: email, name and roles.
-async fn update(
-    console: Console,
-    Path(id): Path<String>,
-    axum::Form(form): axum::Form<Vec<(String, String)>>,
-) -> Response {
-    let fields = Fields(form);
-    if let Some(refused) = console.refuse_forged(fields.get("token")) {
-        return refused;
-    }
+async fn update(Path(id): Path<String>, Posted { console, fields }: Posted) -> Response {
     let roles = fields.all("roles");
     let input = json!({
         "email": fields.get("email"),
@@ -446,14 +407,10 @@ async fn update(
 async fn act(
     console: &Console,
     id: &str,
-    fields: &Fields,
     operation: &str,
     variables: Value,
     saved: &str,
 ) -> Response {
-    if let Some(refused) = console.refuse_forged(fields.get("token")) {
-        return refused;
-    }
     let answer = console.gql.run(Doc::Users, operation, variables).await;
     let root = {
         let mut name = operation.to_string();
@@ -480,61 +437,37 @@ async fn act(
     }
 }
 
-type Posted = axum::Form<Vec<(String, String)>>;
-
 /// `POST /admin/users/{id}/password`.
-async fn set_password(
-    console: Console,
-    Path(id): Path<String>,
-    axum::Form(form): Posted,
-) -> Response {
-    let fields = Fields(form);
+async fn set_password(Path(id): Path<String>, Posted { console, fields }: Posted) -> Response {
     let vars = json!({ "id": id, "password": fields.get("password") });
-    act(&console, &id, &fields, "SetUserPassword", vars, "password").await
+    act(&console, &id, "SetUserPassword", vars, "password").await
 }
 
 /// `POST /admin/users/{id}/disable`.
-async fn disable(console: Console, Path(id): Path<String>, axum::Form(form): Posted) -> Response {
-    let fields = Fields(form);
+async fn disable(Path(id): Path<String>, Posted { console, .. }: Posted) -> Response {
     let vars = json!({ "id": id });
-    act(&console, &id, &fields, "DisableUser", vars, "disabled").await
+    act(&console, &id, "DisableUser", vars, "disabled").await
 }
 
 /// `POST /admin/users/{id}/enable`.
-async fn enable(console: Console, Path(id): Path<String>, axum::Form(form): Posted) -> Response {
-    let fields = Fields(form);
+async fn enable(Path(id): Path<String>, Posted { console, .. }: Posted) -> Response {
     let vars = json!({ "id": id });
-    act(&console, &id, &fields, "EnableUser", vars, "enabled").await
+    act(&console, &id, "EnableUser", vars, "enabled").await
 }
 
 /// `POST /admin/users/{id}/sessions/end`.
-async fn end_sessions(
-    console: Console,
-    Path(id): Path<String>,
-    axum::Form(form): Posted,
-) -> Response {
-    let fields = Fields(form);
+async fn end_sessions(Path(id): Path<String>, Posted { console, .. }: Posted) -> Response {
     let vars = json!({ "id": id });
-    act(&console, &id, &fields, "EndUserSessions", vars, "sessions").await
+    act(&console, &id, "EndUserSessions", vars, "sessions").await
 }
 
 /// `POST /admin/users/{id}/connections/{client_id}/revoke`.
 async fn revoke_connection(
-    console: Console,
     Path((id, client_id)): Path<(String, String)>,
-    axum::Form(form): Posted,
+    Posted { console, .. }: Posted,
 ) -> Response {
-    let fields = Fields(form);
     let vars = json!({ "userId": id, "clientId": client_id });
-    act(
-        &console,
-        &id,
-        &fields,
-        "RevokeUserConnection",
-        vars,
-        "revoked",
-    )
-    .await
+    act(&console, &id, "RevokeUserConnection", vars, "revoked").await
 }
 
 /// `GET /admin/users/{id}/delete`: "Delete USERNAME?"
@@ -561,11 +494,7 @@ async fn confirm_delete(console: Console, Path(id): Path<String>) -> Response {
 }
 
 /// `POST /admin/users/{id}/delete`.
-async fn delete(console: Console, Path(id): Path<String>, axum::Form(form): Posted) -> Response {
-    let fields = Fields(form);
-    if let Some(refused) = console.refuse_forged(fields.get("token")) {
-        return refused;
-    }
+async fn delete(Path(id): Path<String>, Posted { console, .. }: Posted) -> Response {
     let answer = console
         .gql
         .run(Doc::Users, "DeleteUser", json!({ "id": id }))

@@ -507,6 +507,20 @@ impl TestApp {
         body["data"]["login"].clone()
     }
 
+    /// Signs in over GraphQL with `password`: the error code, or `None` when it worked.
+    pub async fn login_error(&self, username: &str, password: &str) -> Option<String> {
+        let body = self
+            .graphql(
+                "mutation($input: LoginInput!) { login(input: $input) { accessToken } }",
+                json!({ "input": { "username": username, "password": password } }),
+                None,
+            )
+            .await;
+        body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .map(str::to_string)
+    }
+
     /// Signs in and returns only the access token.
     pub async fn token(&self, username: &str, scope: Option<&str>) -> String {
         self.login(username, scope).await["accessToken"]
