@@ -600,3 +600,42 @@ async fn an_app_is_edited_its_secret_revoked_and_deleted_through_the_pages() {
     assert_eq!(gone.header("location"), Some("/admin/apps"));
     assert_eq!(app_count(&app).await, 0);
 }
+
+#[tokio::test]
+async fn the_app_list_searches_and_pages() {
+    let app = TestApp::sqlite().await;
+    let admin = app.oauth_admin("ops").await;
+    for n in 0..27 {
+        app.register_app(
+            &admin,
+            &format!("App {n:02}"),
+            "https://app.example",
+            "https://app.example/cb",
+        )
+        .await;
+    }
+    let mut browser = Browser::new(&app);
+    let answer = browser.console_sign_in("ops", PASSWORD).await;
+    answer.assert_status(StatusCode::SEE_OTHER);
+    let rows = |html: &str| html.matches("<td><a href=\"/admin/apps/").count();
+
+    let first = text(&browser.get("/admin/apps").await);
+    assert_eq!(rows(&first), 25);
+    let marker = "<a href=\"";
+    let next_at = first.find("rel=\"next\"").expect("a next-page link");
+    let start = first[..next_at].rfind(marker).unwrap() + marker.len();
+    let next =
+        crate::common::browser::unescape(&first[start..start + first[start..].find('"').unwrap()]);
+    let second = text(&browser.get(&next).await);
+    assert_eq!(rows(&second), 2, "{next}");
+    assert!(second.contains("App 26") && !second.contains("rel=\"next\""));
+
+    let found = text(&browser.get("/admin/apps?search=app%201").await);
+    assert_eq!(rows(&found), 10, "App 10 to App 19");
+    assert!(
+        found.contains("value=\"app 1\""),
+        "the search stays in its box"
+    );
+    let none = text(&browser.get("/admin/apps?search=nothing").await);
+    assert!(none.contains("No app matches"), "{none}");
+}

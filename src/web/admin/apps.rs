@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 
 use super::gql::{Doc, Problem};
 use super::{
-    Chrome, Console, Errors, Fields, Listing, Posted, encode, problem_page, render, see_other, when,
+    Chrome, Console, Errors, Fields, Listing, Posted, SearchQuery, encode, problem_page, render,
+    see_other, when,
 };
 use crate::service::AppState;
 use crate::web::MAX_FORM_BYTES;
@@ -100,14 +101,6 @@ struct ListPage {
     next: String,
 }
 
-#[derive(Deserialize, Default)]
-struct ListQuery {
-    #[serde(default)]
-    search: String,
-    #[serde(default)]
-    after: String,
-}
-
 fn kind(method: &str) -> &'static str {
     match method {
         "NONE" => "public",
@@ -117,15 +110,13 @@ fn kind(method: &str) -> &'static str {
 }
 
 /// `GET /admin/apps`.
-async fn list(console: Console, Query(query): Query<ListQuery>) -> Response {
+async fn list(console: Console, Query(query): Query<SearchQuery>) -> Response {
     let chrome = console.chrome("apps");
-    let search = query.search.trim().to_string();
-    let variables = json!({
-        "first": PAGE,
-        "after": (!query.after.is_empty()).then_some(&query.after),
-        "search": (!search.is_empty()).then_some(&search),
-    });
-    let answer = console.gql.run(Doc::Apps, "AppsPage", variables).await;
+    let search = query.search();
+    let answer = console
+        .gql
+        .run(Doc::Apps, "AppsPage", query.variables(PAGE))
+        .await;
     let page: Listing<ListedApp> = match answer.take("apps") {
         Ok(page) => page,
         Err(problems) => return problem_page(&chrome, "Apps", &problems),

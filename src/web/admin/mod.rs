@@ -530,6 +530,32 @@ impl<T> Listing<T> {
     }
 }
 
+/// A searchable listing's query: `search` and the cursor `after`.
+#[derive(Deserialize, Default)]
+pub struct SearchQuery {
+    #[serde(default)]
+    search: String,
+    #[serde(default)]
+    after: String,
+}
+
+impl SearchQuery {
+    /// The search, trimmed.
+    pub fn search(&self) -> String {
+        self.search.trim().to_string()
+    }
+
+    /// The listing operation's variables: `first`, `after` and `search`, each only when given.
+    pub fn variables(&self, first: i64) -> serde_json::Value {
+        let search = self.search();
+        serde_json::json!({
+            "first": first,
+            "after": (!self.after.is_empty()).then_some(&self.after),
+            "search": (!search.is_empty()).then_some(&search),
+        })
+    }
+}
+
 /// A form's fields in order (repeated names kept: checkboxes, lists).
 pub struct Fields(pub Vec<(String, String)>);
 

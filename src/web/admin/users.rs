@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 use super::apps::ConfirmPage;
 use super::gql::{Doc, Problem};
 use super::{
-    Chrome, Console, Errors, Listing, Posted, encode, problem_page, render, see_other, when,
+    Chrome, Console, Errors, Listing, Posted, SearchQuery, encode, problem_page, render, see_other,
+    when,
 };
 use crate::service::AppState;
 
@@ -109,24 +110,14 @@ struct ListPage {
     next: String,
 }
 
-#[derive(Deserialize, Default)]
-struct ListQuery {
-    #[serde(default)]
-    search: String,
-    #[serde(default)]
-    after: String,
-}
-
 /// `GET /admin/users`.
-async fn list(console: Console, Query(query): Query<ListQuery>) -> Response {
+async fn list(console: Console, Query(query): Query<SearchQuery>) -> Response {
     let chrome = console.chrome("users");
-    let search = query.search.trim().to_string();
-    let variables = json!({
-        "first": PAGE,
-        "after": (!query.after.is_empty()).then_some(&query.after),
-        "search": (!search.is_empty()).then_some(&search),
-    });
-    let answer = console.gql.run(Doc::Users, "UsersPage", variables).await;
+    let search = query.search();
+    let answer = console
+        .gql
+        .run(Doc::Users, "UsersPage", query.variables(PAGE))
+        .await;
     let page: Listing<User> = match answer.take("users") {
         Ok(page) => page,
         Err(problems) => return problem_page(&chrome, "Users", &problems),
