@@ -1,5 +1,5 @@
 //! A seeded fuzz run over every surface: each REST route, the protocol endpoints, the hosted
-//! pages and GraphQL get generated bad input (one field at a time made bad, the rest good, so
+//! pages, the admin console and GraphQL get generated bad input (one field at a time made bad, the rest good, so
 //! that each field's own checks are reached), on SQLite and on PostgreSQL. It fails on any 5xx,
 //! on any panic (a handler's panic unwinds into this test), and on a request that burns more
 //! than a bound of CPU (measured on this thread, which runs every request: a current-thread
@@ -84,6 +84,9 @@ struct Known {
     form_csrf: String,
     form_request: String,
     cookie: String,
+    /// An administrator's console session and its form token.
+    console_cookie: String,
+    console_token: String,
 }
 
 fn request(method: Method, path: &str, token: Option<&str>) -> axum::http::request::Builder {
@@ -125,7 +128,7 @@ fn generate(rng: &mut StdRng, known: &Known) -> Request<Body> {
         body[field] = bad_json(rng);
         Body::from(body.to_string())
     };
-    match rng.random_range(0..24) {
+    match rng.random_range(0..27) {
         0 => request(Method::GET, &format!("/api/oauth/app?amount={bad}&offset={bad}&creatorid={bad}"), token).body(Body::empty()),
         1 => request(Method::GET, &format!("/api/oauth/app/id/{id}"), token).body(Body::empty()),
         2 => request(Method::GET, &format!("/api/oauth/app/ids?ids={bad},{id}"), token).body(Body::empty()),
@@ -259,6 +262,52 @@ fn generate(rng: &mut StdRng, known: &Known) -> Request<Body> {
                 .header(header::AUTHORIZATION, basic_auth(rng, known))
                 .body(Body::from(body))
         }
+        24..=26 => {
+            // The admin console: its listings' queries, its paths, and its forms with one field
+            // made bad (never deletion: the run checks the known app afterwards).
+            let console = |builder: axum::http::request::Builder| {
+                builder.header(header::COOKIE, format!("idgraph_session={}", known.console_cookie))
+            };
+            match rng.random_range(0..4) {
+                0 => {
+                    let paths = [
+                        format!("/admin/apps?search={bad}&after={bad}"),
+                        format!("/admin/users?search={bad}&after={bad}"),
+                        format!("/admin/audit?action={bad}&actor_kind={bad}&target_id={bad}&after={bad}"),
+                        format!("/admin/apps/{id}"),
+                        format!("/admin/users/{bad}"),
+                        format!("/admin/apps/{bad}/delete"),
+                        format!("/admin/keys?rotated={bad}"),
+                        format!("/admin/signin?next={bad}"),
+                    ];
+                    console(request(Method::GET, &paths[rng.random_range(0..paths.len())], None)).body(Body::empty())
+                }
+                choice => {
+                    let (path, mut form) = match choice {
+                        1 => (format!("/admin/apps/{id}"), vec![
+                            ("name", "Fuzz".to_string()), ("redirect_uris", REDIRECT.to_string()),
+                            ("token_endpoint_auth_method", "CLIENT_SECRET_BASIC".to_string()),
+                            ("grant_types", "AUTHORIZATION_CODE".to_string()), ("scope", "openid".to_string()),
+                            ("id_token_signed_response_alg", "RS256".to_string()), ("resources", String::new()),
+                            ("backchannel_logout_uri", String::new()), ("url", String::new()),
+                        ]),
+                        2 => ("/admin/users".to_string(), vec![
+                            ("username", "fuzzed".to_string()), ("email", "f@example.com".to_string()),
+                            ("name", String::new()), ("password", String::new()), ("roles", "OAUTH".to_string()),
+                        ]),
+                        _ => (format!("/admin/apps/{id}/secrets"), vec![("grace_seconds", "0".to_string())]),
+                    };
+                    let at = rng.random_range(0..form.len());
+                    form[at].1 = bad_text(rng);
+                    let token = if rng.random_bool(0.8) { known.console_token.clone() } else { bad_text(rng) };
+                    form.push(("token", token));
+                    let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+                    console(request(Method::POST, &path, None))
+                        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                        .body(Body::from(body))
+                }
+            }
+        }
         _ => {
             // Documents themselves garbled: a random cut, a random byte flipped.
             let mut document = String::from("query { apps(first: 5) { edges { node { name creator { username } } } } viewer { id } }").into_bytes();
@@ -289,7 +338,16 @@ async fn fuzz(app: TestApp) {
     let mut browser = Browser::new(&app);
     let page = browser.get(&authorize_path(&rp, &[])).await;
     let html = text(&page);
+    app.create_user("root", &[idgraph::domain::Role::Admin])
+        .await;
+    let mut console = Browser::new(&app);
+    console
+        .console_sign_in("root", crate::common::PASSWORD)
+        .await;
+    let console_token = hidden(&text(&console.get("/admin/apps/new").await), "token");
     let known = Known {
+        console_cookie: console.cookie.clone().unwrap(),
+        console_token,
         client_id: rp.client_id.clone(),
         secret: rp.secret.clone(),
         admin,
