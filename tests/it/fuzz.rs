@@ -1,6 +1,6 @@
 //! A seeded fuzz run over every surface: each REST route, the protocol endpoints, the hosted
-//! pages, the admin console and GraphQL get generated bad input (one field at a time made bad, the rest good, so
-//! that each field's own checks are reached), on SQLite and on PostgreSQL. It fails on any 5xx,
+//! pages, the admin console and GraphQL get generated bad input (one field at a time made bad,
+//! the rest good, so that each field's own checks are reached), on SQLite and on PostgreSQL. It fails on any 5xx,
 //! on any panic (a handler's panic unwinds into this test), and on a request that burns more
 //! than a bound of CPU (measured on this thread, which runs every request: a current-thread
 //! runtime), so that an input with super-linear cost is caught however busy the machine is.
