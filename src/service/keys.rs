@@ -242,9 +242,10 @@ pub struct KeyInfo {
 pub const LISTED_KEYS: u64 = 100;
 
 /// Administrators (`gov.user.admin.key:read`): the newest [`LISTED_KEYS`] keys, newest first,
-/// each with its state as of now. A key signs when the key ring would pick it (see
-/// [`load_ring`]): the newest unsuperseded key of its algorithm once activated, else the newest
-/// superseded one still published.
+/// each with its state as of now in the database. A key is `Active` when a key ring loaded now
+/// would sign with it (see [`load_ring`], same order): the newest unsuperseded key of its
+/// algorithm once activated, else the newest superseded one still published. A node's cached
+/// ring follows within [`KeyStore::REFRESH`].
 pub async fn list_keys(
     state: &crate::service::AppState,
     principal: &crate::auth::Principal,
@@ -419,9 +420,11 @@ pub async fn load_ring(
     now: i64,
     default: SigningAlgorithm,
 ) -> AppResult<KeyRing> {
+    // Newest first; keys made in the same second in one order, the one `list_keys` shows.
     let rows = signing_keys::Entity::find()
         .filter(signing_keys::Column::State.eq(ACTIVE))
         .order_by_desc(signing_keys::Column::CreatedAt)
+        .order_by_desc(signing_keys::Column::Kid)
         .all(db)
         .await?;
     let mut verifying = HashMap::new();

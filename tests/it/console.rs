@@ -639,3 +639,88 @@ async fn the_app_list_searches_and_pages() {
     let none = text(&browser.get("/admin/apps?search=nothing").await);
     assert!(none.contains("No app matches"), "{none}");
 }
+
+#[tokio::test]
+async fn a_logo_upload_or_a_non_form_post_without_the_token_changes_nothing() {
+    let app = TestApp::sqlite().await;
+    let mut browser = signed_in(&app, "root", &[Role::Admin]).await;
+    let token = token_of(&mut browser, "/admin/apps/new").await;
+    let created = text(
+        &browser
+            .post("/admin/apps", &with_token(&token, &APP_FORM))
+            .await,
+    );
+    let client_id = value_of(&created, "client-id");
+    let logo = |token: Option<&str>| {
+        let boundary = crate::fixtures::BOUNDARY;
+        let mut body = Vec::new();
+        if let Some(token) = token {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"token\"\r\n\r\n{token}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        let file = crate::fixtures::multipart_file(
+            "image",
+            "logo.png",
+            "image/png",
+            &crate::fixtures::image(image::ImageFormat::Png, 64, 64),
+        );
+        body.extend_from_slice(&file);
+        (
+            Request::builder()
+                .method(Method::POST)
+                .uri(format!("/admin/apps/{client_id}/logo"))
+                .header(
+                    header::CONTENT_TYPE,
+                    format!("multipart/form-data; boundary={boundary}"),
+                ),
+            Body::from(body),
+        )
+    };
+    let has_logo = || async {
+        !apps::Entity::find_by_id(client_id.clone())
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .logo
+            .is_empty()
+    };
+
+    let (request, body) = logo(None);
+    browser
+        .send_request(request, body)
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+    let (request, body) = logo(Some("forged"));
+    browser
+        .send_request(request, body)
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+    assert!(!has_logo().await);
+    let (request, body) = logo(Some(&token));
+    let answer = browser.send_request(request, body).await;
+    answer.assert_status(StatusCode::SEE_OTHER);
+    assert!(has_logo().await, "the same upload with its token is stored");
+
+    // JSON to a form route carries no token: refused, nothing renamed.
+    let answer = browser
+        .send_request(
+            Request::builder()
+                .method(Method::POST)
+                .uri(format!("/admin/apps/{client_id}"))
+                .header(header::CONTENT_TYPE, "application/json"),
+            Body::from(json!({ "token": token, "name": "Renamed" }).to_string()),
+        )
+        .await;
+    answer.assert_status(StatusCode::FORBIDDEN);
+    let stored = apps::Entity::find_by_id(client_id.clone())
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.name, "Billing");
+}

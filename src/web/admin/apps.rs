@@ -494,8 +494,11 @@ async fn upload_logo(
     Path(client_id): Path<String>,
     mut multipart: Multipart,
 ) -> Response {
+    // The token field comes first in the form; a body that cannot be read is answered only
+    // after the token it carried (if any) passed, so a forged post learns nothing.
     let mut token = String::new();
     let mut image = None;
+    let mut unread = None;
     loop {
         match multipart.next_field().await {
             Ok(Some(field)) => {
@@ -509,19 +512,23 @@ async fn upload_logo(
                     Ok(bytes) if name == "image" => image = Some((filename, content_type, bytes)),
                     Ok(_) => {}
                     Err(err) => {
-                        return app_problem(&console, &client_id, Place::Logo, unreadable(&err))
-                            .await;
+                        unread = Some(unreadable(&err));
+                        break;
                     }
                 }
             }
             Ok(None) => break,
             Err(err) => {
-                return app_problem(&console, &client_id, Place::Logo, unreadable(&err)).await;
+                unread = Some(unreadable(&err));
+                break;
             }
         }
     }
     if let Some(refused) = console.refuse_forged(&token) {
         return refused;
+    }
+    if let Some(problems) = unread {
+        return app_problem(&console, &client_id, Place::Logo, problems).await;
     }
     let Some((filename, content_type, content)) = image.filter(|(_, _, bytes)| !bytes.is_empty())
     else {

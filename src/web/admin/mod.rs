@@ -478,10 +478,11 @@ impl FromRequest<AppState> for Posted {
         let (mut parts, body) = request.into_parts();
         let console = Console::from_request_parts(&mut parts, state).await?;
         let request = Request::from_parts(parts, body);
-        let Form(fields) = Form::<Vec<(String, String)>>::from_request(request, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let fields = Fields(fields);
+        // A body that is not a form carries no token: refused like a forged form.
+        let fields = match Form::<Vec<(String, String)>>::from_request(request, state).await {
+            Ok(Form(fields)) => Fields(fields),
+            Err(_) => Fields(Vec::new()),
+        };
         if let Some(refused) = console.refuse_forged(fields.get("token")) {
             return Err(refused);
         }
