@@ -260,14 +260,22 @@ pub async fn list_keys(
     Ok(key_states(&rows, state.clock.now()))
 }
 
-/// Each row's state as of `now`; `rows` newest first.
+/// The order in which keys are considered for signing: newest first, and keys made in the same
+/// second by key id, whatever order the database listed them in.
+fn newest_first(rows: &[signing_keys::Model]) -> Vec<&signing_keys::Model> {
+    let mut sorted: Vec<&signing_keys::Model> = rows.iter().collect();
+    sorted.sort_by(|a, b| (b.created_at, &b.kid).cmp(&(a.created_at, &a.kid)));
+    sorted
+}
+
+/// Each row's state as of `now`, in the order of `rows`.
 fn key_states(rows: &[signing_keys::Model], now: i64) -> Vec<KeyInfo> {
     let published =
         |row: &signing_keys::Model| row.state == ACTIVE && row.retires_at.is_none_or(|at| at > now);
     let activated = |row: &signing_keys::Model| row.activates_at.is_none_or(|at| at <= now);
     let mut signers: HashMap<String, String> = HashMap::new();
     for superseded in [false, true] {
-        for row in rows {
+        for row in newest_first(rows) {
             if published(row) && activated(row) && row.retires_at.is_some() == superseded {
                 signers
                     .entry(row.algorithm.clone())
@@ -420,11 +428,9 @@ pub async fn load_ring(
     now: i64,
     default: SigningAlgorithm,
 ) -> AppResult<KeyRing> {
-    // Newest first; keys made in the same second in one order, the one `list_keys` shows.
     let rows = signing_keys::Entity::find()
         .filter(signing_keys::Column::State.eq(ACTIVE))
         .order_by_desc(signing_keys::Column::CreatedAt)
-        .order_by_desc(signing_keys::Column::Kid)
         .all(db)
         .await?;
     let mut verifying = HashMap::new();
@@ -446,9 +452,10 @@ pub async fn load_ring(
         published.push(jwk);
     }
     // The key that signs, per algorithm: the newest unsuperseded one once its activation has
-    // come; until then the newest superseded one (which retires only after that).
+    // come; until then the newest superseded one (which retires only after that). Keys made in
+    // the same second are taken in one order, the one `list_keys` shows.
     for superseded in [false, true] {
-        for row in &rows {
+        for row in newest_first(&rows) {
             let signs = row.activates_at.is_none_or(|at| at <= now)
                 && row.retires_at.is_some() == superseded
                 && row.retires_at.is_none_or(|at| at > now);
@@ -729,6 +736,17 @@ mod tests {
                 ("old".into(), KeyState::Retired)
             ]
         );
+        // Two keys made in the same second, listed either way: the same one signs.
+        let twins = [key("a", 100, None, None), key("b", 100, None, None)];
+        let flipped = [twins[1].clone(), twins[0].clone()];
+        for listed in [&twins[..], &flipped[..]] {
+            let signing: Vec<String> = key_states(listed, 200)
+                .into_iter()
+                .filter(|info| info.state == KeyState::Active)
+                .map(|info| info.kid)
+                .collect();
+            assert_eq!(signing, ["b"]);
+        }
         let mut marked = rows[1].clone();
         marked.state = RETIRED.into();
         assert_eq!(
