@@ -76,18 +76,23 @@ struct Walk {
 
 impl Walk {
     async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
+        self.wait_until(Locator::Css(css)).await
+    }
+
+    /// Waits (on the browser's own events, through WebDriver) until `locator` finds an element.
+    async fn wait_until(&self, locator: Locator<'_>) -> fantoccini::elements::Element {
         match self
             .browser
             .wait()
             .at_most(Duration::from_secs(20))
-            .for_element(Locator::Css(css))
+            .for_element(locator)
             .await
         {
             Ok(element) => element,
             Err(e) => {
                 let url = self.browser.current_url().await.ok();
                 let html = self.browser.source().await.unwrap_or_default();
-                panic!("{css} did not appear ({e}) on {url:?}:\n{html}")
+                panic!("{locator:?} did not appear ({e}) on {url:?}:\n{html}")
             }
         }
     }
@@ -108,20 +113,8 @@ impl Walk {
 
     /// Waits until the page's `<h1>` reads `heading`.
     async fn on_page(&self, heading: &str) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(h1) = self.browser.find(Locator::Css("h1")).await
-                && h1.text().await.is_ok_and(|text| text.starts_with(heading))
-            {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "never reached {heading:?}: {}",
-                self.page_text().await
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let xpath = format!("//h1[starts-with(normalize-space(.), '{heading}')]");
+        self.wait_until(Locator::XPath(&xpath)).await;
     }
 
     fn ours(&self, url: &str) -> bool {
@@ -305,7 +298,11 @@ async fn an_administrator_runs_idgraph_from_the_console() {
     let first_secret = walk.input_value("#client-secret").await;
     assert!(app.secret_works(&client_id, &first_secret).await);
     walk.click("button[data-copy='client-secret']").await;
-    let copy = walk.wait_for("button[data-copy='client-secret']").await;
+    let copy = walk
+        .wait_until(Locator::XPath(
+            "//button[@data-copy='client-secret'][normalize-space(.) != 'Copy']",
+        ))
+        .await;
     assert_ne!(
         copy.text().await.unwrap(),
         "Copy",
@@ -334,12 +331,11 @@ async fn an_administrator_runs_idgraph_from_the_console() {
         .send_keys(logo_file.path().to_str().unwrap())
         .await
         .unwrap();
-    let preview = walk.wait_for("#logo-preview").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while preview.attr("hidden").await.unwrap().is_some() {
-        assert!(std::time::Instant::now() < deadline, "no preview shown");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let preview = walk.wait_for("#logo-preview:not([hidden])").await;
+    assert!(
+        preview.attr("hidden").await.unwrap().is_none(),
+        "no preview shown"
+    );
     assert!(
         preview
             .attr("src")
@@ -439,19 +435,20 @@ async fn an_administrator_runs_idgraph_from_the_console() {
         .select_by_value("user.disable")
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = walk.wait_for("#results").await.text().await.unwrap();
-        if !text.contains("user.create") {
-            assert!(text.contains("user.disable"), "{text}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the filter did not apply"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // htmx swaps the filtered results in: wait for them, then read them.
+    let filtered = walk
+        .wait_until(Locator::XPath(
+            "//div[@id='results'][not(contains(., 'user.create'))]",
+        ))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !filtered.contains("user.create"),
+        "the filter did not apply"
+    );
+    assert!(filtered.contains("user.disable"), "{filtered}");
     // What the trail shows is what the database holds, the latest of each by the administrator
     // (the test's own set-up created two users from the command line before).
     let events = audit_events::Entity::find()
@@ -498,27 +495,21 @@ async fn an_administrator_runs_idgraph_from_the_console() {
         .await
         .unwrap();
     walk.click(".graphiql-execute-button").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let answer = loop {
-        let text = walk
-            .browser
-            .execute(
-                "var cm = document.querySelector('.graphiql-response .CodeMirror');
-                 return cm ? cm.CodeMirror.getValue() : '';",
-                vec![],
-            )
-            .await
-            .unwrap();
-        let text = text.as_str().unwrap_or_default().to_string();
-        if !text.is_empty() {
-            break text;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "GraphiQL showed no answer"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    walk.wait_until(Locator::XPath(
+        "//*[contains(@class, 'graphiql-response')]//*[contains(@class, 'CodeMirror-code')]\
+         [contains(., 'data') or contains(., 'errors')]",
+    ))
+    .await;
+    let answer = walk
+        .browser
+        .execute(
+            "return document.querySelector('.graphiql-response .CodeMirror').CodeMirror.getValue();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let answer = answer.as_str().unwrap_or_default().to_string();
+    assert!(!answer.is_empty(), "GraphiQL showed no answer");
     let answer: Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(
         answer["data"]["viewer"],
