@@ -13,7 +13,7 @@
 use secrecy::SecretString;
 
 use crate::auth::Principal;
-use crate::domain::{Role, ScopeSet};
+use crate::domain::{Scope, ScopeSet};
 use crate::error::AppResult;
 use crate::service::AppState;
 use crate::service::browser::{self, BrowserContext, SignedInAs};
@@ -31,14 +31,14 @@ pub struct ConsoleUser {
 }
 
 impl ConsoleUser {
-    /// Whether they hold `role`.
-    pub fn has_role(&self, role: Role) -> bool {
-        matches!(&self.principal, Principal::User(user) if user.has_role(role))
+    /// Whether the console is theirs to use: the gate's oauth admin (role `admin` or `oauth`).
+    pub fn may_use_console(&self) -> bool {
+        self.principal.require_oauth_admin(Scope::AppRead).is_ok()
     }
 
-    /// Whether the console is theirs to use: role `admin` or `oauth`.
-    pub fn may_use_console(&self) -> bool {
-        self.has_role(Role::Admin) || self.has_role(Role::Oauth)
+    /// Whether the gate lets them administer users, keys and the audit trail (role `admin`).
+    pub fn is_admin(&self) -> bool {
+        self.principal.require_admin(Scope::UserRead).is_ok()
     }
 }
 

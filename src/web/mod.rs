@@ -15,7 +15,7 @@ pub mod pages;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts, RawQuery, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -77,14 +77,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Browser {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let ClientAddr(addr) = ClientAddr::from_request_parts(parts, state).await?;
         Ok(Self(BrowserContext {
-            cookie: cookie_value(&parts.headers),
+            cookie: crate::edge::auth::session_cookie(&parts.headers),
             addr,
         }))
     }
-}
-
-fn cookie_value(headers: &HeaderMap) -> Option<String> {
-    crate::edge::auth::session_cookie(headers)
 }
 
 /// A posted form's fields. A field holding NUL is refused by name (see [`Fields::nul`]).

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::gql::{Doc, Problem};
 use super::{Chrome, Console, Posted, problem_page, render, see_other, when};
+use crate::domain::capabilities::SigningAlgorithm;
 use crate::service::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -19,9 +20,6 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/keys", get(list))
         .route("/admin/keys/rotate", post(rotate))
 }
-
-/// The algorithms a key may have, as GraphQL names them.
-const ALGORITHMS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -98,7 +96,11 @@ async fn page(console: &Console, problems: Vec<Problem>, saved: String) -> Respo
 /// `GET /admin/keys`.
 async fn list(console: Console, Query(query): Query<ListQuery>) -> Response {
     // Only a name of ours is echoed.
-    let saved = match ALGORITHMS.iter().find(|a| **a == query.rotated) {
+    let saved = match SigningAlgorithm::EVERY
+        .iter()
+        .map(|a| a.as_str())
+        .find(|a| *a == query.rotated)
+    {
         Some(algorithm) => format!(
             "A new {algorithm} key is published; it starts signing once relying parties have \
              had time to fetch it."

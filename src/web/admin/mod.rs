@@ -176,7 +176,7 @@ impl Console {
             section,
             display_name: self.user.signed_in_as.display_name.clone(),
             username: self.user.signed_in_as.username.clone(),
-            is_admin: self.user.has_role(crate::domain::Role::Admin),
+            is_admin: self.user.is_admin(),
             token: console::form_token(&self.gql.state, &self.cookie),
         }
     }
@@ -282,7 +282,7 @@ impl FromRequestParts<AppState> for Console {
 
 /// `GET /admin`: the first section the person may use.
 async fn home(console: Console) -> Response {
-    see_other(if console.user.has_role(crate::domain::Role::Admin) {
+    see_other(if console.user.is_admin() {
         "/admin/users"
     } else {
         "/admin/apps"
