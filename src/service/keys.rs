@@ -268,29 +268,53 @@ fn newest_first(rows: &[signing_keys::Model]) -> Vec<&signing_keys::Model> {
     sorted
 }
 
-/// Each row's state as of `now`, in the order of `rows`.
-fn key_states(rows: &[signing_keys::Model], now: i64) -> Vec<KeyInfo> {
-    let published =
-        |row: &signing_keys::Model| row.state == ACTIVE && row.retires_at.is_none_or(|at| at > now);
-    let activated = |row: &signing_keys::Model| row.activates_at.is_none_or(|at| at <= now);
-    let mut signers: HashMap<String, String> = HashMap::new();
+/// Whether `row` is in the JWKS at `now`.
+fn published(row: &signing_keys::Model, now: i64) -> bool {
+    row.state == ACTIVE && row.retires_at.is_none_or(|at| at > now)
+}
+
+/// Whether `row`'s activation has come at `now`.
+fn activated(row: &signing_keys::Model, now: i64) -> bool {
+    row.activates_at.is_none_or(|at| at <= now)
+}
+
+/// The key that signs at `now`, per algorithm: the newest unsuperseded published key once its
+/// activation has come; until then the newest superseded one (which retires only after that).
+/// Keys made in the same second are taken in one order ([`newest_first`]). The key ring and the
+/// administrators' listing both decide by this.
+fn signers(
+    rows: &[signing_keys::Model],
+    now: i64,
+) -> HashMap<SigningAlgorithm, &signing_keys::Model> {
+    let mut chosen = HashMap::new();
     for superseded in [false, true] {
         for row in newest_first(rows) {
-            if published(row) && activated(row) && row.retires_at.is_some() == superseded {
-                signers
-                    .entry(row.algorithm.clone())
-                    .or_insert_with(|| row.kid.clone());
+            let Ok(algorithm) = row.algorithm.parse::<SigningAlgorithm>() else {
+                continue;
+            };
+            if published(row, now) && activated(row, now) && row.retires_at.is_some() == superseded
+            {
+                chosen.entry(algorithm).or_insert(row);
             }
         }
     }
+    chosen
+}
+
+/// Each row's state as of `now`, in the order of `rows`.
+fn key_states(rows: &[signing_keys::Model], now: i64) -> Vec<KeyInfo> {
+    let signing = signers(rows, now);
     rows.iter()
         .filter_map(|row| {
             let algorithm = row.algorithm.parse().ok()?;
-            let state = if !published(row) {
+            let state = if !published(row, now) {
                 KeyState::Retired
-            } else if signers.get(&row.algorithm) == Some(&row.kid) {
+            } else if signing
+                .get(&algorithm)
+                .is_some_and(|key| key.kid == row.kid)
+            {
                 KeyState::Active
-            } else if activated(row) {
+            } else if activated(row, now) {
                 KeyState::Retiring
             } else {
                 KeyState::Next
@@ -434,10 +458,10 @@ pub async fn load_ring(
         .all(db)
         .await?;
     let mut verifying = HashMap::new();
-    let mut published = Vec::new();
-    let mut signers = HashMap::new();
+    let mut jwks = Vec::new();
+    let mut signing = HashMap::new();
     for row in &rows {
-        if row.retires_at.is_some_and(|at| at <= now) {
+        if !published(row, now) {
             continue;
         }
         let algorithm: SigningAlgorithm = row
@@ -449,36 +473,23 @@ pub async fn load_ring(
             row.kid.clone(),
             VerifyingKey::from_jwk(algorithm, &jwk).map_err(AppError::internal)?,
         );
-        published.push(jwk);
+        jwks.push(jwk);
     }
-    // The key that signs, per algorithm: the newest unsuperseded one once its activation has
-    // come; until then the newest superseded one (which retires only after that). Keys made in
-    // the same second are taken in one order, the one `list_keys` shows.
-    for superseded in [false, true] {
-        for row in newest_first(&rows) {
-            let signs = row.activates_at.is_none_or(|at| at <= now)
-                && row.retires_at.is_some() == superseded
-                && row.retires_at.is_none_or(|at| at > now);
-            let Ok(algorithm) = row.algorithm.parse::<SigningAlgorithm>() else {
-                continue;
-            };
-            if signs && !signers.contains_key(&algorithm) {
-                let key = SigningKey::from_pkcs8(row.kid.clone(), algorithm, &row.private_key)
-                    .map_err(AppError::internal)?;
-                signers.insert(algorithm, Arc::new(key));
-            }
-        }
+    for (algorithm, row) in signers(&rows, now) {
+        let key = SigningKey::from_pkcs8(row.kid.clone(), algorithm, &row.private_key)
+            .map_err(AppError::internal)?;
+        signing.insert(algorithm, Arc::new(key));
     }
-    if !signers.contains_key(&default) {
+    if !signing.contains_key(&default) {
         return Err(AppError::internal(anyhow::anyhow!(
             "no active {default} signing key in the database"
         )));
     }
     Ok(KeyRing {
-        signers,
+        signers: signing,
         default,
         verifying,
-        jwks: json!({ "keys": published }),
+        jwks: json!({ "keys": jwks }),
     })
 }
 

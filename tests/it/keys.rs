@@ -338,7 +338,26 @@ async fn administrators_read_and_rotate_the_signing_keys(app: TestApp) {
         .collect();
     assert_eq!(rs256.len(), 1, "{before:?}");
     assert_eq!(rs256[0]["state"], "ACTIVE");
-    assert!(before.iter().all(|k| k.get("privateKey").is_none()));
+    // No field of a signing key can reveal its private part.
+    let fields = app
+        .graphql(
+            r#"{ __type(name: "SigningKey") { fields { name } } }"#,
+            json!({}),
+            Some(&root),
+        )
+        .await;
+    let fields = fields["data"]["__type"]["fields"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(fields.len() >= 6, "{fields:?}");
+    assert!(
+        fields.iter().all(|f| {
+            let name = f["name"].as_str().unwrap().to_ascii_lowercase();
+            !name.contains("private") && !name.contains("pkcs") && !name.contains("secret")
+        }),
+        "{fields:?}"
+    );
 
     let rotated = app
         .graphql(ROTATE, json!({ "a": "RS256" }), Some(&root))
