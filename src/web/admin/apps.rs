@@ -288,8 +288,11 @@ struct Secret {
     last_used_at: Option<String>,
 }
 
+/// An app with its secrets (`AppDetail`).
 #[derive(Deserialize)]
-struct Secrets {
+struct AppDetail {
+    #[serde(flatten)]
+    app: App,
     secrets: Vec<Secret>,
 }
 
@@ -410,9 +413,9 @@ async fn app_page(
 ) -> Result<AppPage, Response> {
     let chrome = console.chrome("apps");
     let vars = json!({ "clientId": client_id });
-    let answer = console.gql.run(Doc::Apps, "App", vars.clone()).await;
-    let app = match answer.take::<Option<App>>("app") {
-        Ok(Some(app)) => app,
+    let answer = console.gql.run(Doc::Apps, "AppDetail", vars).await;
+    let AppDetail { app, secrets } = match answer.take::<Option<AppDetail>>("app") {
+        Ok(Some(detail)) => detail,
         Ok(None) => {
             let missing = [Problem::general(
                 "NOT_FOUND",
@@ -420,11 +423,6 @@ async fn app_page(
             )];
             return Err(problem_page(&chrome, "No such app", &missing));
         }
-        Err(problems) => return Err(problem_page(&chrome, "App", &problems)),
-    };
-    let answer = console.gql.run(Doc::Apps, "AppSecrets", vars).await;
-    let secrets = match answer.take::<Option<Secrets>>("app") {
-        Ok(found) => found.map(|s| s.secrets).unwrap_or_default(),
         Err(problems) => return Err(problem_page(&chrome, "App", &problems)),
     };
     let public = app.token_endpoint_auth_method == "NONE";
