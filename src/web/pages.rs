@@ -111,6 +111,12 @@ fn csp(form_target: Option<&str>) -> HeaderValue {
 /// A page with `status`. `form_target` is an origin the page's forms may end up at after a
 /// redirect (the client's).
 pub fn page(status: StatusCode, template: &impl Template, form_target: Option<&str>) -> Response {
+    page_under(status, template, csp(form_target))
+}
+
+/// A page with `status` under the Content-Security-Policy `policy` (the admin console's allows
+/// its own scripts), with the headers every page carries.
+pub fn page_under(status: StatusCode, template: &impl Template, policy: HeaderValue) -> Response {
     let html = match template.render() {
         Ok(html) => html,
         Err(err) => return PageError(AppError::internal(err)).into_response(),
@@ -123,7 +129,7 @@ pub fn page(status: StatusCode, template: &impl Template, form_target: Option<&s
         .into_response();
     response
         .headers_mut()
-        .insert(header::CONTENT_SECURITY_POLICY, csp(form_target));
+        .insert(header::CONTENT_SECURITY_POLICY, policy);
     protect(&mut response);
     response
 }

@@ -95,46 +95,12 @@ pub struct Chrome {
     pub token: String,
 }
 
-/// A page with the console's headers.
+/// A page under the console's policy, with the headers every page carries.
 pub fn render(status: StatusCode, template: &impl Template) -> Response {
-    let html = match template.render() {
-        Ok(html) => html,
-        Err(err) => return super::pages::PageError(AppError::internal(err)).into_response(),
-    };
-    let mut response = (
-        status,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        html,
-    )
-        .into_response();
-    protect(&mut response);
-    response
+    super::pages::page_under(status, template, HeaderValue::from_static(CSP))
 }
 
-fn protect(response: &mut Response) {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-}
-
-/// A 303 to a console path.
-pub fn see_other(location: &str) -> Response {
-    let mut response = super::pages::see_other(location);
-    protect(&mut response);
-    response
-}
+pub use super::pages::see_other;
 
 /// A page that says what went wrong, with the status the problem calls for.
 #[derive(Template)]
@@ -202,9 +168,7 @@ const REFUSED_FORM: &str = "The form did not come from this console, it has expi
 /// The refusal of a form posted without a session (sign-in, sign-out).
 fn refused_form(state: &AppState) -> Response {
     state.metrics.security(SecurityEvent::CsrfRefused);
-    let mut response = message(StatusCode::FORBIDDEN, "This form has expired", REFUSED_FORM);
-    protect(&mut response);
-    response
+    message(StatusCode::FORBIDDEN, "This form has expired", REFUSED_FORM)
 }
 
 /// "Your account cannot use the console."
@@ -246,7 +210,6 @@ impl FromRequestParts<AppState> for Console {
                 if let Ok(value) = HeaderValue::from_str(&location) {
                     response.headers_mut().insert("hx-redirect", value);
                 }
-                protect(&mut response);
                 return Err(response);
             }
             return Err(see_other(&location));
