@@ -17,6 +17,7 @@ use secrecy::SecretString;
 use crate::auth::jwt::{AccessClaims, JwtType};
 use crate::auth::{Principal, SessionRef};
 use crate::db::entities::{sessions, users};
+use crate::db::writer::Writer;
 use crate::domain::ids::SessionId;
 use crate::domain::{ScopeSet, secs};
 use crate::error::{AppError, AppResult};
@@ -137,22 +138,20 @@ impl Families for SessionFamilies {
 
     async fn swap(
         &self,
-        db: &DatabaseConnection,
+        writer: &Writer,
         row: &Self::Row,
         from: &str,
         to: &str,
         now: i64,
     ) -> Result<bool, DbErr> {
-        let swapped = sessions::Entity::update_many()
+        let swap = sessions::Entity::update_many()
             .col_expr(sessions::Column::RefreshHash, to.into())
             .col_expr(sessions::Column::LastUsedAt, now.into())
             .col_expr(sessions::Column::ExpiresAt, (now + self.ttl).into())
             .filter(sessions::Column::Id.eq(&row.id))
             .filter(sessions::Column::RefreshHash.eq(from))
-            .filter(sessions::Column::RevokedAt.is_null())
-            .exec(db)
-            .await?;
-        Ok(swapped.rows_affected == 1)
+            .filter(sessions::Column::RevokedAt.is_null());
+        Ok(writer.update(swap).await? == 1)
     }
 
     async fn revoke(
@@ -182,7 +181,7 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> AppResult<Session
         ttl: secs(state.config.refresh_token_ttl),
     };
     let now = state.clock.now();
-    let rotation = refresh::rotate(&state.db, &families, refresh_token, now, |_| {
+    let rotation = refresh::rotate(state, &families, refresh_token, now, |_| {
         Ok::<(), std::convert::Infallible>(())
     })
     .await?;

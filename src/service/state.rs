@@ -7,6 +7,7 @@ use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::db::writer::Writer;
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
 use crate::service::apps::AppCache;
@@ -24,6 +25,8 @@ use crate::service::touches::Touches;
 pub struct AppState {
     /// The connection pool.
     pub db: DatabaseConnection,
+    /// Where the hot writes go: the pool, or on SQLite the one writer that commits in groups.
+    pub writer: Writer,
     /// The validated configuration.
     pub config: Arc<Config>,
     /// The source of "now" for every rule that depends on the time.
@@ -100,6 +103,7 @@ impl AppState {
         Ok(Self {
             metrics,
             passwords: PasswordHasher::new(config.password_hash_concurrency),
+            writer: Writer::start(&db),
             db,
             config: Arc::new(config),
             keys,

@@ -6,6 +6,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 
 use super::{Client, Issue, OAuthError, TokenResponse, end_grant, issue, live, touch_connection};
 use crate::db::entities::grants;
+use crate::db::writer::Writer;
 use crate::domain::oauth::OidcScope;
 use crate::domain::scopes::Scopes;
 use crate::domain::secs;
@@ -49,23 +50,21 @@ impl Families for GrantFamilies<'_> {
 
     async fn swap(
         &self,
-        db: &DatabaseConnection,
+        writer: &Writer,
         row: &Self::Row,
         from: &str,
         to: &str,
         now: i64,
     ) -> Result<bool, DbErr> {
-        let rotated = grants::Entity::update_many()
+        let swap = grants::Entity::update_many()
             .col_expr(grants::Column::RefreshHash, Expr::value(to))
             .col_expr(
                 grants::Column::RefreshExpiresAt,
                 Expr::value(now + self.ttl),
             )
             .filter(grants::Column::Id.eq(&row.id))
-            .filter(grants::Column::RefreshHash.eq(from))
-            .exec(db)
-            .await?;
-        Ok(rotated.rows_affected == 1)
+            .filter(grants::Column::RefreshHash.eq(from));
+        Ok(writer.update(swap).await? == 1)
     }
 
     async fn revoke(
@@ -104,7 +103,7 @@ pub async fn refresh(
         ttl: secs(state.config.refresh_token_ttl),
     };
     let now = state.clock.now();
-    let rotation = refresh::rotate(&state.db, &families, refresh_token, now, |grant| {
+    let rotation = refresh::rotate(state, &families, refresh_token, now, |grant| {
         narrowed(&Scopes::filter(&grant.scope), scope)
     })
     .await??;

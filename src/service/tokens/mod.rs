@@ -306,15 +306,19 @@ async fn end_grant(db: &DatabaseConnection, grant_id: &str) -> Result<bool, DbEr
     Ok(deleted.rows_affected > 0)
 }
 
-/// Marks the connection used now, to the minute: the write is skipped when the stored time is
-/// less than a minute old, so a burst of refreshes does not rewrite the row each time.
+/// Marks the connection used now, to the minute: this node writes it at most once a minute
+/// ([`crate::service::touches`]), and the write changes nothing when another node marked it
+/// within the minute, so a burst of refreshes neither rewrites the row nor even takes SQLite's
+/// write lock each time.
 async fn touch_connection(state: &AppState, grant: &grants::Model, now: i64) -> Result<(), DbErr> {
-    connections::Entity::update_many()
+    use crate::service::touches::EVERY_SECS;
+    if !state.touches.due(&grant.user_id, &grant.client_id, now) {
+        return Ok(());
+    }
+    let touch = connections::Entity::update_many()
         .col_expr(connections::Column::AccessTime, Expr::value(now))
         .filter(connections::Column::UserId.eq(&grant.user_id))
         .filter(connections::Column::ClientId.eq(&grant.client_id))
-        .filter(connections::Column::AccessTime.lt(now - 60))
-        .exec(&state.db)
-        .await?;
-    Ok(())
+        .filter(connections::Column::AccessTime.lt(now - EVERY_SECS));
+    state.writer.update(touch).await.map(drop)
 }
