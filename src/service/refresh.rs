@@ -83,7 +83,7 @@ pub trait Families {
     /// Ends the family at `now`: its refresh and access tokens stop working.
     fn revoke(
         &self,
-        db: &DatabaseConnection,
+        writer: &Writer,
         row: &Self::Row,
         now: i64,
     ) -> impl Future<Output = Result<(), DbErr>> + Send;
@@ -123,7 +123,7 @@ pub async fn rotate<F: Families, T, E>(
         return Ok(Ok(Rotation::Refused));
     };
     if !digest_matches(secret, &stored) {
-        families.revoke(db, &row, now).await?;
+        families.revoke(&state.writer, &row, now).await?;
         return Ok(Ok(Rotation::Reused));
     }
     if families.expired(&row, now) {
@@ -139,7 +139,7 @@ pub async fn rotate<F: Families, T, E>(
         .await?
     {
         // Another request rotated this very token first: it was used twice.
-        families.revoke(db, &row, now).await?;
+        families.revoke(&state.writer, &row, now).await?;
         return Ok(Ok(Rotation::Reused));
     }
     Ok(Ok(Rotation::Rotated {

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
+    TransactionTrait, UpdateMany,
 };
 use secrecy::SecretString;
 
@@ -154,25 +154,17 @@ impl Families for SessionFamilies {
         Ok(writer.update(swap).await? == 1)
     }
 
-    async fn revoke(
-        &self,
-        db: &DatabaseConnection,
-        row: &Self::Row,
-        now: i64,
-    ) -> Result<(), DbErr> {
-        revoke(db, &row.id, now).await
+    async fn revoke(&self, writer: &Writer, row: &Self::Row, now: i64) -> Result<(), DbErr> {
+        writer.update(revoke(&row.id, now)).await.map(drop)
     }
 }
 
 /// Marks a session revoked (its access tokens fail at once: every request checks `sid`).
-async fn revoke(db: &DatabaseConnection, session_id: &str, at: i64) -> Result<(), DbErr> {
+fn revoke(session_id: &str, at: i64) -> UpdateMany<sessions::Entity> {
     sessions::Entity::update_many()
         .col_expr(sessions::Column::RevokedAt, at.into())
         .filter(sessions::Column::Id.eq(session_id))
         .filter(sessions::Column::RevokedAt.is_null())
-        .exec(db)
-        .await?;
-    Ok(())
 }
 
 /// Exchanges a refresh token for a new access token and a new refresh token.
@@ -204,7 +196,10 @@ pub async fn logout(state: &AppState, principal: &Principal) -> AppResult<()> {
             "logout ends a session opened by login; sign out of the hosted pages there",
         ));
     };
-    revoke(&state.db, session_id.as_str(), state.clock.now()).await?;
+    state
+        .writer
+        .update(revoke(session_id.as_str(), state.clock.now()))
+        .await?;
     tracing::info!(user.id = %me.user_id, session.id = %session_id, "signed out");
     Ok(())
 }

@@ -96,6 +96,7 @@ impl AppState {
         } else {
             Listener::none()
         };
+        let writer = Writer::start(&db, &config.database_url).await?;
         let metrics = match config.metrics_bind {
             Some(_) => Metrics::enabled(),
             None => Metrics::disabled(),
@@ -103,7 +104,7 @@ impl AppState {
         Ok(Self {
             metrics,
             passwords: PasswordHasher::new(config.password_hash_concurrency),
-            writer: Writer::start(&db),
+            writer,
             db,
             config: Arc::new(config),
             keys,

@@ -131,3 +131,40 @@ async fn a_group_that_cannot_commit_fails_every_write_in_it_and_the_writer_goes_
         .expect("the next group commits");
     assert_eq!(keys(&app).await, ["a", "e"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_whose_transaction_ends_midway_fails_as_a_whole() {
+    let (app, release, hold) = held_writer("").await;
+    let writer = &app.state.writer;
+    let mut first = pin!(writer.write(|db| Box::pin(insert(db, "b"))));
+    // What SQLite does by itself on a full disk or an I/O error: the whole transaction is
+    // rolled back under the group's feet.
+    let mut rollback = pin!(writer.write(|db| {
+        Box::pin(async move { db.execute_unprepared("ROLLBACK").await.map(drop) })
+    }));
+    // A later write's own transaction now opens a new one, and its failure leaves it open: a
+    // commit would succeed and tell the first write it happened.
+    let mut failing = pin!(writer.write(|db| {
+        Box::pin(async move {
+            let txn = db.begin().await?;
+            insert(&txn, "a").await?;
+            txn.commit().await
+        })
+    }));
+    assert!(poll!(first.as_mut()).is_pending());
+    assert!(poll!(rollback.as_mut()).is_pending());
+    assert!(poll!(failing.as_mut()).is_pending());
+    release.send(()).unwrap();
+    hold.await.unwrap().unwrap();
+
+    let err = first.await.expect_err("the first write was rolled back");
+    assert!(err.to_string().contains("not committed"), "{err}");
+    assert!(rollback.await.is_err());
+    assert!(failing.await.is_err());
+    assert_eq!(keys(&app).await, ["a"]);
+    writer
+        .write(|db| Box::pin(insert(db, "e")))
+        .await
+        .expect("the writer starts afresh");
+    assert_eq!(keys(&app).await, ["a", "e"]);
+}

@@ -4,7 +4,7 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 
-use super::{Client, Issue, OAuthError, TokenResponse, end_grant, issue, live, touch_connection};
+use super::{Client, Issue, OAuthError, TokenResponse, issue, live, touch_connection};
 use crate::db::entities::grants;
 use crate::db::writer::Writer;
 use crate::domain::oauth::OidcScope;
@@ -67,13 +67,12 @@ impl Families for GrantFamilies<'_> {
         Ok(writer.update(swap).await? == 1)
     }
 
-    async fn revoke(
-        &self,
-        db: &DatabaseConnection,
-        row: &Self::Row,
-        _now: i64,
-    ) -> Result<(), DbErr> {
-        end_grant(db, &row.id).await.map(drop)
+    async fn revoke(&self, writer: &Writer, row: &Self::Row, _now: i64) -> Result<(), DbErr> {
+        let end = grants::Entity::delete_by_id(&row.id);
+        writer
+            .write(move |db| Box::pin(end.exec(db)))
+            .await
+            .map(drop)
     }
 }
 
@@ -124,7 +123,7 @@ pub async fn refresh(
             return Err(OAuthError::InvalidGrant(BAD_REFRESH.into()));
         }
     };
-    touch_connection(state, &grant, now).await?;
+    touch_connection(state, &grant, now).await;
     issue(
         state,
         Issue {

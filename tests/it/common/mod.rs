@@ -301,11 +301,13 @@ impl TestApp {
         self.state.clock.now()
     }
 
-    /// Statements executed while `work` runs.
+    /// Statements executed while `work` runs, on the pool and by SQLite's writer.
     pub async fn count_statements<F: std::future::Future>(&self, work: F) -> (F::Output, usize) {
-        let before = self.statements.load(Ordering::SeqCst);
+        let executed =
+            || self.statements.load(Ordering::SeqCst) + self.state.writer.statements() as usize;
+        let before = executed();
         let output = work.await;
-        (output, self.statements.load(Ordering::SeqCst) - before)
+        (output, executed() - before)
     }
 
     /// Sends a request through the real router.
