@@ -2,7 +2,6 @@
 
 pub mod entities;
 pub mod owned;
-pub mod writer;
 
 use std::time::Duration;
 

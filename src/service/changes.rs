@@ -188,9 +188,11 @@ pub(crate) async fn end_grant_announced(
         ended
     } else {
         use sea_orm::EntityTrait;
-        let delete = crate::db::entities::grants::Entity::delete_by_id(grant_id);
-        let deleted = state.writer.write(move |db| Box::pin(delete.exec(db)));
-        deleted.await?.rows_affected > 0
+        crate::db::entities::grants::Entity::delete_by_id(grant_id)
+            .exec(&state.db)
+            .await?
+            .rows_affected
+            > 0
     };
     if ended {
         state.caches().forget(&payload);

@@ -143,56 +143,41 @@ pub async fn record(
         }),
     };
     use connections::Column as C;
+    let txn = state.db.begin().await?;
     // A user disabled meanwhile gets no grant. PostgreSQL checks first (`users::still_enabled`),
     // taking the user row's share lock before the connection's, in the order deleting a user
     // takes them (no deadlock). SQLite checks in the grant's insert itself, after the
     // transaction's first write has serialised it with every other writer, without one more
     // statement while the write lock is held.
     let postgres = state.db.get_database_backend() == DbBackend::Postgres;
-    let grant_if_enabled = if postgres {
-        None
+    if postgres && !crate::service::users::still_enabled(&txn, me.user_id.as_str()).await? {
+        return Err(AppError::InvalidToken);
+    }
+    connections::Entity::insert(connection)
+        .on_conflict(
+            OnConflict::columns([C::UserId, C::ClientId])
+                .update_columns([C::Scope, C::AuthTime, C::AccessTime, C::ConsentedScope])
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await
+        .map_err(app_gone)?;
+    if postgres {
+        grants::Entity::insert(grant)
+            .exec_without_returning(&txn)
+            .await
+            .map_err(app_gone)?;
     } else {
-        Some(insert_if_enabled(&grant, me.user_id.as_str())?)
-    };
-    let user_id = me.user_id.to_string();
-    // One of the hot writes (see `crate::db::writer`): on SQLite it commits with its group.
-    let recorded = state.writer.write(move |db| {
-        Box::pin(async move {
-            let txn = db.begin().await?;
-            if postgres && !crate::service::users::still_enabled(&txn, &user_id).await? {
-                return Err(AppError::InvalidToken);
-            }
-            connections::Entity::insert(connection)
-                .on_conflict(
-                    OnConflict::columns([C::UserId, C::ClientId])
-                        .update_columns([C::Scope, C::AuthTime, C::AccessTime, C::ConsentedScope])
-                        .to_owned(),
-                )
-                .exec_without_returning(&txn)
-                .await
-                .map_err(app_gone)?;
-            match grant_if_enabled {
-                None => {
-                    grants::Entity::insert(grant)
-                        .exec_without_returning(&txn)
-                        .await
-                        .map_err(app_gone)?;
-                }
-                Some(insert) => {
-                    let inserted = txn
-                        .execute_raw(DbBackend::Sqlite.build(&insert))
-                        .await
-                        .map_err(app_gone)?;
-                    if inserted.rows_affected() == 0 {
-                        return Err(AppError::InvalidToken);
-                    }
-                }
-            }
-            txn.commit().await?;
-            Ok(())
-        })
-    });
-    recorded.await?;
+        let insert = insert_if_enabled(&grant, me.user_id.as_str())?;
+        let inserted = txn
+            .execute_raw(DbBackend::Sqlite.build(&insert))
+            .await
+            .map_err(app_gone)?;
+        if inserted.rows_affected() == 0 {
+            return Err(AppError::InvalidToken);
+        }
+    }
+    txn.commit().await?;
     tracing::info!(user.id = %me.user_id, client.id = %request.client_id, scope = %scopes, "consent recorded");
     Ok(code)
 }

@@ -1,8 +1,7 @@
 //! Rotating refresh tokens, one implementation for first-party sessions and app grants alike.
 //!
 //! A refresh token reads `<family id>.<secret>`; only the secret's SHA-256 digest is stored.
-//! Using it swaps the digest with a compare-and-set `UPDATE` (one of the hot writes, through
-//! [`crate::db::writer`]), so a token works once.
+//! Using it swaps the digest with a compare-and-set `UPDATE`, so a token works once.
 //! Presenting a token whose digest is no longer the stored one (it was rotated out, or two
 //! requests raced with it) revokes the whole family: someone other than its holder has it.
 
@@ -10,10 +9,8 @@ use std::future::Future;
 
 use sea_orm::{DatabaseConnection, DbErr};
 
-use crate::db::writer::Writer;
 use crate::domain::secret::{digest, digest_matches, random_token};
 use crate::error::AppResult;
-use crate::service::AppState;
 
 /// Longest family id and secret accepted (ours are 22 and 43 characters).
 const MAX_FAMILY_LEN: usize = 32;
@@ -73,7 +70,7 @@ pub trait Families {
     /// Swaps the digest from `from` to `to` when it still is `from`; whether it did.
     fn swap(
         &self,
-        writer: &Writer,
+        db: &DatabaseConnection,
         row: &Self::Row,
         from: &str,
         to: &str,
@@ -83,7 +80,7 @@ pub trait Families {
     /// Ends the family at `now`: its refresh and access tokens stop working.
     fn revoke(
         &self,
-        writer: &Writer,
+        db: &DatabaseConnection,
         row: &Self::Row,
         now: i64,
     ) -> impl Future<Output = Result<(), DbErr>> + Send;
@@ -103,7 +100,7 @@ pub enum Rotation<Row, T> {
 /// Rotates `token` in `families` at `now`. `check` sees a good token's row before it is
 /// rotated (a request it refuses leaves the token working) and its error is returned as is.
 pub async fn rotate<F: Families, T, E>(
-    state: &AppState,
+    db: &DatabaseConnection,
     families: &F,
     token: &str,
     now: i64,
@@ -112,7 +109,6 @@ pub async fn rotate<F: Families, T, E>(
     let Some((id, secret)) = split(token) else {
         return Ok(Ok(Rotation::Refused));
     };
-    let db = &state.db;
     let Some(row) = families.find(db, id).await? else {
         return Ok(Ok(Rotation::Refused));
     };
@@ -123,7 +119,7 @@ pub async fn rotate<F: Families, T, E>(
         return Ok(Ok(Rotation::Refused));
     };
     if !digest_matches(secret, &stored) {
-        families.revoke(&state.writer, &row, now).await?;
+        families.revoke(db, &row, now).await?;
         return Ok(Ok(Rotation::Reused));
     }
     if families.expired(&row, now) {
@@ -134,12 +130,9 @@ pub async fn rotate<F: Families, T, E>(
         Err(err) => return Ok(Err(err)),
     };
     let (token, next) = mint(id);
-    if !families
-        .swap(&state.writer, &row, &stored, &next, now)
-        .await?
-    {
+    if !families.swap(db, &row, &stored, &next, now).await? {
         // Another request rotated this very token first: it was used twice.
-        families.revoke(&state.writer, &row, now).await?;
+        families.revoke(db, &row, now).await?;
         return Ok(Ok(Rotation::Reused));
     }
     Ok(Ok(Rotation::Rotated {

@@ -10,14 +10,13 @@ use std::net::IpAddr;
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
-    TransactionTrait, UpdateMany,
+    TransactionTrait,
 };
 use secrecy::SecretString;
 
 use crate::auth::jwt::{AccessClaims, JwtType};
 use crate::auth::{Principal, SessionRef};
 use crate::db::entities::{sessions, users};
-use crate::db::writer::Writer;
 use crate::domain::ids::SessionId;
 use crate::domain::{ScopeSet, secs};
 use crate::error::{AppError, AppResult};
@@ -138,33 +137,43 @@ impl Families for SessionFamilies {
 
     async fn swap(
         &self,
-        writer: &Writer,
+        db: &DatabaseConnection,
         row: &Self::Row,
         from: &str,
         to: &str,
         now: i64,
     ) -> Result<bool, DbErr> {
-        let swap = sessions::Entity::update_many()
+        let swapped = sessions::Entity::update_many()
             .col_expr(sessions::Column::RefreshHash, to.into())
             .col_expr(sessions::Column::LastUsedAt, now.into())
             .col_expr(sessions::Column::ExpiresAt, (now + self.ttl).into())
             .filter(sessions::Column::Id.eq(&row.id))
             .filter(sessions::Column::RefreshHash.eq(from))
-            .filter(sessions::Column::RevokedAt.is_null());
-        Ok(writer.update(swap).await? == 1)
+            .filter(sessions::Column::RevokedAt.is_null())
+            .exec(db)
+            .await?;
+        Ok(swapped.rows_affected == 1)
     }
 
-    async fn revoke(&self, writer: &Writer, row: &Self::Row, now: i64) -> Result<(), DbErr> {
-        writer.update(revoke(&row.id, now)).await.map(drop)
+    async fn revoke(
+        &self,
+        db: &DatabaseConnection,
+        row: &Self::Row,
+        now: i64,
+    ) -> Result<(), DbErr> {
+        revoke(db, &row.id, now).await
     }
 }
 
 /// Marks a session revoked (its access tokens fail at once: every request checks `sid`).
-fn revoke(session_id: &str, at: i64) -> UpdateMany<sessions::Entity> {
+async fn revoke(db: &DatabaseConnection, session_id: &str, at: i64) -> Result<(), DbErr> {
     sessions::Entity::update_many()
         .col_expr(sessions::Column::RevokedAt, at.into())
         .filter(sessions::Column::Id.eq(session_id))
         .filter(sessions::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// Exchanges a refresh token for a new access token and a new refresh token.
@@ -173,7 +182,7 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> AppResult<Session
         ttl: secs(state.config.refresh_token_ttl),
     };
     let now = state.clock.now();
-    let rotation = refresh::rotate(state, &families, refresh_token, now, |_| {
+    let rotation = refresh::rotate(&state.db, &families, refresh_token, now, |_| {
         Ok::<(), std::convert::Infallible>(())
     })
     .await?;
@@ -196,10 +205,7 @@ pub async fn logout(state: &AppState, principal: &Principal) -> AppResult<()> {
             "logout ends a session opened by login; sign out of the hosted pages there",
         ));
     };
-    state
-        .writer
-        .update(revoke(session_id.as_str(), state.clock.now()))
-        .await?;
+    revoke(&state.db, session_id.as_str(), state.clock.now()).await?;
     tracing::info!(user.id = %me.user_id, session.id = %session_id, "signed out");
     Ok(())
 }

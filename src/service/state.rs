@@ -7,7 +7,6 @@ use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::db::writer::Writer;
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
 use crate::service::apps::AppCache;
@@ -25,8 +24,6 @@ use crate::service::touches::Touches;
 pub struct AppState {
     /// The connection pool.
     pub db: DatabaseConnection,
-    /// Where the hot writes go: the pool, or on SQLite the one writer that commits in groups.
-    pub writer: Writer,
     /// The validated configuration.
     pub config: Arc<Config>,
     /// The source of "now" for every rule that depends on the time.
@@ -96,7 +93,6 @@ impl AppState {
         } else {
             Listener::none()
         };
-        let writer = Writer::start(&db, &config.database_url).await?;
         let metrics = match config.metrics_bind {
             Some(_) => Metrics::enabled(),
             None => Metrics::disabled(),
@@ -104,7 +100,6 @@ impl AppState {
         Ok(Self {
             metrics,
             passwords: PasswordHasher::new(config.password_hash_concurrency),
-            writer,
             db,
             config: Arc::new(config),
             keys,

@@ -36,4 +36,3 @@ mod races;
 mod relying_party;
 mod sessions;
 mod users;
-mod writer;

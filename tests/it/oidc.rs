@@ -5,7 +5,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use crate::common::rp::{REDIRECT, Rp, VERIFIER, basic, consent, s256, setup, token, token_with};
+use crate::common::rp::{
+    REDIRECT, Rp, VERIFIER, basic, consent, redeem_for, s256, setup, token, token_with,
+};
 use crate::common::{TestApp, TestResponse};
 
 async fn redeem(app: &TestApp, rp: &Rp, code: &str) -> TestResponse {
@@ -654,8 +656,62 @@ async fn every_redemption_rule_is_enforced_in_sql_and_named_in_rust(app: TestApp
     assert_eq!(statements, 1, "the fast path redeems in one statement");
 }
 
+/// When the app's connection was last used, as stored.
+async fn connection_used_at(app: &TestApp, rp: &Rp) -> i64 {
+    use idgraph::db::entities::connections;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    connections::Entity::find()
+        .filter(connections::Column::UserId.eq(&rp.user_id))
+        .filter(connections::Column::ClientId.eq(&rp.client_id))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .expect("the connection")
+        .access_time
+}
+
+/// A refresh marks the app's connection used, to the minute: the first refresh a minute or more
+/// after this node last marked it writes the time, the refreshes in between write nothing.
+async fn refreshes_mark_the_connection_used_at_most_once_a_minute(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let code = consent(&app, &rp, json!({ "scope": "openid offline_access" })).await;
+    let consented_at = app.now();
+    let mut refresh_token = redeem_for(&app, &rp, &code).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(connection_used_at(&app, &rp).await, consented_at);
+    let mut expected = Vec::new();
+    let mut stored = Vec::new();
+    for (wait, marks) in [(90, true), (30, false), (30, true)] {
+        app.advance(std::time::Duration::from_secs(wait));
+        let response = token(
+            &app,
+            &rp,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &refresh_token),
+            ],
+        )
+        .await;
+        response.assert_status(StatusCode::OK);
+        refresh_token = response.json()["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let last = expected.last().copied().unwrap_or(consented_at);
+        expected.push(if marks { app.now() } else { last });
+        stored.push(connection_used_at(&app, &rp).await);
+    }
+    assert_eq!(
+        stored, expected,
+        "marked at +90 s and +150 s, not at +120 s"
+    );
+}
+
 crate::on_every_database!(
     every_redemption_rule_is_enforced_in_sql_and_named_in_rust,
+    refreshes_mark_the_connection_used_at_most_once_a_minute,
     discovery_advertises_exactly_what_the_endpoints_accept,
     the_code_flow_issues_verifiable_tokens_and_userinfo,
     userinfo_claims_follow_the_granted_scope,

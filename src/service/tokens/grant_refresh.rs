@@ -4,9 +4,8 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 
-use super::{Client, Issue, OAuthError, TokenResponse, issue, live, touch_connection};
+use super::{Client, Issue, OAuthError, TokenResponse, end_grant, issue, live, touch_connection};
 use crate::db::entities::grants;
-use crate::db::writer::Writer;
 use crate::domain::oauth::OidcScope;
 use crate::domain::scopes::Scopes;
 use crate::domain::secs;
@@ -50,29 +49,32 @@ impl Families for GrantFamilies<'_> {
 
     async fn swap(
         &self,
-        writer: &Writer,
+        db: &DatabaseConnection,
         row: &Self::Row,
         from: &str,
         to: &str,
         now: i64,
     ) -> Result<bool, DbErr> {
-        let swap = grants::Entity::update_many()
+        let rotated = grants::Entity::update_many()
             .col_expr(grants::Column::RefreshHash, Expr::value(to))
             .col_expr(
                 grants::Column::RefreshExpiresAt,
                 Expr::value(now + self.ttl),
             )
             .filter(grants::Column::Id.eq(&row.id))
-            .filter(grants::Column::RefreshHash.eq(from));
-        Ok(writer.update(swap).await? == 1)
+            .filter(grants::Column::RefreshHash.eq(from))
+            .exec(db)
+            .await?;
+        Ok(rotated.rows_affected == 1)
     }
 
-    async fn revoke(&self, writer: &Writer, row: &Self::Row, _now: i64) -> Result<(), DbErr> {
-        let end = grants::Entity::delete_by_id(&row.id);
-        writer
-            .write(move |db| Box::pin(end.exec(db)))
-            .await
-            .map(drop)
+    async fn revoke(
+        &self,
+        db: &DatabaseConnection,
+        row: &Self::Row,
+        _now: i64,
+    ) -> Result<(), DbErr> {
+        end_grant(db, &row.id).await.map(drop)
     }
 }
 
@@ -102,7 +104,7 @@ pub async fn refresh(
         ttl: secs(state.config.refresh_token_ttl),
     };
     let now = state.clock.now();
-    let rotation = refresh::rotate(state, &families, refresh_token, now, |grant| {
+    let rotation = refresh::rotate(&state.db, &families, refresh_token, now, |grant| {
         narrowed(&Scopes::filter(&grant.scope), scope)
     })
     .await??;

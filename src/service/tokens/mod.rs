@@ -10,7 +10,7 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::auth::SigningAlgorithm;
@@ -300,19 +300,28 @@ async fn revoke_grant(state: &AppState, grant_id: &str) -> Result<bool, DbErr> {
     crate::service::changes::end_grant_announced(state, grant_id).await
 }
 
+/// Deletes a grant; whether it was there. The caller announces it ([`live::ended`]).
+async fn end_grant(db: &DatabaseConnection, grant_id: &str) -> Result<bool, DbErr> {
+    let deleted = grants::Entity::delete_by_id(grant_id).exec(db).await?;
+    Ok(deleted.rows_affected > 0)
+}
+
 /// Marks the connection used now, to the minute: this node writes it at most once a minute
 /// ([`crate::service::touches`]), so a burst of refreshes neither rewrites the row nor takes
-/// SQLite's write lock each time. The tokens are already issued, so a failure is logged and
-/// the refresh answers all the same: its new refresh token must reach the client.
+/// SQLite's write lock each time. The tokens are already issued and the refresh token rotated,
+/// so a failure is logged and the refresh answers all the same: its new refresh token must
+/// reach the client.
 async fn touch_connection(state: &AppState, grant: &grants::Model, now: i64) {
     if !state.touches.due(&grant.user_id, &grant.client_id, now) {
         return;
     }
-    let touch = connections::Entity::update_many()
+    let touched = connections::Entity::update_many()
         .col_expr(connections::Column::AccessTime, Expr::value(now))
         .filter(connections::Column::UserId.eq(&grant.user_id))
-        .filter(connections::Column::ClientId.eq(&grant.client_id));
-    if let Err(err) = state.writer.update(touch).await {
+        .filter(connections::Column::ClientId.eq(&grant.client_id))
+        .exec(&state.db)
+        .await;
+    if let Err(err) = touched {
         tracing::warn!(error = %err, client.id = %grant.client_id, "could not mark the connection used");
     }
 }

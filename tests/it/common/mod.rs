@@ -301,13 +301,11 @@ impl TestApp {
         self.state.clock.now()
     }
 
-    /// Statements executed while `work` runs, on the pool and by SQLite's writer.
+    /// Statements executed while `work` runs.
     pub async fn count_statements<F: std::future::Future>(&self, work: F) -> (F::Output, usize) {
-        let executed =
-            || self.statements.load(Ordering::SeqCst) + self.state.writer.statements() as usize;
-        let before = executed();
+        let before = self.statements.load(Ordering::SeqCst);
         let output = work.await;
-        (output, executed() - before)
+        (output, self.statements.load(Ordering::SeqCst) - before)
     }
 
     /// Sends a request through the real router.
