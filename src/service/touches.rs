@@ -1,6 +1,8 @@
 //! When each connection was last marked used by this node. A connection's `access_time` is kept
 //! to the minute: a refresh marks it at most once a minute per node, so a busy app's refreshes
-//! do not all rewrite (and on SQLite, lock) the connection row.
+//! do not all rewrite (and on SQLite, lock) the connection row. Only a write that changed the
+//! row counts: a refresh that found the mark under a minute old (consent sets it too) leaves
+//! the next one due.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,21 +19,27 @@ pub struct Touches {
 }
 
 impl Touches {
-    /// Whether the connection is due a write at `now`; if it is, it counts as written.
+    /// Whether this node may mark the connection used at `now`: it has not marked it within
+    /// the last minute.
     pub fn due(&self, user_id: &str, client_id: &str, now: i64) -> bool {
+        let last = self
+            .last
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        last.get(&(user_id.to_string(), client_id.to_string()))
+            .is_none_or(|at| now - at >= EVERY_SECS)
+    }
+
+    /// Records that this node marked the connection used at `now`.
+    pub fn marked(&self, user_id: &str, client_id: &str, now: i64) {
         let mut last = self
             .last
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        let key = (user_id.to_string(), client_id.to_string());
-        if last.get(&key).is_some_and(|at| now - at < EVERY_SECS) {
-            return false;
-        }
         if last.len() >= CAPACITY {
             last.clear();
         }
-        last.insert(key, now);
-        true
+        last.insert((user_id.to_string(), client_id.to_string()), now);
     }
 }
 
@@ -40,9 +48,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_connection_is_due_once_a_minute() {
+    fn a_connection_is_due_a_minute_after_it_was_marked() {
         let touches = Touches::default();
         assert!(touches.due("u", "c", 1000));
+        touches.marked("u", "c", 1000);
         assert!(!touches.due("u", "c", 1000 + EVERY_SECS - 1));
         assert!(touches.due("u", "d", 1001));
         assert!(touches.due("u", "c", 1000 + EVERY_SECS));

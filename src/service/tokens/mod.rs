@@ -306,12 +306,14 @@ async fn end_grant(db: &DatabaseConnection, grant_id: &str) -> Result<bool, DbEr
     Ok(deleted.rows_affected > 0)
 }
 
-/// Marks the connection used now, to the minute: this node writes it at most once a minute
+/// Marks the connection used now, to the minute: the stored mark is rewritten only once it is
+/// a minute old, and this node does not try again within a minute of its own last mark
 /// ([`crate::service::touches`]), so a burst of refreshes neither rewrites the row nor takes
 /// SQLite's write lock each time. The tokens are already issued and the refresh token rotated,
 /// so a failure is logged and the refresh answers all the same: its new refresh token must
 /// reach the client.
 async fn touch_connection(state: &AppState, grant: &grants::Model, now: i64) {
+    use crate::service::touches::EVERY_SECS;
     if !state.touches.due(&grant.user_id, &grant.client_id, now) {
         return;
     }
@@ -319,9 +321,16 @@ async fn touch_connection(state: &AppState, grant: &grants::Model, now: i64) {
         .col_expr(connections::Column::AccessTime, Expr::value(now))
         .filter(connections::Column::UserId.eq(&grant.user_id))
         .filter(connections::Column::ClientId.eq(&grant.client_id))
+        .filter(connections::Column::AccessTime.lte(now - EVERY_SECS))
         .exec(&state.db)
         .await;
-    if let Err(err) = touched {
-        tracing::warn!(error = %err, client.id = %grant.client_id, "could not mark the connection used");
+    match touched {
+        Ok(touched) if touched.rows_affected > 0 => {
+            state.touches.marked(&grant.user_id, &grant.client_id, now);
+        }
+        Ok(_) => {}
+        Err(err) => {
+            tracing::warn!(error = %err, client.id = %grant.client_id, "could not mark the connection used");
+        }
     }
 }
