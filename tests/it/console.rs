@@ -295,6 +295,9 @@ async fn rotating_a_signing_key_from_the_console_is_audited_as_the_admin() {
     let page = browser.get(answer.header("location").unwrap()).await;
     let html = text(&page);
     assert!(html.contains("A new ES256 key is published"), "{html}");
+    // Only an algorithm of ours is echoed back from the address.
+    let forged = text(&browser.get("/admin/keys?rotated=RS256%20forged").await);
+    assert!(!forged.contains("A new"), "{forged}");
     assert!(
         html.contains("badge next"),
         "the new key waits to sign: {html}"

@@ -96,16 +96,12 @@ async fn page(console: &Console, problems: Vec<Problem>, saved: String) -> Respo
 /// `GET /admin/keys`.
 async fn list(console: Console, Query(query): Query<ListQuery>) -> Response {
     // Only a name of ours is echoed.
-    let saved = match SigningAlgorithm::EVERY
-        .iter()
-        .map(|a| a.as_str())
-        .find(|a| *a == query.rotated)
-    {
-        Some(algorithm) => format!(
+    let saved = match query.rotated.parse::<SigningAlgorithm>() {
+        Ok(algorithm) => format!(
             "A new {algorithm} key is published; it starts signing once relying parties have \
              had time to fetch it."
         ),
-        None => String::new(),
+        Err(_) => String::new(),
     };
     page(&console, Vec::new(), saved).await
 }
