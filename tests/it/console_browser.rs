@@ -303,10 +303,11 @@ async fn an_administrator_runs_idgraph_from_the_console() {
             "//button[@data-copy='client-secret'][normalize-space(.) != 'Copy']",
         ))
         .await;
-    assert_ne!(
-        copy.text().await.unwrap(),
-        "Copy",
-        "console.js answered the click"
+    // Copied to the clipboard, or (without clipboard access) told how to copy it.
+    let said = copy.text().await.unwrap();
+    assert!(
+        ["Copied", "Press Ctrl+C"].contains(&said.as_str()),
+        "console.js answered the click with {said:?}"
     );
     walk.check_accessibility("secret").await;
     walk.screenshots("secret").await;
@@ -331,11 +332,8 @@ async fn an_administrator_runs_idgraph_from_the_console() {
         .send_keys(logo_file.path().to_str().unwrap())
         .await
         .unwrap();
+    // The preview must become visible (the wait fails, naming it, if it never does).
     let preview = walk.wait_for("#logo-preview:not([hidden])").await;
-    assert!(
-        preview.attr("hidden").await.unwrap().is_none(),
-        "no preview shown"
-    );
     assert!(
         preview
             .attr("src")
@@ -444,10 +442,8 @@ async fn an_administrator_runs_idgraph_from_the_console() {
         .text()
         .await
         .unwrap();
-    assert!(
-        !filtered.contains("user.create"),
-        "the filter did not apply"
-    );
+    // The wait above fails if the filter never drops the other actions; what remains is the
+    // action asked for.
     assert!(filtered.contains("user.disable"), "{filtered}");
     // What the trail shows is what the database holds, the latest of each by the administrator
     // (the test's own set-up created two users from the command line before).
