@@ -178,6 +178,10 @@ pub async fn record(
         }
     }
     txn.commit().await?;
+    // The connection was just marked used: the refreshes of the next minute need not mark it.
+    state
+        .touches
+        .marked(me.user_id.as_str(), request.client_id.as_str(), now);
     tracing::info!(user.id = %me.user_id, client.id = %request.client_id, scope = %scopes, "consent recorded");
     Ok(code)
 }

@@ -1,8 +1,8 @@
 //! When each connection was last marked used by this node. A connection's `access_time` is kept
 //! to the minute: a refresh marks it at most once a minute per node, so a busy app's refreshes
-//! do not all rewrite (and on SQLite, lock) the connection row. Only a write that changed the
-//! row counts: a refresh that found the mark under a minute old (consent sets it too) leaves
-//! the next one due.
+//! do not all rewrite (and on SQLite, lock) the connection row. A consent on this node counts
+//! (it sets the mark), and so does a refresh's write that changed the row: one that found the
+//! mark under a minute old (set by another node, say) leaves the next one due.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -656,6 +656,132 @@ async fn every_redemption_rule_is_enforced_in_sql_and_named_in_rust(app: TestApp
     assert_eq!(statements, 1, "the fast path redeems in one statement");
 }
 
+/// A grant's row, as stored.
+async fn grant_row(app: &TestApp, id: &str) -> Option<idgraph::db::entities::grants::Model> {
+    use idgraph::db::entities::grants;
+    use sea_orm::EntityTrait;
+    grants::Entity::find_by_id(id)
+        .one(&app.state.db)
+        .await
+        .unwrap()
+}
+
+/// Rewrites one column of a grant (to build a row no request can make).
+async fn set_grant(
+    app: &TestApp,
+    id: &str,
+    column: idgraph::db::entities::grants::Column,
+    value: sea_orm::Value,
+) {
+    use idgraph::db::entities::grants;
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    grants::Entity::update_many()
+        .col_expr(column, Expr::value(value))
+        .filter(grants::Column::Id.eq(id))
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+}
+
+/// Every rule of a refresh, broken alone. Each rule is a condition of the one-statement rotation
+/// in `service/tokens/grant_refresh.rs` and a check of the path that reads the row. A case passes
+/// only if the request was refused and the statement changed nothing (the stored digest is the
+/// same, and where the token can still work, it does); without the condition, the statement
+/// would rotate the token and tokens would come back. The good request rotates in one statement.
+async fn every_refresh_rule_is_enforced_in_one_statement(app: TestApp) {
+    use idgraph::db::entities::grants::Column as G;
+    let rp = setup(&app, "ops", "ada").await;
+    let other = app
+        .register_app(&app.token("ops", None).await, "Other", "", REDIRECT)
+        .await;
+    let family = |token: &str| token.split_once('.').unwrap().0.to_string();
+    let fresh = async |scope: &str| {
+        let code = consent(&app, &rp, pkce_body(scope)).await;
+        redeem(&app, &rp, &code).await.json()["refresh_token"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let refresh = async |authorization: String, refresh_token: &str| {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        token_with(&app, Some(authorization), &form).await
+    };
+    let as_rp = || basic(&rp.client_id, &rp.secret);
+    let refused = |response: &TestResponse| {
+        assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_grant");
+    };
+
+    // Another client's token: refused, and it still works for its own client.
+    let token = fresh("openid offline_access").await.unwrap();
+    refused(&refresh(basic(&other.client_id, &other.secret), &token).await);
+    refresh(as_rp(), &token).await.assert_status(StatusCode::OK);
+
+    // A family whose code was never redeemed (no request makes one with a digest; the rows are
+    // rewritten): refused, and once the row is put back, the token works.
+    let token = fresh("openid offline_access").await.unwrap();
+    let used_at = grant_row(&app, &family(&token)).await.unwrap().code_used_at;
+    set_grant(&app, &family(&token), G::CodeUsedAt, None::<i64>.into()).await;
+    refused(&refresh(as_rp(), &token).await);
+    set_grant(&app, &family(&token), G::CodeUsedAt, used_at.into()).await;
+    refresh(as_rp(), &token).await.assert_status(StatusCode::OK);
+
+    // A secret that is not the family's current one: refused, and the family ends (whoever
+    // holds a rotated-out or guessed token is not its holder).
+    let token = fresh("openid offline_access").await.unwrap();
+    let forged = format!("{}.{}", family(&token), "A".repeat(43));
+    refused(&refresh(as_rp(), &forged).await);
+    assert!(
+        grant_row(&app, &family(&token)).await.is_none(),
+        "the family ended"
+    );
+    refused(&refresh(as_rp(), &token).await);
+
+    // A grant without offline_access never handed out its secret; given a known digest, the
+    // secret is still refused and the family ends.
+    let code = consent(&app, &rp, pkce_body("openid")).await;
+    let access = redeem(&app, &rp, &code).await.json();
+    assert!(access.get("refresh_token").is_none());
+    let id = gid_of(access["access_token"].as_str().unwrap());
+    set_grant(
+        &app,
+        &id,
+        G::RefreshHash,
+        idgraph::domain::secret::digest("known").into(),
+    )
+    .await;
+    refused(&refresh(as_rp(), &format!("{id}.known")).await);
+    assert!(grant_row(&app, &id).await.is_none(), "the family ended");
+
+    // The good request, within the minute of its consent: the rotation is the one statement (the
+    // consent marked the connection used, so the refresh does not).
+    let token = fresh("openid offline_access").await.unwrap();
+    let (response, statements) = app.count_statements(refresh(as_rp(), &token)).await;
+    response.assert_status(StatusCode::OK);
+    assert_eq!(statements, 1, "one statement rotates a good token");
+
+    // An expired token (last: the clock moves a month): refused, its digest unchanged.
+    let token = fresh("openid offline_access").await.unwrap();
+    let before = grant_row(&app, &family(&token)).await.unwrap();
+    let ttl = before.refresh_expires_at.unwrap() - app.now();
+    app.advance(std::time::Duration::from_secs(ttl.unsigned_abs()));
+    refused(&refresh(as_rp(), &token).await);
+    let after = grant_row(&app, &family(&token)).await.unwrap();
+    assert_eq!(
+        after.refresh_hash, before.refresh_hash,
+        "expired: nothing rotated"
+    );
+}
+
+/// The grant id (`gid`) an access token carries.
+fn gid_of(access_token: &str) -> String {
+    let payload = access_token.split('.').nth(1).expect("a JWT");
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    claims["gid"].as_str().expect("gid").to_string()
+}
+
 /// When the app's connection was last used, as stored.
 async fn connection_used_at(app: &TestApp, rp: &Rp) -> i64 {
     use idgraph::db::entities::connections;
@@ -712,6 +838,7 @@ async fn refreshes_mark_the_connection_used_at_most_once_a_minute(app: TestApp) 
 
 crate::on_every_database!(
     every_redemption_rule_is_enforced_in_sql_and_named_in_rust,
+    every_refresh_rule_is_enforced_in_one_statement,
     refreshes_mark_the_connection_used_at_most_once_a_minute,
     discovery_advertises_exactly_what_the_endpoints_accept,
     the_code_flow_issues_verifiable_tokens_and_userinfo,

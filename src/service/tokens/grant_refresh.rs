@@ -1,13 +1,24 @@
 //! `grant_type=refresh_token`: an app's refresh token rotates (see
 //! [`crate::service::refresh`]); a scope may only narrow what was granted.
+//!
+//! As with codes (`code.rs`), a good token that keeps the granted scope rotates in one
+//! statement: an `UPDATE … RETURNING` whose conditions are the rules [`refresh::rotate`] checks
+//! on the row (the family, its client, a redeemed code, the current digest, not expired). When
+//! it matches nothing, or a narrower scope is asked for, the checked path reads the row and says
+//! what was wrong, revoking the family when a rotated-out token comes back. The integration test
+//! `every_refresh_rule_*` breaks each rule alone and shows the statement refused it.
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 
-use super::{Client, Issue, OAuthError, TokenResponse, end_grant, issue, live, touch_connection};
+use super::{
+    Client, Issue, OAuthError, TokenResponse, end_grant, issue, live, revoke_grant,
+    touch_connection,
+};
 use crate::db::entities::grants;
 use crate::domain::oauth::OidcScope;
 use crate::domain::scopes::Scopes;
+use crate::domain::secret::digest;
 use crate::domain::secs;
 use crate::metrics::SecurityEvent;
 use crate::service::AppState;
@@ -78,6 +89,72 @@ impl Families for GrantFamilies<'_> {
     }
 }
 
+/// The fast path: rotates a good token in one `UPDATE … RETURNING`, or matches nothing (and
+/// changes nothing) when any rule fails. A grant redeemed without `offline_access` also holds a
+/// digest, of a secret the redemption never handed out (`code.rs`), so no token can match it;
+/// should one ever, the row's scope is checked after all and the family ends.
+async fn rotate_in_one_statement(
+    state: &AppState,
+    families: &GrantFamilies<'_>,
+    family: &str,
+    secret: &str,
+    now: i64,
+) -> Result<Option<(grants::Model, String)>, OAuthError> {
+    use grants::Column as G;
+    let (token, next) = refresh::mint(family);
+    let rotated = grants::Entity::update_many()
+        .col_expr(G::RefreshHash, Expr::value(next))
+        .col_expr(G::RefreshExpiresAt, Expr::value(now + families.ttl))
+        .filter(G::Id.eq(family))
+        .filter(G::ClientId.eq(families.client_id))
+        .filter(G::CodeUsedAt.is_not_null())
+        .filter(G::RefreshHash.eq(digest(secret)))
+        .filter(G::RefreshExpiresAt.gt(now))
+        .exec_with_returning(&state.db)
+        .await?;
+    let Some(row) = rotated.into_iter().next() else {
+        return Ok(None);
+    };
+    if !families.admits(&row) {
+        revoke_grant(state, &row.id).await?;
+        return Err(OAuthError::InvalidGrant(BAD_REFRESH.into()));
+    }
+    Ok(Some((row, token)))
+}
+
+/// The checked path: reads the row, says what was wrong, and ends the family when the token
+/// was used before.
+async fn rotate_checked(
+    state: &AppState,
+    client: &Client,
+    families: &GrantFamilies<'_>,
+    refresh_token: &str,
+    scope: Option<&str>,
+    now: i64,
+) -> Result<(grants::Model, String, Scopes), OAuthError> {
+    let rotation = refresh::rotate(&state.db, families, refresh_token, now, |grant| {
+        narrowed(&Scopes::filter(&grant.scope), scope)
+    })
+    .await??;
+    match rotation {
+        Rotation::Rotated {
+            row,
+            token,
+            checked,
+        } => Ok((row, token, checked)),
+        Rotation::Refused => Err(OAuthError::InvalidGrant(BAD_REFRESH.into())),
+        Rotation::Reused => {
+            // The family that was ended is the one the token named.
+            let change = refresh::split(refresh_token)
+                .map_or(Change::Tokens, |(family, _)| Change::Grant(family));
+            live::ended(state, change).await;
+            tracing::warn!(client.id = %client.id(), "refresh token reused; grant revoked");
+            state.metrics.security(SecurityEvent::RefreshReuse);
+            Err(OAuthError::InvalidGrant(BAD_REFRESH.into()))
+        }
+    }
+}
+
 /// The scope of a refreshed token: the granted scope, or a narrower one asked for. A word that
 /// is not a known scope, or a scope beyond the grant, is `invalid_scope`.
 fn narrowed(granted: &Scopes, asked: Option<&str>) -> Result<Scopes, OAuthError> {
@@ -104,26 +181,19 @@ pub async fn refresh(
         ttl: secs(state.config.refresh_token_ttl),
     };
     let now = state.clock.now();
-    let rotation = refresh::rotate(&state.db, &families, refresh_token, now, |grant| {
-        narrowed(&Scopes::filter(&grant.scope), scope)
-    })
-    .await??;
-    let (grant, token, scope) = match rotation {
-        Rotation::Rotated {
-            row,
-            token,
-            checked,
-        } => (row, token, checked),
-        Rotation::Refused => return Err(OAuthError::InvalidGrant(BAD_REFRESH.into())),
-        Rotation::Reused => {
-            // The family that was ended is the one the token named.
-            let change = refresh::split(refresh_token)
-                .map_or(Change::Tokens, |(family, _)| Change::Grant(family));
-            live::ended(state, change).await;
-            tracing::warn!(client.id = %client.id(), "refresh token reused; grant revoked");
-            state.metrics.security(SecurityEvent::RefreshReuse);
-            return Err(OAuthError::InvalidGrant(BAD_REFRESH.into()));
+    let keeps_scope = scope.is_none_or(|s| s.trim().is_empty());
+    let fast = match refresh::split(refresh_token) {
+        Some((family, secret)) if keeps_scope => {
+            rotate_in_one_statement(state, &families, family, secret, now).await?
         }
+        _ => None,
+    };
+    let (grant, token, scope) = match fast {
+        Some((row, token)) => {
+            let scope = Scopes::filter(&row.scope);
+            (row, token, scope)
+        }
+        None => rotate_checked(state, client, &families, refresh_token, scope, now).await?,
     };
     touch_connection(state, &grant, now).await;
     issue(
