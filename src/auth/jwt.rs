@@ -177,6 +177,47 @@ pub struct KeyRing {
     pub verifying: HashMap<String, VerifyingKey>,
     /// The public JSON Web Key Set, `{"keys": [...]}`.
     pub jwks: Value,
+    /// The app access tokens this ring has verified.
+    pub verified: VerifiedTokens,
+}
+
+/// App access tokens a key ring has verified, with their claims, so that a token presented
+/// again (a client calls userinfo, or an API introspects, with the same token until it expires)
+/// is not verified again: a signature check costs more than the rest of a userinfo call.
+///
+/// An entry is keyed by the whole token, compared byte for byte, and is used only before the
+/// token's `exp`. It lives as long as the ring that verified it: a node replaces its ring at
+/// least once a minute, and at once when it learns that the keys changed, so a retired key's
+/// tokens stop here as soon as they stop verifying. Only verification is remembered; whether
+/// the token's grant is still live is asked on every use. At most [`VerifiedTokens::CAPACITY`]
+/// entries; when full, it starts afresh.
+#[derive(Default)]
+pub struct VerifiedTokens {
+    entries: std::sync::RwLock<HashMap<Box<str>, AccessClaims>>,
+}
+
+impl VerifiedTokens {
+    /// Most tokens remembered at once (an entry is about a kilobyte).
+    pub const CAPACITY: usize = 10_000;
+
+    /// The claims of `token` if it was verified and has not expired at `now`.
+    pub fn get(&self, token: &str, now: i64) -> Option<AccessClaims> {
+        let entries = self.entries.read().ok()?;
+        entries
+            .get(token)
+            .filter(|claims| now < claims.exp)
+            .cloned()
+    }
+
+    /// Remembers that `token` verified, with `claims`.
+    pub fn put(&self, token: &str, claims: &AccessClaims) {
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= Self::CAPACITY {
+                entries.clear();
+            }
+            entries.insert(token.into(), claims.clone());
+        }
+    }
 }
 
 impl KeyRing {
@@ -367,4 +408,43 @@ pub fn verify<T: DeserializeOwned>(
         Some(_) => return Err(VerifyError::Invalid),
     }
     serde_json::from_value(claims).map_err(|_| VerifyError::Invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp_in: i64) -> AccessClaims {
+        AccessClaims::app("https://id.example", "u", "c", "g", "openid", 1_000, exp_in)
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_until_its_exp_and_only_whole() {
+        let verified = VerifiedTokens::default();
+        verified.put("header.payload.signature", &claims(60));
+        assert_eq!(
+            verified
+                .get("header.payload.signature", 1_059)
+                .map(|c| c.gid),
+            Some(Some("g".to_string()))
+        );
+        assert!(
+            verified.get("header.payload.signature", 1_060).is_none(),
+            "expired"
+        );
+        assert!(verified.get("header.payload.signaturf", 1_000).is_none());
+        assert!(verified.get("header.payload.signatur", 1_000).is_none());
+    }
+
+    #[test]
+    fn a_full_memo_starts_afresh() {
+        let verified = VerifiedTokens::default();
+        for i in 0..VerifiedTokens::CAPACITY {
+            verified.put(&format!("token-{i}"), &claims(60));
+        }
+        assert!(verified.get("token-0", 1_000).is_some());
+        verified.put("one-more", &claims(60));
+        assert!(verified.get("token-0", 1_000).is_none());
+        assert!(verified.get("one-more", 1_000).is_some());
+    }
 }

@@ -490,6 +490,7 @@ pub async fn load_ring(
         default,
         verifying,
         jwks: json!({ "keys": jwks }),
+        verified: Default::default(),
     })
 }
 
@@ -614,13 +615,25 @@ impl KeyStore {
         expect: Expect<'_>,
     ) -> AppResult<Option<T>> {
         let ring = self.ring().await?;
+        Ok(self.verify_in(ring, token, expect).await?.1)
+    }
+
+    /// Verifies a token with `ring`, or with a reloaded ring when `ring` does not know its `kid`;
+    /// returns the ring that answered.
+    async fn verify_in<T: DeserializeOwned>(
+        &self,
+        ring: Arc<KeyRing>,
+        token: &str,
+        expect: Expect<'_>,
+    ) -> AppResult<(Arc<KeyRing>, Option<T>)> {
         let now = self.clock.now();
         match jwt::verify(&ring, token, expect, now) {
-            Ok(claims) => Ok(Some(claims)),
-            Err(VerifyError::Invalid) => Ok(None),
+            Ok(claims) => Ok((ring, Some(claims))),
+            Err(VerifyError::Invalid) => Ok((ring, None)),
             Err(VerifyError::UnknownKey) => {
                 let ring = self.refresh_if_older(Self::MISS_RELOAD).await?;
-                Ok(jwt::verify(&ring, token, expect, now).ok())
+                let claims = jwt::verify(&ring, token, expect, now).ok();
+                Ok((ring, claims))
             }
         }
     }
@@ -644,22 +657,30 @@ impl KeyStore {
     }
 
     /// Verifies an app's access token (`typ` `at+jwt`, any audience: callers decide what they
-    /// may see).
+    /// may see). A token the current ring verified before is not verified again
+    /// ([`jwt::VerifiedTokens`]).
     pub async fn verify_app_token(
         &self,
         token: &str,
         issuer: &str,
     ) -> AppResult<Option<AccessClaims>> {
+        let ring = self.ring().await?;
+        if let Some(claims) = ring.verified.get(token, self.clock.now()) {
+            return Ok(Some(claims).filter(|claims| claims.iss == issuer));
+        }
         let expect = Expect {
             issuer,
             audience: None,
             typ: JwtType::AccessToken,
             expired_ok: false,
         };
-        Ok(self
-            .verify::<AccessClaims>(token, expect)
-            .await?
-            .filter(|claims| claims.kind == TokenKind::Oauth && claims.client_id.is_some()))
+        let (ring, claims) = self.verify_in::<AccessClaims>(ring, token, expect).await?;
+        let claims =
+            claims.filter(|claims| claims.kind == TokenKind::Oauth && claims.client_id.is_some());
+        if let Some(claims) = &claims {
+            ring.verified.put(token, claims);
+        }
+        Ok(claims)
     }
 
     /// Verifies an ID token of ours given back as an `id_token_hint`: signature, issuer and

@@ -152,6 +152,39 @@ async fn a_retired_key_is_unpublished_and_its_tokens_fail(app: TestApp) {
     assert_eq!(viewer["errors"][0]["extensions"]["code"], "INVALID_TOKEN");
 }
 
+/// An app's access token that userinfo has verified (and remembers as verified) stops at once
+/// when its key retires: what a node remembers lives with the key ring that verified it.
+async fn a_retired_keys_app_token_fails_at_userinfo_though_verified_before(app: TestApp) {
+    use crate::common::rp::{REDIRECT, VERIFIER, consent, s256, setup, token};
+    let rp = setup(&app, "ops", "ada").await;
+    let pkce = json!({ "scope": "openid", "code_challenge": s256(VERIFIER), "code_challenge_method": "S256" });
+    let code = consent(&app, &rp, pkce).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+    let access = token(&app, &rp, &form).await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let userinfo = async || app.get("/api/oauth/userinfo", Some(&access)).await.status;
+    assert_eq!(userinfo().await, StatusCode::OK);
+    assert_eq!(userinfo().await, StatusCode::OK);
+    // Access tokens are signed with the server's default algorithm: retire its key.
+    keys::rotate(
+        &app.state.db,
+        app.state.config.signing_algorithm,
+        at_once(Duration::ZERO),
+        app.now(),
+    )
+    .await
+    .unwrap();
+    app.state.keys.reload().await.unwrap();
+    assert_eq!(userinfo().await, StatusCode::UNAUTHORIZED);
+}
+
 async fn a_node_picks_up_a_key_rotated_elsewhere_when_it_meets_its_kid(app: TestApp) {
     app.create_user("ada", &[]).await;
     // Another node (another KeyStore over the same database) rotates and signs.
@@ -427,5 +460,6 @@ crate::on_every_database!(
     the_jwks_publishes_the_signing_keys_and_tokens_verify_against_them,
     rotation_publishes_both_keys_and_old_tokens_stay_valid,
     a_retired_key_is_unpublished_and_its_tokens_fail,
+    a_retired_keys_app_token_fails_at_userinfo_though_verified_before,
     a_node_picks_up_a_key_rotated_elsewhere_when_it_meets_its_kid,
 );

@@ -656,6 +656,26 @@ async fn every_redemption_rule_is_enforced_in_sql_and_named_in_rust(app: TestApp
     assert_eq!(statements, 1, "the fast path redeems in one statement");
 }
 
+/// Userinfo remembers a token it verified (the signature is not checked twice), but only until
+/// the token's `exp`: the call after it is refused as before.
+async fn a_token_userinfo_has_verified_stops_at_its_exp(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let code = consent(&app, &rp, pkce_body("openid")).await;
+    let access = redeem(&app, &rp, &code).await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let expires_in = app.state.config.access_token_ttl;
+    userinfo(&app, &access).await.assert_status(StatusCode::OK);
+    app.advance(expires_in - std::time::Duration::from_secs(1));
+    // The grant's cached answer is older than its TTL by now: read it again, still live.
+    userinfo(&app, &access).await.assert_status(StatusCode::OK);
+    app.advance(std::time::Duration::from_secs(1));
+    userinfo(&app, &access)
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+}
+
 /// A grant's row, as stored.
 async fn grant_row(app: &TestApp, id: &str) -> Option<idgraph::db::entities::grants::Model> {
     use idgraph::db::entities::grants;
@@ -839,6 +859,7 @@ async fn refreshes_mark_the_connection_used_at_most_once_a_minute(app: TestApp) 
 crate::on_every_database!(
     every_redemption_rule_is_enforced_in_sql_and_named_in_rust,
     every_refresh_rule_is_enforced_in_one_statement,
+    a_token_userinfo_has_verified_stops_at_its_exp,
     refreshes_mark_the_connection_used_at_most_once_a_minute,
     discovery_advertises_exactly_what_the_endpoints_accept,
     the_code_flow_issues_verifiable_tokens_and_userinfo,
