@@ -301,8 +301,9 @@ async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
     let housekeeping = crate::service::housekeeping::spawn(state.clone());
     let logouts = crate::service::backchannel::spawn(state.clone());
     let key_schedule = keys::spawn_schedule(state.clone());
-    let db = state.db.clone();
-    let app = crate::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let touches = crate::service::touches::spawn(state.clone());
+    let app =
+        crate::app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
@@ -311,8 +312,12 @@ async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
     if let Some(schedule) = key_schedule {
         schedule.abort();
     }
+    touches.abort();
+    if let Err(err) = crate::service::touches::flush(&state).await {
+        tracing::warn!(error = %err, "could not mark connections used before stopping");
+    }
     tracing::info!("in-flight requests finished; closing the database pool");
-    db.close().await?;
+    state.db.close().await?;
     Ok(())
 }
 

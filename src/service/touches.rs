@@ -1,46 +1,153 @@
-//! When each connection was last marked used by this node. A connection's `access_time` is kept
-//! to the minute: a refresh marks it at most once a minute per node, so a busy app's refreshes
-//! do not all rewrite (and on SQLite, lock) the connection row. A consent on this node counts
-//! (it sets the mark), and so does a refresh's write that changed the row: one that found the
-//! mark under a minute old (set by another node, say) leaves the next one due.
+//! When each connection was last used, kept to the minute and written behind the requests.
+//!
+//! A connection's `access_time` says when its app last used it: consent sets it, and a refresh
+//! marks it again once it is a minute old. A refresh does not write the mark itself: it queues
+//! it ([`Touches::touch`]), and [`flush`] writes the queued marks every [`FLUSH_EVERY`], one
+//! statement per second of marks and per [`BATCH`] connections, so that a busy node's refreshes
+//! neither each take SQLite's write lock nor each commit on PostgreSQL. This node remembers
+//! what it marked (or consent set) within the last minute and queues nothing for those.
+//!
+//! A failed write puts its marks back for the next flush, and a node that stops flushes before
+//! it closes the database. A node killed outright loses the marks of its last few seconds: the
+//! access time only informs (the connected-apps list shows it and sorts by it), it decides
+//! nothing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::time::Duration;
+
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use tokio::task::JoinHandle;
+
+use crate::db::entities::connections;
+use crate::service::AppState;
 
 /// How often a connection's access time is written, at most.
 pub const EVERY_SECS: i64 = 60;
-/// Connections remembered at most; beyond it the map starts afresh.
+/// How often the queued marks are written.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
+/// Connections one statement marks at most.
+const BATCH: usize = 400;
+/// Connections remembered, and marks queued, at most; beyond it the memo starts afresh and a
+/// mark that finds the queue full is dropped (it only informs).
 const CAPACITY: usize = 100_000;
 
-/// The last write of each (user, client) connection's access time by this node.
+type Connection = (String, String);
+
+/// This node's recent marks and the marks it has yet to write.
 #[derive(Debug, Default)]
 pub struct Touches {
-    last: Mutex<HashMap<(String, String), i64>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// When this node last marked (or saw consent set) each (user, client) connection.
+    last: HashMap<Connection, i64>,
+    /// Marks not yet written, each with its time.
+    queued: HashMap<Connection, i64>,
 }
 
 impl Touches {
-    /// Whether this node may mark the connection used at `now`: it has not marked it within
-    /// the last minute.
-    pub fn due(&self, user_id: &str, client_id: &str, now: i64) -> bool {
-        let last = self
-            .last
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        last.get(&(user_id.to_string(), client_id.to_string()))
-            .is_none_or(|at| now - at >= EVERY_SECS)
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// Records that this node marked the connection used at `now`.
-    pub fn marked(&self, user_id: &str, client_id: &str, now: i64) {
-        let mut last = self
-            .last
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        if last.len() >= CAPACITY {
-            last.clear();
+    /// Queues a mark of the connection at `now`, unless this node marked it within the last
+    /// minute; whether it queued one.
+    pub fn touch(&self, user_id: &str, client_id: &str, now: i64) -> bool {
+        let mut inner = self.lock();
+        let key = (user_id.to_string(), client_id.to_string());
+        if inner.last.get(&key).is_some_and(|at| now - at < EVERY_SECS) {
+            return false;
         }
-        last.insert((user_id.to_string(), client_id.to_string()), now);
+        if inner.last.len() >= CAPACITY {
+            inner.last.clear();
+        }
+        inner.last.insert(key.clone(), now);
+        if inner.queued.len() < CAPACITY || inner.queued.contains_key(&key) {
+            inner.queued.insert(key, now);
+        }
+        true
     }
+
+    /// Records that the connection was marked at `now` (a consent on this node wrote it).
+    pub fn marked(&self, user_id: &str, client_id: &str, now: i64) {
+        let mut inner = self.lock();
+        if inner.last.len() >= CAPACITY {
+            inner.last.clear();
+        }
+        inner
+            .last
+            .insert((user_id.to_string(), client_id.to_string()), now);
+    }
+
+    /// Takes the queued marks, grouped by their time.
+    fn take(&self) -> BTreeMap<i64, Vec<Connection>> {
+        let queued = std::mem::take(&mut self.lock().queued);
+        let mut by_time: BTreeMap<i64, Vec<Connection>> = BTreeMap::new();
+        for (connection, at) in queued {
+            by_time.entry(at).or_default().push(connection);
+        }
+        by_time
+    }
+
+    /// Puts back marks that were not written; a mark queued since, being newer, stays.
+    fn requeue(&self, at: i64, connections: Vec<Connection>) {
+        let mut inner = self.lock();
+        for connection in connections {
+            let queued = inner.queued.entry(connection).or_insert(at);
+            *queued = Ord::max(*queued, at);
+        }
+    }
+}
+
+/// Writes the queued marks; how many connections it marked. Marks that could not be written
+/// are queued again, and the first error is returned.
+pub async fn flush(state: &AppState) -> Result<u64, DbErr> {
+    use connections::Column as C;
+    let mut marked = 0;
+    let mut failed = None;
+    for (at, connections) in state.touches.take() {
+        for batch in connections.chunks(BATCH) {
+            let pairs = batch
+                .iter()
+                .map(|(user, client)| (user.clone(), client.clone()));
+            let written = connections::Entity::update_many()
+                .col_expr(C::AccessTime, Expr::value(at))
+                .filter(C::AccessTime.lte(at - EVERY_SECS))
+                .filter(
+                    Expr::tuple([Expr::col(C::UserId), Expr::col(C::ClientId)]).in_tuples(pairs),
+                )
+                .exec(&state.db)
+                .await;
+            match written {
+                Ok(written) => marked += written.rows_affected,
+                Err(err) => {
+                    state.touches.requeue(at, batch.to_vec());
+                    failed.get_or_insert(err);
+                }
+            }
+        }
+    }
+    failed.map_or(Ok(marked), Err)
+}
+
+/// Starts this node's writer of queued marks: [`flush`] every [`FLUSH_EVERY`]; a failure is
+/// logged and its marks wait for the next one. Abort the handle at shutdown, then [`flush`]
+/// once more.
+pub fn spawn(state: AppState) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(FLUSH_EVERY).await;
+            if let Err(err) = flush(&state).await {
+                tracing::warn!(error = %err, "could not mark connections used; the next flush tries again");
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -48,12 +155,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_connection_is_due_a_minute_after_it_was_marked() {
+    fn a_connection_is_queued_at_most_once_a_minute() {
         let touches = Touches::default();
-        assert!(touches.due("u", "c", 1000));
+        assert!(touches.touch("u", "c", 1000));
+        assert!(!touches.touch("u", "c", 1000 + EVERY_SECS - 1));
+        assert!(touches.touch("u", "d", 1001));
+        assert!(touches.touch("u", "c", 1000 + EVERY_SECS));
+        let queued = touches.take();
+        assert_eq!(
+            queued.into_iter().collect::<Vec<_>>(),
+            vec![
+                (1001, vec![("u".into(), "d".into())]),
+                (1000 + EVERY_SECS, vec![("u".into(), "c".into())]),
+            ]
+        );
+        assert!(touches.take().is_empty(), "taken once");
+    }
+
+    #[test]
+    fn a_consent_mark_holds_off_the_next_minute() {
+        let touches = Touches::default();
         touches.marked("u", "c", 1000);
-        assert!(!touches.due("u", "c", 1000 + EVERY_SECS - 1));
-        assert!(touches.due("u", "d", 1001));
-        assert!(touches.due("u", "c", 1000 + EVERY_SECS));
+        assert!(!touches.touch("u", "c", 1000 + EVERY_SECS - 1));
+        assert!(touches.take().is_empty());
+        assert!(touches.touch("u", "c", 1000 + EVERY_SECS));
+    }
+
+    #[test]
+    fn marks_put_back_keep_a_newer_queued_one() {
+        let touches = Touches::default();
+        touches.requeue(
+            1000,
+            vec![("u".into(), "c".into()), ("u".into(), "d".into())],
+        );
+        touches.requeue(900, vec![("u".into(), "c".into())]);
+        touches.requeue(1100, vec![("u".into(), "d".into())]);
+        let queued = touches.take();
+        assert_eq!(
+            queued.into_iter().collect::<Vec<_>>(),
+            vec![
+                (1000, vec![("u".into(), "c".into())]),
+                (1100, vec![("u".into(), "d".into())]),
+            ]
+        );
     }
 }

@@ -775,8 +775,8 @@ async fn every_refresh_rule_is_enforced_in_one_statement(app: TestApp) {
     refused(&refresh(as_rp(), &format!("{id}.known")).await);
     assert!(grant_row(&app, &id).await.is_none(), "the family ended");
 
-    // The good request, within the minute of its consent: the rotation is the one statement (the
-    // consent marked the connection used, so the refresh does not).
+    // The good request: the rotation is its one statement (the connection's mark is written
+    // behind it).
     let token = fresh("openid offline_access").await.unwrap();
     let (response, statements) = app.count_statements(refresh(as_rp(), &token)).await;
     response.assert_status(StatusCode::OK);
@@ -802,10 +802,11 @@ fn gid_of(access_token: &str) -> String {
     claims["gid"].as_str().expect("gid").to_string()
 }
 
-/// When the app's connection was last used, as stored.
+/// When the app's connection was last used, as stored once the queued marks are written.
 async fn connection_used_at(app: &TestApp, rp: &Rp) -> i64 {
     use idgraph::db::entities::connections;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    idgraph::service::touches::flush(&app.state).await.unwrap();
     connections::Entity::find()
         .filter(connections::Column::UserId.eq(&rp.user_id))
         .filter(connections::Column::ClientId.eq(&rp.client_id))
@@ -856,11 +857,59 @@ async fn refreshes_mark_the_connection_used_at_most_once_a_minute(app: TestApp) 
     );
 }
 
+/// Refreshes queue their connections' marks, and one flush writes them, each connection at the
+/// time of its own refresh: marks of the same second go in one statement.
+async fn queued_marks_are_written_together_each_at_its_own_time(app: TestApp) {
+    let ada = setup(&app, "ops", "ada").await;
+    let bob = setup(&app, "ops2", "bob").await;
+    // Carol's app is connected but never refreshes: no flush marks it.
+    let carol = setup(&app, "ops3", "carol").await;
+    let consented = app.now();
+    consent(&app, &carol, pkce_body("openid")).await;
+    let mut refresh_tokens = Vec::new();
+    for rp in [&ada, &bob] {
+        let code = consent(&app, rp, pkce_body("openid offline_access")).await;
+        let tokens = redeem(&app, rp, &code).await.json();
+        refresh_tokens.push(tokens["refresh_token"].as_str().unwrap().to_string());
+    }
+    let refresh = async |rp: &Rp, refresh_token: &str| {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        let response = token(&app, rp, &form).await;
+        response.assert_status(StatusCode::OK);
+        response.json()["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    app.advance(std::time::Duration::from_secs(61));
+    let first = app.now();
+    let ada_next = refresh(&ada, &refresh_tokens[0]).await;
+    refresh(&bob, &refresh_tokens[1]).await;
+    let (flushed, statements) = app
+        .count_statements(idgraph::service::touches::flush(&app.state))
+        .await;
+    assert_eq!(flushed.unwrap(), 2, "both connections marked");
+    assert_eq!(statements, 1, "marks of one second, one statement");
+    app.advance(std::time::Duration::from_secs(61));
+    let second = app.now();
+    refresh(&ada, &ada_next).await;
+    let stored = [
+        connection_used_at(&app, &ada).await,
+        connection_used_at(&app, &bob).await,
+        connection_used_at(&app, &carol).await,
+    ];
+    assert_eq!(stored, [second, first, consented]);
+}
+
 crate::on_every_database!(
     every_redemption_rule_is_enforced_in_sql_and_named_in_rust,
     every_refresh_rule_is_enforced_in_one_statement,
     a_token_userinfo_has_verified_stops_at_its_exp,
     refreshes_mark_the_connection_used_at_most_once_a_minute,
+    queued_marks_are_written_together_each_at_its_own_time,
     discovery_advertises_exactly_what_the_endpoints_accept,
     the_code_flow_issues_verifiable_tokens_and_userinfo,
     userinfo_claims_follow_the_granted_scope,

@@ -195,7 +195,7 @@ pub async fn refresh(
         }
         None => rotate_checked(state, client, &families, refresh_token, scope, now).await?,
     };
-    touch_connection(state, &grant, now).await;
+    touch_connection(state, &grant, now);
     issue(
         state,
         Issue {

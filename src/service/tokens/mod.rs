@@ -9,13 +9,12 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{DatabaseConnection, DbErr, EntityTrait};
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::auth::SigningAlgorithm;
 use crate::auth::jwt::{AccessClaims, IdClaims};
-use crate::db::entities::{connections, grants};
+use crate::db::entities::grants;
 use crate::domain::capabilities::{ClientAuthMethod, GrantType};
 use crate::domain::ids::ClientId;
 use crate::domain::secs;
@@ -306,31 +305,8 @@ async fn end_grant(db: &DatabaseConnection, grant_id: &str) -> Result<bool, DbEr
     Ok(deleted.rows_affected > 0)
 }
 
-/// Marks the connection used now, to the minute: the stored mark is rewritten only once it is
-/// a minute old, and this node does not try again within a minute of its own last mark
-/// ([`crate::service::touches`]), so a burst of refreshes neither rewrites the row nor takes
-/// SQLite's write lock each time. The tokens are already issued and the refresh token rotated,
-/// so a failure is logged and the refresh answers all the same: its new refresh token must
-/// reach the client.
-async fn touch_connection(state: &AppState, grant: &grants::Model, now: i64) {
-    use crate::service::touches::EVERY_SECS;
-    if !state.touches.due(&grant.user_id, &grant.client_id, now) {
-        return;
-    }
-    let touched = connections::Entity::update_many()
-        .col_expr(connections::Column::AccessTime, Expr::value(now))
-        .filter(connections::Column::UserId.eq(&grant.user_id))
-        .filter(connections::Column::ClientId.eq(&grant.client_id))
-        .filter(connections::Column::AccessTime.lte(now - EVERY_SECS))
-        .exec(&state.db)
-        .await;
-    match touched {
-        Ok(touched) if touched.rows_affected > 0 => {
-            state.touches.marked(&grant.user_id, &grant.client_id, now);
-        }
-        Ok(_) => {}
-        Err(err) => {
-            tracing::warn!(error = %err, client.id = %grant.client_id, "could not mark the connection used");
-        }
-    }
+/// Marks the connection used now, to the minute: the mark is queued and written behind the
+/// request, at most once a minute per connection and node ([`crate::service::touches`]).
+fn touch_connection(state: &AppState, grant: &grants::Model, now: i64) {
+    state.touches.touch(&grant.user_id, &grant.client_id, now);
 }
