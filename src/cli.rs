@@ -312,10 +312,7 @@ async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
     if let Some(schedule) = key_schedule {
         schedule.abort();
     }
-    touches.abort();
-    if let Err(err) = crate::service::touches::flush(&state).await {
-        tracing::warn!(error = %err, "could not mark connections used before stopping");
-    }
+    touches.stop().await;
     tracing::info!("in-flight requests finished; closing the database pool");
     state.db.close().await?;
     Ok(())

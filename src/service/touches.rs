@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter};
 use tokio::task::JoinHandle;
 
 use crate::db::entities::connections;
@@ -27,8 +27,9 @@ use crate::service::AppState;
 pub const EVERY_SECS: i64 = 60;
 /// How often the queued marks are written.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
-/// Connections one statement marks at most.
-const BATCH: usize = 400;
+/// Connections one statement marks at most (its condition has one `OR` per connection, within
+/// SQLite's expression depth).
+const BATCH: usize = 100;
 /// Connections remembered, and marks queued, at most; beyond it the memo starts afresh and a
 /// mark that finds the queue full is dropped (it only informs).
 const CAPACITY: usize = 100_000;
@@ -113,15 +114,19 @@ pub async fn flush(state: &AppState) -> Result<u64, DbErr> {
     let mut failed = None;
     for (at, connections) in state.touches.take() {
         for batch in connections.chunks(BATCH) {
-            let pairs = batch
-                .iter()
-                .map(|(user, client)| (user.clone(), client.clone()));
+            // `(user_id = ? AND client_id = ?) OR …`: both stores look each pair up by the primary
+            // key (SQLite scans the table for a row-value `IN` list).
+            let pairs = batch.iter().fold(Condition::any(), |any, (user, client)| {
+                any.add(
+                    C::UserId
+                        .eq(user.as_str())
+                        .and(C::ClientId.eq(client.as_str())),
+                )
+            });
             let written = connections::Entity::update_many()
                 .col_expr(C::AccessTime, Expr::value(at))
                 .filter(C::AccessTime.lte(at - EVERY_SECS))
-                .filter(
-                    Expr::tuple([Expr::col(C::UserId), Expr::col(C::ClientId)]).in_tuples(pairs),
-                )
+                .filter(pairs)
                 .exec(&state.db)
                 .await;
             match written {
@@ -136,18 +141,42 @@ pub async fn flush(state: &AppState) -> Result<u64, DbErr> {
     failed.map_or(Ok(marked), Err)
 }
 
+/// This node's writer of queued marks, started by [`spawn`].
+pub struct MarkWriter {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl MarkWriter {
+    /// Stops the writer once a flush under way has finished, then writes what is still queued.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(err) = self.task.await {
+            tracing::warn!(error = %err, "the connection-mark writer ended abnormally");
+        }
+    }
+}
+
 /// Starts this node's writer of queued marks: [`flush`] every [`FLUSH_EVERY`]; a failure is
-/// logged and its marks wait for the next one. Abort the handle at shutdown, then [`flush`]
-/// once more.
-pub fn spawn(state: AppState) -> JoinHandle<()> {
-    tokio::spawn(async move {
+/// logged and its marks wait for the next one. [`MarkWriter::stop`] ends it with a last flush.
+pub fn spawn(state: AppState) -> MarkWriter {
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
         loop {
-            tokio::time::sleep(FLUSH_EVERY).await;
+            // Only the wait is interrupted: a flush under way always finishes.
+            let stopping = tokio::select! {
+                _ = tokio::time::sleep(FLUSH_EVERY) => false,
+                _ = stopped.changed() => true,
+            };
             if let Err(err) = flush(&state).await {
                 tracing::warn!(error = %err, "could not mark connections used; the next flush tries again");
             }
+            if stopping {
+                break;
+            }
         }
-    })
+    });
+    MarkWriter { stop, task }
 }
 
 #[cfg(test)]

@@ -22,6 +22,20 @@ fn at_once(overlap: Duration) -> keys::Rotation {
     }
 }
 
+/// Rotates the configured algorithm's key at once, retiring the one that signed until now, and
+/// reloads this node's key ring.
+async fn retire_the_signing_key(app: &TestApp) {
+    keys::rotate(
+        &app.state.db,
+        app.state.config.signing_algorithm,
+        at_once(Duration::ZERO),
+        app.now(),
+    )
+    .await
+    .unwrap();
+    app.state.keys.reload().await.unwrap();
+}
+
 async fn jwks(app: &TestApp) -> Value {
     let response = app.get("/api/oauth/jwks", None).await;
     assert_eq!(response.status, StatusCode::OK);
@@ -128,15 +142,7 @@ async fn a_retired_key_is_unpublished_and_its_tokens_fail(app: TestApp) {
         .unwrap()
         .kid
         .unwrap();
-    keys::rotate(
-        &app.state.db,
-        app.state.config.signing_algorithm,
-        at_once(Duration::ZERO),
-        app.now(),
-    )
-    .await
-    .unwrap();
-    app.state.keys.reload().await.unwrap();
+    retire_the_signing_key(&app).await;
     let set = jwks(&app).await;
     let kids: Vec<&str> = set["keys"]
         .as_array()
@@ -172,16 +178,8 @@ async fn a_retired_keys_app_token_fails_at_userinfo_though_verified_before(app: 
     let userinfo = async || app.get("/api/oauth/userinfo", Some(&access)).await.status;
     assert_eq!(userinfo().await, StatusCode::OK);
     assert_eq!(userinfo().await, StatusCode::OK);
-    // Access tokens are signed with the server's default algorithm: retire its key.
-    keys::rotate(
-        &app.state.db,
-        app.state.config.signing_algorithm,
-        at_once(Duration::ZERO),
-        app.now(),
-    )
-    .await
-    .unwrap();
-    app.state.keys.reload().await.unwrap();
+    // Access tokens are signed with the server's default algorithm: its key retires.
+    retire_the_signing_key(&app).await;
     assert_eq!(userinfo().await, StatusCode::UNAUTHORIZED);
 }
 

@@ -667,9 +667,17 @@ async fn a_token_userinfo_has_verified_stops_at_its_exp(app: TestApp) {
         .to_string();
     let expires_in = app.state.config.access_token_ttl;
     userinfo(&app, &access).await.assert_status(StatusCode::OK);
+    let remembered = async |at: i64| {
+        let ring = app.state.keys.ring().await.unwrap();
+        ring.verified.get(&access, at).is_some()
+    };
+    assert!(remembered(app.now()).await, "the ring remembers the token");
+    // A second before `exp`: the node has reloaded its ring meanwhile, so this call verifies the
+    // token again and the new ring remembers it, a second before it expires.
     app.advance(expires_in - std::time::Duration::from_secs(1));
-    // The grant's cached answer is older than its TTL by now: read it again, still live.
     userinfo(&app, &access).await.assert_status(StatusCode::OK);
+    assert!(remembered(app.now()).await);
+    // At `exp`, the remembered token is not taken as verified.
     app.advance(std::time::Duration::from_secs(1));
     userinfo(&app, &access)
         .await
@@ -708,7 +716,10 @@ async fn set_grant(
 /// in `service/tokens/grant_refresh.rs` and a check of the path that reads the row. A case passes
 /// only if the request was refused and the statement changed nothing (the stored digest is the
 /// same, and where the token can still work, it does); without the condition, the statement
-/// would rotate the token and tokens would come back. The good request rotates in one statement.
+/// would rotate the token and tokens would come back. A wrong secret ends the family (reuse
+/// detection), and so does a secret matching a grant without `offline_access`, which no request
+/// can produce (its secret is never handed out) and which is checked on the returned row. The
+/// good request rotates in one statement.
 async fn every_refresh_rule_is_enforced_in_one_statement(app: TestApp) {
     use idgraph::db::entities::grants::Column as G;
     let rp = setup(&app, "ops", "ada").await;
@@ -858,50 +869,49 @@ async fn refreshes_mark_the_connection_used_at_most_once_a_minute(app: TestApp) 
 }
 
 /// Refreshes queue their connections' marks, and one flush writes them, each connection at the
-/// time of its own refresh: marks of the same second go in one statement.
+/// time of its own refresh (one statement per second of marks), and no other connection: not
+/// the one of Ada's user with Bob's app, which shares a user with one marked connection and an
+/// app with the other.
 async fn queued_marks_are_written_together_each_at_its_own_time(app: TestApp) {
     let ada = setup(&app, "ops", "ada").await;
     let bob = setup(&app, "ops2", "bob").await;
-    // Carol's app is connected but never refreshes: no flush marks it.
-    let carol = setup(&app, "ops3", "carol").await;
+    let crossed = Rp {
+        client_id: bob.client_id.clone(),
+        secret: bob.secret.clone(),
+        user_token: ada.user_token.clone(),
+        user_id: ada.user_id.clone(),
+    };
     let consented = app.now();
-    consent(&app, &carol, pkce_body("openid")).await;
+    consent(&app, &crossed, pkce_body("openid")).await;
     let mut refresh_tokens = Vec::new();
     for rp in [&ada, &bob] {
         let code = consent(&app, rp, pkce_body("openid offline_access")).await;
         let tokens = redeem(&app, rp, &code).await.json();
         refresh_tokens.push(tokens["refresh_token"].as_str().unwrap().to_string());
     }
-    let refresh = async |rp: &Rp, refresh_token: &str| {
+    let mut refreshed_at = Vec::new();
+    app.advance(std::time::Duration::from_secs(61));
+    for (rp, refresh_token) in [&ada, &bob].into_iter().zip(&refresh_tokens) {
         let form = [
             ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
+            ("refresh_token", refresh_token.as_str()),
         ];
-        let response = token(&app, rp, &form).await;
-        response.assert_status(StatusCode::OK);
-        response.json()["refresh_token"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    app.advance(std::time::Duration::from_secs(61));
-    let first = app.now();
-    let ada_next = refresh(&ada, &refresh_tokens[0]).await;
-    refresh(&bob, &refresh_tokens[1]).await;
+        token(&app, rp, &form).await.assert_status(StatusCode::OK);
+        refreshed_at.push(app.now());
+        app.advance(std::time::Duration::from_secs(2));
+    }
+    app.advance(std::time::Duration::from_secs(3));
     let (flushed, statements) = app
         .count_statements(idgraph::service::touches::flush(&app.state))
         .await;
     assert_eq!(flushed.unwrap(), 2, "both connections marked");
-    assert_eq!(statements, 1, "marks of one second, one statement");
-    app.advance(std::time::Duration::from_secs(61));
-    let second = app.now();
-    refresh(&ada, &ada_next).await;
+    assert_eq!(statements, 2, "one statement per second of marks");
     let stored = [
         connection_used_at(&app, &ada).await,
         connection_used_at(&app, &bob).await,
-        connection_used_at(&app, &carol).await,
+        connection_used_at(&app, &crossed).await,
     ];
-    assert_eq!(stored, [second, first, consented]);
+    assert_eq!(stored, [refreshed_at[0], refreshed_at[1], consented]);
 }
 
 crate::on_every_database!(

@@ -92,7 +92,9 @@ impl Families for GrantFamilies<'_> {
 /// The fast path: rotates a good token in one `UPDATE … RETURNING`, or matches nothing (and
 /// changes nothing) when any rule fails. A grant redeemed without `offline_access` also holds a
 /// digest, of a secret the redemption never handed out (`code.rs`), so no token can match it;
-/// should one ever, the row's scope is checked after all and the family ends.
+/// should one ever (the secret leaked from inside), the row's scope is checked after all and,
+/// unlike the checked path's plain refusal, the family ends and the event is logged and counted
+/// as a reuse.
 async fn rotate_in_one_statement(
     state: &AppState,
     families: &GrantFamilies<'_>,
@@ -117,6 +119,8 @@ async fn rotate_in_one_statement(
     };
     if !families.admits(&row) {
         revoke_grant(state, &row.id).await?;
+        tracing::warn!(client.id = %families.client_id, "a refresh secret that was never handed out matched; grant revoked");
+        state.metrics.security(SecurityEvent::RefreshReuse);
         return Err(OAuthError::InvalidGrant(BAD_REFRESH.into()));
     }
     Ok(Some((row, token)))
