@@ -7,7 +7,7 @@
 
 use std::future::Future;
 
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::DbErr;
 
 use crate::domain::secret::{digest, digest_matches, random_token};
 use crate::error::AppResult;
@@ -50,11 +50,7 @@ pub trait Families {
     type Row: Send;
 
     /// The family named `id`, if it exists.
-    fn find(
-        &self,
-        db: &DatabaseConnection,
-        id: &str,
-    ) -> impl Future<Output = Result<Option<Self::Row>, DbErr>> + Send;
+    fn find(&self, id: &str) -> impl Future<Output = Result<Option<Self::Row>, DbErr>> + Send;
 
     /// Whether the row may be refreshed by this caller at all (it belongs to them, it was
     /// meant to have refresh tokens, it is not revoked). A row that fails this is refused
@@ -70,20 +66,15 @@ pub trait Families {
     /// Swaps the digest from `from` to `to` when it still is `from`; whether it did.
     fn swap(
         &self,
-        db: &DatabaseConnection,
         row: &Self::Row,
         from: &str,
         to: &str,
         now: i64,
     ) -> impl Future<Output = Result<bool, DbErr>> + Send;
 
-    /// Ends the family at `now`: its refresh and access tokens stop working.
-    fn revoke(
-        &self,
-        db: &DatabaseConnection,
-        row: &Self::Row,
-        now: i64,
-    ) -> impl Future<Output = Result<(), DbErr>> + Send;
+    /// Ends the family at `now`: its refresh and access tokens stop working (on every node: the
+    /// family announces it).
+    fn revoke(&self, row: &Self::Row, now: i64) -> impl Future<Output = Result<(), DbErr>> + Send;
 }
 
 /// What became of a refresh token.
@@ -100,7 +91,6 @@ pub enum Rotation<Row, T> {
 /// Rotates `token` in `families` at `now`. `check` sees a good token's row before it is
 /// rotated (a request it refuses leaves the token working) and its error is returned as is.
 pub async fn rotate<F: Families, T, E>(
-    db: &DatabaseConnection,
     families: &F,
     token: &str,
     now: i64,
@@ -109,7 +99,7 @@ pub async fn rotate<F: Families, T, E>(
     let Some((id, secret)) = split(token) else {
         return Ok(Ok(Rotation::Refused));
     };
-    let Some(row) = families.find(db, id).await? else {
+    let Some(row) = families.find(id).await? else {
         return Ok(Ok(Rotation::Refused));
     };
     if !families.admits(&row) {
@@ -119,7 +109,7 @@ pub async fn rotate<F: Families, T, E>(
         return Ok(Ok(Rotation::Refused));
     };
     if !digest_matches(secret, &stored) {
-        families.revoke(db, &row, now).await?;
+        families.revoke(&row, now).await?;
         return Ok(Ok(Rotation::Reused));
     }
     if families.expired(&row, now) {
@@ -130,9 +120,9 @@ pub async fn rotate<F: Families, T, E>(
         Err(err) => return Ok(Err(err)),
     };
     let (token, next) = mint(id);
-    if !families.swap(db, &row, &stored, &next, now).await? {
+    if !families.swap(&row, &stored, &next, now).await? {
         // Another request rotated this very token first: it was used twice.
-        families.revoke(db, &row, now).await?;
+        families.revoke(&row, now).await?;
         return Ok(Ok(Rotation::Reused));
     }
     Ok(Ok(Rotation::Rotated {

@@ -112,15 +112,16 @@ pub async fn login(
 }
 
 /// The `sessions` table as refresh-token families.
-struct SessionFamilies {
+struct SessionFamilies<'a> {
+    db: &'a DatabaseConnection,
     ttl: i64,
 }
 
-impl Families for SessionFamilies {
+impl Families for SessionFamilies<'_> {
     type Row = sessions::Model;
 
-    async fn find(&self, db: &DatabaseConnection, id: &str) -> Result<Option<Self::Row>, DbErr> {
-        sessions::Entity::find_by_id(id).one(db).await
+    async fn find(&self, id: &str) -> Result<Option<Self::Row>, DbErr> {
+        sessions::Entity::find_by_id(id).one(self.db).await
     }
 
     fn admits(&self, row: &Self::Row) -> bool {
@@ -135,14 +136,7 @@ impl Families for SessionFamilies {
         row.expires_at <= now
     }
 
-    async fn swap(
-        &self,
-        db: &DatabaseConnection,
-        row: &Self::Row,
-        from: &str,
-        to: &str,
-        now: i64,
-    ) -> Result<bool, DbErr> {
+    async fn swap(&self, row: &Self::Row, from: &str, to: &str, now: i64) -> Result<bool, DbErr> {
         let swapped = sessions::Entity::update_many()
             .col_expr(sessions::Column::RefreshHash, to.into())
             .col_expr(sessions::Column::LastUsedAt, now.into())
@@ -150,18 +144,14 @@ impl Families for SessionFamilies {
             .filter(sessions::Column::Id.eq(&row.id))
             .filter(sessions::Column::RefreshHash.eq(from))
             .filter(sessions::Column::RevokedAt.is_null())
-            .exec(db)
+            .exec(self.db)
             .await?;
         Ok(swapped.rows_affected == 1)
     }
 
-    async fn revoke(
-        &self,
-        db: &DatabaseConnection,
-        row: &Self::Row,
-        now: i64,
-    ) -> Result<(), DbErr> {
-        revoke(db, &row.id, now).await
+    /// Every request checks its session (`sid`): a revoked one ends its tokens on every node.
+    async fn revoke(&self, row: &Self::Row, now: i64) -> Result<(), DbErr> {
+        revoke(self.db, &row.id, now).await
     }
 }
 
@@ -179,10 +169,11 @@ async fn revoke(db: &DatabaseConnection, session_id: &str, at: i64) -> Result<()
 /// Exchanges a refresh token for a new access token and a new refresh token.
 pub async fn refresh(state: &AppState, refresh_token: &str) -> AppResult<SessionTokens> {
     let families = SessionFamilies {
+        db: &state.db,
         ttl: secs(state.config.refresh_token_ttl),
     };
     let now = state.clock.now();
-    let rotation = refresh::rotate(&state.db, &families, refresh_token, now, |_| {
+    let rotation = refresh::rotate(&families, refresh_token, now, |_| {
         Ok::<(), std::convert::Infallible>(())
     })
     .await?;

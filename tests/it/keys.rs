@@ -161,17 +161,10 @@ async fn a_retired_key_is_unpublished_and_its_tokens_fail(app: TestApp) {
 /// An app's access token that userinfo has verified (and remembers as verified) stops at once
 /// when its key retires: what a node remembers lives with the key ring that verified it.
 async fn a_retired_keys_app_token_fails_at_userinfo_though_verified_before(app: TestApp) {
-    use crate::common::rp::{REDIRECT, VERIFIER, consent, s256, setup, token};
+    use crate::common::rp::{consent, redeem_for, setup};
     let rp = setup(&app, "ops", "ada").await;
-    let pkce = json!({ "scope": "openid", "code_challenge": s256(VERIFIER), "code_challenge_method": "S256" });
-    let code = consent(&app, &rp, pkce).await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", REDIRECT),
-        ("code_verifier", VERIFIER),
-    ];
-    let access = token(&app, &rp, &form).await.json()["access_token"]
+    let code = consent(&app, &rp, json!({ "scope": "openid" })).await;
+    let access = redeem_for(&app, &rp, &code).await["access_token"]
         .as_str()
         .unwrap()
         .to_string();

@@ -304,6 +304,25 @@ async fn a_change_on_one_node_reaches_the_other_nodes_caches() {
         json!({ "active": false })
     );
 
+    // A rotated-out refresh token reused on a ends the family, and b hears it.
+    let tokens = family(&a, &rp).await;
+    let rotate = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", tokens.refresh.as_str()),
+    ];
+    let rotated = token(&a, &rp, &rotate).await;
+    rotated.assert_status(StatusCode::OK);
+    let rotated = rotated.json()["access_token"].as_str().unwrap().to_string();
+    caught_up(&b, &a).await;
+    warm(&b, &rp, &rotated).await;
+    token(&a, &rp, &rotate)
+        .await
+        .assert_status(StatusCode::BAD_REQUEST);
+    until_heard(&b, || async {
+        userinfo(&b, &rotated).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+
     // An app's token for itself, revoked on a, seen at b's introspection.
     let service = service_app(&a, &admin).await;
     let service = Rp {

@@ -9,12 +9,9 @@
 //! `every_refresh_rule_*` breaks each rule alone and shows the statement refused it.
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 
-use super::{
-    Client, Issue, OAuthError, TokenResponse, end_grant, issue, live, revoke_grant,
-    touch_connection,
-};
+use super::{Client, Issue, OAuthError, TokenResponse, issue, revoke_grant};
 use crate::db::entities::grants;
 use crate::domain::oauth::OidcScope;
 use crate::domain::scopes::Scopes;
@@ -22,13 +19,13 @@ use crate::domain::secret::digest;
 use crate::domain::secs;
 use crate::metrics::SecurityEvent;
 use crate::service::AppState;
-use crate::service::changes::Change;
 use crate::service::refresh::{self, Families, Rotation};
 
 const BAD_REFRESH: &str = "the refresh token is invalid, expired or was already used";
 
 /// The `grants` table as refresh-token families of one client.
 struct GrantFamilies<'a> {
+    state: &'a AppState,
     client_id: &'a str,
     ttl: i64,
 }
@@ -36,8 +33,8 @@ struct GrantFamilies<'a> {
 impl Families for GrantFamilies<'_> {
     type Row = grants::Model;
 
-    async fn find(&self, db: &DatabaseConnection, id: &str) -> Result<Option<Self::Row>, DbErr> {
-        grants::Entity::find_by_id(id).one(db).await
+    async fn find(&self, id: &str) -> Result<Option<Self::Row>, DbErr> {
+        grants::Entity::find_by_id(id).one(&self.state.db).await
     }
 
     /// Only the client it was issued to may refresh a grant, and only a grant that was
@@ -58,14 +55,7 @@ impl Families for GrantFamilies<'_> {
         row.refresh_expires_at.is_none_or(|at| at <= now)
     }
 
-    async fn swap(
-        &self,
-        db: &DatabaseConnection,
-        row: &Self::Row,
-        from: &str,
-        to: &str,
-        now: i64,
-    ) -> Result<bool, DbErr> {
+    async fn swap(&self, row: &Self::Row, from: &str, to: &str, now: i64) -> Result<bool, DbErr> {
         let rotated = grants::Entity::update_many()
             .col_expr(grants::Column::RefreshHash, Expr::value(to))
             .col_expr(
@@ -74,18 +64,14 @@ impl Families for GrantFamilies<'_> {
             )
             .filter(grants::Column::Id.eq(&row.id))
             .filter(grants::Column::RefreshHash.eq(from))
-            .exec(db)
+            .exec(&self.state.db)
             .await?;
         Ok(rotated.rows_affected == 1)
     }
 
-    async fn revoke(
-        &self,
-        db: &DatabaseConnection,
-        row: &Self::Row,
-        _now: i64,
-    ) -> Result<(), DbErr> {
-        end_grant(db, &row.id).await.map(drop)
+    /// Deletes the grant and announces it, in one statement on PostgreSQL.
+    async fn revoke(&self, row: &Self::Row, _now: i64) -> Result<(), DbErr> {
+        revoke_grant(self.state, &row.id).await.map(drop)
     }
 }
 
@@ -136,7 +122,7 @@ async fn rotate_checked(
     scope: Option<&str>,
     now: i64,
 ) -> Result<(grants::Model, String, Scopes), OAuthError> {
-    let rotation = refresh::rotate(&state.db, families, refresh_token, now, |grant| {
+    let rotation = refresh::rotate(families, refresh_token, now, |grant| {
         narrowed(&Scopes::filter(&grant.scope), scope)
     })
     .await??;
@@ -148,10 +134,7 @@ async fn rotate_checked(
         } => Ok((row, token, checked)),
         Rotation::Refused => Err(OAuthError::InvalidGrant(BAD_REFRESH.into())),
         Rotation::Reused => {
-            // The family that was ended is the one the token named.
-            let change = refresh::split(refresh_token)
-                .map_or(Change::Tokens, |(family, _)| Change::Grant(family));
-            live::ended(state, change).await;
+            // The family has ended, and announced it (`GrantFamilies::revoke`).
             tracing::warn!(client.id = %client.id(), "refresh token reused; grant revoked");
             state.metrics.security(SecurityEvent::RefreshReuse);
             Err(OAuthError::InvalidGrant(BAD_REFRESH.into()))
@@ -181,6 +164,7 @@ pub async fn refresh(
     scope: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let families = GrantFamilies {
+        state,
         client_id: client.id(),
         ttl: secs(state.config.refresh_token_ttl),
     };
@@ -199,7 +183,8 @@ pub async fn refresh(
         }
         None => rotate_checked(state, client, &families, refresh_token, scope, now).await?,
     };
-    touch_connection(state, &grant, now);
+    // The connection's last-used mark is queued, written behind the request.
+    state.touches.touch(&grant.user_id, &grant.client_id, now);
     issue(
         state,
         Issue {

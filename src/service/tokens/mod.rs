@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sea_orm::{DatabaseConnection, DbErr, EntityTrait};
+use sea_orm::DbErr;
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::auth::SigningAlgorithm;
@@ -297,16 +297,4 @@ async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuth
 /// still there; whether it was.
 async fn revoke_grant(state: &AppState, grant_id: &str) -> Result<bool, DbErr> {
     crate::service::changes::end_grant_announced(state, grant_id).await
-}
-
-/// Deletes a grant; whether it was there. The caller announces it ([`live::ended`]).
-async fn end_grant(db: &DatabaseConnection, grant_id: &str) -> Result<bool, DbErr> {
-    let deleted = grants::Entity::delete_by_id(grant_id).exec(db).await?;
-    Ok(deleted.rows_affected > 0)
-}
-
-/// Marks the connection used now, to the minute: the mark is queued and written behind the
-/// request, at most once a minute per connection and node ([`crate::service::touches`]).
-fn touch_connection(state: &AppState, grant: &grants::Model, now: i64) {
-    state.touches.touch(&grant.user_id, &grant.client_id, now);
 }
