@@ -15,11 +15,28 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
 /// long as every node uses the same one): the bytes of "idgraph" and a version.
 const MIGRATION_LOCK: i64 = 0x6964_6772_6170_6801;
 
+/// How long a pooled PostgreSQL connection may sit idle before it is pinged on its way out of
+/// the pool (see [`connect`]).
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// Opens a connection pool. For SQLite the pragmas are set through the connect options, so
 /// every pooled connection gets them: WAL journal, `synchronous=NORMAL`, foreign keys on, a
 /// five-second busy timeout, and the file created when missing.
+///
+/// The pool does not ping a connection on every checkout (sqlx's default), since each ping is a
+/// round trip of its own, as dear as the statement that follows it: through sqlx a SQLite
+/// connection lives on a worker thread, and a ping there wakes that thread for nothing (an
+/// in-process connection cannot have been dropped by a server). A PostgreSQL connection is
+/// pinged only once it has sat idle for [`PING_AFTER_IDLE`], so a connection left behind by a
+/// server restart is found and replaced before a request uses it, while connections under load
+/// go straight to their statement.
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url);
+    if DbBackend::Sqlite.is_prefix_of(url) {
+        options.test_before_acquire(false);
+    } else {
+        options.test_before_acquire_if_idle_for(PING_AFTER_IDLE);
+    }
     options
         .max_connections(max_connections)
         .min_connections(1)
