@@ -16,7 +16,9 @@ use openidconnect::{
 use serde_json::json;
 
 use crate::common::browser::{Browser, authorize_path};
-use crate::common::rp::{REDIRECT, Rp, VERIFIER, basic, consent, s256, setup, token, token_with};
+use crate::common::rp::{
+    REDIRECT, Rp, VERIFIER, basic, consent, refresh_grant, s256, setup, token, token_with,
+};
 use crate::common::{PASSWORD, Registered, Served, TestApp, json_request};
 
 /// An `Rp` for another app registered by the same admin, with the same user.
@@ -375,12 +377,7 @@ async fn grants_outside_the_list_are_unauthorized_client_and_scopes_stay_under_t
     // Narrowed, never widened, never refused: the answer's scope says what was granted.
     assert_eq!(tokens["scope"], "openid profile");
     assert!(tokens.get("refresh_token").is_none());
-    let refresh = token(
-        &app,
-        &narrow_rp,
-        &[("grant_type", "refresh_token"), ("refresh_token", "a.b")],
-    )
-    .await;
+    let refresh = refresh_grant(&app, &narrow_rp, "a.b").await;
     refresh.assert_status(StatusCode::BAD_REQUEST);
     assert_eq!(refresh.json()["error"], "unauthorized_client");
     // The connection records the narrowed scope too.

@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::common::browser::{Browser, authorize_path, text};
-use crate::common::rp::{REDIRECT, Rp, basic, consent, redeem_for, setup, token, token_with};
+use crate::common::rp::{
+    REDIRECT, Rp, basic, consent, redeem_for, refresh_grant, setup, token, token_with,
+};
 use crate::common::{PASSWORD, Served, TestApp, TestResponse};
 
 pub(crate) const ORDERS: &str = "https://api.example/orders";
@@ -362,12 +364,7 @@ async fn revocation_ends_only_what_the_caller_owns(app: TestApp) {
         introspect(&app, &rp, refresh).await,
         json!({ "active": false })
     );
-    let refreshed = token(
-        &app,
-        &rp,
-        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
-    )
-    .await;
+    let refreshed = refresh_grant(&app, &rp, refresh).await;
     refreshed.assert_status(StatusCode::BAD_REQUEST);
 }
 

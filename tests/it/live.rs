@@ -10,8 +10,8 @@ use axum::http::{Method, StatusCode};
 use idgraph::service::tokens::LiveTokens;
 use serde_json::json;
 
-use crate::common::rp::{REDIRECT, Rp, basic, consent, redeem_for, setup, token};
-use crate::common::{TestApp, TestResponse};
+use crate::common::TestApp;
+use crate::common::rp::{REDIRECT, Rp, basic, consent, redeem_for, refresh_grant, setup, token};
 use crate::lifecycle::{ORDERS, introspect, post, service_app};
 
 /// The tokens of one redeemed consent.
@@ -68,15 +68,6 @@ async fn ended(app: &TestApp, rp: &Rp, access: &str, how: &str) {
     );
 }
 
-/// `grant_type=refresh_token` with `refresh_token`.
-async fn rotate(app: &TestApp, rp: &Rp, refresh_token: &str) -> TestResponse {
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", refresh_token),
-    ];
-    token(app, rp, &form).await
-}
-
 async fn revoke(app: &TestApp, rp: &Rp, token: &str) {
     post(
         app,
@@ -114,11 +105,11 @@ async fn every_way_a_grant_ends_is_seen_by_the_next_request_with_the_cache_warm(
     ended(&app, &rp, &tokens.access, "code replayed").await;
 
     let tokens = family(&app, &rp).await;
-    let rotated = rotate(&app, &rp, &tokens.refresh).await;
+    let rotated = refresh_grant(&app, &rp, &tokens.refresh).await;
     rotated.assert_status(StatusCode::OK);
     let rotated = rotated.json()["access_token"].as_str().unwrap().to_string();
     warm(&app, &rp, &rotated).await;
-    rotate(&app, &rp, &tokens.refresh)
+    refresh_grant(&app, &rp, &tokens.refresh)
         .await
         .assert_status(StatusCode::BAD_REQUEST);
     ended(&app, &rp, &rotated, "rotated-out refresh token reused").await;
@@ -311,12 +302,12 @@ async fn a_change_on_one_node_reaches_the_other_nodes_caches() {
 
     // A rotated-out refresh token reused on a ends the family, and b hears it.
     let tokens = family(&a, &rp).await;
-    let rotated = rotate(&a, &rp, &tokens.refresh).await;
+    let rotated = refresh_grant(&a, &rp, &tokens.refresh).await;
     rotated.assert_status(StatusCode::OK);
     let rotated = rotated.json()["access_token"].as_str().unwrap().to_string();
     caught_up(&b, &a).await;
     warm(&b, &rp, &rotated).await;
-    rotate(&a, &rp, &tokens.refresh)
+    refresh_grant(&a, &rp, &tokens.refresh)
         .await
         .assert_status(StatusCode::BAD_REQUEST);
     until_heard(&b, || async {

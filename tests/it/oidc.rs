@@ -6,7 +6,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use crate::common::rp::{
-    REDIRECT, Rp, VERIFIER, basic, consent, redeem_for, s256, setup, token, token_with,
+    REDIRECT, Rp, VERIFIER, basic, consent, redeem_for, refresh_grant, s256, setup, token,
+    token_with,
 };
 use crate::common::{TestApp, TestResponse};
 
@@ -106,12 +107,7 @@ async fn discovery_advertises_exactly_what_the_endpoints_accept(app: TestApp) {
             .as_str()
             .unwrap()
             .to_string();
-        let refreshed = token(
-            &app,
-            &rp,
-            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
-        )
-        .await;
+        let refreshed = refresh_grant(&app, &rp, &refresh).await;
         assert_eq!(refreshed.status, StatusCode::OK, "{method} + refresh_token");
     }
     // ...and every advertised client authentication method, each by an app registered for it.
@@ -486,19 +482,9 @@ async fn refresh_tokens_rotate_are_bound_to_their_client_and_only_narrow(app: Te
     let r2 = second["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(r1, r2);
     // Reusing the rotated-out token revokes the family, the newest token included.
-    let reuse = token(
-        &app,
-        &rp,
-        &[("grant_type", "refresh_token"), ("refresh_token", &r1)],
-    )
-    .await;
+    let reuse = refresh_grant(&app, &rp, &r1).await;
     assert_oauth_error(&reuse, StatusCode::BAD_REQUEST, "invalid_grant");
-    let after = token(
-        &app,
-        &rp,
-        &[("grant_type", "refresh_token"), ("refresh_token", &r2)],
-    )
-    .await;
+    let after = refresh_grant(&app, &rp, &r2).await;
     assert_oauth_error(&after, StatusCode::BAD_REQUEST, "invalid_grant");
     assert_eq!(
         userinfo(&app, second["access_token"].as_str().unwrap())

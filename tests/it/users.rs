@@ -14,7 +14,7 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::common::browser::{Browser, authorize_path, text};
-use crate::common::rp::{consent, redeem_for, setup, token as rp_token};
+use crate::common::rp::{consent, redeem_for, refresh_grant, setup};
 use crate::common::{PASSWORD, TestApp, error_code};
 
 const USER_FIELDS: &str = "id username email name roles disabled disabledAt hasPassword";
@@ -321,12 +321,7 @@ async fn a_disabled_user_cannot_sign_in_and_every_token_they_hold_dies_at_once(a
         StatusCode::UNAUTHORIZED,
         "the app's token died with the grant"
     );
-    let refreshed = rp_token(
-        &app,
-        &rp,
-        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
-    )
-    .await;
+    let refreshed = refresh_grant(&app, &rp, refresh).await;
     assert_eq!(refreshed.status, StatusCode::BAD_REQUEST);
     assert_eq!(refreshed.json()["error"], "invalid_grant");
     let grants_left = grants::Entity::find()

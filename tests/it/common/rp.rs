@@ -70,6 +70,19 @@ pub async fn token(app: &TestApp, rp: &Rp, form: &[(&str, &str)]) -> TestRespons
     token_with(app, Some(basic(&rp.client_id, &rp.secret)), form).await
 }
 
+/// `grant_type=refresh_token` with `refresh_token`, the client authenticating with Basic.
+pub async fn refresh_grant(app: &TestApp, rp: &Rp, refresh_token: &str) -> TestResponse {
+    token(
+        app,
+        rp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
+}
+
 pub async fn token_with(
     app: &TestApp,
     authorization: Option<String>,
