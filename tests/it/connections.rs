@@ -3,7 +3,7 @@
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::rp::{REDIRECT, consent, redeem_for, setup};
+use crate::common::rp::{REDIRECT, consent, redeem_for, refresh_grant, setup};
 use crate::common::{TestApp, error_code};
 
 async fn a_user_lists_reads_and_revokes_only_their_own_connections(app: TestApp) {
@@ -104,15 +104,7 @@ async fn a_user_lists_reads_and_revokes_only_their_own_connections(app: TestApp)
         app.get("/api/oauth/userinfo", Some(&access)).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let refresh = crate::common::rp::token(
-        &app,
-        &rp,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await;
+    let refresh = refresh_grant(&app, &rp, tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(refresh.json()["error"], "invalid_grant");
     let gone = app
         .rest(

@@ -18,7 +18,7 @@ use sea_orm::{EntityTrait, PaginatorTrait, QuerySelect, TransactionTrait};
 use serde_json::{Value, json};
 
 use crate::common::browser::{Browser, authorize_path, text};
-use crate::common::rp::{REDIRECT, Rp, basic, consent, redeem_for, setup, token};
+use crate::common::rp::{REDIRECT, Rp, basic, consent, redeem_for, refresh_grant, setup, token};
 use crate::common::{PASSWORD, TestApp, TestResponse, error_code};
 use crate::lifecycle::{ORDERS, introspect, post, service_app};
 
@@ -40,19 +40,6 @@ async fn sweep(app: &TestApp) -> Swept {
 
 async fn rows<E: EntityTrait<Model: Sync>>(app: &TestApp) -> u64 {
     E::find().count(&app.state.db).await.unwrap()
-}
-
-/// Refreshes an app's grant at the token endpoint.
-async fn refresh_grant(app: &TestApp, rp: &Rp, refresh_token: &str) -> TestResponse {
-    token(
-        app,
-        rp,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-        ],
-    )
-    .await
 }
 
 /// The new refresh token of a successful refresh.

@@ -22,7 +22,7 @@ use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 
 use crate::common::browser::{Browser, authorize_path, hidden, redirect_query, text};
-use crate::common::rp::{REDIRECT, Rp, VERIFIER, token};
+use crate::common::rp::{REDIRECT, Rp, VERIFIER, refresh_grant, token};
 use crate::common::{PASSWORD, TestApp, TestResponse};
 
 /// Where the app asks to land after logout (registered).
@@ -492,15 +492,7 @@ async fn tokens_without_offline_access_end_with_the_session(app: TestApp) {
     // The grant without offline_access ended: its access token fails at once.
     assert_eq!(userinfo(online_access).await, StatusCode::UNAUTHORIZED);
     // The offline grant lives on: its refresh token still works.
-    let refreshed = token(
-        &app,
-        &rp,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", offline["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await;
+    let refreshed = refresh_grant(&app, &rp, offline["refresh_token"].as_str().unwrap()).await;
     refreshed.assert_status(StatusCode::OK);
     assert_eq!(
         grants::Entity::find().count(&app.state.db).await.unwrap(),

@@ -285,15 +285,7 @@ async fn a_code_works_once_and_replaying_it_revokes_tokens_issued_from_it(app: T
         userinfo(&app, access).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let refresh = token(
-        &app,
-        &rp,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", first["refresh_token"].as_str().unwrap()),
-        ],
-    )
-    .await;
+    let refresh = refresh_grant(&app, &rp, first["refresh_token"].as_str().unwrap()).await;
     assert_oauth_error(&refresh, StatusCode::BAD_REQUEST, "invalid_grant");
 }
 
@@ -830,15 +822,7 @@ async fn refreshes_mark_the_connection_used_at_most_once_a_minute(app: TestApp) 
     let mut stored = Vec::new();
     for (wait, marks) in [(30, false), (30, true), (30, false), (30, true)] {
         app.advance(std::time::Duration::from_secs(wait));
-        let response = token(
-            &app,
-            &rp,
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", &refresh_token),
-            ],
-        )
-        .await;
+        let response = refresh_grant(&app, &rp, &refresh_token).await;
         response.assert_status(StatusCode::OK);
         refresh_token = response.json()["refresh_token"]
             .as_str()
