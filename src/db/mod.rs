@@ -2,6 +2,7 @@
 
 pub mod entities;
 pub mod owned;
+pub mod writer;
 
 use std::time::Duration;
 

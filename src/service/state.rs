@@ -7,6 +7,7 @@ use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::db::writer::Writer;
 use crate::error::{AppError, AppResult};
 use crate::metrics::Metrics;
 use crate::service::apps::AppCache;
@@ -24,6 +25,8 @@ use crate::service::touches::Touches;
 pub struct AppState {
     /// The connection pool.
     pub db: DatabaseConnection,
+    /// Where the token path's hot writes run: SQLite's writer thread, or the pool.
+    pub writer: Writer,
     /// The validated configuration.
     pub config: Arc<Config>,
     /// The source of "now" for every rule that depends on the time.
@@ -93,6 +96,7 @@ impl AppState {
         } else {
             Listener::none()
         };
+        let writer = Writer::start(&config.database_url)?;
         let metrics = match config.metrics_bind {
             Some(_) => Metrics::enabled(),
             None => Metrics::disabled(),
@@ -101,6 +105,7 @@ impl AppState {
             metrics,
             passwords: PasswordHasher::new(config.password_hash_concurrency),
             db,
+            writer,
             config: Arc::new(config),
             keys,
             apps: caches.apps,

@@ -36,3 +36,4 @@ mod races;
 mod relying_party;
 mod sessions;
 mod users;
+mod writer;

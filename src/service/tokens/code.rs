@@ -138,11 +138,10 @@ pub async fn exchange_code(
         && code_verifier.is_none_or(is_pkce_string);
     if well_formed {
         let redemption = Redemption::new(state, now);
-        let redeemed = redemption
+        let update = redemption
             .update()
-            .filter(sql_rules(client, &presented, now))
-            .exec_with_returning(&state.db)
-            .await?;
+            .filter(sql_rules(client, &presented, now));
+        let redeemed = state.writer.update_returning(&state.db, update).await?;
         if let Some(row) = redeemed.into_iter().next() {
             return redemption.issue(state, client, row).await;
         }
@@ -228,12 +227,11 @@ async fn redeem_checked(
     // Every rule holds, yet the one-statement redemption matched nothing: another request
     // redeemed the code in between, and if this update finds it used too, this is a replay.
     let redemption = Redemption::new(state, now);
-    let redeemed = redemption
+    let update = redemption
         .update()
         .filter(grants::Column::Id.eq(&row.id))
-        .filter(grants::Column::CodeUsedAt.is_null())
-        .exec_with_returning(&state.db)
-        .await?;
+        .filter(grants::Column::CodeUsedAt.is_null());
+    let redeemed = state.writer.update_returning(&state.db, update).await?;
     match redeemed.into_iter().next() {
         Some(row) => redemption.issue(state, client, row).await,
         None => {

@@ -56,17 +56,16 @@ impl Families for GrantFamilies<'_> {
     }
 
     async fn swap(&self, row: &Self::Row, from: &str, to: &str, now: i64) -> Result<bool, DbErr> {
-        let rotated = grants::Entity::update_many()
+        let update = grants::Entity::update_many()
             .col_expr(grants::Column::RefreshHash, Expr::value(to))
             .col_expr(
                 grants::Column::RefreshExpiresAt,
                 Expr::value(now + self.ttl),
             )
             .filter(grants::Column::Id.eq(&row.id))
-            .filter(grants::Column::RefreshHash.eq(from))
-            .exec(&self.state.db)
-            .await?;
-        Ok(rotated.rows_affected == 1)
+            .filter(grants::Column::RefreshHash.eq(from));
+        let rotated = self.state.writer.update_returning(&self.state.db, update);
+        Ok(rotated.await?.len() == 1)
     }
 
     /// Deletes the grant and announces it, in one statement on PostgreSQL.
@@ -90,16 +89,15 @@ async fn rotate_in_one_statement(
 ) -> Result<Option<(grants::Model, String)>, OAuthError> {
     use grants::Column as G;
     let (token, next) = refresh::mint(family);
-    let rotated = grants::Entity::update_many()
+    let update = grants::Entity::update_many()
         .col_expr(G::RefreshHash, Expr::value(next))
         .col_expr(G::RefreshExpiresAt, Expr::value(now + families.ttl))
         .filter(G::Id.eq(family))
         .filter(G::ClientId.eq(families.client_id))
         .filter(G::CodeUsedAt.is_not_null())
         .filter(G::RefreshHash.eq(digest(secret)))
-        .filter(G::RefreshExpiresAt.gt(now))
-        .exec_with_returning(&state.db)
-        .await?;
+        .filter(G::RefreshExpiresAt.gt(now));
+    let rotated = state.writer.update_returning(&state.db, update).await?;
     let Some(row) = rotated.into_iter().next() else {
         return Ok(None);
     };

@@ -303,9 +303,11 @@ impl TestApp {
 
     /// Statements executed while `work` runs.
     pub async fn count_statements<F: std::future::Future>(&self, work: F) -> (F::Output, usize) {
-        let before = self.statements.load(Ordering::SeqCst);
+        // On the pool (SeaORM's metric callback) and on SQLite's writer thread.
+        let ran = || self.statements.load(Ordering::SeqCst) + self.state.writer.statements();
+        let before = ran();
         let output = work.await;
-        (output, self.statements.load(Ordering::SeqCst) - before)
+        (output, ran() - before)
     }
 
     /// Sends a request through the real router.
