@@ -204,14 +204,25 @@ fn run(connection: &Connection, jobs: &mpsc::Receiver<Job>, statements: &AtomicU
     }
 }
 
-/// Runs `group` in one transaction and answers each caller after the commit.
+/// Runs `group` in one transaction and answers each caller after the commit. A statement
+/// whose caller has stopped waiting (its request was cancelled while queued) is not run.
 fn commit_group(connection: &Connection, group: Vec<Job>) {
+    if !connection.is_autocommit() {
+        // A failed commit whose rollback failed too left a transaction open; it holds the
+        // write lock, and no group could begin.
+        if let Err(err) = connection.execute_batch("ROLLBACK") {
+            return fail(group.into_iter().map(|job| job.reply), &err);
+        }
+    }
     if let Err(err) = connection.execute_batch("BEGIN IMMEDIATE") {
         return fail(group.into_iter().map(|job| job.reply), &err);
     }
     let mut done = Vec::with_capacity(group.len());
     let mut jobs = group.into_iter();
     while let Some(job) = jobs.next() {
+        if job.reply.is_closed() {
+            continue;
+        }
         let rows = query(connection, &job.statement);
         if let Err(err) = &rows
             && connection.is_autocommit()
@@ -362,6 +373,17 @@ mod tests {
         assert!(refused.contains("CHECK constraint failed"), "{refused}");
         assert_eq!(answered(last_answer).unwrap(), 2);
         assert_eq!((n_of(&connection, "a"), n_of(&connection, "b")), (1, 2));
+    }
+
+    #[test]
+    fn a_statement_whose_caller_stopped_waiting_is_not_run() {
+        let (_dir, connection) = database();
+        let (gone, gone_answer) = job("UPDATE t SET n = n + 1 WHERE id = ? RETURNING n", "a");
+        drop(gone_answer);
+        let (kept, kept_answer) = job("UPDATE t SET n = n + 1 WHERE id = ? RETURNING n", "b");
+        commit_group(&connection, vec![gone, kept]);
+        assert_eq!(answered(kept_answer).unwrap(), 1);
+        assert_eq!((n_of(&connection, "a"), n_of(&connection, "b")), (0, 1));
     }
 
     #[test]
