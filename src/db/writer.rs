@@ -199,23 +199,25 @@ fn run(connection: &Connection, jobs: &mpsc::Receiver<Job>, statements: &AtomicU
         let mut group = vec![first];
         group.extend(jobs.try_iter().take(MAX_GROUP - 1));
         tracing::trace!(statements = group.len(), "SQLite writer commits a group");
-        statements.fetch_add(group.len(), Ordering::Relaxed);
-        commit_group(connection, group);
+        statements.fetch_add(commit_group(connection, group), Ordering::Relaxed);
     }
 }
 
-/// Runs `group` in one transaction and answers each caller after the commit. A statement
-/// whose caller has stopped waiting (its request was cancelled while queued) is not run.
-fn commit_group(connection: &Connection, group: Vec<Job>) {
+/// Runs `group` in one transaction and answers each caller after the commit; how many
+/// statements it ran. A statement whose caller has stopped waiting (its request was cancelled
+/// while queued) is not run.
+fn commit_group(connection: &Connection, group: Vec<Job>) -> usize {
     if !connection.is_autocommit() {
         // A failed commit whose rollback failed too left a transaction open; it holds the
         // write lock, and no group could begin.
         if let Err(err) = connection.execute_batch("ROLLBACK") {
-            return fail(group.into_iter().map(|job| job.reply), &err);
+            fail(group.into_iter().map(|job| job.reply), &err);
+            return 0;
         }
     }
     if let Err(err) = connection.execute_batch("BEGIN IMMEDIATE") {
-        return fail(group.into_iter().map(|job| job.reply), &err);
+        fail(group.into_iter().map(|job| job.reply), &err);
+        return 0;
     }
     let mut done = Vec::with_capacity(group.len());
     let mut jobs = group.into_iter();
@@ -229,15 +231,18 @@ fn commit_group(connection: &Connection, group: Vec<Job>) {
         {
             // SQLite rolled the whole transaction back: what ran before it is gone too, and
             // what is still queued has not run.
+            let ran = done.len() + 1;
             let everyone = done
                 .into_iter()
                 .map(|(reply, _)| reply)
                 .chain(std::iter::once(job.reply))
                 .chain(jobs.map(|job| job.reply));
-            return fail(everyone, err);
+            fail(everyone, err);
+            return ran;
         }
         done.push((job.reply, rows));
     }
+    let ran = done.len();
     match connection.execute_batch("COMMIT") {
         Ok(()) => {
             for (reply, rows) in done {
@@ -249,6 +254,7 @@ fn commit_group(connection: &Connection, group: Vec<Job>) {
             fail(done.into_iter().map(|(reply, _)| reply), &err);
         }
     }
+    ran
 }
 
 /// Tells every caller in `replies` that its statement did not commit.
@@ -325,6 +331,8 @@ mod tests {
 
     type Answer = oneshot::Receiver<Result<Vec<Row>, DbErr>>;
 
+    const ADD_ONE: &str = "UPDATE t SET n = n + 1 WHERE id = ? RETURNING n";
+
     /// A database file holding `t` (rows `a` and `b`, `n` = 0, which may not go negative) and
     /// `c`, whose rows must name a row of `t` by the time their transaction commits; and the
     /// writer's connection to it.
@@ -364,7 +372,7 @@ mod tests {
     #[test]
     fn a_statement_that_fails_fails_alone_and_the_rest_of_its_group_commits() {
         let (_dir, connection) = database();
-        let (first, first_answer) = job("UPDATE t SET n = n + 1 WHERE id = ? RETURNING n", "a");
+        let (first, first_answer) = job(ADD_ONE, "a");
         let (bad, bad_answer) = job("UPDATE t SET n = n - 1 WHERE id = ? RETURNING n", "b");
         let (last, last_answer) = job("UPDATE t SET n = n + 2 WHERE id = ? RETURNING n", "b");
         commit_group(&connection, vec![first, bad, last]);
@@ -378,10 +386,14 @@ mod tests {
     #[test]
     fn a_statement_whose_caller_stopped_waiting_is_not_run() {
         let (_dir, connection) = database();
-        let (gone, gone_answer) = job("UPDATE t SET n = n + 1 WHERE id = ? RETURNING n", "a");
+        let (gone, gone_answer) = job(ADD_ONE, "a");
         drop(gone_answer);
-        let (kept, kept_answer) = job("UPDATE t SET n = n + 1 WHERE id = ? RETURNING n", "b");
-        commit_group(&connection, vec![gone, kept]);
+        let (kept, kept_answer) = job(ADD_ONE, "b");
+        assert_eq!(
+            commit_group(&connection, vec![gone, kept]),
+            1,
+            "one statement ran"
+        );
         assert_eq!(answered(kept_answer).unwrap(), 1);
         assert_eq!((n_of(&connection, "a"), n_of(&connection, "b")), (0, 1));
     }
@@ -399,7 +411,7 @@ mod tests {
         assert_eq!(n_of(&connection, "a"), 0);
         // The failed transaction is closed: the next group commits.
         assert!(connection.is_autocommit());
-        let (next, next_answer) = job("UPDATE t SET n = n + 1 WHERE id = ? RETURNING n", "a");
+        let (next, next_answer) = job(ADD_ONE, "a");
         commit_group(&connection, vec![next]);
         assert_eq!(answered(next_answer).unwrap(), 1);
     }
@@ -415,7 +427,7 @@ mod tests {
             .unwrap();
         let (before, before_answer) = job("UPDATE t SET n = 1 WHERE id = ? RETURNING n", "a");
         let (abandon, abandon_answer) = job("UPDATE t SET n = 99 WHERE id = ? RETURNING n", "b");
-        let (after, after_answer) = job("UPDATE t SET n = n + 1 WHERE id = ? RETURNING n", "a");
+        let (after, after_answer) = job(ADD_ONE, "a");
         commit_group(&connection, vec![before, abandon, after]);
         for answer in [before_answer, abandon_answer, after_answer] {
             assert!(answered(answer).is_err());
