@@ -12,6 +12,8 @@
 #     PKCE S256), refresh_token (rotating), GET /api/oauth/userinfo, client_credentials,
 #     POST /api/oauth/introspect, POST /api/oauth/revoke, and the signing-only ceiling.
 # Usage: bench/run.sh [seconds per measurement, default 10] [connections, default 32] [all|apps|oidc]
+# With BENCH_BIN set to a directory holding `idgraph` and `idgraph-bench` (copies of an earlier
+# release build), those run and nothing is built: two builds compare side by side in one session.
 # With BENCH_POSTGRES set to a PostgreSQL server URL whose user may create databases (e.g.
 # postgres://postgres@127.0.0.1:5432/postgres), the oidc part runs on SQLite and then on
 # PostgreSQL, in a fresh database per run (the apps part seeds SQLite directly and stays on
@@ -25,7 +27,12 @@ PORT="${BENCH_PORT:-18089}"
 USERS=20
 APPS=500
 
-cargo build --release --quiet -p idgraph -p idgraph-bench
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN="$(cd "$BENCH_BIN" && pwd)"
+else
+  cargo build --release --quiet -p idgraph -p idgraph-bench
+  BIN="$PWD/target/release"
+fi
 WORK="$(mktemp -d)"
 SERVER=""
 stop_server() {
@@ -49,7 +56,7 @@ start_server() { # database name, store (sqlite or postgres); settings come from
     export IDGRAPH_DATABASE_URL="sqlite://$WORK/$1.db?mode=rwc"
     STORE="SQLite"
   fi
-  target/release/idgraph serve > "$WORK/$1.log" 2>&1 &
+  "$BIN"/idgraph serve > "$WORK/$1.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && return; sleep 0.1; done
   echo "bench: the server did not start; see its log:" >&2; cat "$WORK/$1.log" >&2; exit 1
@@ -119,12 +126,12 @@ bench_oidc() { # the apps' ID-token algorithm, the store (access tokens: the ser
   start_server "oidc-$1" "$2"
   echo "store: $STORE"
   for i in $(seq 0 $((USERS - 1))); do
-    printf 'bench-user-password' | target/release/idgraph user create --username "bench-user-$i" \
+    printf 'bench-user-password' | "$BIN"/idgraph user create --username "bench-user-$i" \
       --email "bench-user-$i@example.com" --name "Bench User $i" --password-stdin >/dev/null
   done
   echo
   BENCH_ADMIN_PASSWORD="$IDGRAPH_BOOTSTRAP_ADMIN_PASSWORD" BENCH_USER_PASSWORD="bench-user-password" \
-    target/release/idgraph-bench --base "http://127.0.0.1:$PORT" --users "$USERS" --apps "$APPS" \
+    "$BIN"/idgraph-bench --base "http://127.0.0.1:$PORT" --users "$USERS" --apps "$APPS" \
     --seconds "$DURATION" --connections "$CONNECTIONS" --id-token-alg "$1"
   stop_server
 }

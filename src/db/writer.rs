@@ -1,25 +1,32 @@
-//! SQLite's one writer for the token path's hot statements: a thread that owns a connection of
-//! its own and commits the statements queued while it was busy together, in one transaction
-//! (group commit).
+//! SQLite's one writer for the token path's hot writes: a thread that owns a connection of its
+//! own and commits the work queued while it was busy together, in one transaction (group
+//! commit).
 //!
 //! Through sqlx's pool, every statement on SQLite is a round trip to a thread of that
 //! connection's own, and writers on different connections wait for SQLite's write lock in its
 //! busy handler, which sleeps (1 ms, 2 ms, 5 ms, …) rather than queueing: under 64 concurrent
-//! code exchanges that put the p99 above 50 ms. Here a caller queues its statement and awaits
+//! code exchanges that put the p99 above 50 ms. Here a caller queues its work and awaits
 //! the answer; the writer thread takes everything queued, runs it between `BEGIN IMMEDIATE` and
 //! `COMMIT` straight against SQLite (through rusqlite, over the same SQLite library sqlx
 //! links), and answers each caller once the commit is done, so no caller hears of a write that
-//! did not commit. Each statement stays atomic on its own, as under autocommit: one that fails
+//! did not commit. Each job stays atomic on its own, as under autocommit: one that fails
 //! is undone by SQLite alone and only its caller hears of it. Should SQLite abandon the whole
 //! transaction (a full disk, an I/O error) or the commit fail, every caller of the group hears
 //! of it and nothing of the group is kept.
 //!
 //! Statements are built by SeaORM (sea-query) as everywhere else and rows come back as SeaORM
-//! models ([`FromRow`]); only the execution differs. Two statements use it, both one `UPDATE … RETURNING`
-//! that must win exactly once: redeeming a code and rotating a refresh token. PostgreSQL keeps
-//! its pool (its writers queue on row locks, without sleeping), and so does SQLite in memory,
-//! which a connection of the writer's own could not share: see [`Writer::pool`].
+//! models ([`FromRow`]); only the execution differs. Three writes use it: redeeming a code and
+//! rotating a refresh token (each one `UPDATE … RETURNING` that must win exactly once,
+//! [`Writer::update_returning`]), and recording a consent (an upsert and an insert that take
+//! effect together or not at all, [`Writer::all_or_nothing`], kept apart from the rest of its
+//! group by a savepoint). PostgreSQL keeps its pool (its writers queue on row locks, without
+//! sleeping), and so does SQLite in memory, which a connection of the writer's own could not
+//! share: see [`Writer::pool`].
+//!
+//! A panic while the writer runs a group (a bug) fails that group's callers and not the
+//! writer, which rolls back the transaction the panic left open and goes on.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -32,26 +39,44 @@ use rusqlite::{Connection, OpenFlags};
 use sea_orm::sea_query::{Query, Value};
 use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use sea_orm::{
-    DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryTrait, Statement, UpdateMany,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryTrait, SqlErr,
+    Statement, TransactionTrait, UpdateMany,
 };
 use tokio::sync::oneshot;
 
 use crate::db::entities::grants;
 
-/// The most statements one transaction commits; more wait for the next.
+/// The most jobs one transaction commits; more wait for the next.
 const MAX_GROUP: usize = 256;
 
 /// How long the writer waits for SQLite's write lock while a pooled connection holds it (a
 /// consent, a sweep), as the pool's connections do.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One queued statement and where its rows go.
+/// What SQLite says when a statement would break a foreign key
+/// (`SQLITE_CONSTRAINT_FOREIGNKEY`); [`foreign_key_violation`] recognises it in an answer.
+const FOREIGN_KEY_FAILED: &str = "SQLite writer: FOREIGN KEY constraint failed";
+
+/// One queued piece of work and where its answer goes.
 struct Job {
-    statement: Statement,
+    work: Work,
     reply: Reply,
 }
 
-type Reply = oneshot::Sender<Result<Vec<Row>, DbErr>>;
+enum Work {
+    /// One statement, atomic on its own as under autocommit; answered with its rows.
+    Returning(Statement),
+    /// Statements that all take effect or none does; answered with whether they did (each
+    /// changed a row).
+    AllOrNothing(Vec<Statement>),
+}
+
+enum Answer {
+    Rows(Vec<Row>),
+    Changed(bool),
+}
+
+type Reply = oneshot::Sender<Result<Answer, DbErr>>;
 
 /// A returned row, read off SQLite by the writer and decoded by its caller.
 pub struct Row {
@@ -162,15 +187,56 @@ impl Writer {
         };
         let mut query = update.into_query();
         query.returning(Query::returning().all());
-        let (reply, answer) = oneshot::channel();
-        let job = Job {
-            statement: DbBackend::Sqlite.build(&query),
-            reply,
-        };
-        queue.send(job).map_err(|_| stopped())?;
-        let rows = answer.await.map_err(|_| stopped())??;
-        rows.iter().map(E::Model::from_row).collect()
+        let work = Work::Returning(DbBackend::Sqlite.build(&query));
+        match send(queue, work).await? {
+            Answer::Rows(rows) => rows.iter().map(E::Model::from_row).collect(),
+            Answer::Changed(_) => Err(writer_err("a statement answered without its rows")),
+        }
     }
+
+    /// Runs `statements` in order, as one: all of them take effect or none does. `Ok(true)` once
+    /// they are committed; `Ok(false)` when one changed no row, which undoes the ones before it
+    /// and skips the rest (an `INSERT … SELECT … WHERE` whose condition no longer holds). On the
+    /// writer thread when there is one, else in a transaction of its own on `db`.
+    ///
+    /// A statement that breaks a foreign key fails with an error [`foreign_key_violation`]
+    /// recognises, wherever it ran.
+    pub async fn all_or_nothing(
+        &self,
+        db: &DatabaseConnection,
+        statements: Vec<Statement>,
+    ) -> Result<bool, DbErr> {
+        let Some(queue) = &self.queue else {
+            let txn = db.begin().await?;
+            for statement in statements {
+                if txn.execute_raw(statement).await?.rows_affected() == 0 {
+                    return Ok(false); // dropping `txn` rolls it back
+                }
+            }
+            txn.commit().await?;
+            return Ok(true);
+        };
+        match send(queue, Work::AllOrNothing(statements)).await? {
+            Answer::Changed(changed) => Ok(changed),
+            Answer::Rows(_) => Err(writer_err("statements answered with rows")),
+        }
+    }
+}
+
+/// Queues `work` on the writer thread and awaits its answer.
+async fn send(queue: &mpsc::Sender<Job>, work: Work) -> Result<Answer, DbErr> {
+    let (reply, answer) = oneshot::channel();
+    queue.send(Job { work, reply }).map_err(|_| stopped())?;
+    answer.await.map_err(|_| dropped())?
+}
+
+/// Whether `err` says a statement would have broken a foreign key: SQLite's or PostgreSQL's
+/// through the pool (SeaORM's [`SqlErr`]), or SQLite's through the writer thread.
+pub fn foreign_key_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(SqlErr::ForeignKeyConstraintViolation(_))
+    ) || matches!(err, DbErr::Custom(message) if message == FOREIGN_KEY_FAILED)
 }
 
 /// Whether `database_url` names an in-memory SQLite database.
@@ -192,61 +258,81 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(connection)
 }
 
-/// The writer thread: waits for a statement, takes whatever else is queued behind it, commits
-/// them together, and again, until every [`Writer`] is gone.
+/// The writer thread: waits for a job, takes whatever else is queued behind it, commits them
+/// together, and again, until every [`Writer`] is gone.
 fn run(connection: &Connection, jobs: &mpsc::Receiver<Job>, statements: &AtomicUsize) {
+    serve(connection, jobs, statements, commit_group);
+}
+
+/// [`run`], with the function that commits a group as a parameter (the tests make one panic).
+fn serve(
+    connection: &Connection,
+    jobs: &mpsc::Receiver<Job>,
+    statements: &AtomicUsize,
+    commit: impl Fn(&Connection, Vec<Job>, &AtomicUsize),
+) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         group.extend(jobs.try_iter().take(MAX_GROUP - 1));
-        tracing::trace!(statements = group.len(), "SQLite writer commits a group");
-        statements.fetch_add(commit_group(connection, group), Ordering::Relaxed);
+        tracing::trace!(jobs = group.len(), "SQLite writer commits a group");
+        // A panic drops the group's replies: each caller hears that the writer dropped its work.
+        if catch_unwind(AssertUnwindSafe(|| commit(connection, group, statements))).is_err() {
+            tracing::error!("the SQLite writer panicked; its group did not commit");
+            // The write lock is not kept until the next job comes (should this fail, the next
+            // group tries again).
+            if !connection.is_autocommit() {
+                let _ = connection.execute_batch("ROLLBACK");
+            }
+        }
     }
 }
 
-/// Runs `group` in one transaction and answers each caller after the commit; how many
-/// statements it ran. A statement whose caller has stopped waiting (its request was cancelled
-/// while queued) is not run.
-fn commit_group(connection: &Connection, group: Vec<Job>) -> usize {
+/// Runs `group` in one transaction and answers each caller after the commit, having counted in
+/// `statements` the statements it ran. Work whose caller has stopped waiting (its request was
+/// cancelled while queued) is not run.
+fn commit_group(connection: &Connection, group: Vec<Job>, statements: &AtomicUsize) {
     if !connection.is_autocommit() {
-        // A failed commit whose rollback failed too left a transaction open; it holds the
-        // write lock, and no group could begin.
+        // A failed commit whose rollback failed too, or a panic, left a transaction open; it
+        // holds the write lock, and no group could begin.
         if let Err(err) = connection.execute_batch("ROLLBACK") {
             fail(group.into_iter().map(|job| job.reply), &err);
-            return 0;
+            return;
         }
     }
     if let Err(err) = connection.execute_batch("BEGIN IMMEDIATE") {
         fail(group.into_iter().map(|job| job.reply), &err);
-        return 0;
+        return;
     }
+    let mut ran = 0;
     let mut done = Vec::with_capacity(group.len());
     let mut jobs = group.into_iter();
     while let Some(job) = jobs.next() {
         if job.reply.is_closed() {
             continue;
         }
-        let rows = query(connection, &job.statement);
-        if let Err(err) = &rows
-            && connection.is_autocommit()
-        {
-            // SQLite rolled the whole transaction back: what ran before it is gone too, and
-            // what is still queued has not run.
-            let ran = done.len() + 1;
-            let everyone = done
-                .into_iter()
-                .map(|(reply, _)| reply)
-                .chain(std::iter::once(job.reply))
-                .chain(jobs.map(|job| job.reply));
-            fail(everyone, err);
-            return ran;
+        match run_job(connection, &job.work, &mut ran) {
+            Ran::Answered(answer) => done.push((job.reply, answer)),
+            Ran::Broke(err) => {
+                // What ran before it is gone too, and what is still queued has not run.
+                if !connection.is_autocommit() {
+                    let _ = connection.execute_batch("ROLLBACK");
+                }
+                statements.fetch_add(ran, Ordering::Relaxed);
+                let everyone = done
+                    .into_iter()
+                    .map(|(reply, _)| reply)
+                    .chain(std::iter::once(job.reply))
+                    .chain(jobs.map(|job| job.reply));
+                fail(everyone, &err);
+                return;
+            }
         }
-        done.push((job.reply, rows));
     }
-    let ran = done.len();
+    statements.fetch_add(ran, Ordering::Relaxed);
     match connection.execute_batch("COMMIT") {
         Ok(()) => {
-            for (reply, rows) in done {
-                let _ = reply.send(rows.map_err(writer_err));
+            for (reply, answer) in done {
+                let _ = reply.send(answer.map_err(|err| db_err(&err)));
             }
         }
         Err(err) => {
@@ -254,15 +340,77 @@ fn commit_group(connection: &Connection, group: Vec<Job>) -> usize {
             fail(done.into_iter().map(|(reply, _)| reply), &err);
         }
     }
-    ran
 }
 
-/// Tells every caller in `replies` that its statement did not commit.
+/// What running one job left.
+enum Ran {
+    /// The job's answer; the group's transaction goes on (a failed statement was undone alone).
+    Answered(rusqlite::Result<Answer>),
+    /// The group's transaction is gone (SQLite abandoned it) or in doubt: nothing of the group
+    /// may commit.
+    Broke(rusqlite::Error),
+}
+
+/// Runs `work` inside the group's transaction, counting in `ran` the statements it runs.
+fn run_job(connection: &Connection, work: &Work, ran: &mut usize) -> Ran {
+    let answer = match work {
+        Work::Returning(statement) => {
+            *ran += 1;
+            query(connection, statement).map(Answer::Rows)
+        }
+        Work::AllOrNothing(statements) => match all_or_nothing(connection, statements, ran) {
+            Ok(answer) => answer.map(Answer::Changed),
+            Err(err) => return Ran::Broke(err),
+        },
+    };
+    match answer {
+        Err(err) if connection.is_autocommit() => Ran::Broke(err),
+        answer => Ran::Answered(answer),
+    }
+}
+
+/// Runs `statements` between a savepoint and its release, undoing them all when one fails or
+/// changes no row (`Ok(Ok(false))`); counts in `ran` the statements it ran. `Err` when the
+/// savepoint could not be ended, which leaves the group's transaction in doubt.
+fn all_or_nothing(
+    connection: &Connection,
+    statements: &[Statement],
+    ran: &mut usize,
+) -> rusqlite::Result<rusqlite::Result<bool>> {
+    connection.execute_batch("SAVEPOINT all_or_nothing")?;
+    let mut outcome = Ok(true);
+    for statement in statements {
+        *ran += 1;
+        outcome = execute(connection, statement).map(|changed| changed > 0);
+        if !matches!(outcome, Ok(true)) {
+            break;
+        }
+    }
+    if connection.is_autocommit() {
+        return Ok(outcome); // SQLite abandoned the transaction, savepoint and all
+    }
+    let end = match outcome {
+        Ok(true) => "RELEASE all_or_nothing",
+        _ => "ROLLBACK TO all_or_nothing; RELEASE all_or_nothing",
+    };
+    connection.execute_batch(end)?;
+    Ok(outcome)
+}
+
+/// Tells every caller in `replies` that its work did not commit (whatever the reason, it is the
+/// group's, not the caller's).
 fn fail(replies: impl Iterator<Item = Reply>, err: &rusqlite::Error) {
     tracing::error!(error = %err, "the SQLite writer's transaction failed");
     for reply in replies {
         let _ = reply.send(Err(writer_err(err)));
     }
+}
+
+/// Runs one statement that returns no rows; how many rows it changed.
+fn execute(connection: &Connection, statement: &Statement) -> rusqlite::Result<usize> {
+    connection
+        .prepare_cached(&statement.sql)?
+        .execute(rusqlite::params_from_iter(params(statement)?))
 }
 
 /// Runs one statement and reads its rows.
@@ -273,13 +421,7 @@ fn query(connection: &Connection, statement: &Statement) -> rusqlite::Result<Vec
         .into_iter()
         .map(String::from)
         .collect();
-    let params = statement
-        .values
-        .iter()
-        .flat_map(|values| values.0.iter())
-        .map(param)
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut rows = prepared.query(rusqlite::params_from_iter(params))?;
+    let mut rows = prepared.query(rusqlite::params_from_iter(params(statement)?))?;
     let mut read = Vec::new();
     while let Some(row) = rows.next()? {
         let values = (0..columns.len())
@@ -291,6 +433,16 @@ fn query(connection: &Connection, statement: &Statement) -> rusqlite::Result<Vec
         });
     }
     Ok(read)
+}
+
+/// The parameters of `statement`, as SQLite stores them.
+fn params(statement: &Statement) -> rusqlite::Result<Vec<Column>> {
+    statement
+        .values
+        .iter()
+        .flat_map(|values| values.0.iter())
+        .map(param)
+        .collect()
 }
 
 /// A statement parameter as SQLite stores it: the text, integers, reals and blobs SeaORM binds
@@ -317,6 +469,17 @@ fn param(value: &Value) -> rusqlite::Result<Column> {
     })
 }
 
+/// The error a caller hears: a broken foreign key as [`foreign_key_violation`] recognises it,
+/// anything else with SQLite's words.
+fn db_err(err: &rusqlite::Error) -> DbErr {
+    match err.sqlite_error() {
+        Some(failure) if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+            DbErr::Custom(FOREIGN_KEY_FAILED.into())
+        }
+        _ => writer_err(err),
+    }
+}
+
 fn writer_err(err: impl std::fmt::Display) -> DbErr {
     DbErr::Custom(format!("SQLite writer: {err}"))
 }
@@ -325,17 +488,21 @@ fn stopped() -> DbErr {
     DbErr::Custom("the SQLite writer has stopped".into())
 }
 
+fn dropped() -> DbErr {
+    DbErr::Custom("the SQLite writer dropped the work (it panicked)".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    type Answer = oneshot::Receiver<Result<Vec<Row>, DbErr>>;
+    type Answered = oneshot::Receiver<Result<Answer, DbErr>>;
 
     const ADD_ONE: &str = "UPDATE t SET n = n + 1 WHERE id = ? RETURNING n";
 
-    /// A database file holding `t` (rows `a` and `b`, `n` = 0, which may not go negative) and
-    /// `c`, whose rows must name a row of `t` by the time their transaction commits; and the
-    /// writer's connection to it.
+    /// A database file holding `t` (rows `a` and `b`, `n` = 0, which may not go negative), `c`,
+    /// whose rows must name a row of `t` by the time their transaction commits, and `d`, whose
+    /// rows must name one at once; and the writer's connection to it.
     fn database() -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("writer.db");
@@ -345,22 +512,55 @@ mod tests {
                 "PRAGMA journal_mode = WAL;
                  CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER NOT NULL CHECK (n >= 0));
                  INSERT INTO t VALUES ('a', 0), ('b', 0);
-                 CREATE TABLE c (parent TEXT REFERENCES t (id) DEFERRABLE INITIALLY DEFERRED);",
+                 CREATE TABLE c (parent TEXT REFERENCES t (id) DEFERRABLE INITIALLY DEFERRED);
+                 CREATE TABLE d (parent TEXT REFERENCES t (id));",
             )
             .unwrap();
         (dir, open(&path).unwrap())
     }
 
-    fn job(sql: &str, id: &str) -> (Job, Answer) {
+    fn statement(sql: &str, id: &str) -> Statement {
+        Statement::from_sql_and_values(DbBackend::Sqlite, sql, [id.into()])
+    }
+
+    fn job(sql: &str, id: &str) -> (Job, Answered) {
         let (reply, answer) = oneshot::channel();
-        let statement = Statement::from_sql_and_values(DbBackend::Sqlite, sql, [id.into()]);
-        (Job { statement, reply }, answer)
+        let work = Work::Returning(statement(sql, id));
+        (Job { work, reply }, answer)
+    }
+
+    /// All-or-nothing work of `(sql, id)` statements.
+    fn unit(statements: &[(&str, &str)]) -> (Job, Answered) {
+        let (reply, answer) = oneshot::channel();
+        let statements = statements
+            .iter()
+            .map(|(sql, id)| statement(sql, id))
+            .collect();
+        let work = Work::AllOrNothing(statements);
+        (Job { work, reply }, answer)
+    }
+
+    /// Commits `group`; how many statements ran.
+    fn commit(connection: &Connection, group: Vec<Job>) -> usize {
+        let ran = AtomicUsize::new(0);
+        commit_group(connection, group, &ran);
+        ran.into_inner()
     }
 
     /// The `n` a caller was answered with, or its error.
-    fn answered(mut answer: Answer) -> Result<i64, DbErr> {
-        let rows = answer.try_recv().expect("answered")?;
-        Ok(rows[0].get::<i64>("n").unwrap())
+    fn answered(mut answer: Answered) -> Result<i64, DbErr> {
+        match answer.try_recv().expect("answered")? {
+            Answer::Rows(rows) => Ok(rows[0].get::<i64>("n").unwrap()),
+            Answer::Changed(_) => panic!("answered without rows"),
+        }
+    }
+
+    /// Whether all-or-nothing work took effect, or its error.
+    fn changed(mut answer: Answered) -> Result<bool, DbErr> {
+        match answer.try_recv().expect("answered")? {
+            Answer::Changed(changed) => Ok(changed),
+            Answer::Rows(_) => panic!("answered with rows"),
+        }
     }
 
     fn n_of(connection: &Connection, id: &str) -> i64 {
@@ -375,7 +575,7 @@ mod tests {
         let (first, first_answer) = job(ADD_ONE, "a");
         let (bad, bad_answer) = job("UPDATE t SET n = n - 1 WHERE id = ? RETURNING n", "b");
         let (last, last_answer) = job("UPDATE t SET n = n + 2 WHERE id = ? RETURNING n", "b");
-        commit_group(&connection, vec![first, bad, last]);
+        commit(&connection, vec![first, bad, last]);
         assert_eq!(answered(first_answer).unwrap(), 1);
         let refused = answered(bad_answer).unwrap_err().to_string();
         assert!(refused.contains("CHECK constraint failed"), "{refused}");
@@ -390,7 +590,7 @@ mod tests {
         drop(gone_answer);
         let (kept, kept_answer) = job(ADD_ONE, "b");
         assert_eq!(
-            commit_group(&connection, vec![gone, kept]),
+            commit(&connection, vec![gone, kept]),
             1,
             "one statement ran"
         );
@@ -405,14 +605,14 @@ mod tests {
         // Breaks the deferred reference, which SQLite checks only at COMMIT.
         let (orphan, orphan_answer) =
             job("INSERT INTO c (parent) VALUES (?) RETURNING 0 AS n", "x");
-        commit_group(&connection, vec![good, orphan]);
+        commit(&connection, vec![good, orphan]);
         assert!(answered(good_answer).is_err());
         assert!(answered(orphan_answer).is_err());
         assert_eq!(n_of(&connection, "a"), 0);
         // The failed transaction is closed: the next group commits.
         assert!(connection.is_autocommit());
         let (next, next_answer) = job(ADD_ONE, "a");
-        commit_group(&connection, vec![next]);
+        commit(&connection, vec![next]);
         assert_eq!(answered(next_answer).unwrap(), 1);
     }
 
@@ -428,10 +628,128 @@ mod tests {
         let (before, before_answer) = job("UPDATE t SET n = 1 WHERE id = ? RETURNING n", "a");
         let (abandon, abandon_answer) = job("UPDATE t SET n = 99 WHERE id = ? RETURNING n", "b");
         let (after, after_answer) = job(ADD_ONE, "a");
-        commit_group(&connection, vec![before, abandon, after]);
+        commit(&connection, vec![before, abandon, after]);
         for answer in [before_answer, abandon_answer, after_answer] {
             assert!(answered(answer).is_err());
         }
         assert_eq!((n_of(&connection, "a"), n_of(&connection, "b")), (0, 0));
+    }
+
+    #[test]
+    fn work_with_a_statement_that_changes_no_row_is_undone_whole_and_its_group_commits() {
+        let (_dir, connection) = database();
+        let (first, first_answer) = job(ADD_ONE, "a");
+        let (nothing, nothing_answer) = unit(&[
+            ("UPDATE t SET n = n + 1 WHERE id = ?", "b"),
+            ("UPDATE t SET n = n + 1 WHERE id = ?", "no such row"),
+            ("UPDATE t SET n = n + 1 WHERE id = ?", "a"),
+        ]);
+        let (both, both_answer) = unit(&[
+            ("UPDATE t SET n = n + 1 WHERE id = ?", "a"),
+            ("UPDATE t SET n = n + 1 WHERE id = ?", "b"),
+        ]);
+        assert_eq!(
+            commit(&connection, vec![first, nothing, both]),
+            1 + 2 + 2,
+            "the statement after the one that changed nothing did not run"
+        );
+        assert_eq!(answered(first_answer).unwrap(), 1);
+        assert!(!changed(nothing_answer).unwrap());
+        assert!(changed(both_answer).unwrap());
+        assert_eq!((n_of(&connection, "a"), n_of(&connection, "b")), (2, 1));
+    }
+
+    #[test]
+    fn work_that_breaks_a_foreign_key_is_undone_whole_and_its_caller_hears_which_rule() {
+        let (_dir, connection) = database();
+        let (orphan, orphan_answer) = unit(&[
+            ("UPDATE t SET n = 7 WHERE id = ?", "a"),
+            ("INSERT INTO d (parent) VALUES (?)", "no such row"),
+        ]);
+        let (next, next_answer) = job(ADD_ONE, "b");
+        commit(&connection, vec![orphan, next]);
+        let refused = changed(orphan_answer).unwrap_err();
+        assert!(foreign_key_violation(&refused), "{refused}");
+        assert_eq!(answered(next_answer).unwrap(), 1);
+        assert_eq!((n_of(&connection, "a"), n_of(&connection, "b")), (0, 1));
+        // Any other failure is not taken for one.
+        let (negative, negative_answer) = unit(&[("UPDATE t SET n = n - 1 WHERE id = ?", "a")]);
+        commit(&connection, vec![negative]);
+        let refused = changed(negative_answer).unwrap_err();
+        assert!(!foreign_key_violation(&refused), "{refused}");
+    }
+
+    #[test]
+    fn a_panic_fails_its_group_and_the_writer_goes_on_with_the_next() {
+        let (dir, connection) = database();
+        let (queue, jobs) = mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            let panicked = std::cell::Cell::new(false);
+            let statements = AtomicUsize::new(0);
+            serve(
+                &connection,
+                &jobs,
+                &statements,
+                |connection, group, statements| {
+                    if !panicked.replace(true) {
+                        // Dies inside its transaction, with a write in it.
+                        connection
+                            .execute_batch("BEGIN IMMEDIATE; UPDATE t SET n = 9 WHERE id = 'a';")
+                            .unwrap();
+                        panic!("a bug in the writer");
+                    }
+                    commit_group(connection, group, statements)
+                },
+            );
+            connection
+        });
+        let (lost, lost_answer) = job(ADD_ONE, "a");
+        queue.send(lost).unwrap();
+        assert!(lost_answer.blocking_recv().is_err(), "its caller hears");
+        // The write lock is let go without waiting for another job: another connection takes
+        // it (within its busy timeout, since the writer rolls back just after the panic).
+        let other = open(&dir.path().join("writer.db")).unwrap();
+        other
+            .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+            .expect("the write lock is free");
+        let (next, next_answer) = job(ADD_ONE, "a");
+        queue.send(next).expect("the writer still takes work");
+        match next_answer.blocking_recv().unwrap().unwrap() {
+            Answer::Rows(rows) => assert_eq!(rows[0].get::<i64>("n").unwrap(), 1),
+            Answer::Changed(_) => panic!("answered without rows"),
+        }
+        drop(queue);
+        let connection = writer.join().unwrap();
+        assert_eq!(
+            n_of(&connection, "a"),
+            1,
+            "the panicked group's write is gone"
+        );
+    }
+
+    /// Without a writer thread (PostgreSQL, SQLite in memory) the same work runs in a
+    /// transaction on the pool, with the same answers.
+    #[tokio::test]
+    async fn on_the_pool_work_is_all_or_nothing_too() {
+        let (dir, connection) = database();
+        let url = format!("sqlite://{}", dir.path().join("writer.db").display());
+        let db = sea_orm::Database::connect(url).await.unwrap();
+        let writer = Writer::pool();
+        let add_one = |id| statement("UPDATE t SET n = n + 1 WHERE id = ?", id);
+        let nothing = vec![add_one("a"), add_one("no such row")];
+        assert!(!writer.all_or_nothing(&db, nothing).await.unwrap());
+        let orphan = vec![
+            add_one("a"),
+            statement("INSERT INTO d (parent) VALUES (?)", "no such row"),
+        ];
+        let refused = writer.all_or_nothing(&db, orphan).await.unwrap_err();
+        assert!(foreign_key_violation(&refused), "{refused}");
+        assert!(
+            writer
+                .all_or_nothing(&db, vec![add_one("a"), add_one("b")])
+                .await
+                .unwrap()
+        );
+        assert_eq!((n_of(&connection, "a"), n_of(&connection, "b")), (1, 1));
     }
 }

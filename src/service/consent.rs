@@ -8,8 +8,8 @@
 
 use sea_orm::sea_query::{Expr, InsertStatement, OnConflict, Query};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, Iterable,
-    Set, TransactionTrait,
+    ActiveModelTrait, ActiveValue, ColumnTrait, DbBackend, EntityTrait, Insert, Iterable,
+    QueryTrait, Set, TransactionTrait,
 };
 
 use crate::auth::{Principal, SessionRef};
@@ -143,45 +143,60 @@ pub async fn record(
         }),
     };
     use connections::Column as C;
-    let txn = state.db.begin().await?;
-    // A user disabled meanwhile gets no grant. PostgreSQL checks first (`users::still_enabled`),
-    // taking the user row's share lock before the connection's, in the order deleting a user
-    // takes them (no deadlock). SQLite checks in the grant's insert itself, after the
-    // transaction's first write has serialised it with every other writer, without one more
-    // statement while the write lock is held.
-    let postgres = state.db.get_database_backend() == DbBackend::Postgres;
-    if postgres && !crate::service::users::still_enabled(&txn, me.user_id.as_str()).await? {
+    let upsert = connections::Entity::insert(connection).on_conflict(
+        OnConflict::columns([C::UserId, C::ClientId])
+            .update_columns([C::Scope, C::AuthTime, C::AccessTime, C::ConsentedScope])
+            .to_owned(),
+    );
+    // A user disabled meanwhile gets neither a grant nor a changed connection.
+    let recorded = if state.db.get_database_backend() == DbBackend::Postgres {
+        record_on_postgres(state, me.user_id.as_str(), upsert, grant).await?
+    } else {
+        // SQLite checks in the grant's insert itself; the writer runs it right after the upsert,
+        // inside its write transaction, so nothing comes between them, and undoes the upsert
+        // when the insert adds nothing.
+        let statements = vec![
+            upsert.build(DbBackend::Sqlite),
+            DbBackend::Sqlite.build(&insert_if_enabled(&grant, me.user_id.as_str())?),
+        ];
+        state
+            .writer
+            .all_or_nothing(&state.db, statements)
+            .await
+            .map_err(app_gone)?
+    };
+    if !recorded {
         return Err(AppError::InvalidToken);
     }
-    connections::Entity::insert(connection)
-        .on_conflict(
-            OnConflict::columns([C::UserId, C::ClientId])
-                .update_columns([C::Scope, C::AuthTime, C::AccessTime, C::ConsentedScope])
-                .to_owned(),
-        )
-        .exec_without_returning(&txn)
-        .await
-        .map_err(app_gone)?;
-    if postgres {
-        grants::Entity::insert(grant)
-            .exec_without_returning(&txn)
-            .await
-            .map_err(app_gone)?;
-    } else {
-        let insert = insert_if_enabled(&grant, me.user_id.as_str())?;
-        let inserted = txn
-            .execute_raw(DbBackend::Sqlite.build(&insert))
-            .await
-            .map_err(app_gone)?;
-        if inserted.rows_affected() == 0 {
-            return Err(AppError::InvalidToken);
-        }
-    }
-    txn.commit().await?;
     // The connection was just marked used: the refreshes of the next minute need not mark it.
     state
         .touches
         .marked(me.user_id.as_str(), request.client_id.as_str(), now);
     tracing::info!(user.id = %me.user_id, client.id = %request.client_id, scope = %scopes, "consent recorded");
     Ok(code)
+}
+
+/// Writes a consent on PostgreSQL, in one transaction; whether its user was still enabled. The
+/// check comes first (`users::still_enabled`), taking the user row's share lock before the
+/// connection's, in the order deleting a user takes them (no deadlock).
+async fn record_on_postgres(
+    state: &AppState,
+    user_id: &str,
+    upsert: Insert<connections::ActiveModel>,
+    grant: grants::ActiveModel,
+) -> AppResult<bool> {
+    let txn = state.db.begin().await?;
+    if !crate::service::users::still_enabled(&txn, user_id).await? {
+        return Ok(false);
+    }
+    upsert
+        .exec_without_returning(&txn)
+        .await
+        .map_err(app_gone)?;
+    grants::Entity::insert(grant)
+        .exec_without_returning(&txn)
+        .await
+        .map_err(app_gone)?;
+    txn.commit().await?;
+    Ok(true)
 }

@@ -362,8 +362,43 @@ async fn deleting_an_app_removes_every_connection_to_it(app: TestApp) {
     assert_eq!(info.status, StatusCode::UNAUTHORIZED);
 }
 
+/// The app is deleted between the consent's read of it (served from the app cache, which the
+/// delete below bypasses) and its write: the foreign key refuses the write, and the answer is
+/// the 404 a moment later would give, not a 500.
+async fn a_consent_to_an_app_deleted_meanwhile_is_not_found(app: TestApp) {
+    use idgraph::db::entities::apps;
+    use sea_orm::{DbBackend, EntityTrait};
+    let rp = setup(&app, "ops", "ada").await;
+    let path = format!("/api/oauth/app/id/{}", rp.client_id);
+    assert_eq!(app.get(&path, None).await.status, StatusCode::OK);
+    apps::Entity::delete_by_id(rp.client_id.as_str())
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+    let written = app.state.writer.statements();
+    let refused = app
+        .rest(
+            Method::POST,
+            "/api/oauth/auth/code",
+            Some(&rp.user_token),
+            Some(json!({ "client_id": rp.client_id, "scope": "openid" })),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::NOT_FOUND,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    if app.state.db.get_database_backend() == DbBackend::Sqlite {
+        // The write was tried (on the writer thread), not refused by a read of the app.
+        assert_eq!(app.state.writer.statements(), written + 1);
+    }
+}
+
 crate::on_every_database!(
     a_user_lists_reads_and_revokes_only_their_own_connections,
+    a_consent_to_an_app_deleted_meanwhile_is_not_found,
     connection_guards_need_their_scopes,
     consent_validation_errors_are_400_and_write_nothing,
     graphql_consent_and_connections_match_rest_and_batch_their_apps,

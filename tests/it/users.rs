@@ -710,7 +710,8 @@ async fn listing_users_with_connection_counts_is_a_fixed_number_of_statements(ap
 }
 
 /// A consent whose caller was established before the account was disabled (the request that
-/// loses the race) gets no grant: the check is inside the consent's own transaction.
+/// loses the race) gets no grant and leaves the connection as it was: the check is inside the
+/// consent's own transaction.
 async fn a_consent_racing_the_disabling_of_its_user_records_nothing(app: TestApp) {
     use idgraph::domain::ids::ClientId;
     use idgraph::domain::oauth::ConsentRequest;
@@ -736,6 +737,14 @@ async fn a_consent_racing_the_disabling_of_its_user_records_nothing(app: TestApp
     );
     let body = disable(&app, &token, &rp.user_id).await;
     assert_eq!(body["data"]["disableUser"]["disabled"], true, "{body}");
+    let connections_of_ada = || {
+        connections::Entity::find()
+            .filter(connections::Column::UserId.eq(rp.user_id.as_str()))
+            .all(&app.state.db)
+    };
+    let connections_before = connections_of_ada().await.unwrap();
+    // Later: a connection the consent wrote would say so.
+    app.advance(std::time::Duration::from_secs(30));
     let late = consent::record(&app.state, &ada, &request, None).await;
     assert!(matches!(late, Err(AppError::InvalidToken)), "{late:?}");
     let grants_left = grants::Entity::find()
@@ -744,6 +753,7 @@ async fn a_consent_racing_the_disabling_of_its_user_records_nothing(app: TestApp
         .await
         .unwrap();
     assert_eq!(grants_left, 0);
+    assert_eq!(connections_of_ada().await.unwrap(), connections_before);
 }
 
 /// An administrator revokes one of a user's connections: its tokens die at once, the user keeps

@@ -1,6 +1,6 @@
 //! SQLite's writer thread (`idgraph::db::writer`): the hot statements it runs give back the
-//! rows SeaORM reads through the pool, and it runs them (the exactly-once races of `races.rs`
-//! and `oidc.rs` go through it on SQLite).
+//! rows SeaORM reads through the pool, and it runs them and the consents (the exactly-once
+//! races of `races.rs` and `oidc.rs` go through it on SQLite).
 
 use idgraph::db::entities::grants;
 use sea_orm::sea_query::Expr;
@@ -64,4 +64,15 @@ async fn the_sqlite_writer_reads_rows_back_as_the_pool_does() {
     assert_eq!(updated.len(), 2);
     assert!(updated.iter().all(|row| row.created_at == now));
     assert_eq!(updated, read);
+}
+
+/// On SQLite a consent's two writes, the connection's upsert and the grant's insert, run on the
+/// writer thread, together.
+#[tokio::test]
+async fn a_consent_on_sqlite_is_written_by_the_writer_thread() {
+    let app = TestApp::sqlite().await;
+    let rp = setup(&app, "ops", "ada").await;
+    let ran = app.state.writer.statements();
+    consent(&app, &rp, json!({ "scope": "openid" })).await;
+    assert_eq!(app.state.writer.statements(), ran + 2);
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, SqlErr, TransactionTrait,
+    QuerySelect, Set, TransactionTrait,
 };
 use secrecy::SecretString;
 
@@ -153,9 +153,10 @@ fn set_columns(model: &mut apps::ActiveModel, fields: &AppFields, policy: &Clien
 /// Maps the failure of a write that referenced an app: when the app was deleted meanwhile
 /// (a foreign key no longer holds), the answer is the 404 a moment later would give.
 pub(crate) fn app_gone(err: DbErr) -> AppError {
-    match err.sql_err() {
-        Some(SqlErr::ForeignKeyConstraintViolation(_)) => AppError::NotFound("app"),
-        _ => err.into(),
+    if crate::db::writer::foreign_key_violation(&err) {
+        AppError::NotFound("app")
+    } else {
+        err.into()
     }
 }
 
