@@ -50,7 +50,7 @@ use crate::db::entities::grants;
 const MAX_GROUP: usize = 256;
 
 /// How long the writer waits for SQLite's write lock while a pooled connection holds it (a
-/// consent, a sweep), as the pool's connections do.
+/// sweep, a sign-in), as the pool's connections do.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What SQLite says when a statement would break a foreign key
