@@ -10,7 +10,16 @@ use migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::Connection;
 use sea_orm::sqlx::postgres::PgConnection;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, SqlErr};
+
+/// Whether `err` says a statement would have broken a foreign key: SQLite's or PostgreSQL's
+/// through the pool (SeaORM's [`SqlErr`]), or SQLite's through the writer thread ([`writer`]).
+pub fn foreign_key_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(SqlErr::ForeignKeyConstraintViolation(_))
+    ) || matches!(err, DbErr::Custom(message) if message == writer::FOREIGN_KEY_FAILED)
+}
 
 /// The PostgreSQL advisory lock that nodes take turns on to migrate (any fixed number works, as
 /// long as every node uses the same one): the bytes of "idgraph" and a version.

@@ -39,8 +39,8 @@ use rusqlite::{Connection, OpenFlags};
 use sea_orm::sea_query::{Query, Value};
 use sea_orm::sqlx::sqlite::SqliteConnectOptions;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryTrait, SqlErr,
-    Statement, TransactionTrait, UpdateMany,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryTrait, Statement,
+    TransactionTrait, UpdateMany,
 };
 use tokio::sync::oneshot;
 
@@ -54,8 +54,8 @@ const MAX_GROUP: usize = 256;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What SQLite says when a statement would break a foreign key
-/// (`SQLITE_CONSTRAINT_FOREIGNKEY`); [`foreign_key_violation`] recognises it in an answer.
-const FOREIGN_KEY_FAILED: &str = "SQLite writer: FOREIGN KEY constraint failed";
+/// (`SQLITE_CONSTRAINT_FOREIGNKEY`); [`foreign_key_violation`](crate::db::foreign_key_violation) recognises it in an answer.
+pub(super) const FOREIGN_KEY_FAILED: &str = "SQLite writer: FOREIGN KEY constraint failed";
 
 /// One queued piece of work and where its answer goes.
 struct Job {
@@ -199,7 +199,7 @@ impl Writer {
     /// and skips the rest (an `INSERT … SELECT … WHERE` whose condition no longer holds). On the
     /// writer thread when there is one, else in a transaction of its own on `db`.
     ///
-    /// A statement that breaks a foreign key fails with an error [`foreign_key_violation`]
+    /// A statement that breaks a foreign key fails with an error [`foreign_key_violation`](crate::db::foreign_key_violation)
     /// recognises, wherever it ran.
     pub async fn all_or_nothing(
         &self,
@@ -228,15 +228,6 @@ async fn send(queue: &mpsc::Sender<Job>, work: Work) -> Result<Answer, DbErr> {
     let (reply, answer) = oneshot::channel();
     queue.send(Job { work, reply }).map_err(|_| stopped())?;
     answer.await.map_err(|_| dropped())?
-}
-
-/// Whether `err` says a statement would have broken a foreign key: SQLite's or PostgreSQL's
-/// through the pool (SeaORM's [`SqlErr`]), or SQLite's through the writer thread.
-pub fn foreign_key_violation(err: &DbErr) -> bool {
-    matches!(
-        err.sql_err(),
-        Some(SqlErr::ForeignKeyConstraintViolation(_))
-    ) || matches!(err, DbErr::Custom(message) if message == FOREIGN_KEY_FAILED)
 }
 
 /// Whether `database_url` names an in-memory SQLite database.
@@ -280,9 +271,7 @@ fn serve(
             tracing::error!("the SQLite writer panicked; its group did not commit");
             // The write lock is not kept until the next job comes (should this fail, the next
             // group tries again).
-            if !connection.is_autocommit() {
-                let _ = connection.execute_batch("ROLLBACK");
-            }
+            let _ = roll_back_open(connection);
         }
     }
 }
@@ -291,13 +280,11 @@ fn serve(
 /// `statements` the statements it ran. Work whose caller has stopped waiting (its request was
 /// cancelled while queued) is not run.
 fn commit_group(connection: &Connection, group: Vec<Job>, statements: &AtomicUsize) {
-    if !connection.is_autocommit() {
-        // A failed commit whose rollback failed too, or a panic, left a transaction open; it
-        // holds the write lock, and no group could begin.
-        if let Err(err) = connection.execute_batch("ROLLBACK") {
-            fail(group.into_iter().map(|job| job.reply), &err);
-            return;
-        }
+    // A failed commit whose rollback failed too, or a panic, may have left a transaction open;
+    // it holds the write lock, and no group could begin.
+    if let Err(err) = roll_back_open(connection) {
+        fail(group.into_iter().map(|job| job.reply), &err);
+        return;
     }
     if let Err(err) = connection.execute_batch("BEGIN IMMEDIATE") {
         fail(group.into_iter().map(|job| job.reply), &err);
@@ -314,9 +301,7 @@ fn commit_group(connection: &Connection, group: Vec<Job>, statements: &AtomicUsi
             Ran::Answered(answer) => done.push((job.reply, answer)),
             Ran::Broke(err) => {
                 // What ran before it is gone too, and what is still queued has not run.
-                if !connection.is_autocommit() {
-                    let _ = connection.execute_batch("ROLLBACK");
-                }
+                let _ = roll_back_open(connection);
                 statements.fetch_add(ran, Ordering::Relaxed);
                 let everyone = done
                     .into_iter()
@@ -336,10 +321,18 @@ fn commit_group(connection: &Connection, group: Vec<Job>, statements: &AtomicUsi
             }
         }
         Err(err) => {
-            let _ = connection.execute_batch("ROLLBACK");
+            let _ = roll_back_open(connection);
             fail(done.into_iter().map(|(reply, _)| reply), &err);
         }
     }
+}
+
+/// Rolls back the transaction open on `connection`, if one is.
+fn roll_back_open(connection: &Connection) -> rusqlite::Result<()> {
+    if connection.is_autocommit() {
+        return Ok(());
+    }
+    connection.execute_batch("ROLLBACK")
 }
 
 /// What running one job left.
@@ -469,7 +462,7 @@ fn param(value: &Value) -> rusqlite::Result<Column> {
     })
 }
 
-/// The error a caller hears: a broken foreign key as [`foreign_key_violation`] recognises it,
+/// The error a caller hears: a broken foreign key as [`foreign_key_violation`](crate::db::foreign_key_violation) recognises it,
 /// anything else with SQLite's words.
 fn db_err(err: &rusqlite::Error) -> DbErr {
     match err.sqlite_error() {
@@ -495,6 +488,7 @@ fn dropped() -> DbErr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::foreign_key_violation;
 
     type Answered = oneshot::Receiver<Result<Answer, DbErr>>;
 

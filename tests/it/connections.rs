@@ -384,12 +384,7 @@ async fn a_consent_to_an_app_deleted_meanwhile_is_not_found(app: TestApp) {
             Some(json!({ "client_id": rp.client_id, "scope": "openid" })),
         )
         .await;
-    assert_eq!(
-        refused.status,
-        StatusCode::NOT_FOUND,
-        "{}",
-        String::from_utf8_lossy(&refused.body)
-    );
+    refused.assert_status(StatusCode::NOT_FOUND);
     if app.state.db.get_database_backend() == DbBackend::Sqlite {
         // The write was tried (on the writer thread), not refused by a read of the app.
         assert_eq!(app.state.writer.statements(), written + 1);

@@ -153,7 +153,7 @@ fn set_columns(model: &mut apps::ActiveModel, fields: &AppFields, policy: &Clien
 /// Maps the failure of a write that referenced an app: when the app was deleted meanwhile
 /// (a foreign key no longer holds), the answer is the 404 a moment later would give.
 pub(crate) fn app_gone(err: DbErr) -> AppError {
-    if crate::db::writer::foreign_key_violation(&err) {
+    if crate::db::foreign_key_violation(&err) {
         AppError::NotFound("app")
     } else {
         err.into()

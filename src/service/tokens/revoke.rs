@@ -13,7 +13,7 @@
 //!   so the table holds no more than the revoked tokens still within their lifetime.
 
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{DbErr, EntityTrait, Set, SqlErr};
+use sea_orm::{DbErr, EntityTrait, Set};
 
 use super::{Client, OAuthError};
 use crate::auth::jwt::JwtType;
@@ -119,14 +119,7 @@ async fn list_revoked(
     match listed {
         Ok(rows) => Ok(rows > 0),
         // The app was deleted meanwhile, and every token of it with it: nothing is left to list.
-        Err(err)
-            if matches!(
-                err.sql_err(),
-                Some(SqlErr::ForeignKeyConstraintViolation(_))
-            ) =>
-        {
-            Ok(false)
-        }
+        Err(err) if crate::db::foreign_key_violation(&err) => Ok(false),
         Err(err) => Err(err),
     }
 }
