@@ -200,12 +200,23 @@ impl Writer {
     /// writer thread when there is one, else in a transaction of its own on `db`.
     ///
     /// A statement that breaks a foreign key fails with an error [`foreign_key_violation`](crate::db::foreign_key_violation)
-    /// recognises, wherever it ran.
+    /// recognises, wherever it ran. Statements built for another database than the one they
+    /// would run on (SQLite's syntax on PostgreSQL's pool) are refused before any runs.
     pub async fn all_or_nothing(
         &self,
         db: &DatabaseConnection,
         statements: Vec<Statement>,
     ) -> Result<bool, DbErr> {
+        let runs_on = match self.queue {
+            Some(_) => DbBackend::Sqlite,
+            None => db.get_database_backend(),
+        };
+        if let Some(foreign) = statements.iter().find(|s| s.db_backend != runs_on) {
+            return Err(DbErr::Custom(format!(
+                "a statement built for {:?} cannot run on {runs_on:?}: {}",
+                foreign.db_backend, foreign.sql
+            )));
+        }
         let Some(queue) = &self.queue else {
             let txn = db.begin().await?;
             for statement in statements {
@@ -743,6 +754,22 @@ mod tests {
                 .all_or_nothing(&db, vec![add_one("a"), add_one("b")])
                 .await
                 .unwrap()
+        );
+        assert_eq!((n_of(&connection, "a"), n_of(&connection, "b")), (1, 1));
+        // PostgreSQL's syntax on SQLite (or the other way round) is refused before anything
+        // runs, even where the text would happen to work.
+        let for_postgres = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE t SET n = n + 1 WHERE id = $1",
+            ["a".into()],
+        );
+        let refused = writer
+            .all_or_nothing(&db, vec![add_one("b"), for_postgres])
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("built for Postgres"),
+            "{refused}"
         );
         assert_eq!((n_of(&connection, "a"), n_of(&connection, "b")), (1, 1));
     }

@@ -1,21 +1,24 @@
 //! GraphQL resolvers for the audit trail (administrators, `gov.user.admin.audit:read`).
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
-use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, ID, InputObject, Json, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::guards::Require;
-use super::types::timestamp;
+use super::loaders::{CachedLoader, UserLoader};
+use super::types::{User, timestamp};
 use crate::domain::Scope;
 use crate::domain::audit::{
     ActorKind, AuditAction, AuditCursor, AuditEvent as DomainEvent, AuditFilter, AuditTarget,
 };
+use crate::domain::ids::UserId;
 use crate::domain::page::{Page, decode_cursor, encode_cursor};
 use crate::error::AppError;
 use crate::service::audit;
 
 /// A recorded change.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct AuditEvent {
     /// Position in the trail; higher is newer.
     pub id: ID,
@@ -37,10 +40,53 @@ pub struct AuditEvent {
     pub address: Option<String>,
     /// A small JSON object of details (never a secret).
     pub detail: Json<serde_json::Value>,
+    #[graphql(skip)]
+    actor_user: Option<UserId>,
+    #[graphql(skip)]
+    target_user: Option<UserId>,
+}
+
+impl AuditEvent {
+    /// Every user a page of events names, as actor or as target.
+    fn users(&self) -> impl Iterator<Item = &UserId> {
+        self.actor_user.iter().chain(&self.target_user)
+    }
+}
+
+#[ComplexObject]
+impl AuditEvent {
+    /// The acting user, when a user acted and still exists (`gov.user.admin.user:read`);
+    /// `actorId` stays when the account has since been deleted.
+    #[graphql(guard = "Require::Admin(Scope::UserRead)")]
+    async fn actor(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        load_user(ctx, self.actor_user.as_ref()).await
+    }
+
+    /// The user the change was made to, when the target is a user who still exists
+    /// (`gov.user.admin.user:read`).
+    #[graphql(guard = "Require::Admin(Scope::UserRead)")]
+    async fn target_user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        load_user(ctx, self.target_user.as_ref()).await
+    }
+}
+
+async fn load_user(ctx: &Context<'_>, id: Option<&UserId>) -> Result<Option<User>> {
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    let loader = ctx.data::<CachedLoader<UserLoader>>()?;
+    Ok(loader.load_one(id.clone()).await?.map(User::from))
 }
 
 impl From<DomainEvent> for AuditEvent {
     fn from(event: DomainEvent) -> Self {
+        let actor_user = event.actor_id.as_deref().and_then(UserId::parse);
+        let target_user = match event.target_type.as_str() {
+            kind if kind == AuditTarget::User.as_str() => {
+                event.target_id.as_deref().and_then(UserId::parse)
+            }
+            _ => None,
+        };
         Self {
             id: ID(event.id.to_string()),
             at: timestamp(event.at),
@@ -52,6 +98,8 @@ impl From<DomainEvent> for AuditEvent {
             request_id: event.request_id,
             address: event.address,
             detail: Json(event.detail),
+            actor_user,
+            target_user,
         }
     }
 }
@@ -125,11 +173,32 @@ impl AuditQuery {
         let filter = AuditFilter::try_from(filter.unwrap_or_default())?;
         let (found, more) =
             audit::list(super::state(ctx)?, super::principal(ctx)?, filter, page).await?;
+        let events: Vec<(i64, AuditEvent)> = found
+            .into_iter()
+            .map(|event| (event.id, AuditEvent::from(event)))
+            .collect();
+        let node = ctx.look_ahead().field("edges").field("node");
+        let wants_users = node.field("actor").exists() || node.field("targetUser").exists();
+        // A token without the scope gets its refusal on those fields alone, not on the page.
+        let may_read_users = super::principal(ctx)?
+            .require_admin(Scope::UserRead)
+            .is_ok();
+        if wants_users && may_read_users {
+            // One batch for the whole page; each field then reads the loader's cache.
+            let ids: Vec<UserId> = events
+                .iter()
+                .flat_map(|(_, event)| event.users().cloned())
+                .collect();
+            ctx.data::<CachedLoader<UserLoader>>()?
+                .load_many(ids)
+                .await?;
+        }
         let mut connection = Connection::new(has_previous, more);
-        connection.edges.extend(found.into_iter().map(|event| {
-            let cursor = encode_cursor(&AuditCursor(event.id));
-            Edge::new(cursor, AuditEvent::from(event))
-        }));
+        connection.edges.extend(
+            events
+                .into_iter()
+                .map(|(id, event)| Edge::new(encode_cursor(&AuditCursor(id)), event)),
+        );
         Ok(connection)
     }
 }

@@ -40,7 +40,7 @@ use crate::service::logos::UPLOAD_BODY_LIMIT;
 use super::Schemas;
 use super::graphiql;
 use super::limits::{MAX_NESTING, check_nesting, check_selections, check_strings, check_variables};
-use super::loaders::{AppLoader, ConnectionCountLoader, CreatorLoader};
+use super::loaders::{AppLoader, ConnectionCountLoader, CreatorLoader, UserLoader};
 
 /// Headers whose presence shows the request was not a simple cross-site form post.
 const PREFLIGHT_HEADERS: [&str; 2] = ["apollo-require-preflight", "x-apollo-operation-name"];
@@ -319,6 +319,14 @@ pub async fn run(
         tokio::spawn,
         HashMapCache::default(),
     );
+    let people = DataLoader::with_cache(
+        UserLoader {
+            state: state.clone(),
+            principal: principal.clone(),
+        },
+        tokio::spawn,
+        HashMapCache::default(),
+    );
     let metrics = state.metrics.clone();
     let request = request
         .data(state)
@@ -326,7 +334,8 @@ pub async fn run(
         .data(addr)
         .data(creators)
         .data(apps)
-        .data(connection_counts);
+        .data(connection_counts)
+        .data(people);
     let mut response = schema.execute(request).await;
     metrics.graphql_operation(operation.as_deref(), response.errors.is_empty());
     let challenge = annotate(&mut response);

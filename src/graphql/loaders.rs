@@ -34,6 +34,26 @@ impl Loader<UserId> for CreatorLoader {
     }
 }
 
+/// Loads users by id in one query per batch, for administrators only (the actors and targets
+/// of a page of the audit trail).
+pub struct UserLoader {
+    /// The request's state.
+    pub state: AppState,
+    /// The request's caller; the service checks what it may see.
+    pub principal: Principal,
+}
+
+impl Loader<UserId> for UserLoader {
+    type Value = User;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, User>, Self::Error> {
+        users::users_by_ids(&self.state, &self.principal, keys)
+            .await
+            .map_err(Arc::new)
+    }
+}
+
 /// Loads the apps of a page of connections in one query. Apps are public, so any caller may
 /// see them.
 pub struct AppLoader {

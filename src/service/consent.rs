@@ -8,7 +8,7 @@
 
 use sea_orm::sea_query::{Expr, InsertStatement, OnConflict, Query};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, DbBackend, EntityTrait, Insert, Iterable,
+    ActiveModelTrait, ActiveValue, ColumnTrait, DbBackend, DbErr, EntityTrait, Insert, Iterable,
     QueryTrait, Set, TransactionTrait,
 };
 
@@ -17,13 +17,13 @@ use crate::db::entities::{connections, grants, users};
 use crate::db::owned::connection_of;
 use crate::domain::Scope;
 use crate::domain::capabilities::GrantType;
-use crate::domain::ids::GrantId;
+use crate::domain::ids::{GrantId, UserId};
 use crate::domain::oauth::{ConsentRequest, PkceMethod, PkcePolicy};
 use crate::domain::scopes::Scopes;
 use crate::domain::secret::{digest, random_token};
 use crate::error::{AppError, AppResult};
 use crate::service::AppState;
-use crate::service::apps::{self, app_gone};
+use crate::service::apps;
 
 /// `INSERT INTO grants (…) SELECT <the grant's values> WHERE EXISTS (<its user, enabled>)`:
 /// the grant is written only while its user is enabled, in one statement.
@@ -159,11 +159,10 @@ pub async fn record(
             upsert.build(DbBackend::Sqlite),
             DbBackend::Sqlite.build(&insert_if_enabled(&grant, me.user_id.as_str())?),
         ];
-        state
-            .writer
-            .all_or_nothing(&state.db, statements)
-            .await
-            .map_err(app_gone)?
+        match state.writer.all_or_nothing(&state.db, statements).await {
+            Ok(recorded) => recorded,
+            Err(err) => return Err(lost_reference(state, &me.user_id, err).await),
+        }
     };
     if !recorded {
         return Err(AppError::InvalidToken);
@@ -189,14 +188,32 @@ async fn record_on_postgres(
     if !crate::service::users::still_enabled(&txn, user_id).await? {
         return Ok(false);
     }
+    // The user row is locked: only the app can have gone.
     upsert
         .exec_without_returning(&txn)
         .await
-        .map_err(app_gone)?;
+        .map_err(apps::app_gone)?;
     grants::Entity::insert(grant)
         .exec_without_returning(&txn)
         .await
-        .map_err(app_gone)?;
+        .map_err(apps::app_gone)?;
     txn.commit().await?;
     Ok(true)
+}
+
+/// What a consent that failed on SQLite means. A foreign key that failed names no table, so one
+/// read tells which row went meanwhile: the user (their token no longer names anyone, as when
+/// they are disabled) or else the app (404).
+async fn lost_reference(state: &AppState, user_id: &UserId, err: DbErr) -> AppError {
+    if !crate::db::foreign_key_violation(&err) {
+        return err.into();
+    }
+    match users::Entity::find_by_id(user_id.as_str())
+        .one(&state.db)
+        .await
+    {
+        Ok(None) => AppError::InvalidToken,
+        Ok(Some(_)) => AppError::NotFound("app"),
+        Err(err) => err.into(),
+    }
 }

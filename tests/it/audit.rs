@@ -448,7 +448,95 @@ async fn the_sweep_deletes_events_past_their_retention(app: TestApp) {
     assert_eq!(left[0]["detail"]["username"], "new");
 }
 
+const NAMED: &str = "query($first: Int, $filter: AuditFilterInput) {
+    auditEvents(first: $first, filter: $filter) {
+        edges { node { action actorId actor { username } targetId targetUser { username } } } } }";
+
+/// The acting and the affected user are named while their accounts exist; once deleted, only
+/// their ids remain. The page's users are read in one statement whatever its length.
+async fn an_event_names_its_actor_and_target_users_while_they_exist(app: TestApp) {
+    let (token, auditor_id) = auditor(&app).await;
+    let mut made = Vec::new();
+    for i in 0..20 {
+        let body = app
+            .graphql(
+                "mutation($u: String!, $e: String!) { createUser(input: { username: $u, email: $e }) { id } }",
+                json!({ "u": format!("u{i:02}"), "e": format!("u{i:02}@example.com") }),
+                Some(&token),
+            )
+            .await;
+        made.push(
+            body["data"]["createUser"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let filter = json!({ "action": "user.create", "actorId": auditor_id });
+    let mut counts = Vec::new();
+    for n in [2, 20] {
+        let (body, statements) = app
+            .count_statements(app.graphql(
+                NAMED,
+                json!({ "first": n, "filter": filter }),
+                Some(&token),
+            ))
+            .await;
+        let edges = body["data"]["auditEvents"]["edges"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"));
+        assert_eq!(edges.len(), n, "{body}");
+        let newest = &edges[0]["node"];
+        assert_eq!(newest["actor"]["username"], "auditor", "{body}");
+        assert_eq!(newest["targetId"], json!(made[19]));
+        assert_eq!(newest["targetUser"]["username"], "u19", "{body}");
+        counts.push(statements);
+    }
+    // One statement authenticates the token, one reads the events, one the users they name.
+    assert_eq!(counts, [3, 3]);
+
+    let deleted = app
+        .graphql(
+            "mutation($id: ID!) { deleteUser(id: $id) }",
+            json!({ "id": made[19] }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(deleted["data"]["deleteUser"], json!(made[19]), "{deleted}");
+    let body = app
+        .graphql(
+            NAMED,
+            json!({ "first": 50, "filter": { "targetId": made[19] } }),
+            Some(&token),
+        )
+        .await;
+    let edges = body["data"]["auditEvents"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 2, "created and deleted: {body}");
+    for edge in edges {
+        assert_eq!(edge["node"]["targetId"], json!(made[19]));
+        assert_eq!(edge["node"]["targetUser"], Value::Null, "{body}");
+        assert_eq!(edge["node"]["actor"]["username"], "auditor", "{body}");
+    }
+
+    // A token narrowed to the trail reads the events; the users they name need `user:read`.
+    let narrowed = app
+        .token("auditor", Some("gov.user.admin.audit:read"))
+        .await;
+    let body = app
+        .graphql(
+            NAMED,
+            json!({ "first": 5, "filter": filter }),
+            Some(&narrowed),
+        )
+        .await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    assert_eq!(body["errors"][0]["path"][4], "actor", "{body}");
+    let edges = body["data"]["auditEvents"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 5, "the page itself is answered: {body}");
+}
+
 crate::on_every_database!(
+    an_event_names_its_actor_and_target_users_while_they_exist,
     a_change_is_recorded_with_its_actor_request_and_address,
     every_security_relevant_change_is_recorded_and_can_be_filtered,
     a_change_and_its_audit_event_commit_together_or_not_at_all,

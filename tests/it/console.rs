@@ -316,6 +316,37 @@ async fn rotating_a_signing_key_from_the_console_is_audited_as_the_admin() {
         .expect("audited");
     assert_eq!(event.actor_kind, "user");
     assert_eq!(event.actor_id.as_deref(), Some(root.id.as_str()));
+    // The trail names the administrator and leads to their page.
+    let trail = text(&browser.get("/admin/audit?action=signing_key.rotate").await);
+    let link = format!(r#"<a href="/admin/users/{}">user root</a>"#, root.id);
+    assert!(trail.contains(&link), "{trail}");
+}
+
+#[tokio::test]
+async fn the_audit_page_names_a_user_until_the_account_is_deleted() {
+    let app = TestApp::sqlite().await;
+    let mut browser = signed_in(&app, "root", &[Role::Admin]).await;
+    let ada = app.create_user("ada", &[]).await;
+    let path = format!("/admin/audit?target_id={}", ada.id);
+    let trail = text(&browser.get(&path).await);
+    let link = format!(r#"<a href="/admin/users/{}">user ada</a>"#, ada.id);
+    assert!(trail.contains(&link), "{trail}");
+    assert!(
+        trail.contains("<td>cli</td>"),
+        "created by the operator: {trail}"
+    );
+
+    let token = token_of(&mut browser, &format!("/admin/users/{}/delete", ada.id)).await;
+    let answer = browser
+        .post(
+            &format!("/admin/users/{}/delete", ada.id),
+            &[("token", token.as_str())],
+        )
+        .await;
+    answer.assert_status(StatusCode::SEE_OTHER);
+    let trail = text(&browser.get(&path).await);
+    assert!(!trail.contains(&link), "{trail}");
+    assert!(trail.contains(&format!("user {}", ada.id)), "{trail}");
 }
 
 #[tokio::test]
@@ -457,6 +488,14 @@ async fn an_administrator_manages_a_user_through_the_pages() {
         .await
         .unwrap();
     assert_eq!(live, 0, "her sessions ended");
+    // Disabling asks first, naming her; asking changes nothing.
+    let confirm = text(&browser.get(&format!("{ada}/disable")).await);
+    assert!(confirm.contains("Disable ada?"), "{confirm}");
+    assert!(
+        app.login_error("ada", "a brand new password")
+            .await
+            .is_none()
+    );
     browser
         .post(&format!("{ada}/disable"), &[("token", token.as_str())])
         .await
@@ -585,6 +624,16 @@ async fn an_app_is_edited_its_secret_revoked_and_deleted_through_the_pages() {
     let marker = format!("{path}/secrets/");
     let at = page.find(&marker).expect("a revoke form") + marker.len();
     let secret_id = &page[at..at + page[at..].find('/').unwrap()];
+    // Revoking asks first, naming the app; asking changes nothing.
+    let confirm = text(
+        &browser
+            .get(&format!("{path}/secrets/{secret_id}/revoke"))
+            .await,
+    );
+    assert!(confirm.contains("Revoke a secret of Billing?"), "{confirm}");
+    assert!(app.secret_works(&client_id, &newest).await);
+    let missing = browser.get(&format!("{path}/secrets/nosuch/revoke")).await;
+    missing.assert_status(StatusCode::NOT_FOUND);
     browser
         .post(
             &format!("{path}/secrets/{secret_id}/revoke"),

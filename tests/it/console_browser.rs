@@ -391,8 +391,10 @@ async fn an_administrator_runs_idgraph_from_the_console() {
     walk.click("form.panel button.primary").await;
     walk.on_page("dana").await;
     assert!(walk.page_text().await.contains("User created."));
-    walk.click("#access-heading ~ .row form button.danger")
-        .await;
+    walk.click("#access-heading ~ .row a.button.danger").await;
+    walk.on_page("Disable dana?").await;
+    walk.check_accessibility("confirm").await;
+    walk.click("form button.danger").await;
     walk.wait_for("h1 .badge.off").await;
     assert!(walk.page_text().await.contains("Disabled:"));
     walk.check_accessibility("user").await;
@@ -445,6 +447,10 @@ async fn an_administrator_runs_idgraph_from_the_console() {
     // The wait above fails if the filter never drops the other actions; what remains is the
     // action asked for.
     assert!(filtered.contains("user.disable"), "{filtered}");
+    assert!(
+        filtered.contains("user dana"),
+        "the target by name: {filtered}"
+    );
     // What the trail shows is what the database holds, the latest of each by the administrator
     // (the test's own set-up created two users from the command line before).
     let events = audit_events::Entity::find()

@@ -277,6 +277,8 @@ fn generate(rng: &mut StdRng, known: &Known) -> Request<Body> {
                         format!("/admin/apps/{id}"),
                         format!("/admin/users/{bad}"),
                         format!("/admin/apps/{bad}/delete"),
+                        format!("/admin/apps/{id}/secrets/{bad}/revoke"),
+                        format!("/admin/users/{bad}/disable"),
                         format!("/admin/keys?rotated={bad}"),
                         format!("/admin/signin?next={bad}"),
                     ];

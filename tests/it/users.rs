@@ -6,15 +6,16 @@ use axum::http::StatusCode;
 use idgraph::auth::Principal;
 use idgraph::db::entities::{connections, grants, sessions as session_rows};
 use idgraph::domain::Role;
-use idgraph::domain::ids::UserId;
+use idgraph::domain::ids::{ClientId, UserId};
+use idgraph::domain::oauth::ConsentRequest;
 use idgraph::domain::users::NewUser;
 use idgraph::error::AppError;
-use idgraph::service::{sessions, users};
+use idgraph::service::{consent, sessions, users};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::common::browser::{Browser, authorize_path, text};
-use crate::common::rp::{consent, redeem_for, refresh_grant, setup};
+use crate::common::rp::{Rp, consent, redeem_for, refresh_grant, setup};
 use crate::common::{PASSWORD, TestApp, error_code};
 
 const USER_FIELDS: &str = "id username email name roles disabled disabledAt hasPassword";
@@ -709,16 +710,10 @@ async fn listing_users_with_connection_counts_is_a_fixed_number_of_statements(ap
     assert_eq!(counts, [3, 3]);
 }
 
-/// A consent whose caller was established before the account was disabled (the request that
-/// loses the race) gets no grant and leaves the connection as it was: the check is inside the
-/// consent's own transaction.
-async fn a_consent_racing_the_disabling_of_its_user_records_nothing(app: TestApp) {
-    use idgraph::domain::ids::ClientId;
-    use idgraph::domain::oauth::ConsentRequest;
-    use idgraph::service::consent;
-    let rp = setup(&app, "ops", "ada").await;
-    let (token, _) = admin(&app, "root", None).await;
-    let ada = sessions::principal_from_bearer(&app.state, &rp.user_token)
+/// The caller behind `rp`'s user token, established now, and a valid consent request of theirs
+/// for `rp`'s app: what a consent that loses a race to a change of the account holds.
+async fn a_consent_of(app: &TestApp, rp: &Rp) -> (Principal, ConsentRequest) {
+    let caller = sessions::principal_from_bearer(&app.state, &rp.user_token)
         .await
         .unwrap();
     let request = ConsentRequest::validate(
@@ -730,6 +725,16 @@ async fn a_consent_racing_the_disabling_of_its_user_records_nothing(app: TestApp
         consent::pkce_policy(&app.state),
     )
     .unwrap();
+    (caller, request)
+}
+
+/// A consent whose caller was established before the account was disabled (the request that
+/// loses the race) gets no grant and leaves the connection as it was: the check is inside the
+/// consent's own transaction.
+async fn a_consent_racing_the_disabling_of_its_user_records_nothing(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let (token, _) = admin(&app, "root", None).await;
+    let (ada, request) = a_consent_of(&app, &rp).await;
     assert!(
         consent::record(&app.state, &ada, &request, None)
             .await
@@ -754,6 +759,30 @@ async fn a_consent_racing_the_disabling_of_its_user_records_nothing(app: TestApp
         .unwrap();
     assert_eq!(grants_left, 0);
     assert_eq!(connections_of_ada().await.unwrap(), connections_before);
+}
+
+/// A consent whose caller was established before the account was deleted is refused as a
+/// token that names nobody (401), not as a missing app, and writes nothing.
+async fn a_consent_racing_the_deletion_of_its_user_is_an_invalid_token(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let (token, _) = admin(&app, "root", None).await;
+    let (ada, request) = a_consent_of(&app, &rp).await;
+    let body = app
+        .graphql(
+            "mutation($id: ID!) { deleteUser(id: $id) }",
+            json!({ "id": rp.user_id }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(body["data"]["deleteUser"], json!(rp.user_id), "{body}");
+    let late = consent::record(&app.state, &ada, &request, None).await;
+    assert!(matches!(late, Err(AppError::InvalidToken)), "{late:?}");
+    let left = connections::Entity::find()
+        .filter(connections::Column::UserId.eq(rp.user_id.as_str()))
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
 }
 
 /// An administrator revokes one of a user's connections: its tokens die at once, the user keeps
@@ -836,6 +865,7 @@ async fn an_administrator_revokes_a_users_connection(app: TestApp) {
 crate::on_every_database!(
     an_administrator_revokes_a_users_connection,
     a_consent_racing_the_disabling_of_its_user_records_nothing,
+    a_consent_racing_the_deletion_of_its_user_is_an_invalid_token,
     administrators_list_users_by_username_with_search_and_keyset_pages,
     an_administrator_reads_a_user_with_connections_and_sessions,
     user_operations_need_the_admin_role_and_the_scope,

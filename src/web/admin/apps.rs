@@ -37,7 +37,7 @@ fn forms() -> Router<AppState> {
         .route("/admin/apps/{client_id}/secrets", post(rotate_secret))
         .route(
             "/admin/apps/{client_id}/secrets/{secret_id}/revoke",
-            post(revoke_secret),
+            get(confirm_revoke_secret).post(revoke_secret),
         )
         .route(
             "/admin/apps/{client_id}/delete",
@@ -628,6 +628,40 @@ async fn rotate_secret(
         ),
         Err(problems) => app_problem(&console, &client_id, Place::Secrets, problems).await,
     }
+}
+
+/// `GET /admin/apps/{client_id}/secrets/{secret_id}/revoke`: "Revoke the secret made …?"
+async fn confirm_revoke_secret(
+    console: Console,
+    Path((client_id, secret_id)): Path<(String, String)>,
+) -> Response {
+    let page = match app_page(&console, &client_id, None, Errors::none()).await {
+        Ok(page) => page,
+        Err(response) => return response,
+    };
+    let Some(secret) = page.secrets.iter().find(|secret| secret.id == secret_id) else {
+        let missing = [Problem::general(
+            "NOT_FOUND",
+            format!("The app {} has no such secret.", page.title),
+        )];
+        return problem_page(&page.chrome, "No such secret", &missing);
+    };
+    let path = encode(&page.client_id);
+    render(
+        StatusCode::OK,
+        &ConfirmPage {
+            title: format!("Revoke a secret of {}?", page.title),
+            text: format!(
+                "The secret made {} (last used: {}) stops working at once: whatever still \
+                 authenticates with it can no longer get tokens. This cannot be undone.",
+                secret.created, secret.last_used
+            ),
+            action: format!("/admin/apps/{path}/secrets/{}/revoke", encode(&secret.id)),
+            button: "Revoke the secret".into(),
+            back: format!("/admin/apps/{path}"),
+            chrome: page.chrome,
+        },
+    )
 }
 
 /// `POST /admin/apps/{client_id}/secrets/{secret_id}/revoke`.

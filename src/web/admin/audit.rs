@@ -75,20 +75,71 @@ struct Event {
     at: String,
     actor_kind: String,
     actor_id: Option<String>,
+    actor: Option<Named>,
     action: String,
     target_type: String,
     target_id: Option<String>,
+    target_user: Option<Named>,
     address: Option<String>,
     detail: Value,
 }
 
+#[derive(Deserialize)]
+struct Named {
+    username: String,
+}
+
 struct Row {
     at: String,
-    actor: String,
+    actor: Cell,
     action: String,
-    target: String,
+    target: Cell,
     address: String,
     detail: String,
+}
+
+/// What a column shows, and the console page it leads to (`section` empty: none).
+struct Cell {
+    text: String,
+    section: &'static str,
+    id: String,
+}
+
+impl Cell {
+    /// A user by name, linked to their page; by kind and id when the account is gone.
+    fn user(kind: &str, id: Option<String>, named: Option<Named>) -> Self {
+        match (id, named) {
+            (Some(id), Some(named)) => Cell {
+                text: format!("{kind} {}", named.username),
+                section: "users",
+                id,
+            },
+            (Some(id), None) => Cell::plain(format!("{kind} {id}")),
+            (None, _) => Cell::plain(kind.to_string()),
+        }
+    }
+
+    /// A target: a user as [`Cell::user`], an app linked to its page, anything else by id.
+    fn target(kind: &str, id: Option<String>, named: Option<Named>) -> Self {
+        match id {
+            _ if kind == AuditTarget::User.as_str() => Cell::user(kind, id, named),
+            Some(id) if kind == AuditTarget::App.as_str() => Cell {
+                text: format!("{kind} {id}"),
+                section: "apps",
+                id,
+            },
+            Some(id) => Cell::plain(format!("{kind} {id}")),
+            None => Cell::plain(kind.to_string()),
+        }
+    }
+
+    fn plain(text: String) -> Self {
+        Cell {
+            text,
+            section: "",
+            id: String::new(),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -120,15 +171,9 @@ async fn list(console: Console, Query(filters): Query<Filters>) -> Response {
                 .nodes()
                 .map(|node| Row {
                     at: when(&node.at),
-                    actor: match node.actor_id {
-                        Some(id) => format!("{} {id}", node.actor_kind),
-                        None => node.actor_kind,
-                    },
+                    actor: Cell::user(&node.actor_kind, node.actor_id, node.actor),
                     action: node.action,
-                    target: match node.target_id {
-                        Some(id) => format!("{} {id}", node.target_type),
-                        None => node.target_type,
-                    },
+                    target: Cell::target(&node.target_type, node.target_id, node.target_user),
                     address: node.address.unwrap_or_default(),
                     detail: match &node.detail {
                         Value::Object(map) if map.is_empty() => String::new(),

@@ -26,7 +26,10 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/users/new", get(new))
         .route("/admin/users/{id}", get(show).post(update))
         .route("/admin/users/{id}/password", post(set_password))
-        .route("/admin/users/{id}/disable", post(disable))
+        .route(
+            "/admin/users/{id}/disable",
+            get(confirm_disable).post(disable),
+        )
         .route("/admin/users/{id}/enable", post(enable))
         .route("/admin/users/{id}/sessions/end", post(end_sessions))
         .route(
@@ -434,6 +437,50 @@ async fn set_password(Path(id): Path<String>, Posted { console, fields }: Posted
     act(&console, &id, "SetUserPassword", vars, "password").await
 }
 
+/// `GET /admin/users/{id}/disable`: "Disable USERNAME?"
+async fn confirm_disable(console: Console, Path(id): Path<String>) -> Response {
+    confirm(&console, &id, "disable", |page| {
+        (
+            format!("Disable {}?", page.username),
+            format!(
+                "{} ({}) will no longer be able to sign in; their sessions end and the tokens of \
+                 every app they use stop working at once. Enabling the account later lets them \
+                 sign in again, and each app asks them to sign in anew.",
+                page.username, page.email
+            ),
+            format!("Disable {}", page.username),
+        )
+    })
+    .await
+}
+
+/// A page asking to confirm `change` (the path's last segment) of user `id`; `words` gives its
+/// title, what will happen, and the button.
+async fn confirm(
+    console: &Console,
+    id: &str,
+    change: &str,
+    words: impl FnOnce(&UserPage) -> (String, String, String),
+) -> Response {
+    let page = match user_page(console, id).await {
+        Ok(page) => page,
+        Err(response) => return response,
+    };
+    let (title, text, button) = words(&page);
+    let path = format!("/admin/users/{}", encode(id));
+    render(
+        StatusCode::OK,
+        &ConfirmPage {
+            title,
+            text,
+            action: format!("{path}/{change}"),
+            button,
+            back: path,
+            chrome: page.chrome,
+        },
+    )
+}
+
 /// `POST /admin/users/{id}/disable`.
 async fn disable(Path(id): Path<String>, Posted { console, .. }: Posted) -> Response {
     let vars = json!({ "id": id });
@@ -463,25 +510,18 @@ async fn revoke_connection(
 
 /// `GET /admin/users/{id}/delete`: "Delete USERNAME?"
 async fn confirm_delete(console: Console, Path(id): Path<String>) -> Response {
-    let page = match user_page(&console, &id).await {
-        Ok(page) => page,
-        Err(response) => return response,
-    };
-    render(
-        StatusCode::OK,
-        &ConfirmPage {
-            title: format!("Delete {}?", page.username),
-            text: format!(
+    confirm(&console, &id, "delete", |page| {
+        (
+            format!("Delete {}?", page.username),
+            format!(
                 "The user {} ({}) will be deleted with their connections, sessions and grants; \
                  apps they registered stay, without a creator. This cannot be undone.",
                 page.username, page.email
             ),
-            action: format!("/admin/users/{}/delete", encode(&id)),
-            button: format!("Delete {}", page.username),
-            back: format!("/admin/users/{}", encode(&id)),
-            chrome: page.chrome,
-        },
-    )
+            format!("Delete {}", page.username),
+        )
+    })
+    .await
 }
 
 /// `POST /admin/users/{id}/delete`.
