@@ -150,6 +150,23 @@ async fn an_app_manager_sees_apps_but_no_user_pages() {
     page.assert_status(StatusCode::OK);
     let html = text(&page);
     assert!(!html.contains("href=\"/admin/users\""), "{html}");
+    // An app's page leads an app manager to no audit trail.
+    let token = app.token("ops", None).await;
+    let registered = app
+        .register_app(
+            &token,
+            "Billing",
+            "https://billing.example",
+            "https://billing.example/cb",
+        )
+        .await;
+    let html = text(
+        &browser
+            .get(&format!("/admin/apps/{}", registered.client_id))
+            .await,
+    );
+    assert!(html.contains("Client id"), "{html}");
+    assert!(!html.contains("/admin/audit"), "{html}");
     // The schema refuses what the navigation hides.
     let page = browser.get("/admin/users").await;
     page.assert_status(StatusCode::FORBIDDEN);
@@ -335,6 +352,26 @@ async fn the_audit_page_names_a_user_until_the_account_is_deleted() {
         trail.contains("<td>cli</td>"),
         "created by the operator: {trail}"
     );
+    // Her page leads to her history.
+    let page = text(&browser.get(&format!("/admin/users/{}", ada.id)).await);
+    assert!(
+        page.contains(&format!(r#"href="{path}">their history"#)),
+        "{page}"
+    );
+    // An app's page leads an administrator to its history.
+    let root = app.token("root", None).await;
+    let registered = app
+        .register_app(
+            &root,
+            "Billing",
+            "https://billing.example",
+            "https://billing.example/cb",
+        )
+        .await;
+    let client_id = &registered.client_id;
+    let page = text(&browser.get(&format!("/admin/apps/{client_id}")).await);
+    let history = format!(r#"href="/admin/audit?target_id={client_id}">its history"#);
+    assert!(page.contains(&history), "{page}");
 
     let token = token_of(&mut browser, &format!("/admin/users/{}/delete", ada.id)).await;
     let answer = browser
