@@ -18,6 +18,7 @@ mod m20261129_000009_sign_in_attempts;
 mod m20261129_000010_key_activation;
 mod m20261129_000011_logout;
 mod m20261129_000012_users_audit;
+mod m20261130_000013_retired_refresh;
 
 /// Runs idgraph's migrations in order.
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000010_key_activation::Migration),
             Box::new(m20261129_000011_logout::Migration),
             Box::new(m20261129_000012_users_audit::Migration),
+            Box::new(m20261130_000013_retired_refresh::Migration),
         ]
     }
 }

@@ -122,6 +122,7 @@ impl FromRow for grants::Model {
             auth_time: row.get("auth_time")?,
             created_at: row.get("created_at")?,
             sid: row.get("sid")?,
+            retired_refresh: row.get("retired_refresh")?,
         })
     }
 }

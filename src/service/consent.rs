@@ -141,6 +141,7 @@ pub async fn record(
             SessionRef::Browser(sid) => sid.as_ref().map(ToString::to_string),
             SessionRef::Api(_) => None,
         }),
+        retired_refresh: ActiveValue::NotSet,
     };
     use connections::Column as C;
     let upsert = connections::Entity::insert(connection).on_conflict(

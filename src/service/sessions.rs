@@ -9,8 +9,8 @@
 use std::net::IpAddr;
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, NotSet, QueryFilter,
+    Set, TransactionTrait,
 };
 use secrecy::SecretString;
 
@@ -99,6 +99,7 @@ pub async fn login(
         last_used_at: Set(now),
         expires_at: Set(now + secs(state.config.refresh_token_ttl)),
         revoked_at: Set(None),
+        retired_refresh: NotSet,
     }
     .insert(&txn)
     .await?;
@@ -132,6 +133,10 @@ impl Families for SessionFamilies<'_> {
         Some(&row.refresh_hash)
     }
 
+    fn retired<'r>(&self, row: &'r Self::Row) -> Option<&'r str> {
+        row.retired_refresh.as_deref()
+    }
+
     fn expired(&self, row: &Self::Row, now: i64) -> bool {
         row.expires_at <= now
     }
@@ -139,6 +144,10 @@ impl Families for SessionFamilies<'_> {
     async fn swap(&self, row: &Self::Row, from: &str, to: &str, now: i64) -> Result<bool, DbErr> {
         let swapped = sessions::Entity::update_many()
             .col_expr(sessions::Column::RefreshHash, to.into())
+            .col_expr(
+                sessions::Column::RetiredRefresh,
+                refresh::retire(sessions::Column::RetiredRefresh, from),
+            )
             .col_expr(sessions::Column::LastUsedAt, now.into())
             .col_expr(sessions::Column::ExpiresAt, (now + self.ttl).into())
             .filter(sessions::Column::Id.eq(&row.id))

@@ -694,10 +694,11 @@ async fn set_grant(
 /// in `service/tokens/grant_refresh.rs` and a check of the path that reads the row. A case passes
 /// only if the request was refused and the statement changed nothing (the stored digest is the
 /// same, and where the token can still work, it does); without the condition, the statement
-/// would rotate the token and tokens would come back. A wrong secret ends the family (reuse
-/// detection), and so does a secret matching a grant without `offline_access`, which no request
-/// can produce (its secret is never handed out) and which is checked on the returned row. The
-/// good request rotates in one statement.
+/// would rotate the token and tokens would come back. A rotated-out secret ends the family
+/// (reuse detection) while a secret never handed out does not, and a secret matching a grant
+/// without `offline_access`, which no request can produce (its secret is never handed out) and
+/// which is checked on the returned row, ends it too. The good request rotates in one
+/// statement.
 async fn every_refresh_rule_is_enforced_in_one_statement(app: TestApp) {
     use idgraph::db::entities::grants::Column as G;
     let rp = setup(&app, "ops", "ada").await;
@@ -737,16 +738,35 @@ async fn every_refresh_rule_is_enforced_in_one_statement(app: TestApp) {
     set_grant(&app, &family(&token), G::CodeUsedAt, used_at.into()).await;
     refresh(as_rp(), &token).await.assert_status(StatusCode::OK);
 
-    // A secret that is not the family's current one: refused, and the family ends (whoever
-    // holds a rotated-out or guessed token is not its holder).
+    // A secret never handed out, on a family id anyone holding an access token can read
+    // (`gid`): refused, and the family lives on.
     let token = fresh("openid offline_access").await.unwrap();
     let forged = format!("{}.{}", family(&token), "A".repeat(43));
     refused(&refresh(as_rp(), &forged).await);
+    let response = refresh(as_rp(), &token).await;
+    response.assert_status(StatusCode::OK);
+
+    // A secret handed out and rotated out since, however many rotations ago (within the
+    // 32 a family remembers): refused, and the family ends (whoever holds it is not the
+    // family's holder), the newest token included.
+    let mut newest = response.json()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..5 {
+        let response = refresh(as_rp(), &newest).await;
+        response.assert_status(StatusCode::OK);
+        newest = response.json()["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    }
+    refused(&refresh(as_rp(), &token).await);
     assert!(
         grant_row(&app, &family(&token)).await.is_none(),
         "the family ended"
     );
-    refused(&refresh(as_rp(), &token).await);
+    refused(&refresh(as_rp(), &newest).await);
 
     // A grant without offline_access never handed out its secret; given a known digest, the
     // secret is still refused and the family ends.

@@ -178,6 +178,87 @@ async fn reusing_a_rotated_refresh_token_revokes_the_session(app: TestApp) {
     assert_eq!(error_code(&viewer), "INVALID_TOKEN");
 }
 
+/// A session's id is no secret (any token of the user lists it, however narrow): a refresh
+/// token made up from it is refused and ends nothing, while the session's real tokens work on.
+async fn a_refresh_token_made_up_from_a_listed_session_id_ends_nothing(app: TestApp) {
+    app.create_user("ada", &[]).await;
+    let login = app.login("ada", None).await;
+    let first = login["refreshToken"].as_str().unwrap();
+    let access = login["accessToken"].as_str().unwrap();
+    let narrow = app
+        .token("ada", Some("gov.user.oauth.connection:read"))
+        .await;
+    let listed = app
+        .graphql(
+            "{ viewer { sessions { id current } } }",
+            json!({}),
+            Some(&narrow),
+        )
+        .await;
+    let sessions = listed["data"]["viewer"]["sessions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{listed}"));
+    let id = first.split_once('.').unwrap().0;
+    assert!(sessions.iter().any(|s| s["id"] == id), "{listed}");
+
+    let forged = format!("{id}.{}", "A".repeat(43));
+    let body = refresh(&app, &forged).await;
+    assert_eq!(error_code(&body), "INVALID_REFRESH_TOKEN");
+    let viewer = app.graphql(VIEWER, json!({}), Some(access)).await;
+    assert_eq!(viewer["data"]["viewer"]["username"], "ada", "{viewer}");
+    let body = refresh(&app, first).await;
+    assert!(
+        body["errors"].is_null(),
+        "the real token still works: {body}"
+    );
+}
+
+/// A family remembers its last 32 rotated-out secrets: one of them coming back ends the
+/// session, an older one is only refused.
+async fn a_session_remembers_its_last_32_rotated_out_refresh_tokens(app: TestApp) {
+    app.create_user("ada", &[]).await;
+    let login = app.login("ada", None).await;
+    let mut tokens = vec![login["refreshToken"].as_str().unwrap().to_string()];
+    for _ in 0..33 {
+        let body = refresh(&app, tokens.last().unwrap()).await;
+        let next = body["data"]["refreshSession"]["refreshToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{body}"));
+        tokens.push(next.to_string());
+    }
+    // tokens[0] was rotated out 33 rotations ago: forgotten, refused, and the session lives on.
+    assert_eq!(
+        error_code(&refresh(&app, &tokens[0]).await),
+        "INVALID_REFRESH_TOKEN"
+    );
+    let body = refresh(&app, &tokens[33]).await;
+    let session = &body["data"]["refreshSession"];
+    let (newest, access) = (
+        session["refreshToken"].as_str(),
+        session["accessToken"].as_str(),
+    );
+    let (newest, access) = newest
+        .zip(access)
+        .unwrap_or_else(|| panic!("the session lives on: {body}"));
+    // Now tokens[1] is forgotten too, while tokens[2] is the oldest remembered.
+    assert_eq!(
+        error_code(&refresh(&app, &tokens[1]).await),
+        "INVALID_REFRESH_TOKEN"
+    );
+    let viewer = app.graphql(VIEWER, json!({}), Some(access)).await;
+    assert_eq!(viewer["data"]["viewer"]["username"], "ada", "{viewer}");
+    assert_eq!(
+        error_code(&refresh(&app, &tokens[2]).await),
+        "INVALID_REFRESH_TOKEN"
+    );
+    let viewer = app.graphql(VIEWER, json!({}), Some(access)).await;
+    assert_eq!(error_code(&viewer), "INVALID_TOKEN", "the session ended");
+    assert_eq!(
+        error_code(&refresh(&app, newest).await),
+        "INVALID_REFRESH_TOKEN"
+    );
+}
+
 async fn garbage_refresh_tokens_are_refused(app: TestApp) {
     for token in ["", "nodot", "unknown.session", &"x".repeat(5000)] {
         let body = refresh(&app, token).await;
@@ -287,6 +368,8 @@ crate::on_every_database!(
     login_grants_exactly_the_scopes_asked_for,
     refresh_rotates_the_refresh_token,
     reusing_a_rotated_refresh_token_revokes_the_session,
+    a_refresh_token_made_up_from_a_listed_session_id_ends_nothing,
+    a_session_remembers_its_last_32_rotated_out_refresh_tokens,
     garbage_refresh_tokens_are_refused,
     logout_ends_the_access_and_refresh_tokens,
     a_second_session_survives_the_first_ones_logout,

@@ -36,6 +36,9 @@ pub struct Model {
     /// The browser session (its public `sid`) the consent was given in; `None` for the
     /// consent API. Ending that session ends the grant unless it holds `offline_access`.
     pub sid: Option<String>,
+    /// What the family's last rotated-out secrets were (`service::refresh::Retired`), so that
+    /// one coming back is told from a secret never handed out.
+    pub retired_refresh: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -17,6 +17,9 @@ pub struct Model {
     pub last_used_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// What the family's last rotated-out secrets were (`service::refresh::Retired`), so that
+    /// one coming back is told from a secret never handed out.
+    pub retired_refresh: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -51,6 +51,10 @@ impl Families for GrantFamilies<'_> {
         row.refresh_hash.as_deref()
     }
 
+    fn retired<'r>(&self, row: &'r Self::Row) -> Option<&'r str> {
+        row.retired_refresh.as_deref()
+    }
+
     fn expired(&self, row: &Self::Row, now: i64) -> bool {
         row.refresh_expires_at.is_none_or(|at| at <= now)
     }
@@ -58,6 +62,10 @@ impl Families for GrantFamilies<'_> {
     async fn swap(&self, row: &Self::Row, from: &str, to: &str, now: i64) -> Result<bool, DbErr> {
         let update = grants::Entity::update_many()
             .col_expr(grants::Column::RefreshHash, Expr::value(to))
+            .col_expr(
+                grants::Column::RetiredRefresh,
+                refresh::retire(grants::Column::RetiredRefresh, from),
+            )
             .col_expr(
                 grants::Column::RefreshExpiresAt,
                 Expr::value(now + self.ttl),
@@ -89,13 +97,18 @@ async fn rotate_in_one_statement(
 ) -> Result<Option<(grants::Model, String)>, OAuthError> {
     use grants::Column as G;
     let (token, next) = refresh::mint(family);
+    let current = digest(secret);
     let update = grants::Entity::update_many()
         .col_expr(G::RefreshHash, Expr::value(next))
+        .col_expr(
+            G::RetiredRefresh,
+            refresh::retire(G::RetiredRefresh, &current),
+        )
         .col_expr(G::RefreshExpiresAt, Expr::value(now + families.ttl))
         .filter(G::Id.eq(family))
         .filter(G::ClientId.eq(families.client_id))
         .filter(G::CodeUsedAt.is_not_null())
-        .filter(G::RefreshHash.eq(digest(secret)))
+        .filter(G::RefreshHash.eq(current))
         .filter(G::RefreshExpiresAt.gt(now));
     let rotated = state.writer.update_returning(&state.db, update).await?;
     let Some(row) = rotated.into_iter().next() else {
