@@ -135,16 +135,17 @@ impl Prompt {
     /// holds one idgraph sign-in at a time, and "not you?" on the consent page switches it.
     pub fn parse(text: Option<&str>) -> Result<Self, String> {
         let mut prompt = Prompt::default();
+        let mut others = false;
         for word in text.unwrap_or_default().split_ascii_whitespace() {
             match word {
                 "none" => prompt.none = true,
                 "login" => prompt.login = true,
                 "consent" => prompt.consent = true,
-                "select_account" => {}
-                other => return Err(format!("prompt: unknown value {other:?}")),
+                "select_account" => others = true,
+                other => return Err(format!("prompt: unknown value '{other}'")),
             }
         }
-        if prompt.none && (prompt.login || prompt.consent) {
+        if prompt.none && (prompt.login || prompt.consent || others) {
             return Err("prompt: none cannot be combined with other values".into());
         }
         Ok(prompt)
@@ -210,7 +211,7 @@ impl RedirectError {
     pub fn new(error: &'static str, description: impl Into<String>) -> Self {
         Self {
             error,
-            description: description.into(),
+            description: super::oauth::error_description(&description.into()),
         }
     }
 }
@@ -268,7 +269,7 @@ impl AuthorizationRequest {
             None => ResponseMode::default(),
             Some(text) => ResponseMode::parse(text).ok_or_else(|| {
                 invalid(format!(
-                    "response_mode must be query or fragment (got {text:?})"
+                    "response_mode must be query or fragment (got '{text}')"
                 ))
             })?,
         };
@@ -404,6 +405,8 @@ mod tests {
     #[test]
     fn prompt_none_stands_alone_and_unknown_values_are_refused() {
         assert!(Prompt::parse(Some("none login")).is_err());
+        assert!(Prompt::parse(Some("select_account none")).is_err());
+        assert!(Prompt::parse(Some("select_account")).is_ok());
         assert!(Prompt::parse(Some("sometimes")).is_err());
         let both = Prompt::parse(Some("login consent")).unwrap();
         assert!(both.login && both.consent && !both.none);

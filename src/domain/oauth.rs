@@ -324,6 +324,18 @@ impl ConsentRequest {
     }
 }
 
+/// `text` as an `error_description` may carry it (RFC 6749 §5.2 and §4.1.2.1: printable ASCII
+/// other than `"` and the backslash): anything else, such as a character of the client's echoed back,
+/// becomes `?`.
+pub fn error_description(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,5 +396,14 @@ mod tests {
         // A plain challenge may be longer: it is the verifier itself.
         assert!(consent("openid", None, Some("a".repeat(44)), Some("plain"), true).is_ok());
         assert!(consent("openid", None, Some("a".repeat(43)), Some("S256"), true).is_ok());
+    }
+
+    #[test]
+    fn an_error_description_holds_only_what_rfc_6749_allows() {
+        assert_eq!(
+            error_description("'x' is not a scope"),
+            "'x' is not a scope"
+        );
+        assert_eq!(error_description("\"é\\\u{7f}\ttab"), "?????tab");
     }
 }

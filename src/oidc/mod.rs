@@ -49,6 +49,7 @@ pub fn well_known() -> OpenApiRouter<AppState> {
 
 /// An RFC 6749 §5.2 error response, never cached.
 pub(crate) fn protocol_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let description = crate::domain::oauth::error_description(description);
     let body = json!({ "error": error, "error_description": description });
     no_store((status, Json(body)).into_response())
 }

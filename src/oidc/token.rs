@@ -118,10 +118,10 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
     let Some((scheme, encoded)) = text.split_once(' ') else {
         return Err(bad());
     };
+    // Another scheme is an authentication method we do not support: `invalid_client`, with the
+    // Basic challenge (RFC 6749 §5.2).
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::InvalidRequest(
-            "only HTTP Basic client authentication is accepted".into(),
-        ));
+        return Err(bad());
     }
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;

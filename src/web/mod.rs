@@ -50,6 +50,7 @@ pub fn routes() -> Router<AppState> {
         .route("/oauth/style.css", get(stylesheet))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(middleware::from_fn(refuse_control_characters))
+        .layer(middleware::from_fn(pages::fill_in_headers))
 }
 
 /// A URL with a control character gets a 400 page naming the field.

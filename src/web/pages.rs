@@ -134,6 +134,35 @@ pub fn page_under(status: StatusCode, template: &impl Template, policy: HeaderVa
     response
 }
 
+/// Gives a response the hosted pages' headers where its handler set none: axum's own refusals
+/// (a form over the size limit, a wrong content type, a method not allowed) are plain text
+/// that no handler of ours wrote. A header a handler set (the stylesheet's `Cache-Control`,
+/// a page's own policy) is kept.
+pub async fn fill_in_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if response
+        .headers()
+        .contains_key(header::CONTENT_SECURITY_POLICY)
+    {
+        return response;
+    }
+    let mut defaults = Response::default();
+    defaults
+        .headers_mut()
+        .insert(header::CONTENT_SECURITY_POLICY, csp(None));
+    protect(&mut defaults);
+    let headers = response.headers_mut();
+    for (name, value) in defaults.headers() {
+        if !headers.contains_key(name) {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    response
+}
+
 /// A message page.
 pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
     let is_error = status.is_client_error() || status.is_server_error();

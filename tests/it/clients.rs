@@ -883,7 +883,51 @@ async fn client_metadata_agrees_between_rest_and_graphql(app: TestApp) {
     );
 }
 
+/// The ceiling is the app's policy now, not at consent: a refresh after it was narrowed gives
+/// only what it still allows, and once it leaves out `offline_access` the grant ends.
+async fn a_ceiling_narrowed_after_consent_holds_for_refreshes(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let admin = app.token("ops", None).await;
+    let code = consent(
+        &app,
+        &rp,
+        json!({ "scope": "openid profile email offline_access" }),
+    )
+    .await;
+    let tokens = crate::common::rp::redeem_for(&app, &rp, &code).await;
+    assert_eq!(tokens["scope"], "email offline_access openid profile");
+    let set_ceiling = async |scope: &str| {
+        let body = app
+            .graphql(
+                "mutation($id: ID!, $input: AppInput!) { updateApp(clientId: $id, input: $input) { scope } }",
+                json!({ "id": rp.client_id, "input": { "name": "RP", "redirectUri": REDIRECT, "scope": scope } }),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(body["data"]["updateApp"]["scope"], scope, "{body}");
+    };
+    set_ceiling("offline_access openid profile").await;
+    let refreshed = refresh_grant(&app, &rp, tokens["refresh_token"].as_str().unwrap()).await;
+    refreshed.assert_status(StatusCode::OK);
+    let refreshed = refreshed.json();
+    assert_eq!(refreshed["scope"], "offline_access openid profile");
+    set_ceiling("openid profile").await;
+    let ended = refresh_grant(&app, &rp, refreshed["refresh_token"].as_str().unwrap()).await;
+    ended.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(ended.json()["error"], "invalid_grant");
+    // The grant is gone: its access token too, even with offline_access allowed again.
+    set_ceiling("offline_access openid profile").await;
+    let info = app
+        .get(
+            "/api/oauth/userinfo",
+            Some(refreshed["access_token"].as_str().unwrap()),
+        )
+        .await;
+    info.assert_status(StatusCode::UNAUTHORIZED);
+}
+
 crate::on_every_database!(
+    a_ceiling_narrowed_after_consent_holds_for_refreshes,
     client_metadata_agrees_between_rest_and_graphql,
     a_public_client_never_uses_a_secret_and_a_confidential_one_only_its_method,
     a_second_redirect_uri_works_and_a_near_miss_never_redirects,

@@ -535,6 +535,48 @@ async fn an_external_sign_in_ui_takes_the_place_of_the_hosted_endpoint_in_discov
     assert!(document["authorization_response_iss_parameter_supported"].is_null());
 }
 
+/// What axum refuses before any handler of ours runs (a form over the size limit, a wrong
+/// content type, a method the path does not take) carries the hosted pages' headers too; the
+/// stylesheet keeps its own cache lifetime.
+#[tokio::test]
+async fn refusals_no_handler_wrote_carry_the_hosted_pages_headers() {
+    let app = TestApp::sqlite().await;
+    let form = |body: String, content_type: &str| {
+        axum::http::Request::builder()
+            .method(axum::http::Method::POST)
+            .uri("/oauth/authorize")
+            .header(axum::http::header::CONTENT_TYPE, content_type)
+            .body(axum::body::Body::from(body))
+            .unwrap()
+    };
+    let too_large = format!("action=signin&username={}", "a".repeat(20 * 1024));
+    let put = axum::http::Request::builder()
+        .method(axum::http::Method::PUT)
+        .uri("/oauth/logout")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    for (request, status) in [
+        (
+            form(too_large, "application/x-www-form-urlencoded"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            form("action=signin".into(), "application/json"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (put, StatusCode::METHOD_NOT_ALLOWED),
+    ] {
+        let answer = app.send(request).await;
+        answer.assert_status(status);
+        let csp = answer.header("content-security-policy").unwrap_or_default();
+        assert!(csp.contains("frame-ancestors 'none'"), "{status}: {csp}");
+        assert_eq!(answer.header("cache-control"), Some("no-store"), "{status}");
+        assert_eq!(answer.header("x-frame-options"), Some("DENY"), "{status}");
+    }
+    let css = app.get("/oauth/style.css", None).await;
+    assert_eq!(css.header("cache-control"), Some("public, max-age=3600"));
+}
+
 crate::on_every_database!(
     unknown_client_gets_an_error_page_and_no_redirect,
     a_redirect_uri_not_exactly_the_registered_one_never_redirects,

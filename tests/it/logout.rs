@@ -378,6 +378,39 @@ async fn without_a_hint_the_person_confirms(app: TestApp) {
     assert!(!still_signed_in(&mut browser, &rp).await);
 }
 
+/// A native app's private-use scheme is a redirect the confirmation form may lead to, so the
+/// page's `form-action` names it (browsers check the redirect after the form against it).
+async fn a_native_apps_post_logout_redirect_is_allowed_by_the_confirmation_page(app: TestApp) {
+    let rp = register(&app, None, false).await;
+    let (mut browser, _) = signed_in(&app, &rp, "openid").await;
+    let admin = app.token("ops", None).await;
+    let native = "com.example.app:/signed-out";
+    let created = app
+        .register_app_with(
+            &admin,
+            json!({
+                "name": "Native",
+                "url": "https://native.example",
+                "redirect_uris": ["com.example.app:/cb"],
+                "post_logout_redirect_uris": [native],
+                "token_endpoint_auth_method": "none",
+            }),
+        )
+        .await;
+    let page = browser
+        .get(&logout_path(&[
+            ("client_id", &created.client_id),
+            ("post_logout_redirect_uri", native),
+        ]))
+        .await;
+    page.assert_status(StatusCode::OK);
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("form-action 'self' com.example.app:;"),
+        "{csp}"
+    );
+}
+
 async fn the_confirmation_form_refuses_a_forged_post(app: TestApp) {
     let rp = register(&app, None, false).await;
     let (mut browser, _) = signed_in(&app, &rp, "openid").await;
@@ -948,6 +981,7 @@ crate::on_every_database!(
     tokens_that_are_not_id_tokens_are_refused_as_hints,
     client_id_must_be_the_hints_audience,
     without_a_hint_the_person_confirms,
+    a_native_apps_post_logout_redirect_is_allowed_by_the_confirmation_page,
     the_confirmation_form_refuses_a_forged_post,
     logout_without_a_session_goes_back_or_says_so,
     a_logout_request_posted_as_a_form_becomes_a_get,

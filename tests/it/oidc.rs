@@ -388,7 +388,9 @@ async fn client_authentication_failures_look_alike(app: TestApp) {
     let form = [("grant_type", "authorization_code"), ("code", "x")];
     let wrong_secret = token_with(&app, Some(basic(&rp.client_id, "wrong")), &form).await;
     let unknown = token_with(&app, Some(basic("nobody", &rp.secret)), &form).await;
-    for response in [&wrong_secret, &unknown] {
+    // Another scheme is an authentication method idgraph does not support (RFC 6749 §5.2).
+    let bearer = token_with(&app, Some(format!("Bearer {}", rp.user_token)), &form).await;
+    for response in [&wrong_secret, &unknown, &bearer] {
         assert_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client");
         assert_eq!(
             response.header("www-authenticate"),

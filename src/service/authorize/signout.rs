@@ -165,11 +165,14 @@ async fn end_session(
     Ok(Outcome::view(SignOutView::ConfirmRequest {
         signed_in_as: session.signed_in_as(),
         app_name: after.after.app_name,
+        // A private-use scheme (`com.example.app:`) as well as a web origin: browsers check the
+        // redirect after the form against `form-action`.
         redirect_origin: after
             .after
             .redirect
             .as_deref()
-            .and_then(crate::domain::clients::web_origin),
+            .map(super::answer::client_origin)
+            .filter(|origin| !origin.is_empty()),
         form,
     }))
 }

@@ -194,6 +194,20 @@ pub async fn refresh(
         }
         None => rotate_checked(state, client, &families, refresh_token, scope, now).await?,
     };
+    // The app's ceiling as it is now, not as it was at consent: narrowed since, it narrows what
+    // the refresh gives; without `offline_access` any more, the grant ends.
+    let policy = client.policy();
+    if !policy
+        .narrow(&Scopes::filter(&grant.scope))
+        .oidc
+        .contains(OidcScope::OfflineAccess)
+    {
+        revoke_grant(state, &grant.id).await?;
+        return Err(OAuthError::InvalidGrant(
+            "the app may no longer hold refresh tokens".into(),
+        ));
+    }
+    let scope = policy.narrow(&scope);
     // The connection's last-used mark is queued, written behind the request.
     state.touches.touch(&grant.user_id, &grant.client_id, now);
     issue(

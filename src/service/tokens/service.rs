@@ -26,7 +26,7 @@ pub async fn client_credentials(
             api: ceiling.clone(),
         },
         Some(text) => Scopes::parse(text)
-            .map_err(|word| OAuthError::InvalidScope(format!("{word:?} is not a scope")))?,
+            .map_err(|word| OAuthError::InvalidScope(format!("'{word}' is not a scope")))?,
     };
     if !asked.oidc.is_empty() {
         return Err(OAuthError::InvalidScope(
