@@ -926,7 +926,44 @@ async fn a_ceiling_narrowed_after_consent_holds_for_refreshes(app: TestApp) {
     info.assert_status(StatusCode::UNAUTHORIZED);
 }
 
+/// A code issued while the app was confidential, without PKCE, does not redeem once the app
+/// is public: a public client proves itself with PKCE alone.
+async fn a_code_from_before_the_app_became_public_needs_pkce(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let admin = app.token("ops", None).await;
+    let code = consent(&app, &rp, json!({ "scope": "openid" })).await;
+    let body = app
+        .graphql(
+            "mutation($id: ID!, $input: AppInput!) { updateApp(clientId: $id, input: $input) { tokenEndpointAuthMethod } }",
+            json!({ "id": rp.client_id, "input": { "name": "RP", "url": "https://rp.example", "redirectUri": REDIRECT, "tokenEndpointAuthMethod": "NONE" } }),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["updateApp"]["tokenEndpointAuthMethod"], "NONE",
+        "{body}"
+    );
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("client_id", rp.client_id.as_str()),
+    ];
+    let refused = token_with(&app, None, &form).await;
+    refused.assert_status(StatusCode::BAD_REQUEST);
+    let refused = refused.json();
+    assert_eq!(refused["error"], "invalid_grant");
+    assert!(
+        refused["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("public client"),
+        "{refused}"
+    );
+}
+
 crate::on_every_database!(
+    a_code_from_before_the_app_became_public_needs_pkce,
     a_ceiling_narrowed_after_consent_holds_for_refreshes,
     client_metadata_agrees_between_rest_and_graphql,
     a_public_client_never_uses_a_secret_and_a_confidential_one_only_its_method,

@@ -126,6 +126,14 @@ pub async fn exchange_code(
     if code.is_empty() || code.len() > 128 {
         return Err(OAuthError::InvalidGrant(BAD_CODE.into()));
     }
+    // A public client proves itself with PKCE alone. Its consents always carry an S256
+    // challenge; a code without one was issued while the app was still confidential, and does
+    // not redeem without its secret.
+    if client.policy().is_public() && code_verifier.is_none() {
+        return Err(OAuthError::InvalidGrant(
+            "code_verifier is required: a public client proves itself with PKCE".into(),
+        ));
+    }
     let presented = Presented {
         code_hash: digest(code),
         redirect_uri,
