@@ -24,7 +24,7 @@
 
 use std::time::Duration;
 
-use sea_orm::sea_query::{LockBehavior, LockType};
+use sea_orm::sea_query::{LockBehavior, LockType, Query};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, DbErr, DeleteMany, EntityTrait, QueryFilter,
     QuerySelect, QueryTrait,
@@ -142,17 +142,35 @@ impl Cutoffs {
     /// unknown family gets the same `invalid_grant`. Families carried over from the connection
     /// columns (migration 5) may lack `refresh_expires_at`; their last token was issued at
     /// `code_used_at`.
+    ///
+    /// A dead family given in a browser session that is still there stays even so: ending that
+    /// session owes the app a back-channel logout, and `backchannel.rs` finds the apps it owes
+    /// by their grants' `sid`, however short the refresh tokens' lifetime is beside the
+    /// session's. It goes once the session has gone.
     fn dead_families(&self) -> Condition {
         use grants::Column as G;
-        Condition::all().add(G::CodeUsedAt.is_not_null()).add(
-            Condition::any()
-                .add(G::RefreshExpiresAt.lte(self.tokens))
-                .add(
-                    Condition::all()
-                        .add(G::RefreshExpiresAt.is_null())
-                        .add(G::CodeUsedAt.lte(self.tokens)),
-                ),
-        )
+        let live_sessions = Query::select()
+            .column(browser_sessions::Column::Sid)
+            .from(browser_sessions::Entity)
+            .and_where(browser_sessions::Column::Sid.is_not_null())
+            .and_where(browser_sessions::Column::ExpiresAt.gt(self.passed))
+            .to_owned();
+        Condition::all()
+            .add(G::CodeUsedAt.is_not_null())
+            .add(
+                Condition::any()
+                    .add(G::RefreshExpiresAt.lte(self.tokens))
+                    .add(
+                        Condition::all()
+                            .add(G::RefreshExpiresAt.is_null())
+                            .add(G::CodeUsedAt.lte(self.tokens)),
+                    ),
+            )
+            .add(
+                Condition::any()
+                    .add(G::Sid.is_null())
+                    .add(G::Sid.not_in_subquery(live_sessions)),
+            )
     }
 
     /// First-party sessions no token can use. A revoked one at once: refreshing refuses it

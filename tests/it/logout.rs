@@ -680,6 +680,38 @@ async fn signing_out_sends_a_verifiable_logout_token(app: TestApp) {
     assert!(deliveries(&app).await.is_empty());
 }
 
+/// Refresh tokens far shorter-lived than a sign-in: the sweep leaves the app's dead grant while
+/// the browser session lasts, so signing out still tells the app.
+async fn an_owed_logout_outlives_the_grants_tokens(app: TestApp) {
+    use idgraph::service::housekeeping;
+    let receiver = Receiver::start(StatusCode::OK).await;
+    let rp = register(&app, Some(&receiver.uri), false).await;
+    let (mut browser, _) = signed_in(&app, &rp, "openid").await;
+    let grants_left = || grants::Entity::find().count(&app.state.db);
+    assert_eq!(grants_left().await.unwrap(), 1);
+    // Past the refresh and access tokens' lifetimes (300 s and 900 s), within the sign-in's.
+    app.advance(std::time::Duration::from_secs(300 + 900 + 120));
+    housekeeping::sweep(&app.state, housekeeping::BATCH)
+        .await
+        .unwrap();
+    assert_eq!(grants_left().await.unwrap(), 1, "kept for the sign-out");
+    sign_out_on_the_page(&mut browser).await;
+    assert_eq!(deliveries(&app).await.len(), 1, "the app is told");
+    backchannel::deliver_due(&app.state).await.unwrap();
+    assert_eq!(receiver.tokens().len(), 1);
+    // Signing out ended the grant with the session (no `offline_access`).
+    assert_eq!(grants_left().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owed_logout_outlives_short_refresh_tokens() {
+    let short = |c: &mut idgraph::config::RawConfig| c.refresh_token_ttl_secs = 300;
+    an_owed_logout_outlives_the_grants_tokens(TestApp::sqlite_with(short).await).await;
+    if let Some(app) = TestApp::postgres_with(short).await {
+        an_owed_logout_outlives_the_grants_tokens(app).await;
+    }
+}
+
 async fn a_delivery_waits_for_a_receiver_that_is_down(app: TestApp) {
     // A port nobody listens on yet.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
