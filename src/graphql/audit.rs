@@ -75,7 +75,7 @@ async fn load_user(ctx: &Context<'_>, id: Option<&UserId>) -> Result<Option<User
         return Ok(None);
     };
     let loader = ctx.data::<CachedLoader<UserLoader>>()?;
-    Ok(loader.load_one(id.clone()).await?.map(User::from))
+    Ok(loader.load_one(id.clone()).await?.flatten().map(User::from))
 }
 
 impl From<DomainEvent> for AuditEvent {

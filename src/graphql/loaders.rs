@@ -43,14 +43,20 @@ pub struct UserLoader {
     pub principal: Principal,
 }
 
+/// A user who no longer exists is loaded as `None`, so that the per-request cache remembers
+/// that too (the library caches only the keys a load answers).
 impl Loader<UserId> for UserLoader {
-    type Value = User;
+    type Value = Option<User>;
     type Error = Arc<AppError>;
 
-    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, User>, Self::Error> {
-        users::users_by_ids(&self.state, &self.principal, keys)
+    async fn load(&self, keys: &[UserId]) -> Result<HashMap<UserId, Option<User>>, Self::Error> {
+        let mut found = users::users_by_ids(&self.state, &self.principal, keys)
             .await
-            .map_err(Arc::new)
+            .map_err(Arc::new)?;
+        Ok(keys
+            .iter()
+            .map(|key| (key.clone(), found.remove(key)))
+            .collect())
     }
 }
 

@@ -503,15 +503,16 @@ async fn an_event_names_its_actor_and_target_users_while_they_exist(app: TestApp
         )
         .await;
     assert_eq!(deleted["data"]["deleteUser"], json!(made[19]), "{deleted}");
-    let body = app
-        .graphql(
+    let (body, statements) = app
+        .count_statements(app.graphql(
             NAMED,
             json!({ "first": 50, "filter": { "targetId": made[19] } }),
             Some(&token),
-        )
+        ))
         .await;
     let edges = body["data"]["auditEvents"]["edges"].as_array().unwrap();
     assert_eq!(edges.len(), 2, "created and deleted: {body}");
+    assert_eq!(statements, 3, "a user who is gone is looked for once too");
     for edge in edges {
         assert_eq!(edge["node"]["targetId"], json!(made[19]));
         assert_eq!(edge["node"]["targetUser"], Value::Null, "{body}");
