@@ -122,14 +122,10 @@ impl ClientPolicy {
     /// The scopes an app receives of those it asked for: within the ceiling, and
     /// `offline_access` only when it may use refresh tokens. Never widened, never refused.
     pub fn narrow(&self, requested: &Scopes) -> Scopes {
-        let ceiling = &self.scope.oidc;
         let oidc = requested
             .oidc
             .iter()
-            .filter(|scope| ceiling.is_empty() || ceiling.contains(*scope))
-            .filter(|scope| {
-                *scope != OidcScope::OfflineAccess || self.allows_grant(GrantType::RefreshToken)
-            });
+            .filter(|scope| self.allows_oidc_scope(*scope));
         Scopes {
             oidc: super::oauth::OidcScopes::from_scopes(oidc),
             api: requested
@@ -138,6 +134,14 @@ impl ClientPolicy {
                 .cloned()
                 .collect(),
         }
+    }
+
+    /// Whether the app may receive the OpenID scope `scope` now: within the ceiling (none
+    /// listed means every one), and `offline_access` only when it may use refresh tokens.
+    pub fn allows_oidc_scope(&self, scope: OidcScope) -> bool {
+        let ceiling = &self.scope.oidc;
+        (ceiling.is_empty() || ceiling.contains(scope))
+            && (scope != OidcScope::OfflineAccess || self.allows_grant(GrantType::RefreshToken))
     }
 
     /// The web origins of the redirect URIs: where the app's browser code runs.

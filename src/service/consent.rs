@@ -209,12 +209,9 @@ async fn lost_reference(state: &AppState, user_id: &UserId, err: DbErr) -> AppEr
     if !crate::db::foreign_key_violation(&err) {
         return err.into();
     }
-    match users::Entity::find_by_id(user_id.as_str())
-        .one(&state.db)
-        .await
-    {
+    match crate::service::users::find_user(state, user_id.as_str()).await {
         Ok(None) => AppError::InvalidToken,
         Ok(Some(_)) => AppError::NotFound("app"),
-        Err(err) => err.into(),
+        Err(err) => err,
     }
 }

@@ -3,7 +3,7 @@
 //! referrer.
 
 use askama::Template;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::AppError;
@@ -73,20 +73,21 @@ pub struct MessagePage<'a> {
     pub is_error: bool,
 }
 
-/// Headers for every response of the hosted pages.
+/// Headers for every response of the hosted pages (beside the Content-Security-Policy).
+const PAGE_HEADERS: [(HeaderName, &str); 5] = [
+    (header::CACHE_CONTROL, "no-store"),
+    (header::PRAGMA, "no-cache"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+];
+
+/// Gives `response` the [`PAGE_HEADERS`].
 fn protect(response: &mut Response) {
     let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    for (name, value) in PAGE_HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
 }
 
 /// The Content-Security-Policy of every hosted response: nothing runs, nothing frames us, and
@@ -143,21 +144,13 @@ pub async fn fill_in_headers(
     next: axum::middleware::Next,
 ) -> Response {
     let mut response = next.run(request).await;
-    if response
-        .headers()
-        .contains_key(header::CONTENT_SECURITY_POLICY)
-    {
-        return response;
-    }
-    let mut defaults = Response::default();
-    defaults
-        .headers_mut()
-        .insert(header::CONTENT_SECURITY_POLICY, csp(None));
-    protect(&mut defaults);
     let headers = response.headers_mut();
-    for (name, value) in defaults.headers() {
-        if !headers.contains_key(name) {
-            headers.insert(name.clone(), value.clone());
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp(None));
+        for (name, value) in PAGE_HEADERS {
+            headers
+                .entry(name)
+                .or_insert(HeaderValue::from_static(value));
         }
     }
     response

@@ -171,8 +171,7 @@ async fn end_session(
             .after
             .redirect
             .as_deref()
-            .map(super::answer::client_origin)
-            .filter(|origin| !origin.is_empty()),
+            .map(super::answer::client_origin),
         form,
     }))
 }

@@ -195,13 +195,10 @@ pub async fn refresh(
         None => rotate_checked(state, client, &families, refresh_token, scope, now).await?,
     };
     // The app's ceiling as it is now, not as it was at consent: narrowed since, it narrows what
-    // the refresh gives; without `offline_access` any more, the grant ends.
+    // the refresh gives; without `offline_access` any more (every refreshable grant holds it,
+    // `GrantFamilies::admits`), the grant ends.
     let policy = client.policy();
-    if !policy
-        .narrow(&Scopes::filter(&grant.scope))
-        .oidc
-        .contains(OidcScope::OfflineAccess)
-    {
+    if !policy.allows_oidc_scope(OidcScope::OfflineAccess) {
         revoke_grant(state, &grant.id).await?;
         return Err(OAuthError::InvalidGrant(
             "the app may no longer hold refresh tokens".into(),
