@@ -57,26 +57,59 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// (`SQLITE_CONSTRAINT_FOREIGNKEY`); [`foreign_key_violation`](crate::db::foreign_key_violation) recognises it in an answer.
 pub(super) const FOREIGN_KEY_FAILED: &str = "SQLite writer: FOREIGN KEY constraint failed";
 
-/// One queued piece of work and where its answer goes.
-struct Job {
-    work: Work,
-    reply: Reply,
-}
+/// Where a caller's answer goes.
+type Answer<T> = oneshot::Sender<Result<T, DbErr>>;
 
-enum Work {
+/// One queued piece of work and where its answer goes.
+enum Job {
     /// One statement, atomic on its own as under autocommit; answered with its rows.
-    Returning(Statement),
+    Returning(Statement, Answer<Vec<Row>>),
     /// Statements that all take effect or none does; answered with whether they did (each
     /// changed a row).
-    AllOrNothing(Vec<Statement>),
+    AllOrNothing(Vec<Statement>, Answer<bool>),
 }
 
-enum Answer {
-    Rows(Vec<Row>),
-    Changed(bool),
+impl Job {
+    /// Whether its caller has stopped waiting (its request was cancelled while queued).
+    fn caller_gone(&self) -> bool {
+        match self {
+            Job::Returning(_, to) => to.is_closed(),
+            Job::AllOrNothing(_, to) => to.is_closed(),
+        }
+    }
+
+    /// Tells its caller that its work did not commit.
+    fn fail(self, err: &rusqlite::Error) {
+        match self {
+            Job::Returning(_, to) => tell(to, err),
+            Job::AllOrNothing(_, to) => tell(to, err),
+        }
+    }
 }
 
-type Reply = oneshot::Sender<Result<Answer, DbErr>>;
+/// A job that ran, its answer held until its group's transaction has ended.
+enum Held {
+    Rows(Answer<Vec<Row>>, rusqlite::Result<Vec<Row>>),
+    Changed(Answer<bool>, rusqlite::Result<bool>),
+}
+
+impl Held {
+    /// Answers the caller, once the group has committed.
+    fn send(self) {
+        match self {
+            Held::Rows(to, rows) => answer(to, rows),
+            Held::Changed(to, changed) => answer(to, changed),
+        }
+    }
+
+    /// Tells the caller that its work did not commit after all.
+    fn fail(self, err: &rusqlite::Error) {
+        match self {
+            Held::Rows(to, _) => tell(to, err),
+            Held::Changed(to, _) => tell(to, err),
+        }
+    }
+}
 
 /// A returned row, read off SQLite by the writer and decoded by its caller.
 pub struct Row {
@@ -188,11 +221,9 @@ impl Writer {
         };
         let mut query = update.into_query();
         query.returning(Query::returning().all());
-        let work = Work::Returning(DbBackend::Sqlite.build(&query));
-        match send(queue, work).await? {
-            Answer::Rows(rows) => rows.iter().map(E::Model::from_row).collect(),
-            Answer::Changed(_) => Err(writer_err("a statement answered without its rows")),
-        }
+        let statement = DbBackend::Sqlite.build(&query);
+        let rows = send(queue, |to| Job::Returning(statement, to)).await?;
+        rows.iter().map(E::Model::from_row).collect()
     }
 
     /// Runs `statements` in order, as one: all of them take effect or none does. `Ok(true)` once
@@ -228,17 +259,18 @@ impl Writer {
             txn.commit().await?;
             return Ok(true);
         };
-        match send(queue, Work::AllOrNothing(statements)).await? {
-            Answer::Changed(changed) => Ok(changed),
-            Answer::Rows(_) => Err(writer_err("statements answered with rows")),
-        }
+        send(queue, |to| Job::AllOrNothing(statements, to)).await
     }
 }
 
-/// Queues `work` on the writer thread and awaits its answer.
-async fn send(queue: &mpsc::Sender<Job>, work: Work) -> Result<Answer, DbErr> {
-    let (reply, answer) = oneshot::channel();
-    queue.send(Job { work, reply }).map_err(|_| stopped())?;
+/// Queues the job `job` makes of an answer's sender on the writer thread, and awaits the
+/// answer.
+async fn send<T>(
+    queue: &mpsc::Sender<Job>,
+    job: impl FnOnce(Answer<T>) -> Job,
+) -> Result<T, DbErr> {
+    let (to, answer) = oneshot::channel();
+    queue.send(job(to)).map_err(|_| stopped())?;
     answer.await.map_err(|_| dropped())?
 }
 
@@ -294,47 +326,36 @@ fn serve(
 fn commit_group(connection: &Connection, group: Vec<Job>, statements: &AtomicUsize) {
     // A failed commit whose rollback failed too, or a panic, may have left a transaction open;
     // it holds the write lock, and no group could begin.
-    if let Err(err) = roll_back_open(connection) {
-        fail(group.into_iter().map(|job| job.reply), &err);
-        return;
-    }
-    if let Err(err) = connection.execute_batch("BEGIN IMMEDIATE") {
-        fail(group.into_iter().map(|job| job.reply), &err);
+    let began =
+        roll_back_open(connection).and_then(|()| connection.execute_batch("BEGIN IMMEDIATE"));
+    if let Err(err) = began {
+        fail(Vec::new(), group, &err);
         return;
     }
     let mut ran = 0;
-    let mut done = Vec::with_capacity(group.len());
+    let mut held = Vec::with_capacity(group.len());
     let mut jobs = group.into_iter();
     while let Some(job) = jobs.next() {
-        if job.reply.is_closed() {
+        if job.caller_gone() {
             continue;
         }
-        match run_job(connection, &job.work, &mut ran) {
-            Ran::Answered(answer) => done.push((job.reply, answer)),
-            Ran::Broke(err) => {
+        match run_job(connection, job, &mut ran) {
+            Ok(answer) => held.push(answer),
+            Err(err) => {
                 // What ran before it is gone too, and what is still queued has not run.
                 let _ = roll_back_open(connection);
                 statements.fetch_add(ran, Ordering::Relaxed);
-                let everyone = done
-                    .into_iter()
-                    .map(|(reply, _)| reply)
-                    .chain(std::iter::once(job.reply))
-                    .chain(jobs.map(|job| job.reply));
-                fail(everyone, &err);
+                fail(held, jobs, &err);
                 return;
             }
         }
     }
     statements.fetch_add(ran, Ordering::Relaxed);
     match connection.execute_batch("COMMIT") {
-        Ok(()) => {
-            for (reply, answer) in done {
-                let _ = reply.send(answer.map_err(|err| db_err(&err)));
-            }
-        }
+        Ok(()) => held.into_iter().for_each(Held::send),
         Err(err) => {
             let _ = roll_back_open(connection);
-            fail(done.into_iter().map(|(reply, _)| reply), &err);
+            fail(held, Vec::new(), &err);
         }
     }
 }
@@ -347,30 +368,33 @@ fn roll_back_open(connection: &Connection) -> rusqlite::Result<()> {
     connection.execute_batch("ROLLBACK")
 }
 
-/// What running one job left.
-enum Ran {
-    /// The job's answer; the group's transaction goes on (a failed statement was undone alone).
-    Answered(rusqlite::Result<Answer>),
-    /// The group's transaction is gone (SQLite abandoned it) or in doubt: nothing of the group
-    /// may commit.
-    Broke(rusqlite::Error),
-}
-
-/// Runs `work` inside the group's transaction, counting in `ran` the statements it runs.
-fn run_job(connection: &Connection, work: &Work, ran: &mut usize) -> Ran {
-    let answer = match work {
-        Work::Returning(statement) => {
+/// Runs `job` inside the group's transaction, counting in `ran` the statements it runs: its
+/// answer, held until the group ends (a failed statement was undone alone, and the group goes
+/// on). `Err`, its caller told, when the group's transaction is gone (SQLite abandoned it) or
+/// in doubt: nothing of the group may commit.
+fn run_job(connection: &Connection, job: Job, ran: &mut usize) -> Result<Held, rusqlite::Error> {
+    match job {
+        Job::Returning(statement, to) => {
             *ran += 1;
-            query(connection, statement).map(Answer::Rows)
+            match query(connection, &statement) {
+                Err(err) if connection.is_autocommit() => {
+                    tell(to, &err);
+                    Err(err)
+                }
+                rows => Ok(Held::Rows(to, rows)),
+            }
         }
-        Work::AllOrNothing(statements) => match all_or_nothing(connection, statements, ran) {
-            Ok(answer) => answer.map(Answer::Changed),
-            Err(err) => return Ran::Broke(err),
+        Job::AllOrNothing(statements, to) => match all_or_nothing(connection, &statements, ran) {
+            Ok(Err(err)) if connection.is_autocommit() => {
+                tell(to, &err);
+                Err(err)
+            }
+            Ok(changed) => Ok(Held::Changed(to, changed)),
+            Err(err) => {
+                tell(to, &err);
+                Err(err)
+            }
         },
-    };
-    match answer {
-        Err(err) if connection.is_autocommit() => Ran::Broke(err),
-        answer => Ran::Answered(answer),
     }
 }
 
@@ -402,13 +426,23 @@ fn all_or_nothing(
     Ok(outcome)
 }
 
-/// Tells every caller in `replies` that its work did not commit (whatever the reason, it is the
-/// group's, not the caller's).
-fn fail(replies: impl Iterator<Item = Reply>, err: &rusqlite::Error) {
+/// Tells every caller of `held` and `queued` that its work did not commit (whatever the reason,
+/// it is the group's, not the caller's).
+fn fail(held: Vec<Held>, queued: impl IntoIterator<Item = Job>, err: &rusqlite::Error) {
     tracing::error!(error = %err, "the SQLite writer's transaction failed");
-    for reply in replies {
-        let _ = reply.send(Err(writer_err(err)));
-    }
+    held.into_iter().for_each(|answer| answer.fail(err));
+    queued.into_iter().for_each(|job| job.fail(err));
+}
+
+/// Answers a caller with what its work gave (a caller that stopped waiting meanwhile misses
+/// nothing it could use).
+fn answer<T>(to: Answer<T>, result: rusqlite::Result<T>) {
+    let _ = to.send(result.map_err(|err| db_err(&err)));
+}
+
+/// Tells a caller that its work did not commit.
+fn tell<T>(to: Answer<T>, err: &rusqlite::Error) {
+    let _ = to.send(Err(writer_err(err)));
 }
 
 /// Runs one statement that returns no rows; how many rows it changed.
@@ -502,7 +536,7 @@ mod tests {
     use super::*;
     use crate::db::foreign_key_violation;
 
-    type Answered = oneshot::Receiver<Result<Answer, DbErr>>;
+    type Answered<T> = oneshot::Receiver<Result<T, DbErr>>;
 
     const ADD_ONE: &str = "UPDATE t SET n = n + 1 WHERE id = ? RETURNING n";
 
@@ -529,21 +563,19 @@ mod tests {
         Statement::from_sql_and_values(DbBackend::Sqlite, sql, [id.into()])
     }
 
-    fn job(sql: &str, id: &str) -> (Job, Answered) {
-        let (reply, answer) = oneshot::channel();
-        let work = Work::Returning(statement(sql, id));
-        (Job { work, reply }, answer)
+    fn job(sql: &str, id: &str) -> (Job, Answered<Vec<Row>>) {
+        let (to, answer) = oneshot::channel();
+        (Job::Returning(statement(sql, id), to), answer)
     }
 
     /// All-or-nothing work of `(sql, id)` statements.
-    fn unit(statements: &[(&str, &str)]) -> (Job, Answered) {
-        let (reply, answer) = oneshot::channel();
+    fn unit(statements: &[(&str, &str)]) -> (Job, Answered<bool>) {
+        let (to, answer) = oneshot::channel();
         let statements = statements
             .iter()
             .map(|(sql, id)| statement(sql, id))
             .collect();
-        let work = Work::AllOrNothing(statements);
-        (Job { work, reply }, answer)
+        (Job::AllOrNothing(statements, to), answer)
     }
 
     /// Commits `group`; how many statements ran.
@@ -554,19 +586,14 @@ mod tests {
     }
 
     /// The `n` a caller was answered with, or its error.
-    fn answered(mut answer: Answered) -> Result<i64, DbErr> {
-        match answer.try_recv().expect("answered")? {
-            Answer::Rows(rows) => Ok(rows[0].get::<i64>("n").unwrap()),
-            Answer::Changed(_) => panic!("answered without rows"),
-        }
+    fn answered(mut answer: Answered<Vec<Row>>) -> Result<i64, DbErr> {
+        let rows = answer.try_recv().expect("answered")?;
+        Ok(rows[0].get::<i64>("n").unwrap())
     }
 
     /// Whether all-or-nothing work took effect, or its error.
-    fn changed(mut answer: Answered) -> Result<bool, DbErr> {
-        match answer.try_recv().expect("answered")? {
-            Answer::Changed(changed) => Ok(changed),
-            Answer::Rows(_) => panic!("answered with rows"),
-        }
+    fn changed(mut answer: Answered<bool>) -> Result<bool, DbErr> {
+        answer.try_recv().expect("answered")
     }
 
     fn n_of(connection: &Connection, id: &str) -> i64 {
@@ -720,10 +747,8 @@ mod tests {
             .expect("the write lock is free");
         let (next, next_answer) = job(ADD_ONE, "a");
         queue.send(next).expect("the writer still takes work");
-        match next_answer.blocking_recv().unwrap().unwrap() {
-            Answer::Rows(rows) => assert_eq!(rows[0].get::<i64>("n").unwrap(), 1),
-            Answer::Changed(_) => panic!("answered without rows"),
-        }
+        let rows = next_answer.blocking_recv().unwrap().unwrap();
+        assert_eq!(rows[0].get::<i64>("n").unwrap(), 1);
         drop(queue);
         let connection = writer.join().unwrap();
         assert_eq!(
