@@ -334,7 +334,7 @@ async fn serve_metrics(address: std::net::SocketAddr, state: AppState) -> anyhow
         }
     });
     tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, crate::metrics::router(state)).await {
+        if let Err(err) = axum::serve(listener, crate::edge::metrics::router(state)).await {
             tracing::error!(error = %err, "the metrics listener stopped");
         }
     });

@@ -61,7 +61,10 @@ pub fn app(state: AppState) -> Router {
             Duration::from_secs(30),
         ))
         // Outside the panic and timeout layers, so that their 500 and 408 are counted too.
-        .layer(axum::middleware::from_fn_with_state(state, metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            edge::metrics::track,
+        ))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
             TraceLayer::new_for_http()

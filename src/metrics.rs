@@ -11,23 +11,18 @@
 //!   `frontend-queries/`; any other is `other`) and outcome;
 //! - `idgraph_housekeeping_removed_total` by table;
 //! - at each scrape: `idgraph_db_pool_connections` by state and `idgraph_signing_keys` by state.
+//!
+//! This module is the recorder alone, which services count through; the request middleware and
+//! the listener's router are a transport's, in `edge::metrics`.
 
 use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Router, http::header};
 use metrics::{Key, Label, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
-use sea_orm::DbBackend;
-
-use crate::service::AppState;
 
 /// A security-relevant event an operator may alert on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +91,7 @@ fn operation_name(line: &str) -> Option<&str> {
 
 /// The `method` label: the methods idgraph serves, anything else `other` (a client may send any
 /// token as a method).
-fn method_label(method: &axum::http::Method) -> &'static str {
+pub fn method_label(method: &axum::http::Method) -> &'static str {
     use axum::http::Method;
     match *method {
         Method::GET => "GET",
@@ -130,6 +125,11 @@ impl Metrics {
     /// Metrics that record nothing.
     pub fn disabled() -> Self {
         Self(None)
+    }
+
+    /// Whether these metrics record.
+    pub fn enabled_here(&self) -> bool {
+        self.0.is_some()
     }
 
     /// Metrics that record, for a metrics listener to render.
@@ -198,7 +198,7 @@ impl Metrics {
         }
     }
 
-    fn gauge(&self, name: &'static str, labels: Vec<Label>, value: f64) {
+    pub fn gauge(&self, name: &'static str, labels: Vec<Label>, value: f64) {
         if let Some(inner) = &self.0 {
             let key = Key::from_parts(name, labels);
             inner.recorder.register_gauge(&key, &METADATA).set(value);
@@ -254,7 +254,7 @@ impl Metrics {
         }
     }
 
-    fn http(&self, route: String, method: &'static str, status: u16, elapsed: Duration) {
+    pub fn http(&self, route: String, method: &'static str, status: u16, elapsed: Duration) {
         let Some(inner) = &self.0 else { return };
         let labels = vec![
             Label::new("route", route),
@@ -281,84 +281,12 @@ impl Metrics {
         }
     }
 
-    fn render(&self) -> String {
+    pub fn render(&self) -> String {
         self.0
             .as_ref()
             .map(|inner| inner.handle.render())
             .unwrap_or_default()
     }
-}
-
-/// Middleware: counts and times every request by its route template.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if state.metrics.0.is_none() {
-        return next.run(request).await;
-    }
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
-    let method = method_label(request.method());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    state
-        .metrics
-        .http(route, method, response.status().as_u16(), started.elapsed());
-    response
-}
-
-/// The metrics listener's routes: `GET /metrics` in the Prometheus text format.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/metrics", get(scrape))
-        .with_state(state)
-}
-
-async fn scrape(State(state): State<AppState>) -> Response {
-    let metrics = &state.metrics;
-    let (size, idle, max) = match state.db.get_database_backend() {
-        DbBackend::Postgres => {
-            let pool = state.db.get_postgres_connection_pool();
-            (
-                pool.size(),
-                pool.num_idle() as u32,
-                pool.options().get_max_connections(),
-            )
-        }
-        DbBackend::Sqlite => {
-            let pool = state.db.get_sqlite_connection_pool();
-            (
-                pool.size(),
-                pool.num_idle() as u32,
-                pool.options().get_max_connections(),
-            )
-        }
-        _ => (0, 0, 0),
-    };
-    let pool = "idgraph_db_pool_connections";
-    metrics.gauge(
-        pool,
-        vec![Label::new("state", "in_use")],
-        f64::from(size.saturating_sub(idle)),
-    );
-    metrics.gauge(pool, vec![Label::new("state", "idle")], f64::from(idle));
-    metrics.gauge(pool, vec![Label::new("state", "max")], f64::from(max));
-    if let Ok(ring) = state.keys.ring().await {
-        let signing = ring.signers.len();
-        let verify_only = ring.verifying.len().saturating_sub(signing);
-        let keys = "idgraph_signing_keys";
-        metrics.gauge(keys, vec![Label::new("state", "signing")], signing as f64);
-        metrics.gauge(
-            keys,
-            vec![Label::new("state", "verify_only")],
-            verify_only as f64,
-        );
-    }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics.render(),
-    )
-        .into_response()
 }
 
 #[cfg(test)]

@@ -22,7 +22,22 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
     // A second init (tests, embedding) keeps the first subscriber.
-    drop(result);
+    if result.is_ok() {
+        log_panics();
+    }
+}
+
+/// Sends every panic to the log as an error line (where operators and CI look for errors),
+/// then on to the hook that was there (which prints it to stderr). A panic in a request is
+/// answered 500 by the router and one in a background task ends only that task; either way it
+/// is a defect, and it must not pass unseen. The payload is the panic's message, which never
+/// holds a secret (nothing here formats a secret into a panic).
+fn log_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!(panic = %info, "panicked");
+        previous(info);
+    }));
 }
 
 /// Generates request ids: 12 random bytes, base64url.

@@ -19,6 +19,7 @@ mod m20261129_000010_key_activation;
 mod m20261129_000011_logout;
 mod m20261129_000012_users_audit;
 mod m20261130_000013_retired_refresh;
+mod m20261201_000014_unbounded_scopes;
 
 /// Runs idgraph's migrations in order.
 pub struct Migrator;
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000011_logout::Migration),
             Box::new(m20261129_000012_users_audit::Migration),
             Box::new(m20261130_000013_retired_refresh::Migration),
+            Box::new(m20261201_000014_unbounded_scopes::Migration),
         ]
     }
 }

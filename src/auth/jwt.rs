@@ -385,6 +385,19 @@ pub fn verify<T: DeserializeOwned>(
     }
     let kid = header_kid(token).ok_or(VerifyError::Invalid)?;
     let key = ring.verifying.get(&kid).ok_or(VerifyError::UnknownKey)?;
+    verify_with(key, token, expect, now)
+}
+
+/// Verifies `token` with `key` alone, as [`verify`] does once it has chosen the key.
+pub fn verify_with<T: DeserializeOwned>(
+    key: &VerifyingKey,
+    token: &str,
+    expect: Expect<'_>,
+    now: i64,
+) -> Result<T, VerifyError> {
+    if JwtType::of(token) != Some(expect.typ) {
+        return Err(VerifyError::Invalid);
+    }
     let mut validation = Validation::new(super::keys::jwt_algorithm(key.algorithm));
     validation.set_issuer(&[expect.issuer]);
     match expect.audience {

@@ -126,7 +126,6 @@ impl AppInput {
             code_flow,
         )?;
         if let Some(uris) = self.post_logout_redirect_uris {
-            let uris: Vec<String> = uris.iter().map(|u| u.trim().to_string()).collect();
             check_redirect_uris("post_logout_redirect_uris", &uris, 0)?;
             policy.post_logout_redirect_uris = uris;
         }
@@ -200,12 +199,8 @@ fn redirect_uris(
     current: Option<&[String]>,
     code_flow: bool,
 ) -> Result<Vec<String>, AppError> {
-    let first = first.map(|uri| uri.trim().to_string());
-    let all = all.map(|uris| {
-        uris.iter()
-            .map(|u| u.trim().to_string())
-            .collect::<Vec<_>>()
-    });
+    // Taken exactly as given: a space around a URI is refused with the rest of the rules,
+    // never trimmed into something that was not written.
     let uris = match (first, all) {
         (Some(first), Some(all)) => {
             if all.first() != Some(&first) {
@@ -228,7 +223,9 @@ fn redirect_uris(
         (None, None) if code_flow => {
             return Err(AppError::invalid("redirect_uri: is required"));
         }
-        (None, None) => Vec::new(),
+        // A service that only uses `client_credentials`: what it had stays (a policy change
+        // alone never wipes its URIs), and a new one may have none.
+        (None, None) => current.map(<[String]>::to_vec).unwrap_or_default(),
     };
     check_redirect_uris("redirect_uris", &uris, usize::from(code_flow))?;
     Ok(uris)
@@ -366,6 +363,37 @@ mod tests {
             .validate(Some(&created))
             .unwrap();
         assert_eq!(updated, created);
+    }
+
+    #[test]
+    fn redirect_uris_are_taken_exactly_never_trimmed() {
+        for padded in [
+            " https://a.example/cb",
+            "https://a.example/cb\n",
+            "\thttps://a.example/cb",
+        ] {
+            let err = input(Some(padded), None).validate(None).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("must not contain spaces or control characters"),
+                "{padded:?}: {err}"
+            );
+            let err = input(None, Some(&["https://a.example/ok", padded]))
+                .validate(None)
+                .unwrap_err();
+            assert!(err.to_string().starts_with("redirect_uris[1]:"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_policy_change_alone_keeps_a_services_redirect_uris() {
+        let (_, created) = input(Some("https://a.example/cb"), None)
+            .validate(None)
+            .unwrap();
+        let mut service = input(None, None);
+        service.grant_types = Some(vec!["client_credentials".into()]);
+        let (_, updated) = service.validate(Some(&created)).unwrap();
+        assert_eq!(updated.redirect_uris, ["https://a.example/cb"]);
     }
 
     #[test]

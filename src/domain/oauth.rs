@@ -232,8 +232,8 @@ impl PkcePolicy {
     }
 
     /// Checks a challenge and its method, given together or not at all. An `S256` challenge
-    /// is a SHA-256 digest in base64url, exactly 43 characters; anything else could never be
-    /// answered, so it is refused rather than stored.
+    /// is a SHA-256 digest in base64url, exactly 43 characters that decode to 32 bytes;
+    /// anything else could never be answered, so it is refused rather than stored.
     pub fn check(
         self,
         challenge: Option<String>,
@@ -262,9 +262,16 @@ impl PkcePolicy {
                 "code_challenge: must be 43 to 128 characters of A-Z a-z 0-9 . _ ~ -".into(),
             );
         }
-        if method == PkceMethod::S256 && challenge.len() != 43 {
+        // base64url without padding, decoded strictly (the unused low bits of the last
+        // character must be zero), to exactly the 32 bytes of a SHA-256 digest: `.` and `~`,
+        // another length or a non-canonical last character can never equal what a verifier
+        // hashes to.
+        let digest = || URL_SAFE_NO_PAD.decode(challenge.as_bytes());
+        if method == PkceMethod::S256 && !digest().is_ok_and(|bytes| bytes.len() == 32) {
             return Err(
-                "code_challenge: an S256 challenge is exactly 43 base64url characters".into(),
+                "code_challenge: an S256 challenge is exactly 43 base64url characters \
+                 (A-Z a-z 0-9 - _), the encoding of a SHA-256 digest"
+                    .into(),
             );
         }
         Ok(Some(Pkce { challenge, method }))
@@ -395,7 +402,19 @@ mod tests {
         assert!(long.unwrap_err().contains("exactly 43"));
         // A plain challenge may be longer: it is the verifier itself.
         assert!(consent("openid", None, Some("a".repeat(44)), Some("plain"), true).is_ok());
-        assert!(consent("openid", None, Some("a".repeat(43)), Some("S256"), true).is_ok());
+        // 43 characters that a verifier's digest could be...
+        let real = URL_SAFE_NO_PAD.encode(Sha256::digest(b"a verifier"));
+        assert!(consent("openid", None, Some(real.clone()), Some("S256"), true).is_ok());
+        // ...and 43 that no digest is: `~` and `.` are verifier characters, not base64url,
+        // and a last character whose unused bits are set encodes no 32 bytes.
+        for never in [
+            format!("{}~", &real[..42]),
+            format!("{}.", &real[..42]),
+            format!("{}B", &real[..42]),
+        ] {
+            let refused = consent("openid", None, Some(never.clone()), Some("S256"), true);
+            assert!(refused.unwrap_err().contains("exactly 43"), "{never}");
+        }
     }
 
     #[test]

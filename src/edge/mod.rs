@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod cors;
 pub mod input;
+pub mod metrics;
 pub mod openapi;
 
 use std::net::{IpAddr, SocketAddr};

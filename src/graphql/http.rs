@@ -239,8 +239,20 @@ fn introspection_only(request: &mut async_graphql::Request) -> bool {
 
 /// The bounds of [`super::limits`], checked on the parsed document before it reaches the
 /// schema. A document that fails to parse is left for the executor's syntax error.
-fn bound(request: &mut async_graphql::Request, max_selections: u64) -> Result<(), ServerError> {
+///
+/// The document itself is held to `max_bytes` (the JSON body limit) whichever way it came: a
+/// multipart request may be as large as an upload, but only its files may use that room.
+fn bound(
+    request: &mut async_graphql::Request,
+    max_selections: u64,
+    max_bytes: usize,
+) -> Result<(), ServerError> {
     let refuse = |why: String| ServerError::new(why, None);
+    if request.query.len() > max_bytes {
+        return Err(refuse(format!(
+            "the GraphQL document is longer than {max_bytes} bytes"
+        )));
+    }
     check_nesting(&request.query, MAX_NESTING).map_err(refuse)?;
     check_variables(&request.variables).map_err(refuse)?;
     let Ok(document) = request.parsed_query() else {
@@ -283,7 +295,8 @@ pub async fn run(
     let max_selections =
         u64::try_from(state.config.graphql_max_complexity.saturating_mul(2)).unwrap_or(u64::MAX);
     let operation = request.operation_name.clone();
-    if let Err(error) = bound(&mut request, max_selections) {
+    let max_bytes = state.config.graphql_body_limit_bytes;
+    if let Err(error) = bound(&mut request, max_selections, max_bytes) {
         state.metrics.graphql_operation(operation.as_deref(), false);
         let mut response = async_graphql::Response::from_errors(vec![error]);
         let challenge = annotate(&mut response);

@@ -67,14 +67,43 @@ pub fn check_nesting(query: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// The number of field selections each operation expands to, summed; refused beyond `max`.
-/// Fragment spreads that form a cycle are refused here too (validation would, after expanding).
+/// Most fragment definitions in one document. Every fragment the library validates is walked
+/// again from every selection set that spreads it, so their number is bounded before anything
+/// walks them (the console's operations define a handful; GraphiQL's introspection query three).
+pub const MAX_FRAGMENTS: usize = 64;
+
+/// Deepest walk through selection sets and fragment spreads together. A field nests one level
+/// and a spread one more; a chain of fragments, each spreading the next, nests as deep as it is
+/// long, although no bracket nests. Far beyond any depth the schema's own limit lets run, and
+/// low enough that the walks (ours and the library's, all recursive) stay within a worker's stack.
+pub const MAX_WALK_DEPTH: usize = 128;
+
+/// The number of field selections the document expands to, refused beyond `max`: each
+/// operation expanded, plus each fragment definition expanded once (an unused fragment is
+/// still parsed and validated, so it counts too). Fragment spreads that form a cycle, more than
+/// [`MAX_FRAGMENTS`] definitions and walks deeper than [`MAX_WALK_DEPTH`] are refused here too.
 pub fn check_selections(document: &ExecutableDocument, max: u64) -> Result<(), String> {
-    let mut sizes: HashMap<Name, Option<u64>> = HashMap::new();
+    if document.fragments.len() > MAX_FRAGMENTS {
+        return Err(format!(
+            "the document defines {} fragments; at most {MAX_FRAGMENTS} are accepted",
+            document.fragments.len()
+        ));
+    }
+    let mut walk = Walk {
+        document,
+        sizes: HashMap::new(),
+    };
+    let operations = document
+        .operations
+        .iter()
+        .map(|(_, operation)| &operation.node.selection_set);
+    let fragments = document
+        .fragments
+        .values()
+        .map(|fragment| &fragment.node.selection_set);
     let mut total = 0u64;
-    for (_, operation) in document.operations.iter() {
-        let size = set_size(document, &operation.node.selection_set, &mut sizes)?;
-        total = total.saturating_add(size);
+    for set in operations.chain(fragments) {
+        total = total.saturating_add(walk.set_size(set, 0)?);
         if total > max {
             return Err(format!(
                 "the document selects more than {max} fields once its fragments are expanded"
@@ -84,43 +113,57 @@ pub fn check_selections(document: &ExecutableDocument, max: u64) -> Result<(), S
     Ok(())
 }
 
-/// The expanded size of a selection set. `sizes` holds each fragment's size once known, and
-/// `None` while it is being computed (meeting that again is a cycle).
-fn set_size(
-    document: &ExecutableDocument,
-    set: &Positioned<SelectionSet>,
-    sizes: &mut HashMap<Name, Option<u64>>,
-) -> Result<u64, String> {
-    let mut size = 0u64;
-    for selection in &set.node.items {
-        let add = match &selection.node {
-            Selection::Field(field) => {
-                1u64.saturating_add(set_size(document, &field.node.selection_set, sizes)?)
-            }
-            Selection::InlineFragment(inline) => {
-                set_size(document, &inline.node.selection_set, sizes)?
-            }
-            Selection::FragmentSpread(spread) => {
-                let name = &spread.node.fragment_name.node;
-                match sizes.get(name) {
-                    Some(Some(known)) => *known,
-                    Some(None) => return Err(format!("fragment {name} spreads itself")),
-                    None => match document.fragments.get(name) {
-                        // An unknown fragment is the validator's to report.
-                        None => 0,
-                        Some(fragment) => {
-                            sizes.insert(name.clone(), None);
-                            let known = set_size(document, &fragment.node.selection_set, sizes)?;
-                            sizes.insert(name.clone(), Some(known));
-                            known
-                        }
-                    },
+/// One walk over a document. `sizes` holds each fragment's expanded size once known, and `None`
+/// while it is being computed (meeting that again is a cycle), so every fragment is expanded
+/// once whatever the number of spreads naming it.
+struct Walk<'a> {
+    document: &'a ExecutableDocument,
+    sizes: HashMap<Name, Option<u64>>,
+}
+
+impl Walk<'_> {
+    /// The expanded size of a selection set found `depth` levels down.
+    fn set_size(&mut self, set: &Positioned<SelectionSet>, depth: usize) -> Result<u64, String> {
+        if depth > MAX_WALK_DEPTH {
+            return Err(format!(
+                "the document nests fields and fragment spreads deeper than {MAX_WALK_DEPTH} \
+                 levels"
+            ));
+        }
+        let mut size = 0u64;
+        for selection in &set.node.items {
+            let add = match &selection.node {
+                Selection::Field(field) => {
+                    1u64.saturating_add(self.set_size(&field.node.selection_set, depth + 1)?)
                 }
-            }
-        };
-        size = size.saturating_add(add);
+                Selection::InlineFragment(inline) => {
+                    self.set_size(&inline.node.selection_set, depth + 1)?
+                }
+                Selection::FragmentSpread(spread) => {
+                    self.spread_size(&spread.node.fragment_name.node, depth + 1)?
+                }
+            };
+            size = size.saturating_add(add);
+        }
+        Ok(size)
     }
-    Ok(size)
+
+    fn spread_size(&mut self, name: &Name, depth: usize) -> Result<u64, String> {
+        match self.sizes.get(name) {
+            Some(Some(known)) => Ok(*known),
+            Some(None) => Err(format!("fragment {name} spreads itself")),
+            None => match self.document.fragments.get(name) {
+                // An unknown fragment is the validator's to report.
+                None => Ok(0),
+                Some(fragment) => {
+                    self.sizes.insert(name.clone(), None);
+                    let known = self.set_size(&fragment.node.selection_set, depth)?;
+                    self.sizes.insert(name.clone(), Some(known));
+                    Ok(known)
+                }
+            },
+        }
+    }
 }
 
 /// The first variable holding a string with NUL, named `$name`.
@@ -208,6 +251,60 @@ mod tests {
         assert!(err.contains("more than 1000"), "{err}");
         let small = async_graphql::parser::parse_query(fragment_bomb(5)).unwrap();
         assert!(check_selections(&small, 1000).is_ok());
+    }
+
+    /// `n` fragments, each spreading the next once: linear in size, as deep as it is long.
+    fn fragment_chain(n: usize, used: bool) -> String {
+        let mut doc = String::from(if used {
+            "query Q { ...F0 }\n"
+        } else {
+            "query Q { __typename }\n"
+        });
+        for i in 0..n {
+            doc.push_str(&format!("fragment F{i} on Query {{ ...F{} }}\n", i + 1));
+        }
+        doc.push_str(&format!("fragment F{n} on Query {{ __typename }}\n"));
+        doc
+    }
+
+    #[test]
+    fn too_many_fragments_are_refused_before_any_walk() {
+        let doc = async_graphql::parser::parse_query(fragment_chain(MAX_FRAGMENTS, true)).unwrap();
+        let err = check_selections(&doc, u64::MAX).unwrap_err();
+        assert!(err.contains("at most 64 are accepted"), "{err}");
+        let fits = async_graphql::parser::parse_query(fragment_chain(MAX_FRAGMENTS - 1, true));
+        assert!(check_selections(&fits.unwrap(), u64::MAX).is_ok());
+    }
+
+    #[test]
+    fn unused_fragments_count_toward_the_selections() {
+        // One operation selecting one field, and an unused fragment selecting 50.
+        let fields = (0..50)
+            .map(|i| format!("a{i}: __typename"))
+            .collect::<Vec<_>>();
+        let doc = format!(
+            "query Q {{ __typename }} fragment Unused on Query {{ {} }}",
+            fields.join(" ")
+        );
+        let doc = async_graphql::parser::parse_query(doc).unwrap();
+        let err = check_selections(&doc, 40).unwrap_err();
+        assert!(err.contains("more than 40"), "{err}");
+        assert!(check_selections(&doc, 51).is_ok());
+    }
+
+    #[test]
+    fn deep_walks_through_spreads_are_refused() {
+        // A chain of spreads nests one level per spread although no bracket nests.
+        let doc = "query Q { ...F0 } ".to_string()
+            + &(0..50)
+                .map(|i| format!("fragment F{i} on Query {{ a {{ b {{ ...F{} }} }} }}", i + 1))
+                .collect::<String>()
+            + "fragment F50 on Query { __typename }";
+        let doc = async_graphql::parser::parse_query(doc).unwrap();
+        let err = check_selections(&doc, u64::MAX).unwrap_err();
+        assert!(err.contains("deeper than 128 levels"), "{err}");
+        let shallow = async_graphql::parser::parse_query(fragment_chain(40, true)).unwrap();
+        assert!(check_selections(&shallow, u64::MAX).is_ok());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! so that a flood of bad passwords cannot fill the disk; the next event recorded says how many
 //! were left out.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
@@ -188,10 +189,16 @@ pub async fn record(
     })
 }
 
-/// Most sign-in events (failures and back-off refusals) one node records per minute.
+/// Most sign-in events (failures and back-off refusals) one node records per minute naming an
+/// account, and as many again for usernames that name none.
 pub const SIGN_IN_EVENTS_PER_MINUTE: u32 = 60;
+/// Most of those one account may take per minute, so that a flood aimed at one account leaves
+/// room to see the others.
+pub const SIGN_IN_EVENTS_PER_ACCOUNT: u32 = 10;
 
-/// This node's budget of sign-in events: [`SIGN_IN_EVENTS_PER_MINUTE`] per clock minute.
+/// This node's budget of sign-in events, per clock minute: [`SIGN_IN_EVENTS_PER_MINUTE`] for
+/// unknown usernames, as many for accounts (at most [`SIGN_IN_EVENTS_PER_ACCOUNT`] each). A
+/// flood of made-up usernames therefore never crowds out the failures against a real account.
 #[derive(Debug, Default)]
 pub struct SignInBudget {
     window: Mutex<Window>,
@@ -200,26 +207,45 @@ pub struct SignInBudget {
 #[derive(Debug, Default)]
 struct Window {
     minute: i64,
-    used: u32,
+    unknown: u32,
+    known: u32,
+    /// Events taken this minute per account (at most [`SIGN_IN_EVENTS_PER_MINUTE`] entries).
+    per_account: HashMap<String, u32>,
     left_out: u64,
 }
 
 impl SignInBudget {
-    /// Takes one event from the budget at `now`: `Some(n)` when it may be recorded, `n` being
-    /// how many were left out since the last one recorded; `None` when the minute's budget is
-    /// spent.
-    fn take(&self, now: i64) -> Option<u64> {
+    /// Takes one event about `account` (`None`: the username named none) from the budget at
+    /// `now`: `Some(n)` when it may be recorded, `n` being how many were left out since the
+    /// last one recorded; `None` when the budget it draws on is spent.
+    fn take(&self, now: i64, account: Option<&str>) -> Option<u64> {
         let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
         let minute = now.div_euclid(60);
         if window.minute != minute {
-            window.minute = minute;
-            window.used = 0;
+            *window = Window {
+                minute,
+                left_out: window.left_out,
+                ..Window::default()
+            };
         }
-        if window.used >= SIGN_IN_EVENTS_PER_MINUTE {
+        let room = match account {
+            None => window.unknown < SIGN_IN_EVENTS_PER_MINUTE,
+            Some(id) => {
+                window.known < SIGN_IN_EVENTS_PER_MINUTE
+                    && window.per_account.get(id).copied().unwrap_or(0) < SIGN_IN_EVENTS_PER_ACCOUNT
+            }
+        };
+        if !room {
             window.left_out += 1;
             return None;
         }
-        window.used += 1;
+        match account {
+            None => window.unknown += 1,
+            Some(id) => {
+                window.known += 1;
+                *window.per_account.entry(id.to_string()).or_default() += 1;
+            }
+        }
         Some(std::mem::take(&mut window.left_out))
     }
 }
@@ -235,7 +261,7 @@ pub async fn sign_in_refused(
     user: Option<&str>,
 ) {
     let now = state.clock.now();
-    let Some(left_out) = state.audit.take(now) else {
+    let Some(left_out) = state.audit.take(now, user) else {
         return;
     };
     let mut entry = match user {
@@ -325,15 +351,45 @@ mod tests {
     fn the_sign_in_budget_refills_each_minute_and_counts_what_it_left_out() {
         let budget = SignInBudget::default();
         for _ in 0..SIGN_IN_EVENTS_PER_MINUTE {
-            assert_eq!(budget.take(120), Some(0));
+            assert_eq!(budget.take(120, None), Some(0));
         }
-        assert_eq!(budget.take(130), None);
-        assert_eq!(budget.take(179), None);
+        assert_eq!(budget.take(130, None), None);
+        assert_eq!(budget.take(179, None), None);
         assert_eq!(
-            budget.take(180),
+            budget.take(180, None),
             Some(2),
             "a new minute, and two were left out"
         );
-        assert_eq!(budget.take(181), Some(0));
+        assert_eq!(budget.take(181, None), Some(0));
+    }
+
+    #[test]
+    fn unknown_usernames_never_crowd_out_an_account_nor_one_account_the_others() {
+        let budget = SignInBudget::default();
+        for _ in 0..SIGN_IN_EVENTS_PER_MINUTE * 10 {
+            budget.take(120, None);
+        }
+        assert!(
+            budget.take(121, Some("admin")).is_some(),
+            "a real account still counts"
+        );
+        for _ in 1..SIGN_IN_EVENTS_PER_ACCOUNT {
+            assert!(budget.take(122, Some("admin")).is_some());
+        }
+        assert_eq!(
+            budget.take(123, Some("admin")),
+            None,
+            "admin's share is spent"
+        );
+        assert!(budget.take(124, Some("ada")).is_some(), "ada has hers");
+        // Accounts share one ceiling.
+        let budget = SignInBudget::default();
+        let accounts: Vec<String> = (0..SIGN_IN_EVENTS_PER_MINUTE)
+            .map(|i| format!("u{i}"))
+            .collect();
+        for account in &accounts {
+            assert!(budget.take(60, Some(account)).is_some());
+        }
+        assert_eq!(budget.take(61, Some("one more")), None);
     }
 }

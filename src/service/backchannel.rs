@@ -36,7 +36,7 @@ use crate::domain::oauth::{OidcScope, OidcScopes};
 use crate::domain::secret::random_token;
 use crate::error::{AppError, AppResult};
 use crate::service::AppState;
-use crate::service::apps;
+use crate::service::{apps, keys};
 
 /// The event a logout token carries (Back-Channel Logout 1.0 §2.4).
 pub const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -103,7 +103,7 @@ impl Wake {
 }
 
 /// In `txn`, which ends `sessions`: ends their grants that do not hold `offline_access` (the
-/// app's tokens die with the session) and queues a logout token for every app that received an
+/// app's tokens die with the session) and those whose code is still unredeemed, and queues a logout token for every app that received an
 /// ID token in one of them. Returns the ids of the grants ended, for the caller to announce
 /// once `txn` has committed.
 pub(crate) async fn sessions_ended(
@@ -119,9 +119,15 @@ pub(crate) async fn sessions_ended(
         .filter(grants::Column::Sid.is_in(sids))
         .all(txn)
         .await?;
+    // A code not yet redeemed ends too, whatever its scope: redeemed after the sign-out, it
+    // would give the app an ID token naming a session that is gone, and no logout token would
+    // ever follow it.
     let ending: Vec<String> = rows
         .iter()
-        .filter(|row| !OidcScopes::filter(&row.scope).contains(OidcScope::OfflineAccess))
+        .filter(|row| {
+            row.code_used_at.is_none()
+                || !OidcScopes::filter(&row.scope).contains(OidcScope::OfflineAccess)
+        })
         .map(|row| row.id.clone())
         .collect();
     if !ending.is_empty() {
@@ -321,7 +327,7 @@ async fn send(state: &AppState, row: &logout_deliveries::Model) -> Try {
     };
     let alg = app.policy.id_token_alg;
     let token = match state.keys.ring_signing(alg).await {
-        Ok(ring) => match ring.sign_logout(alg, &claims) {
+        Ok(ring) => match keys::signing(alg, move || ring.sign_logout(alg, &claims)).await {
             Ok(token) => token,
             Err(err) => return Try::Again(format!("signing failed: {err}")),
         },

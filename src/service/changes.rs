@@ -200,6 +200,39 @@ pub(crate) async fn end_grant_announced(
     Ok(ended)
 }
 
+/// How long the listener waits in silence before it checks that its connection still answers.
+const IDLE_CHECK: Duration = Duration::from_secs(30);
+/// How long that check may take before the connection counts as lost.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The listener's next notification. After [`IDLE_CHECK`] of silence it runs `SELECT 1` on its
+/// own connection: a connection cut without a word (a failover, a network partition, a
+/// firewall dropping idle flows) never reports an error by itself, and a node would otherwise
+/// wait on it forever, its caches bounded only by their lifetimes. A check that fails, or does
+/// not answer within [`CHECK_TIMEOUT`], is answered as a lost connection. Receiving is
+/// cancel-safe in sqlx (a message is taken from the buffer only once whole), so the timeout
+/// loses nothing.
+async fn next_event(
+    listener: &mut PgListener,
+) -> Result<Option<sea_orm::sqlx::postgres::PgNotification>, sea_orm::sqlx::Error> {
+    loop {
+        if let Ok(event) = tokio::time::timeout(IDLE_CHECK, listener.try_recv()).await {
+            return event;
+        }
+        let check = sea_orm::sqlx::query("SELECT 1").execute(&mut *listener);
+        match tokio::time::timeout(CHECK_TIMEOUT, check).await {
+            Ok(Ok(_)) => continue,
+            Ok(Err(err)) => return Err(err),
+            Err(_) => {
+                return Err(sea_orm::sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the change listener's connection did not answer its check",
+                )));
+            }
+        }
+    }
+}
+
 /// `NOTIFY idgraph_changes` with `<node> <payload>`.
 async fn notify(
     db: &sea_orm::DatabaseConnection,
@@ -224,6 +257,8 @@ pub struct Listener {
     /// Announcements this node sent.
     sent: AtomicU64,
     received: watch::Receiver<u64>,
+    /// Counts the times the listening connection was found lost and listened again.
+    relistened: watch::Receiver<u64>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -238,12 +273,19 @@ impl Listener {
         self.received.clone()
     }
 
+    /// Counts the times the listening connection was lost and `LISTEN` was in place again,
+    /// each time with the caches emptied (tests wait on it).
+    pub fn relistened(&self) -> watch::Receiver<u64> {
+        self.relistened.clone()
+    }
+
     /// A listener that hears nothing (SQLite: one node).
     pub fn none() -> Self {
         Self {
             node: rand::random::<u64>().max(1),
             sent: AtomicU64::new(0),
             received: watch::channel(0).1,
+            relistened: watch::channel(0).1,
             task: None,
         }
     }
@@ -258,9 +300,10 @@ impl Listener {
         let mut listener = listen(database_url).await?;
         let database_url = database_url.to_string();
         let (count, received) = watch::channel(0);
+        let (again, relistened) = watch::channel(0);
         let task = tokio::spawn(async move {
             loop {
-                match listener.try_recv().await {
+                match next_event(&mut listener).await {
                     Ok(Some(notification)) => {
                         match from_node(notification.payload()) {
                             Some((from, _)) if from == node => continue,
@@ -274,6 +317,7 @@ impl Listener {
                     Ok(None) => {
                         tracing::warn!("change listener reconnected; caches emptied");
                         caches.forget_everything();
+                        again.send_modify(|n| *n += 1);
                     }
                     // Reconnecting failed, or the connection broke in a way the listener does
                     // not recover from by itself: open a new one, retrying every second, and
@@ -293,6 +337,7 @@ impl Listener {
                         };
                         tracing::warn!("change listener reconnected; caches emptied");
                         caches.forget_everything();
+                        again.send_modify(|n| *n += 1);
                     }
                 }
             }
@@ -301,6 +346,7 @@ impl Listener {
             node,
             sent: AtomicU64::new(0),
             received,
+            relistened,
             task: Some(task),
         })
     }

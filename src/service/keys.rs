@@ -45,23 +45,40 @@ use crate::service::audit::{self, Actor, Entry, Recorded};
 const ACTIVE: &str = "active";
 const RETIRED: &str = "retired";
 
+/// Key of the PostgreSQL advisory lock that creating and rotating keys take turns on.
+const KEYS_LOCK: i64 = 7_234_001;
+
+/// Opens a transaction that changes the key set; on PostgreSQL it first takes turns with every
+/// other node's (SQLite has one writer at a time).
+async fn begin_key_change(db: &DatabaseConnection) -> AppResult<sea_orm::DatabaseTransaction> {
+    let txn = db.begin().await?;
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({KEYS_LOCK})"))
+            .await?;
+    }
+    Ok(txn)
+}
+
 /// Creates and stores an active key of `algorithm` when the database has none; says whether
-/// it did.
+/// it did. Nodes started together on an empty database take turns, so exactly one creates
+/// each key and the others find it.
 pub async fn ensure_active_key(
     db: &DatabaseConnection,
     algorithm: SigningAlgorithm,
     now: i64,
 ) -> AppResult<bool> {
+    let txn = begin_key_change(db).await?;
     let existing = signing_keys::Entity::find()
         .filter(signing_keys::Column::State.eq(ACTIVE))
         .filter(signing_keys::Column::RetiresAt.is_null())
         .filter(signing_keys::Column::Algorithm.eq(algorithm.as_str()))
-        .one(db)
+        .one(&txn)
         .await?;
     if existing.is_some() {
         return Ok(false);
     }
-    insert_new_key(db, algorithm, now, None).await?;
+    insert_new_key(&txn, algorithm, now, None).await?;
+    txn.commit().await?;
     tracing::info!(algorithm = %algorithm, "signing key created");
     Ok(true)
 }
@@ -152,7 +169,7 @@ pub async fn rotate(
     rotation: Rotation,
     now: i64,
 ) -> AppResult<String> {
-    let txn = db.begin().await?;
+    let txn = begin_key_change(db).await?;
     let (kid, recorded) = rotate_in(&txn, algorithm, rotation, now, &Actor::Cli).await?;
     txn.commit().await?;
     recorded.log();
@@ -340,7 +357,7 @@ pub async fn rotate_by(
 ) -> AppResult<KeyInfo> {
     principal.require_admin(crate::domain::Scope::KeyWrite)?;
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = begin_key_change(&state.db).await?;
     let (kid, recorded) = rotate_in(
         &txn,
         algorithm,
@@ -370,11 +387,7 @@ pub async fn rotate_if_due(state: &crate::service::AppState) -> AppResult<Vec<St
         return Ok(Vec::new());
     };
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
-    if state.db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        txn.execute_unprepared("SELECT pg_advisory_xact_lock(7234001)")
-            .await?;
-    }
+    let txn = begin_key_change(&state.db).await?;
     let mut rotated = Vec::new();
     let mut recorded = Vec::new();
     for algorithm in active_algorithms(&txn).await? {
@@ -443,6 +456,23 @@ async fn insert_new_key(
     .insert(db)
     .await?;
     Ok(kid)
+}
+
+/// Runs `sign`, which signs with `algorithm`, off the async workers when that is RSA: an RSA
+/// signature takes a good part of a millisecond of one core, and would hold up every request
+/// queued behind it on that worker. Ed25519 and P-256 signatures are cheap enough to run inline.
+pub async fn signing<T: Send + 'static>(
+    algorithm: SigningAlgorithm,
+    sign: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> AppResult<T> {
+    let signed = if algorithm == SigningAlgorithm::Rs256 {
+        tokio::task::spawn_blocking(sign)
+            .await
+            .map_err(AppError::internal)?
+    } else {
+        sign()
+    };
+    signed.map_err(AppError::internal)
 }
 
 /// Builds the key ring from the database as of `now`: every published key, and the newest
@@ -603,9 +633,12 @@ impl KeyStore {
         self.refresh_if_older(Self::MISS_RELOAD).await
     }
 
-    /// Signs `claims` with the default algorithm's key.
+    /// Signs `claims` with the default algorithm's key (off the async workers when that is
+    /// RSA, see [`signing`]).
     pub async fn sign<T: Serialize>(&self, claims: &T) -> AppResult<String> {
-        self.ring().await?.sign(claims).map_err(AppError::internal)
+        let ring = self.ring().await?;
+        let claims = serde_json::to_value(claims).map_err(AppError::internal)?;
+        signing(ring.default, move || ring.sign(&claims)).await
     }
 
     /// Verifies a token; a `kid` not yet known triggers one reload (at most once a second).
@@ -687,10 +720,16 @@ impl KeyStore {
     /// `typ`, expired or not, and an app as its audience (the caller matches it to the app). A
     /// first-party session token is signed with the same keys and `typ`, but its audience is the
     /// issuer itself: never an ID token.
+    ///
+    /// A relying party logs out with the ID token of the sign-in, which may be older than the
+    /// last rotation: a key no longer published still verifies a hint when it was retired
+    /// after `retired_since` (the caller passes the start of the oldest browser session that
+    /// may still be live), read from the database on this rare path only.
     pub async fn verify_id_token_hint(
         &self,
         token: &str,
         issuer: &str,
+        retired_since: i64,
     ) -> AppResult<Option<IdClaims>> {
         let expect = Expect {
             issuer,
@@ -698,10 +737,41 @@ impl KeyStore {
             typ: JwtType::Jwt,
             expired_ok: true,
         };
-        Ok(self
-            .verify::<IdClaims>(token, expect)
+        let claims = match self.verify::<IdClaims>(token, expect).await? {
+            Some(claims) => Some(claims),
+            None => {
+                self.verify_with_retired(token, expect, retired_since)
+                    .await?
+            }
+        };
+        Ok(claims.filter(|claims| claims.aud != issuer))
+    }
+
+    /// Verifies `token` with the key its header names, if that key was retired after
+    /// `retired_since` (a published key has had its chance in the ring).
+    async fn verify_with_retired<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        expect: Expect<'_>,
+        retired_since: i64,
+    ) -> AppResult<Option<T>> {
+        let Some(kid) = jwt::header_kid(token) else {
+            return Ok(None);
+        };
+        let Some(row) = signing_keys::Entity::find_by_id(kid)
+            .filter(signing_keys::Column::RetiresAt.gt(retired_since))
+            .one(&self.db)
             .await?
-            .filter(|claims| claims.aud != issuer))
+        else {
+            return Ok(None);
+        };
+        let algorithm: SigningAlgorithm = row
+            .algorithm
+            .parse()
+            .map_err(|e: String| AppError::internal(anyhow::anyhow!(e)))?;
+        let jwk: Value = serde_json::from_str(&row.public_jwk).map_err(AppError::internal)?;
+        let key = VerifyingKey::from_jwk(algorithm, &jwk).map_err(AppError::internal)?;
+        Ok(jwt::verify_with(&key, token, expect, self.clock.now()).ok())
     }
 
     /// The public JSON Web Key Set.

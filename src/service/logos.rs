@@ -48,28 +48,74 @@ fn encode_png(image: &DynamicImage) -> AppResult<Vec<u8>> {
 
 /// Whether a file of `format` reaches its end marker. The decoders fill in what a truncated
 /// JPEG or GIF lacks and report success, so an incomplete upload is refused here: a JPEG must
-/// hold its End Of Image marker after the Start Of Scan (inside entropy-coded data `FF` is
-/// always escaped, so `FF D9` cannot appear there), a GIF must end with its trailer `3B`. A
-/// truncated PNG fails to decode on its own.
+/// reach its End Of Image marker by [`jpeg_reaches_its_end`], a GIF must end with its trailer
+/// `3B`. A truncated PNG fails to decode on its own.
 fn is_complete(format: ImageFormat, bytes: &[u8]) -> bool {
     match format {
-        ImageFormat::Jpeg => {
-            let find = |marker: [u8; 2], from: usize| {
-                bytes[from.min(bytes.len())..]
-                    .windows(2)
-                    .position(|pair| pair == marker)
-                    .map(|at| at + from)
-            };
-            find([0xFF, 0xDA], 0)
-                .and_then(|scan| find([0xFF, 0xD9], scan + 2))
-                .is_some()
-        }
+        ImageFormat::Jpeg => jpeg_reaches_its_end(bytes),
         ImageFormat::Gif => bytes
             .iter()
             .rev()
             .find(|byte| **byte != 0)
             .is_some_and(|last| *last == 0x3B),
         _ => true,
+    }
+}
+
+/// Walks a JPEG's segments from its Start Of Image to its End Of Image marker (ITU T.81
+/// Annex B): a segment that has a length is skipped by it, so the `FF D9` that ends an EXIF
+/// thumbnail inside an `APP1` segment is never taken for the image's own end; after a Start Of
+/// Scan header the entropy-coded data runs to the next marker (`FF 00` is an escaped `FF`, and
+/// `FF D0`–`FF D7` are restart markers inside the scan). A file cut anywhere before its own End
+/// Of Image runs out of bytes on the way.
+fn jpeg_reaches_its_end(bytes: &[u8]) -> bool {
+    const SOI: u8 = 0xD8;
+    const EOI: u8 = 0xD9;
+    const SOS: u8 = 0xDA;
+    const TEM: u8 = 0x01;
+    const RESTARTS: std::ops::RangeInclusive<u8> = 0xD0..=0xD7;
+    if !bytes.starts_with(&[0xFF, SOI]) {
+        return false;
+    }
+    let mut at = 2;
+    loop {
+        // A marker: one or more FF (fill bytes may repeat it), then its code.
+        if bytes.get(at) != Some(&0xFF) {
+            return false;
+        }
+        while bytes.get(at) == Some(&0xFF) {
+            at += 1;
+        }
+        let Some(&marker) = bytes.get(at) else {
+            return false;
+        };
+        at += 1;
+        if marker == EOI {
+            return true;
+        }
+        if marker == TEM || RESTARTS.contains(&marker) {
+            continue;
+        }
+        // Every other segment starts with its length, which counts its own two bytes.
+        let Some(&[high, low]) = bytes.get(at..at + 2) else {
+            return false;
+        };
+        let length = usize::from(u16::from_be_bytes([high, low]));
+        if length < 2 {
+            return false;
+        }
+        at += length;
+        if marker == SOS {
+            loop {
+                match (bytes.get(at), bytes.get(at + 1)) {
+                    (Some(0xFF), Some(0x00)) => at += 2,
+                    (Some(0xFF), Some(next)) if RESTARTS.contains(next) => at += 2,
+                    (Some(0xFF), Some(_)) => break,
+                    (Some(_), _) => at += 1,
+                    (None, _) => return false,
+                }
+            }
+        }
     }
 }
 
@@ -130,4 +176,55 @@ pub async fn process(permits: &Arc<Semaphore>, bytes: Vec<u8>) -> AppResult<Proc
     tokio::task::spawn_blocking(move || process_blocking(&bytes))
         .await
         .map_err(AppError::internal)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::jpeg_reaches_its_end;
+
+    /// A segment: its marker, then its length (counting itself) and payload.
+    fn segment(marker: u8, payload: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![0xFF, marker];
+        bytes.extend_from_slice(&u16::try_from(payload.len() + 2).unwrap().to_be_bytes());
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    /// SOI, an APP1 holding a whole "thumbnail" (its own SOS and EOI), a table, then a scan
+    /// whose data holds an escaped FF and a restart marker, then EOI.
+    fn camera_jpeg() -> Vec<u8> {
+        let thumbnail = [0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02, 0x11, 0xFF, 0xD9];
+        let mut bytes = vec![0xFF, 0xD8];
+        bytes.extend(segment(
+            0xE1,
+            &[b"Exif\0\0".as_slice(), &thumbnail].concat(),
+        ));
+        bytes.extend(segment(0xDB, &[0u8; 65]));
+        bytes.extend(segment(0xDA, &[1, 1, 0, 0, 63, 0]));
+        bytes.extend([0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56, 0x78]);
+        bytes.extend([0xFF, 0xD9]);
+        bytes
+    }
+
+    #[test]
+    fn a_whole_jpeg_reaches_its_end() {
+        assert!(jpeg_reaches_its_end(&camera_jpeg()));
+    }
+
+    #[test]
+    fn a_jpeg_cut_anywhere_before_its_own_end_does_not() {
+        let whole = camera_jpeg();
+        for cut in 0..whole.len() - 1 {
+            assert!(!jpeg_reaches_its_end(&whole[..cut]), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn not_a_jpeg_does_not() {
+        assert!(!jpeg_reaches_its_end(b"GIF89a"));
+        // A segment length below two cannot be.
+        assert!(!jpeg_reaches_its_end(&[
+            0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x01, 0xFF, 0xD9
+        ]));
+    }
 }

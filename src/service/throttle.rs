@@ -198,10 +198,12 @@ pub async fn reserve(
 }
 
 /// What an address is counted under: itself for IPv4, its /64 network for IPv6 (one host
-/// usually holds a whole /64, and could otherwise pick a fresh address per attempt).
+/// usually holds a whole /64, and could otherwise pick a fresh address per attempt). An
+/// IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, how a dual-stack listener on `[::]` sees IPv4
+/// clients) is the IPv4 address it maps: as a /64 it would put every IPv4 client in one count.
 fn network(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V4(_) => addr,
+    match addr.to_canonical() {
+        addr @ IpAddr::V4(_) => addr,
         IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
     }
 }
@@ -244,6 +246,19 @@ mod tests {
 
     fn user() -> Key {
         Key::User("alice".into())
+    }
+
+    #[test]
+    fn addresses_count_per_ipv4_host_and_per_ipv6_network() {
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        let other_mapped: IpAddr = "::ffff:192.0.2.2".parse().unwrap();
+        assert_eq!(network(mapped), v4);
+        assert_ne!(network(mapped), network(other_mapped));
+        let v6: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let same_net: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(network(v6), network(same_net));
+        assert_eq!(network(v6), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
     }
 
     #[test]

@@ -6,7 +6,9 @@ use sea_orm::EntityTrait;
 use serde_json::json;
 
 use crate::common::{TestApp, TestResponse, error_code};
-use crate::fixtures::{BOUNDARY, graphql_upload, image, multipart_file, png_declaring};
+use crate::fixtures::{
+    BOUNDARY, graphql_upload, image, jpeg_with_thumbnail, multipart_file, png_declaring,
+};
 
 async fn new_app(app: &TestApp) -> (String, String) {
     let token = app.oauth_admin("ops").await;
@@ -94,9 +96,13 @@ async fn bad_images_are_400_and_change_nothing(app: TestApp) {
     let png = image(ImageFormat::Png, 64, 64);
     let jpeg = image(ImageFormat::Jpeg, 64, 64);
     let gif = image(ImageFormat::Gif, 64, 64);
-    let cases: [(&str, Vec<u8>); 6] = [
+    // Cut in the middle of the main image: the thumbnail's markers are all there.
+    let (camera, main_starts) = jpeg_with_thumbnail(128, 128);
+    let cut = main_starts + (camera.len() - main_starts) / 2;
+    let cases: [(&str, Vec<u8>); 7] = [
         ("truncated png", png[..png.len() / 2].to_vec()),
         ("truncated jpeg", jpeg[..jpeg.len() / 2].to_vec()),
+        ("truncated jpeg with a thumbnail", camera[..cut].to_vec()),
         ("truncated gif", gif[..gif.len() - 2].to_vec()),
         ("text named .png", b"this is not an image at all".to_vec()),
         ("bomb", png_declaring(50_000)),

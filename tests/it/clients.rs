@@ -559,6 +559,76 @@ async fn concurrent_rotations_hand_out_only_working_secrets(app: TestApp) {
     }
 }
 
+/// Ten rotations with no grace at once: the first ends every other secret and hands out one
+/// that works; the other nine would end it in turn, so they are told so (409), never handed a
+/// secret that the next one kills.
+async fn concurrent_rotations_with_no_grace_hand_out_one_working_secret(app: TestApp) {
+    let admin = app.oauth_admin("ops").await;
+    let created = app.register_app(&admin, "Busy", "", REDIRECT).await;
+    let path = format!("/api/oauth/app/id/{}/rotate", created.client_id);
+    let answers = app
+        .send_all(
+            (0..10)
+                .map(|_| {
+                    json_request(
+                        Method::PUT,
+                        &path,
+                        Some(&admin),
+                        Some(json!({ "grace_seconds": 0 })),
+                    )
+                })
+                .collect(),
+        )
+        .await;
+    let mut handed_out = Vec::new();
+    for answer in &answers {
+        match answer.status {
+            StatusCode::OK => handed_out.push(answer.json()["key"].as_str().unwrap().to_string()),
+            StatusCode::CONFLICT => {
+                let message = answer.json()["message"].as_str().unwrap().to_string();
+                assert!(message.contains("rotated 0 seconds ago"), "{message}");
+            }
+            other => panic!("{other}: {}", String::from_utf8_lossy(&answer.body)),
+        }
+    }
+    assert_eq!(handed_out.len(), 1);
+    assert!(app.secret_works(&created.client_id, &handed_out[0]).await);
+    assert!(!app.secret_works(&created.client_id, &created.secret).await);
+}
+
+/// An app holding its three live secrets can still be rotated with no grace (the emergency:
+/// a secret leaked), since that ends the other three; with a grace it is told there is no room.
+async fn a_rotation_with_no_grace_always_has_room(app: TestApp) {
+    let admin = app.oauth_admin("ops").await;
+    let created = app.register_app(&admin, "Full", "", REDIRECT).await;
+    let path = format!("/api/oauth/app/id/{}/rotate", created.client_id);
+    let mut secrets = vec![created.secret.clone()];
+    for _ in 0..2 {
+        app.advance(Duration::from_secs(60));
+        let rotated = app.rest(Method::PUT, &path, Some(&admin), None).await;
+        rotated.assert_status(StatusCode::OK);
+        secrets.push(rotated.json()["key"].as_str().unwrap().to_string());
+    }
+    app.advance(Duration::from_secs(60));
+    app.rest(Method::PUT, &path, Some(&admin), None)
+        .await
+        .assert_status(StatusCode::CONFLICT);
+    let rotated = app
+        .rest(
+            Method::PUT,
+            &path,
+            Some(&admin),
+            Some(json!({ "grace_seconds": 0 })),
+        )
+        .await;
+    rotated.assert_status(StatusCode::OK);
+    let new = rotated.json()["key"].as_str().unwrap().to_string();
+    assert!(app.secret_works(&created.client_id, &new).await);
+    for old in secrets {
+        assert!(!app.secret_works(&created.client_id, &old).await);
+    }
+}
+
 /// Two nodes over one PostgreSQL: a secret revoked on one is refused by the other once its
 /// app cache entry has aged out (the bound, five seconds), with the clock moved, not slept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -972,5 +1042,7 @@ crate::on_every_database!(
     grants_outside_the_list_are_unauthorized_client_and_scopes_stay_under_the_ceiling,
     rotated_secrets_overlap_for_the_grace_and_revoked_ones_fail_at_once,
     concurrent_rotations_hand_out_only_working_secrets,
+    concurrent_rotations_with_no_grace_hand_out_one_working_secret,
+    a_rotation_with_no_grace_always_has_room,
     browsers_read_token_and_userinfo_from_the_apps_origin_only,
 );

@@ -20,6 +20,24 @@ pub fn image(format: ImageFormat, width: u32, height: u32) -> Vec<u8> {
     out
 }
 
+/// A JPEG as cameras write them: an `APP1` (EXIF) segment right after the Start Of Image that
+/// holds a whole thumbnail JPEG, with its own Start Of Scan and End Of Image markers, before
+/// the main image. Answers the file and where the main image's bytes start.
+pub fn jpeg_with_thumbnail(width: u32, height: u32) -> (Vec<u8>, usize) {
+    let main = image(ImageFormat::Jpeg, width, height);
+    let thumbnail = image(ImageFormat::Jpeg, 8, 8);
+    let mut payload = b"Exif\0\0".to_vec();
+    payload.extend_from_slice(&thumbnail);
+    let length = u16::try_from(payload.len() + 2).expect("a thumbnail fits a segment");
+    let mut file = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    file.extend_from_slice(&length.to_be_bytes());
+    file.extend_from_slice(&payload);
+    let main_starts = file.len();
+    // The main image without its own Start Of Image.
+    file.extend_from_slice(&main[2..]);
+    (file, main_starts)
+}
+
 /// CRC-32 (ISO 3309, as PNG requires), bit by bit.
 fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = 0xffff_ffffu32;

@@ -3,7 +3,8 @@
 //! the rest good, so that each field's own checks are reached), on SQLite and on PostgreSQL. It fails on any 5xx,
 //! on any panic (a handler's panic unwinds into this test), and on a request that burns more
 //! than a bound of CPU (measured on this thread, which runs every request: a current-thread
-//! runtime), so that an input with super-linear cost is caught however busy the machine is.
+//! runtime), so that an input with super-linear cost is caught however busy the machine is,
+//! or that gets no answer at all within a generous wall-clock bound (a hang).
 //!
 //! The seed is fixed (`FUZZ_SEED` overrides it, `FUZZ_CASES` the number of cases per store), so
 //! a failure repeats; its message shows the request.
@@ -84,6 +85,8 @@ struct Known {
     form_csrf: String,
     form_request: String,
     cookie: String,
+    /// A user administrator's (role `admin`) bearer token.
+    root: String,
     /// An administrator's console session and its form token.
     console_cookie: String,
     console_token: String,
@@ -128,7 +131,7 @@ fn generate(rng: &mut StdRng, known: &Known) -> Request<Body> {
         body[field] = bad_json(rng);
         Body::from(body.to_string())
     };
-    match rng.random_range(0..27) {
+    match rng.random_range(0..30) {
         0 => request(Method::GET, &format!("/api/oauth/app?amount={bad}&offset={bad}&creatorid={bad}"), token).body(Body::empty()),
         1 => request(Method::GET, &format!("/api/oauth/app/id/{id}"), token).body(Body::empty()),
         2 => request(Method::GET, &format!("/api/oauth/app/ids?ids={bad},{id}"), token).body(Body::empty()),
@@ -310,6 +313,55 @@ fn generate(rng: &mut StdRng, known: &Known) -> Request<Body> {
                 }
             }
         }
+        27 => {
+            // An app's secrets: listed, revoked by a bad id, rotated with a bad grace. The
+            // known app is never deleted (the run checks it afterwards); a bad id is.
+            match rng.random_range(0..4) {
+                0 => request(Method::GET, &format!("/api/oauth/app/id/{id}/secrets"), token).body(Body::empty()),
+                1 => request(Method::DELETE, &format!("/api/oauth/app/id/{id}/secrets/{bad}"), token).body(Body::empty()),
+                2 => request(Method::DELETE, &format!("/api/oauth/app/id/{bad}"), token).body(Body::empty()),
+                _ => request(Method::PUT, &format!("/api/oauth/app/id/{id}/rotate"), token)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(json!({ "grace_seconds": bad_json(rng) }).to_string())),
+            }
+        }
+        28 => {
+            // Sign-in, users, the audit trail and the keys over GraphQL, as a user administrator.
+            let documents = [
+                "mutation M($u: String!, $p: String!) { login(input: { username: $u, password: $p }) { accessToken } }",
+                "query Q($n: Int, $c: String, $s: String) { users(first: $n, after: $c, search: $s) { edges { node { username } } } }",
+                "query Q($n: Int, $c: String, $a: String, $t: String) { auditEvents(first: $n, after: $c, filter: { action: $a, targetType: $t, targetId: $a, actorKind: $t }) { edges { node { action } } } }",
+                "mutation M($id: ID!) { disableUser(id: $id) { id } }",
+                "mutation M($id: ID!, $p: String!) { setUserPassword(id: $id, password: $p) { id } }",
+                "mutation M($u: String!, $p: String) { createUser(input: { username: $u, email: $u, name: $u, password: $p, roles: [] }) { id } }",
+                "mutation M($a: SigningAlgorithm!) { rotateSigningKey(algorithm: $a) { kid } }",
+            ];
+            let document = documents[rng.random_range(0..documents.len())];
+            let variables = json!({
+                "u": bad_json(rng), "p": bad_json(rng), "n": bad_json(rng), "c": bad_json(rng),
+                "s": bad_json(rng), "a": bad_json(rng), "t": bad_json(rng), "id": bad_json(rng),
+            });
+            let caller = if rng.random_bool(0.8) { Some(known.root.as_str()) } else { token };
+            request(Method::POST, "/graphql", caller)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(json!({ "query": document, "variables": variables }).to_string()))
+        }
+        29 => {
+            // The console's sign-in form, one field made bad.
+            let mut form = vec![
+                ("token", known.console_token.clone()),
+                ("next", "/admin/apps".to_string()),
+                ("username", "root".to_string()),
+                ("password", "not the password".to_string()),
+            ];
+            let at = rng.random_range(0..form.len());
+            form[at].1 = bad_text(rng);
+            let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+            request(Method::POST, "/admin/signin", None)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::COOKIE, format!("idgraph_session={}", known.console_cookie))
+                .body(Body::from(body))
+        }
         _ => {
             // Documents themselves garbled: a random cut, a random byte flipped.
             let mut document = String::from("query { apps(first: 5) { edges { node { name creator { username } } } } viewer { id } }").into_bytes();
@@ -347,7 +399,9 @@ async fn fuzz(app: TestApp) {
         .console_sign_in("root", crate::common::PASSWORD)
         .await;
     let console_token = hidden(&text(&console.get("/admin/apps/new").await), "token");
+    let root = app.token("root", None).await;
     let known = Known {
+        root,
         console_cookie: console.cookie.clone().unwrap(),
         console_token,
         client_id: rp.client_id.clone(),
@@ -364,7 +418,14 @@ async fn fuzz(app: TestApp) {
         let request = generate(&mut rng, &known);
         let shown = format!("#{case} {} {}", request.method(), request.uri());
         let before = thread_cpu_ticks();
-        let response = send_on(app.router.clone(), request).await;
+        // A hang (a lock never released, a wait on a queue nobody serves) is a failure too;
+        // the bound is far beyond any answer's time, so a busy machine never reaches it.
+        let response = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            send_on(app.router.clone(), request),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{shown}: no answer within 30 s"));
         let ticks = thread_cpu_ticks() - before;
         assert!(
             response.status.as_u16() < 500,

@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::common::browser::{Browser, authorize_path, hidden, text};
 use crate::common::rp::{REDIRECT, setup};
 use crate::common::{PASSWORD, TestApp, TestResponse, error_code};
+use crate::fixtures::BOUNDARY;
 
 /// CPU time this thread has used, in clock ticks (`/proc/thread-self/stat`, utime + stime).
 fn thread_cpu_ticks() -> u64 {
@@ -89,6 +90,112 @@ async fn deep_nesting_and_fragment_cycles_are_refused_before_parsing(app: TestAp
     let cycle = "query Q { ...A } fragment A on Query { ...B } fragment B on Query { ...A }";
     let body = app.graphql(cycle, json!({}), None).await;
     assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
+}
+
+/// Documents that are linear in their size but long: a chain of 5,000 fragments (used, or
+/// defined and never spread) is refused for its number of fragments before any walk, whose
+/// recursion would otherwise go 5,000 deep; a document sent as a multipart request is held to
+/// the JSON body limit, although the request may be as large as an upload.
+async fn long_fragment_chains_and_long_multipart_documents_are_refused(app: TestApp) {
+    for used in [true, false] {
+        let mut document = String::from(if used {
+            "query Chain { ...F0 }\n"
+        } else {
+            "query Chain { __typename }\n"
+        });
+        for i in 0..5_000 {
+            document.push_str(&format!("fragment F{i} on Query {{ ...F{} }}\n", i + 1));
+        }
+        document.push_str("fragment F5000 on Query { __typename }\n");
+        let body = app.graphql(&document, json!({}), None).await;
+        assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("5001 fragments"), "used {used}: {message}");
+    }
+    // 300 KB of comment makes the document longer than the 256 KiB JSON limit, and nothing else
+    // is wrong with it; the same document fits once the comment is shorter.
+    let send = |padding: usize| {
+        let query = format!("# {}\nquery Long {{ __typename }}", "x".repeat(padding));
+        let operations = json!({ "query": query, "variables": {} });
+        let body = format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{operations}\r\n\
+             --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"map\"\r\n\r\n{{}}\r\n--{BOUNDARY}--\r\n"
+        );
+        let app = &app;
+        async move {
+            app.send_bytes(
+                Method::POST,
+                "/graphql",
+                None,
+                &format!("multipart/form-data; boundary={BOUNDARY}"),
+                &[("apollo-require-preflight", "true")],
+                body.into_bytes(),
+            )
+            .await
+            .json()
+        }
+    };
+    let body = send(300 * 1024).await;
+    assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than 262144 bytes"),
+        "{body}"
+    );
+    let body = send(1024).await;
+    assert_eq!(body["data"]["__typename"], "Query", "{body}");
+}
+
+/// Scope lists longer than 255 characters are stored on both stores (PostgreSQL refused them
+/// while its columns were `varchar(255)`): a session naming every management scope, and a
+/// connection consented to three long API scopes.
+async fn long_scope_lists_are_stored_on_both_stores(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let every = [
+        "gov.user.oauth.app:read",
+        "gov.user.oauth.app:write",
+        "gov.user.oauth.authorize",
+        "gov.user.oauth.connection:read",
+        "gov.user.oauth.connection:write",
+        "gov.user.admin.user:read",
+        "gov.user.admin.user:write",
+        "gov.user.admin.audit:read",
+        "gov.user.admin.key:read",
+        "gov.user.admin.key:write",
+    ]
+    .join(" ");
+    assert!(every.len() > 255);
+    let session = app.login("ada", Some(&every)).await;
+    assert!(session["accessToken"].is_string(), "{session}");
+
+    let api: Vec<String> = ["orders", "billing", "reports"]
+        .iter()
+        .map(|name| format!("{name}{}:read", "x".repeat(110)))
+        .collect();
+    let admin = app.token("ops", None).await;
+    let registered = app
+        .register_app_with(
+            &admin,
+            json!({
+                "name": "Long scopes",
+                "redirect_uri": REDIRECT,
+                "scope": format!("openid {}", api.join(" ")),
+            }),
+        )
+        .await;
+    let long = crate::common::rp::Rp {
+        client_id: registered.client_id,
+        ..rp
+    };
+    let code = crate::common::rp::consent(
+        &app,
+        &long,
+        json!({ "scope": format!("openid {}", api.join(" ")) }),
+    )
+    .await;
+    assert!(!code.is_empty());
 }
 
 async fn numbers_beyond_their_bounds_are_400_naming_the_field(app: TestApp) {
@@ -212,9 +319,11 @@ async fn nul_is_refused_at_every_edge_naming_the_field(app: TestApp) {
             .rest(Method::POST, "/api/oauth/app", Some(&admin), Some(body))
             .await;
         response.assert_status(StatusCode::BAD_REQUEST);
+        // The edge's refusal, not the URL rules' (which would refuse these too).
         let message = response.json()["message"].as_str().unwrap().to_string();
         assert!(
-            message.starts_with("url:") || message.starts_with("redirect_uri:"),
+            message == "url: must not contain control characters"
+                || message == "redirect_uri: must not contain control characters",
             "{message}"
         );
     }
@@ -288,6 +397,10 @@ async fn nul_is_refused_at_every_edge_naming_the_field(app: TestApp) {
             ],
         )
         .await;
+    refused.assert_status(StatusCode::BAD_REQUEST);
+    assert!(text(&refused).contains("username: must not contain control characters"));
+    // The console's sign-in form.
+    let refused = Browser::new(&app).console_sign_in(nul, PASSWORD).await;
     refused.assert_status(StatusCode::BAD_REQUEST);
     assert!(text(&refused).contains("username: must not contain control characters"));
     let refused = browser.get("/oauth/authorize?client_id=%00").await;
@@ -475,6 +588,8 @@ async fn spraying_usernames_from_one_address_is_throttled_on_graphql(app: TestAp
 
 crate::on_every_database!(
     deep_nesting_and_fragment_cycles_are_refused_before_parsing,
+    long_fragment_chains_and_long_multipart_documents_are_refused,
+    long_scope_lists_are_stored_on_both_stores,
     numbers_beyond_their_bounds_are_400_naming_the_field,
     graphql_client_mistakes_are_never_internal,
     nul_is_refused_at_every_edge_naming_the_field,

@@ -368,6 +368,45 @@ async fn revocation_ends_only_what_the_caller_owns(app: TestApp) {
     refreshed.assert_status(StatusCode::BAD_REQUEST);
 }
 
+/// A refresh token whose app may no longer refresh (`refresh_token` taken out of its grant
+/// types, or `offline_access` out of its scope ceiling) would be refused at the token endpoint:
+/// introspection calls it inactive from that moment, not only once it has been tried.
+async fn a_refresh_token_the_app_may_no_longer_use_is_inactive(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let admin = app.token("ops", None).await;
+    let path = format!("/api/oauth/app/id/{}", rp.client_id);
+    let seed = json!({ "name": "RP", "url": "https://rp.example", "redirect_uri": REDIRECT });
+    for narrowing in [
+        json!({ "grant_types": ["authorization_code"] }),
+        json!({ "scope": "openid profile email" }),
+    ] {
+        let mut restore = seed.clone();
+        restore["grant_types"] = json!(["authorization_code", "refresh_token"]);
+        restore["scope"] = json!("");
+        app.rest(Method::PUT, &path, Some(&admin), Some(restore))
+            .await
+            .assert_status(StatusCode::NO_CONTENT);
+        let code = consent(&app, &rp, json!({ "scope": "openid offline_access" })).await;
+        let refresh = redeem_for(&app, &rp, &code).await["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(introspect(&app, &rp, &refresh).await["active"], true);
+        let mut narrowed = seed.clone();
+        for (key, value) in narrowing.as_object().unwrap() {
+            narrowed[key] = value.clone();
+        }
+        app.rest(Method::PUT, &path, Some(&admin), Some(narrowed))
+            .await
+            .assert_status(StatusCode::NO_CONTENT);
+        assert_eq!(
+            introspect(&app, &rp, &refresh).await,
+            json!({ "active": false }),
+            "{narrowing}"
+        );
+    }
+}
+
 async fn introspection_is_for_confidential_apps_and_tells_no_more_than_active_false(app: TestApp) {
     let rp = setup(&app, "ops", "ada").await;
     let admin = app.token("ops", None).await;
@@ -671,6 +710,7 @@ async fn the_issuer_is_never_a_resource_and_user_grants_refuse_resource(app: Tes
 crate::on_every_database!(
     revocation_ends_only_what_the_caller_owns,
     introspection_is_for_confidential_apps_and_tells_no_more_than_active_false,
+    a_refresh_token_the_app_may_no_longer_use_is_inactive,
     client_credentials_grants_api_scopes_within_the_ceiling_for_allowed_resources,
     the_consent_page_shows_api_scopes_verbatim,
     the_issuer_is_never_a_resource_and_user_grants_refuse_resource,

@@ -137,6 +137,43 @@ async fn every_way_a_grant_ends_is_seen_by_the_next_request_with_the_cache_warm(
     );
 }
 
+/// A change to the user is seen by the very next userinfo call although the grant's entry is
+/// warm: a new name is served at once, and a deleted user's token is refused at once.
+async fn a_user_changed_or_deleted_is_seen_by_the_next_userinfo_with_the_cache_warm(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    app.create_user("root", &[idgraph::domain::Role::Admin])
+        .await;
+    let root = app.token("root", None).await;
+
+    let tokens = family(&app, &rp).await;
+    warm(&app, &rp, &tokens.access).await;
+    let renamed = app
+        .graphql(
+            "mutation($id: ID!) { updateUser(id: $id, input: { name: \"Ada King\" }) { name } }",
+            json!({ "id": rp.user_id }),
+            Some(&root),
+        )
+        .await;
+    assert_eq!(
+        renamed["data"]["updateUser"]["name"], "Ada King",
+        "{renamed}"
+    );
+    let claims = app.get("/api/oauth/userinfo", Some(&tokens.access)).await;
+    assert_eq!(claims.status, StatusCode::OK);
+    assert_eq!(claims.json()["name"], "Ada King");
+
+    warm(&app, &rp, &tokens.access).await;
+    let deleted = app
+        .graphql(
+            "mutation($id: ID!) { deleteUser(id: $id) }",
+            json!({ "id": rp.user_id }),
+            Some(&root),
+        )
+        .await;
+    assert!(deleted["errors"].is_null(), "{deleted}");
+    ended(&app, &rp, &tokens.access, "user deleted").await;
+}
+
 /// An app's token for itself, seen by the resource server it names.
 async fn an_apps_own_token_ends_when_revoked_when_the_app_loses_the_grant_or_is_deleted(
     app: TestApp,
@@ -248,6 +285,7 @@ async fn a_change_behind_the_nodes_back_is_seen_within_the_ttl(app: TestApp) {
 
 crate::on_every_database!(
     every_way_a_grant_ends_is_seen_by_the_next_request_with_the_cache_warm,
+    a_user_changed_or_deleted_is_seen_by_the_next_userinfo_with_the_cache_warm,
     an_apps_own_token_ends_when_revoked_when_the_app_loses_the_grant_or_is_deleted,
     a_change_behind_the_nodes_back_is_seen_within_the_ttl,
 );
@@ -339,6 +377,60 @@ async fn a_change_on_one_node_reaches_the_other_nodes_caches() {
     assert_eq!(b.get(&path, None).await.json()["name"], "RP");
     let (_, statements) = b.count_statements(b.get(&path, None)).await;
     assert_eq!(statements, 0, "the app is cached on b");
+    a.rest(
+        Method::PUT,
+        &path,
+        Some(&admin),
+        Some(json!({ "name": "Renamed", "url": "", "redirect_uri": REDIRECT })),
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+    until_heard(&b, || async {
+        b.get(&path, None).await.json()["name"] == "Renamed"
+    })
+    .await;
+    drop(b);
+}
+
+/// A listening connection that is cut (here by the server, as a failover or a restart would)
+/// is listened again with the caches emptied, and later announcements still arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(any(idgraph_postgres, idgraph_ci)),
+    ignore = "TEST_DATABASE_URL is unset: the PostgreSQL run is skipped (under CI it runs)"
+)]
+async fn a_lost_listening_connection_is_listened_again_with_the_caches_emptied() {
+    use sea_orm::ConnectionTrait;
+    let a = TestApp::postgres()
+        .await
+        .expect("TEST_DATABASE_URL must be set to run the PostgreSQL tests");
+    let b = a.another_node().await;
+    let rp = setup(&a, "ops", "ada").await;
+    let admin = a.token("ops", None).await;
+    let path = format!("/api/oauth/app/id/{}", rp.client_id);
+    assert_eq!(b.get(&path, None).await.json()["name"], "RP");
+    let (_, statements) = b.count_statements(b.get(&path, None)).await;
+    assert_eq!(statements, 0, "the app is cached on b");
+
+    // Both nodes' listening connections are cut: the only sessions that ran LISTEN.
+    let mut relistened = b.state.listener.relistened();
+    relistened.borrow_and_update();
+    a.state
+        .db
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), relistened.changed())
+        .await
+        .expect("b listened again within 10 s")
+        .unwrap();
+    let (_, statements) = b.count_statements(b.get(&path, None)).await;
+    assert!(statements > 0, "b's caches were emptied");
+
+    // Announcements reach b again.
     a.rest(
         Method::PUT,
         &path,

@@ -5,6 +5,7 @@
 //! worker's round (`backchannel::deliver_due`) with the test's clock.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,10 +14,12 @@ use axum::{Form, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use idgraph::auth::jwt::IdClaims;
+use idgraph::auth::keys::SigningAlgorithm;
 use idgraph::db::entities::{browser_sessions, grants, logout_deliveries};
 use idgraph::domain::Role;
 use idgraph::service::backchannel::{self, Delivered, GIVE_UP_AFTER_SECS, LOGOUT_EVENT};
 use idgraph::service::browser::COOKIE;
+use idgraph::service::keys;
 use jsonwebtoken::{DecodingKey, Validation, jwk::JwkSet};
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
@@ -244,6 +247,49 @@ async fn a_hint_naming_this_session_ends_it_at_once_even_expired(app: TestApp) {
     );
     assert_eq!(sessions(&app).await, 0);
     assert!(!still_signed_in(&mut browser, &rp).await);
+}
+
+/// A relying party logs out with the ID token of its sign-in although the key that signed it
+/// has been rotated out and unpublished since: the hint still ends the session. A key retired
+/// longer ago than a browser session lives names no sign-in that could still be live: its
+/// hints are refused.
+async fn a_hint_signed_by_a_key_rotated_out_since_still_ends_the_session(app: TestApp) {
+    let rp = register(&app, None, false).await;
+    let (mut browser, tokens) = signed_in(&app, &rp, "openid").await;
+    let hint = tokens["id_token"].as_str().unwrap();
+    let kid = jsonwebtoken::decode_header(hint).unwrap().kid.unwrap();
+    let at_once = keys::Rotation {
+        publish_ahead: Duration::ZERO,
+        overlap: Duration::ZERO,
+    };
+    keys::rotate(&app.state.db, SigningAlgorithm::Rs256, at_once, app.now())
+        .await
+        .unwrap();
+    app.advance(Duration::from_secs(3600));
+    app.state.keys.reload().await.unwrap();
+    let published = app.get("/api/oauth/jwks", None).await.json();
+    assert!(
+        !published.to_string().contains(&kid),
+        "the hint's key is no longer published: {published}"
+    );
+    let answer = browser
+        .get(&logout_path(&[
+            ("id_token_hint", hint),
+            ("post_logout_redirect_uri", SIGNED_OUT),
+        ]))
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", text(&answer));
+    assert_eq!(answer.header("location"), Some(SIGNED_OUT));
+    assert_eq!(sessions(&app).await, 0);
+    // Longer ago than a browser session lives (12 hours): refused.
+    app.advance(Duration::from_secs(12 * 3600));
+    let answer = Browser::new(&app)
+        .get(&logout_path(&[
+            ("id_token_hint", hint),
+            ("post_logout_redirect_uri", SIGNED_OUT),
+        ]))
+        .await;
+    assert_error_page(&answer, "id_token_hint");
 }
 
 async fn an_unregistered_post_logout_redirect_uri_is_not_followed(app: TestApp) {
@@ -489,6 +535,8 @@ async fn a_logout_request_posted_as_a_form_becomes_a_get(app: TestApp) {
     assert!(!location.contains("password"), "{location}");
 }
 
+/// Ending a browser session ends its grants without `offline_access`, and its codes not yet
+/// redeemed; a redeemed grant with `offline_access` lives on.
 async fn tokens_without_offline_access_end_with_the_session(app: TestApp) {
     let rp = register(&app, None, false).await;
     let mut browser = Browser::new(&app);
@@ -513,6 +561,14 @@ async fn tokens_without_offline_access_end_with_the_session(app: TestApp) {
     };
     let online_access = online["access_token"].as_str().unwrap().to_string();
     assert_eq!(userinfo(online_access.clone()).await, StatusCode::OK);
+    // A third, with offline_access, whose code the app has not redeemed before the sign-out.
+    let page = browser
+        .get(&authorize_path(
+            &rp,
+            &[("scope", "openid offline_access"), ("prompt", "consent")],
+        ))
+        .await;
+    let pending = redirect_query(&browser.press(&page, "approve").await);
 
     browser
         .get(&logout_path(&[(
@@ -524,6 +580,21 @@ async fn tokens_without_offline_access_end_with_the_session(app: TestApp) {
     assert_eq!(sessions(&app).await, 0);
     // The grant without offline_access ended: its access token fails at once.
     assert_eq!(userinfo(online_access).await, StatusCode::UNAUTHORIZED);
+    // The unredeemed code ended with the session although it holds offline_access: redeemed
+    // now, it would give an ID token naming a session that is gone.
+    let late = token(
+        &app,
+        &rp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", pending["code"].as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    late.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(late.json()["error"], "invalid_grant");
     // The offline grant lives on: its refresh token still works.
     let refreshed = refresh_grant(&app, &rp, offline["refresh_token"].as_str().unwrap()).await;
     refreshed.assert_status(StatusCode::OK);
@@ -703,13 +774,26 @@ async fn an_owed_logout_outlives_the_grants_tokens(app: TestApp) {
     assert_eq!(grants_left().await.unwrap(), 0);
 }
 
+fn short_refresh_tokens(c: &mut idgraph::config::RawConfig) {
+    c.refresh_token_ttl_secs = 300;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_owed_logout_outlives_short_refresh_tokens() {
-    let short = |c: &mut idgraph::config::RawConfig| c.refresh_token_ttl_secs = 300;
-    an_owed_logout_outlives_the_grants_tokens(TestApp::sqlite_with(short).await).await;
-    if let Some(app) = TestApp::postgres_with(short).await {
-        an_owed_logout_outlives_the_grants_tokens(app).await;
-    }
+async fn an_owed_logout_outlives_short_refresh_tokens_on_sqlite() {
+    an_owed_logout_outlives_the_grants_tokens(TestApp::sqlite_with(short_refresh_tokens).await)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(any(idgraph_postgres, idgraph_ci)),
+    ignore = "TEST_DATABASE_URL is unset: the PostgreSQL run is skipped (under CI it runs)"
+)]
+async fn an_owed_logout_outlives_short_refresh_tokens_on_postgres() {
+    let app = TestApp::postgres_with(short_refresh_tokens)
+        .await
+        .expect("TEST_DATABASE_URL must be set to run the PostgreSQL tests");
+    an_owed_logout_outlives_the_grants_tokens(app).await;
 }
 
 async fn a_delivery_waits_for_a_receiver_that_is_down(app: TestApp) {
@@ -1007,6 +1091,7 @@ crate::on_every_database!(
     id_tokens_carry_the_browser_sessions_sid,
     sessions_without_a_sid_still_work,
     a_hint_naming_this_session_ends_it_at_once_even_expired,
+    a_hint_signed_by_a_key_rotated_out_since_still_ends_the_session,
     an_unregistered_post_logout_redirect_uri_is_not_followed,
     a_tampered_hint_is_refused,
     a_hint_from_another_issuer_is_refused,

@@ -12,7 +12,7 @@ use crate::common::{PASSWORD, TestApp};
 async fn metrics_listener(app: &TestApp) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
-    let router = idgraph::metrics::router(app.state.clone());
+    let router = idgraph::edge::metrics::router(app.state.clone());
     let server = tokio::spawn(async move {
         axum::serve(listener, router).await.unwrap();
     });

@@ -511,6 +511,59 @@ async fn concurrent_redemptions_of_one_code_yield_one_token(app: TestApp) {
     );
 }
 
+/// The `redirect_uri` rule's SQL half. Codes minted through the consent API name no redirect
+/// URI, so the cases below are refused before the statement runs (a missing or unregistered
+/// URI can never match); a hosted-flow code names the URI its request used, and redeeming it
+/// with the app's *other* registered URI reaches the one-statement redemption, whose condition
+/// alone must refuse it. The good request then still redeems the code.
+async fn a_hosted_code_redeems_only_with_the_redirect_uri_its_request_named(app: TestApp) {
+    const SECOND: &str = "https://rp.example/second";
+    let admin = app.oauth_admin("ops").await;
+    let registered = app
+        .register_app_with(
+            &admin,
+            json!({ "name": "Two URIs", "redirect_uris": [REDIRECT, SECOND] }),
+        )
+        .await;
+    let user = app
+        .create_user("ada", &[idgraph::domain::Role::Oauth])
+        .await;
+    let rp = Rp {
+        client_id: registered.client_id,
+        secret: registered.secret,
+        user_token: app.token("ada", None).await,
+        user_id: user.id.to_string(),
+    };
+    let mut browser = crate::common::browser::Browser::new(&app);
+    let page = browser
+        .get(&crate::common::browser::authorize_path(&rp, &[]))
+        .await;
+    let consent_page = browser.sign_in(&page, "ada", crate::common::PASSWORD).await;
+    let answered = browser.press(&consent_page, "approve").await;
+    let code = crate::common::browser::redirect_query(&answered)["code"].clone();
+    let redeem_at = |uri: &'static str| {
+        [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", uri),
+            ("code_verifier", VERIFIER),
+        ]
+    };
+    let response = token(&app, &rp, &redeem_at(SECOND)).await;
+    assert_oauth_error(&response, StatusCode::BAD_REQUEST, "invalid_grant");
+    assert!(
+        response.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("redirect_uri must be the one"),
+        "{}",
+        response.json()
+    );
+    token(&app, &rp, &redeem_at(REDIRECT))
+        .await
+        .assert_status(StatusCode::OK);
+}
+
 /// Every rule of a code redemption, broken alone. Each rule is written twice in
 /// `service/tokens/code.rs`: as a condition of the one-statement redemption, and as a check that
 /// names what was wrong. A case passes only if the statement refused it (or tokens would come
@@ -908,6 +961,7 @@ async fn queued_marks_are_written_together_each_at_its_own_time(app: TestApp) {
 
 crate::on_every_database!(
     every_redemption_rule_is_enforced_in_sql_and_named_in_rust,
+    a_hosted_code_redeems_only_with_the_redirect_uri_its_request_named,
     every_refresh_rule_is_enforced_in_one_statement,
     a_token_userinfo_has_verified_stops_at_its_exp,
     refreshes_mark_the_connection_used_at_most_once_a_minute,

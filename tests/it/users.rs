@@ -380,17 +380,16 @@ async fn the_last_enabled_administrator_cannot_be_disabled_demoted_or_deleted(ap
     // Two administrators: one may disable the other.
     let body = disable(&app, &root, &other_id).await;
     assert_eq!(body["data"]["disableUser"]["disabled"], true, "{body}");
-    // Now root is the last enabled administrator.
-    let body = disable(&app, &root, &root_id).await;
-    assert_eq!(error_code(&body), "CONFLICT", "{body}");
-    let body = run(
-        &app,
-        &root,
-        "mutation($id: ID!) { deleteUser(id: $id) }",
-        json!({ "id": root_id }),
-    )
-    .await;
-    assert_eq!(error_code(&body), "CONFLICT");
+    // Now root is the last enabled administrator. No administrator may disable or delete
+    // their own account, so it is the operator who tries.
+    let root_user = UserId::from_trusted(root_id.clone());
+    let disabled = users::disable_user(&app.state, &Principal::System, &root_user).await;
+    assert!(
+        matches!(disabled, Err(AppError::Conflict(_))),
+        "{disabled:?}"
+    );
+    let deleted = users::delete_user(&app.state, &Principal::System, &root_user).await;
+    assert!(matches!(deleted, Err(AppError::Conflict(_))), "{deleted:?}");
     // The operator's escape hatch keeps the rule too.
     let demoted = users::set_roles(
         &app.state,
@@ -404,7 +403,7 @@ async fn the_last_enabled_administrator_cannot_be_disabled_demoted_or_deleted(ap
     assert_eq!(viewer_code(&app, &root).await, None);
     let body = run(&app, &root, "{ viewer { roles } }", json!({})).await;
     assert_eq!(body["data"]["viewer"]["roles"], json!(["ADMIN"]));
-    // Enabling the other makes root's own disabling possible again.
+    // Enabling the other makes disabling root possible again.
     run(
         &app,
         &root,
@@ -412,8 +411,87 @@ async fn the_last_enabled_administrator_cannot_be_disabled_demoted_or_deleted(ap
         json!({ "id": other_id }),
     )
     .await;
+    let disabled = users::disable_user(&app.state, &Principal::System, &root_user).await;
+    assert!(
+        disabled.is_ok_and(|user| user.disabled_at.is_some()),
+        "root is disabled"
+    );
+}
+
+/// An administrator may not disable or delete their own account (another one may): that would
+/// remove their own administration, as dropping their `admin` role would.
+async fn an_administrator_cannot_disable_or_delete_their_own_account(app: TestApp) {
+    let (root, root_id) = admin(&app, "root", None).await;
+    let (other, _) = admin(&app, "other", None).await;
     let body = disable(&app, &root, &root_id).await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    let body = run(
+        &app,
+        &root,
+        "mutation($id: ID!) { deleteUser(id: $id) }",
+        json!({ "id": root_id }),
+    )
+    .await;
+    assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
+    assert_eq!(viewer_code(&app, &root).await, None, "root is untouched");
+    let body = disable(&app, &other, &root_id).await;
     assert_eq!(body["data"]["disableUser"]["disabled"], true, "{body}");
+}
+
+/// An administrator disabled, or demoted, while their request runs changes nothing: the caller
+/// is read again inside the change's transaction. The callers are established first (as a
+/// request does before its change begins); there are enough administrators left that the
+/// last-administrator rule stops nothing.
+async fn an_administrator_disabled_or_demoted_mid_request_changes_nothing(app: TestApp) {
+    let (anna, _) = admin(&app, "anna", None).await;
+    let (bert, bert_id) = admin(&app, "bert", None).await;
+    let (carl, carl_id) = admin(&app, "carl", None).await;
+    let (_, dora_id) = admin(&app, "dora", None).await;
+    let bert_caller = sessions::principal_from_bearer(&app.state, &bert)
+        .await
+        .unwrap();
+    let carl_caller = sessions::principal_from_bearer(&app.state, &carl)
+        .await
+        .unwrap();
+    let dora = UserId::from_trusted(dora_id);
+    // Bert is disabled, Carl demoted, each after their request began.
+    let body = disable(&app, &anna, &bert_id).await;
+    assert_eq!(body["data"]["disableUser"]["disabled"], true, "{body}");
+    let body = run(
+        &app,
+        &anna,
+        "mutation($id: ID!) { updateUser(id: $id, input: { roles: [OAUTH] }) { roles } }",
+        json!({ "id": carl_id }),
+    )
+    .await;
+    assert_eq!(
+        body["data"]["updateUser"]["roles"],
+        json!(["OAUTH"]),
+        "{body}"
+    );
+    let by_bert = users::disable_user(&app.state, &bert_caller, &dora).await;
+    assert!(
+        matches!(by_bert, Err(AppError::InvalidToken)),
+        "{by_bert:?}"
+    );
+    let by_carl = users::disable_user(&app.state, &carl_caller, &dora).await;
+    assert!(
+        matches!(by_carl, Err(AppError::Forbidden(_))),
+        "{by_carl:?}"
+    );
+    let by_carl = users::set_password(
+        &app.state,
+        &carl_caller,
+        &dora,
+        secrecy::SecretString::from("a new password"),
+    )
+    .await;
+    assert!(
+        matches!(by_carl, Err(AppError::Forbidden(_))),
+        "{by_carl:?}"
+    );
+    // Dora is as she was: enabled, with her password.
+    assert_eq!(app.login_error("dora", PASSWORD).await, None);
 }
 
 async fn two_administrators_disabling_each_other_at_once_leave_one(app: TestApp) {
@@ -872,6 +950,8 @@ crate::on_every_database!(
     administrators_create_change_and_set_passwords,
     a_disabled_user_cannot_sign_in_and_every_token_they_hold_dies_at_once,
     the_last_enabled_administrator_cannot_be_disabled_demoted_or_deleted,
+    an_administrator_cannot_disable_or_delete_their_own_account,
+    an_administrator_disabled_or_demoted_mid_request_changes_nothing,
     two_administrators_disabling_each_other_at_once_leave_one,
     an_administrator_cannot_remove_their_own_admin_role,
     deleting_a_user_takes_their_connections_sessions_and_grants_and_keeps_their_apps,

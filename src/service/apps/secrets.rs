@@ -5,7 +5,9 @@
 //!
 //! Rotations of one app are serialised by taking the app row's write lock first, so that of
 //! concurrent rotations each one either hands out a secret that works (and the ones before it
-//! keep working through their grace) or is told there is no room (409).
+//! keep working through their grace) or is told there is no room (409). A rotation with no
+//! grace ends every other secret at once, so it is refused (409) within
+//! [`FRESH_ROTATION_SECS`] of another rotation, whose new secret it would end.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -19,9 +21,9 @@ use subtle::ConstantTimeEq;
 
 use super::{AppRecord, AppWithSecret, audit, record};
 use crate::auth::Principal;
-use crate::db::entities::{app_secrets, apps};
+use crate::db::entities::{app_secrets, apps, audit_events};
 use crate::domain::Scope;
-use crate::domain::audit::AuditAction;
+use crate::domain::audit::{AuditAction, AuditTarget};
 use crate::domain::capabilities::ClientAuthMethod;
 use crate::domain::ids::ClientId;
 use crate::domain::secret::{digest, random_token};
@@ -75,6 +77,28 @@ pub struct SecretInfo {
     pub expires_at: Option<i64>,
     /// When the token endpoint last accepted it, to the minute.
     pub last_used_at: Option<i64>,
+}
+
+/// How long a rotated-in secret is protected from a rotation with no grace.
+pub const FRESH_ROTATION_SECS: i64 = 10;
+
+/// Seconds since this app's last rotation, if it was less than [`FRESH_ROTATION_SECS`] ago
+/// (read from the audit trail, which every rotation writes in its own transaction).
+async fn last_rotation_age(
+    db: &impl ConnectionTrait,
+    client_id: &ClientId,
+    now: i64,
+) -> AppResult<Option<i64>> {
+    use sea_orm::QueryOrder;
+    let last = audit_events::Entity::find()
+        .filter(audit_events::Column::TargetType.eq(AuditTarget::App.as_str()))
+        .filter(audit_events::Column::TargetId.eq(client_id.as_str()))
+        .filter(audit_events::Column::Action.eq(AuditAction::AppSecretRotate.as_str()))
+        .filter(audit_events::Column::At.gt(now - FRESH_ROTATION_SECS))
+        .order_by_desc(audit_events::Column::Id)
+        .one(db)
+        .await?;
+    Ok(last.map(|row| (now - row.at).max(0)))
 }
 
 /// Draws a new secret for `client_id`, stores its digest, and returns it in clear.
@@ -137,15 +161,30 @@ pub async fn rotate_secret(
         .filter(app_secrets::Column::ExpiresAt.lte(now))
         .exec(&txn)
         .await?;
-    let live = app_secrets::Entity::find()
-        .filter(of_app.clone())
-        .all(&txn)
-        .await?;
-    if live.len() >= MAX_LIVE {
-        return Err(AppError::Conflict(format!(
-            "the app already holds {MAX_LIVE} live secrets: revoke one, or rotate after the \
-             oldest has expired"
-        )));
+    if grace == 0 {
+        // Every live secret ends now, so there is always room; but one handed out by another
+        // rotation a moment ago (a double click, a retry, a second administrator) would die
+        // the instant its caller was told "here is your new secret". The rotation before this
+        // one committed first (the app row's lock), so its audit row is there to be seen.
+        if let Some(age) = last_rotation_age(&txn, client_id, now).await? {
+            return Err(AppError::Conflict(format!(
+                "the app's secret was rotated {age} seconds ago, and a rotation with no grace \
+                 would end that new secret at once: revoke it by its id if that is meant, or \
+                 rotate again after {FRESH_ROTATION_SECS} seconds"
+            )));
+        }
+    } else {
+        // The live secrets all stay live through the grace, next to the new one.
+        let live = app_secrets::Entity::find()
+            .filter(of_app.clone())
+            .all(&txn)
+            .await?;
+        if live.len() >= MAX_LIVE {
+            return Err(AppError::Conflict(format!(
+                "the app already holds {MAX_LIVE} live secrets: revoke one, rotate with \
+                 grace_seconds 0, or rotate after the oldest has expired"
+            )));
+        }
     }
     let ends = now + grace;
     app_secrets::Entity::update_many()

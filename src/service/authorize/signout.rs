@@ -21,6 +21,7 @@ use super::{CookieChange, Outcome, SIGN_OUT_FORM, SignOutView};
 use crate::domain::authorize::AuthorizeParams;
 use crate::domain::ids::ClientId;
 use crate::domain::logout::EndSessionParams;
+use crate::domain::secs;
 use crate::error::{AppError, AppResult};
 use crate::metrics::SecurityEvent;
 use crate::service::browser::{self, BrowserContext};
@@ -191,7 +192,11 @@ async fn check(state: &AppState, params: &EndSessionParams) -> AppResult<Result<
         None => None,
         Some(token) => match state
             .keys
-            .verify_id_token_hint(token, &state.config.issuer)
+            .verify_id_token_hint(
+                token,
+                &state.config.issuer,
+                state.clock.now() - secs(state.config.browser_session_ttl),
+            )
             .await?
         {
             Some(claims) => Some(claims),

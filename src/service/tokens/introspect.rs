@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::{Client, OAuthError, live};
 use crate::auth::jwt::{AccessClaims, JwtType};
 use crate::db::entities::grants;
+use crate::domain::capabilities::GrantType;
 use crate::domain::ids::ClientId;
 use crate::domain::oauth::OidcScope;
 use crate::domain::scopes::Scopes;
@@ -165,7 +166,11 @@ async fn refresh_token(
             .as_deref()
             .is_some_and(|stored| digest_matches(secret, stored))
         && grant.refresh_expires_at.is_some_and(|at| at > now)
-        && scopes.oidc.contains(OidcScope::OfflineAccess);
+        && scopes.oidc.contains(OidcScope::OfflineAccess)
+        // The app's policy as it is now: one that may no longer refresh would see this token
+        // refused (and its grant ended) at the token endpoint, so it is not active.
+        && caller.policy().allows_grant(GrantType::RefreshToken)
+        && caller.policy().allows_oidc_scope(OidcScope::OfflineAccess);
     if !current {
         return Ok(None);
     }

@@ -21,6 +21,7 @@ use crate::domain::secs;
 use crate::error::AppError;
 use crate::service::AppState;
 use crate::service::apps::AppRecord;
+use crate::service::keys;
 
 mod code;
 mod grant_refresh;
@@ -263,10 +264,10 @@ async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuth
         at_hash: String::new(),
         sid: grant.sid.clone(),
     };
-    // An RSA signature takes a good part of a millisecond of one core: off the async workers,
-    // so that it does not hold up the requests queued behind it.
-    let rsa = ring.default == SigningAlgorithm::Rs256 || id_alg == SigningAlgorithm::Rs256;
-    let sign = move || -> anyhow::Result<(String, String)> {
+    // Off the async workers when either signature is RSA (`keys::signing`).
+    let rsa = [ring.default, id_alg].contains(&SigningAlgorithm::Rs256);
+    let slowest = if rsa { SigningAlgorithm::Rs256 } else { id_alg };
+    let (access_token, id_token) = keys::signing(slowest, move || {
         let access_token = ring.sign_access(&access)?;
         let id = IdClaims {
             at_hash: at_hash(id_alg, &access_token),
@@ -274,15 +275,8 @@ async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuth
         };
         let id_token = ring.sign_with(id_alg, &id)?;
         Ok((access_token, id_token))
-    };
-    let signed = if rsa {
-        tokio::task::spawn_blocking(sign)
-            .await
-            .map_err(AppError::internal)?
-    } else {
-        sign()
-    };
-    let (access_token, id_token) = signed.map_err(AppError::internal)?;
+    })
+    .await?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

@@ -6,7 +6,6 @@ use super::{Client, OAuthError, TokenResponse};
 use crate::auth::jwt::AccessClaims;
 use crate::domain::scopes::Scopes;
 use crate::domain::secs;
-use crate::error::AppError;
 use crate::service::AppState;
 
 /// The token a service gets for itself: the API scopes it asked for within its ceiling (all of
@@ -47,7 +46,8 @@ pub async fn client_credentials(
     let scope = asked.to_string();
     let claims = AccessClaims::service(issuer, client.id(), audience, &scope, now, ttl);
     let ring = state.keys.ring().await?;
-    let access_token = ring.sign_access(&claims).map_err(AppError::internal)?;
+    let access_token =
+        crate::service::keys::signing(ring.default, move || ring.sign_access(&claims)).await?;
     tracing::info!(client.id = %client.id(), "client_credentials token issued");
     Ok(TokenResponse {
         access_token,

@@ -4,7 +4,10 @@
 //!
 //! Guard rails, decided here for every transport: the last enabled administrator cannot be
 //! disabled, demoted or deleted (`CONFLICT`), and an administrator cannot remove their own
-//! `admin` role (`FORBIDDEN`; another administrator, or the operator, can). Each change writes
+//! `admin` role, nor disable or delete their own account (`FORBIDDEN`; another administrator,
+//! or the operator, can). The acting administrator is read again inside each change's
+//! transaction ([`confirm_actor`]): one disabled or demoted while their request ran changes
+//! nothing. Each change writes
 //! its target first and counts the administrators left afterwards in the same transaction; on
 //! PostgreSQL a transaction-scoped advisory lock makes changes to administrators take turns, so
 //! that two administrators disabling each other at once cannot leave none.
@@ -14,7 +17,7 @@ use std::collections::HashMap;
 use sea_orm::prelude::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, TransactionTrait,
+    QueryFilter, QuerySelect, TransactionTrait,
 };
 use secrecy::SecretString;
 
@@ -30,6 +33,9 @@ use crate::service::audit::{self, Actor, Entry, Recorded};
 use crate::service::browser::{self, Ended};
 use crate::service::changes::{self, Change};
 use crate::service::{AppState, backchannel};
+
+/// An administrator's change.
+const ADMIN: Acting = Acting::Administrator;
 
 /// Key of the PostgreSQL advisory lock that changes to administrators take turns on.
 const ADMINS_LOCK: i64 = 7_234_002;
@@ -97,7 +103,7 @@ pub async fn update_user(
         .next()
         .ok_or(AppError::NotFound("user"))?;
     keep_an_admin(&txn).await?;
-    commit(state, txn, now, principal, entries, None).await?;
+    commit(state, txn, now, (principal, ADMIN), entries, None).await?;
     after.try_into()
 }
 
@@ -135,7 +141,7 @@ pub async fn set_password(
     let txn = state.db.begin().await?;
     let after = set_column(&txn, id, users::Column::PasswordHash, hash, now).await?;
     let entry = Entry::new(AuditAction::UserPasswordSet, AuditTarget::User, id.as_str());
-    commit(state, txn, now, principal, vec![entry], None).await?;
+    commit(state, txn, now, (principal, ADMIN), vec![entry], None).await?;
     after.try_into()
 }
 
@@ -144,6 +150,7 @@ pub async fn set_password(
 /// owed a back-channel logout). Disabling a disabled user changes nothing.
 pub async fn disable_user(state: &AppState, principal: &Principal, id: &UserId) -> AppResult<User> {
     principal.require_admin(Scope::UserWrite)?;
+    not_themselves(principal, id, "disable")?;
     let now = state.clock.now();
     let (txn, before) = begin_change(state, id, now, true).await?;
     if before.disabled_at.is_some() {
@@ -157,7 +164,7 @@ pub async fn disable_user(state: &AppState, principal: &Principal, id: &UserId) 
         state,
         txn,
         now,
-        principal,
+        (principal, ADMIN),
         vec![
             Entry::new(AuditAction::UserDisable, AuditTarget::User, id.as_str())
                 .with("sessions_ended", ended.sessions),
@@ -180,7 +187,7 @@ pub async fn enable_user(state: &AppState, principal: &Principal, id: &UserId) -
     }
     let after = set_column(&txn, id, users::Column::DisabledAt, None::<i64>, now).await?;
     let entry = Entry::new(AuditAction::UserEnable, AuditTarget::User, id.as_str());
-    commit(state, txn, now, principal, vec![entry], None).await?;
+    commit(state, txn, now, (principal, ADMIN), vec![entry], None).await?;
     after.try_into()
 }
 
@@ -188,6 +195,7 @@ pub async fn enable_user(state: &AppState, principal: &Principal, id: &UserId) -
 /// transaction. Apps they created stay, with no creator.
 pub async fn delete_user(state: &AppState, principal: &Principal, id: &UserId) -> AppResult<()> {
     principal.require_admin(Scope::UserWrite)?;
+    not_themselves(principal, id, "delete")?;
     let now = state.clock.now();
     let (txn, before) = begin_change(state, id, now, true).await?;
     let ended = end_sessions_in(state, &txn, id, now, true, None).await?;
@@ -205,7 +213,7 @@ pub async fn delete_user(state: &AppState, principal: &Principal, id: &UserId) -
         state,
         txn,
         now,
-        principal,
+        (principal, ADMIN),
         vec![
             Entry::new(AuditAction::UserDelete, AuditTarget::User, id.as_str())
                 .with("username", before.username.as_str()),
@@ -229,7 +237,7 @@ pub async fn end_sessions(state: &AppState, principal: &Principal, id: &UserId) 
         state,
         txn,
         now,
-        principal,
+        (principal, ADMIN),
         vec![
             Entry::new(AuditAction::UserSessionsEnd, AuditTarget::User, id.as_str())
                 .with("sessions_ended", ended.sessions),
@@ -379,6 +387,53 @@ async fn keep_an_admin(txn: &DatabaseTransaction) -> AppResult<()> {
     Ok(())
 }
 
+/// What a change needs its acting user to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acting {
+    /// An enabled administrator.
+    Administrator,
+    /// Any enabled user, changing what is their own.
+    Themselves,
+}
+
+/// The acting user as the change's transaction sees them: still there and enabled, and for an
+/// administrator's change still an administrator. The bearer token was checked when the
+/// request began; a disabling or a demotion that committed since (a password hash may queue
+/// for seconds) stops the change instead of being followed by it. Read with a share lock on
+/// PostgreSQL, so that a concurrent disabling either is seen or waits for this change. The
+/// operator (the CLI) has no row to check.
+pub(crate) async fn confirm_actor(
+    txn: &DatabaseTransaction,
+    principal: &Principal,
+    acting: Acting,
+) -> AppResult<()> {
+    let Principal::User(me) = principal else {
+        return Ok(());
+    };
+    let row = users::Entity::find_by_id(me.user_id.as_str())
+        .lock_shared()
+        .one(txn)
+        .await?
+        .filter(|row| row.disabled_at.is_none())
+        .ok_or(AppError::InvalidToken)?;
+    let admin = Role::parse_list(&row.roles).is_ok_and(|roles| roles.contains(&Role::Admin));
+    if acting == Acting::Administrator && !admin {
+        return Err(AppError::forbidden("this operation needs the admin role"));
+    }
+    Ok(())
+}
+
+/// Refuses an administrator's change that would shut themselves out: disabling or deleting
+/// their own account is removing their own administration, as dropping their `admin` role is.
+fn not_themselves(principal: &Principal, id: &UserId, what: &str) -> AppResult<()> {
+    match principal {
+        Principal::User(me) if me.user_id == *id => Err(AppError::forbidden(format!(
+            "an administrator cannot {what} their own account: another administrator can"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Ends a change: records `entries` as the principal's in `txn`, commits, then writes the
 /// audit lines, announces what ended and (since claims userinfo serves may have changed) drops
 /// every node's cached live grants.
@@ -386,10 +441,11 @@ pub(super) async fn commit(
     state: &AppState,
     txn: DatabaseTransaction,
     now: i64,
-    principal: &Principal,
+    (principal, acting): (&Principal, Acting),
     entries: Vec<Entry>,
     ended: Option<Ended>,
 ) -> AppResult<()> {
+    confirm_actor(&txn, principal, acting).await?;
     let actor = Actor::of(principal);
     let mut recorded: Vec<Recorded> = Vec::with_capacity(entries.len());
     for entry in entries {

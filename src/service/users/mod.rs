@@ -128,6 +128,7 @@ pub async fn create_user(
         AppError::Conflict(_) => username_taken(&request.username),
         other => other,
     })?;
+    admin::confirm_actor(&txn, principal, admin::Acting::Administrator).await?;
     let recorded = audit::record(
         &txn,
         now,

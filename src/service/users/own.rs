@@ -10,7 +10,7 @@ use sea_orm::prelude::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use secrecy::SecretString;
 
-use super::admin::{commit, end_sessions_in};
+use super::admin::{Acting, commit, end_sessions_in};
 use crate::auth::Principal;
 use crate::db::entities::users;
 use crate::domain::Scope;
@@ -58,7 +58,15 @@ pub async fn update_viewer(
         .into_iter()
         .next()
         .ok_or(AppError::InvalidToken)?;
-    commit(state, txn, now, principal, vec![entry], None).await?;
+    commit(
+        state,
+        txn,
+        now,
+        (principal, Acting::Themselves),
+        vec![entry],
+        None,
+    )
+    .await?;
     after.try_into()
 }
 
@@ -104,7 +112,15 @@ pub async fn change_password(
         AuditTarget::User,
         row.id.as_str(),
     );
-    commit(state, txn, now, principal, vec![entry], None).await?;
+    commit(
+        state,
+        txn,
+        now,
+        (principal, Acting::Themselves),
+        vec![entry],
+        None,
+    )
+    .await?;
     Ok(())
 }
 
@@ -122,7 +138,15 @@ pub async fn end_other_sessions(state: &AppState, principal: &Principal) -> AppR
     )
     .with("sessions_ended", ended.sessions)
     .with("kept_current", true);
-    commit(state, txn, now, principal, vec![entry], Some(ended.ended)).await?;
+    commit(
+        state,
+        txn,
+        now,
+        (principal, Acting::Themselves),
+        vec![entry],
+        Some(ended.ended),
+    )
+    .await?;
     Ok(ended.sessions)
 }
 

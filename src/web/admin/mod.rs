@@ -345,6 +345,11 @@ async fn sign_in(
             },
         )
     };
+    // A username is bound into SQL (the back-off's key, the user's look-up), where PostgreSQL
+    // refuses NUL: refuse it here, naming the field, as the other sign-in paths do.
+    if form.username.contains('\0') {
+        return again(StatusCode::BAD_REQUEST, &refusal("username"));
+    }
     match console::sign_in(
         &state,
         &context,
