@@ -91,7 +91,7 @@ pub fn check_selections(document: &ExecutableDocument, max: u64) -> Result<(), S
     }
     let mut walk = Walk {
         document,
-        sizes: HashMap::new(),
+        fragments: HashMap::new(),
     };
     let operations = document
         .operations
@@ -113,57 +113,81 @@ pub fn check_selections(document: &ExecutableDocument, max: u64) -> Result<(), S
     Ok(())
 }
 
-/// One walk over a document. `sizes` holds each fragment's expanded size once known, and `None`
-/// while it is being computed (meeting that again is a cycle), so every fragment is expanded
-/// once whatever the number of spreads naming it.
+/// One walk over a document. `fragments` holds each fragment's expanded size and height once
+/// known, and `None` while it is being computed (meeting that again is a cycle), so every
+/// fragment is expanded once whatever the number of spreads naming it.
 struct Walk<'a> {
     document: &'a ExecutableDocument,
-    sizes: HashMap<Name, Option<u64>>,
+    fragments: HashMap<Name, Option<Expanded>>,
+}
+
+/// A selection set's expanded size (fields), and its height: how many levels of fields,
+/// inline fragments and spreads it nests below itself.
+#[derive(Debug, Clone, Copy, Default)]
+struct Expanded {
+    size: u64,
+    height: usize,
 }
 
 impl Walk<'_> {
-    /// The expanded size of a selection set found `depth` levels down.
+    /// The expanded size of a selection set found `depth` levels down (and its height).
     fn set_size(&mut self, set: &Positioned<SelectionSet>, depth: usize) -> Result<u64, String> {
-        if depth > MAX_WALK_DEPTH {
-            return Err(format!(
-                "the document nests fields and fragment spreads deeper than {MAX_WALK_DEPTH} \
-                 levels"
-            ));
-        }
-        let mut size = 0u64;
-        for selection in &set.node.items {
-            let add = match &selection.node {
-                Selection::Field(field) => {
-                    1u64.saturating_add(self.set_size(&field.node.selection_set, depth + 1)?)
-                }
-                Selection::InlineFragment(inline) => {
-                    self.set_size(&inline.node.selection_set, depth + 1)?
-                }
-                Selection::FragmentSpread(spread) => {
-                    self.spread_size(&spread.node.fragment_name.node, depth + 1)?
-                }
-            };
-            size = size.saturating_add(add);
-        }
-        Ok(size)
+        self.expand(set, depth).map(|expanded| expanded.size)
     }
 
-    fn spread_size(&mut self, name: &Name, depth: usize) -> Result<u64, String> {
-        match self.sizes.get(name) {
-            Some(Some(known)) => Ok(*known),
-            Some(None) => Err(format!("fragment {name} spreads itself")),
+    fn expand(&mut self, set: &Positioned<SelectionSet>, depth: usize) -> Result<Expanded, String> {
+        too_deep(depth)?;
+        let mut expanded = Expanded::default();
+        for selection in &set.node.items {
+            let (add, below) = match &selection.node {
+                Selection::Field(field) => {
+                    let child = self.expand(&field.node.selection_set, depth + 1)?;
+                    (1u64.saturating_add(child.size), child.height)
+                }
+                Selection::InlineFragment(inline) => {
+                    let child = self.expand(&inline.node.selection_set, depth + 1)?;
+                    (child.size, child.height)
+                }
+                Selection::FragmentSpread(spread) => {
+                    let child = self.spread(&spread.node.fragment_name.node, depth + 1)?;
+                    (child.size, child.height)
+                }
+            };
+            expanded.size = expanded.size.saturating_add(add);
+            expanded.height = expanded.height.max(below + 1);
+        }
+        Ok(expanded)
+    }
+
+    /// A fragment spread `depth` levels down: the fragment expanded once, and checked for depth
+    /// wherever it is spread (a fragment first met near the top may be spread again far down).
+    fn spread(&mut self, name: &Name, depth: usize) -> Result<Expanded, String> {
+        let expanded = match self.fragments.get(name) {
+            Some(Some(known)) => *known,
+            Some(None) => return Err(format!("fragment {name} spreads itself")),
             None => match self.document.fragments.get(name) {
                 // An unknown fragment is the validator's to report.
-                None => Ok(0),
+                None => Expanded::default(),
                 Some(fragment) => {
-                    self.sizes.insert(name.clone(), None);
-                    let known = self.set_size(&fragment.node.selection_set, depth)?;
-                    self.sizes.insert(name.clone(), Some(known));
-                    Ok(known)
+                    self.fragments.insert(name.clone(), None);
+                    let known = self.expand(&fragment.node.selection_set, depth)?;
+                    self.fragments.insert(name.clone(), Some(known));
+                    known
                 }
             },
-        }
+        };
+        too_deep(depth + expanded.height)?;
+        Ok(expanded)
     }
+}
+
+fn too_deep(depth: usize) -> Result<(), String> {
+    if depth > MAX_WALK_DEPTH {
+        return Err(format!(
+            "the document nests fields and fragment spreads deeper than {MAX_WALK_DEPTH} levels"
+        ));
+    }
+    Ok(())
 }
 
 /// The first variable holding a string with NUL, named `$name`.
@@ -305,6 +329,30 @@ mod tests {
         assert!(err.contains("deeper than 128 levels"), "{err}");
         let shallow = async_graphql::parser::parse_query(fragment_chain(40, true)).unwrap();
         assert!(check_selections(&shallow, u64::MAX).is_ok());
+    }
+
+    #[test]
+    fn a_fragment_met_shallow_first_is_still_too_deep_when_spread_deep_later() {
+        // F0 → F1 → F2 → F3, each nesting 40 fields before its spread. Spread at the top,
+        // F2 is 80 levels high; spread again under F0 and F1 it reaches about 160 levels.
+        let nest = |inner: &str| {
+            let open: String = (0..40).map(|i| format!("f{i} {{ ")).collect();
+            format!("{open}{inner}{}", " }".repeat(40))
+        };
+        let mut doc = String::from("query Q { ...F2 ...F0 }\n");
+        for i in 0..3 {
+            doc.push_str(&format!(
+                "fragment F{i} on Query {{ {} }}\n",
+                nest(&format!("...F{}", i + 1))
+            ));
+        }
+        doc.push_str(&format!(
+            "fragment F3 on Query {{ {} }}\n",
+            nest("__typename")
+        ));
+        let doc = async_graphql::parser::parse_query(doc).unwrap();
+        let err = check_selections(&doc, u64::MAX).unwrap_err();
+        assert!(err.contains("deeper than 128 levels"), "{err}");
     }
 
     #[test]

@@ -115,8 +115,12 @@ pub(crate) async fn sessions_ended(
         return Ok(Vec::new());
     }
     let sids: Vec<&str> = sessions.iter().map(|s| s.sid.as_str()).collect();
+    // Locked on PostgreSQL (SQLite's transaction already holds the write lock): a code being
+    // redeemed right now either committed first, and is seen redeemed (its app is owed a
+    // logout), or waits and then finds its grant gone.
     let rows = grants::Entity::find()
         .filter(grants::Column::Sid.is_in(sids))
+        .lock_exclusive()
         .all(txn)
         .await?;
     // A code not yet redeemed ends too, whatever its scope: redeemed after the sign-out, it
@@ -329,7 +333,8 @@ async fn send(state: &AppState, row: &logout_deliveries::Model) -> Try {
     let token = match state.keys.ring_signing(alg).await {
         Ok(ring) => match keys::signing(alg, move || ring.sign_logout(alg, &claims)).await {
             Ok(token) => token,
-            Err(err) => return Try::Again(format!("signing failed: {err}")),
+            // The inner error, not the "internal error" a client would be shown.
+            Err(err) => return Try::Again(format!("signing failed: {err:?}")),
         },
         Err(err) => return Try::Again(format!("reading the keys failed: {err}")),
     };

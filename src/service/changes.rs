@@ -142,8 +142,20 @@ pub(crate) async fn grants_ended(state: &AppState, ids: &[String]) {
 }
 
 /// A connection of its own to `database_url` that listens on [`CHANNEL`].
+/// The `application_name` of every node's listening connection (`pg_stat_activity` shows it).
+pub const LISTENER_NAME: &str = "idgraph-changes";
+
+/// A listener on a connection of its own, `LISTEN`ing on [`CHANNEL`]. It does not reconnect by
+/// itself: a lost connection is answered as such, so that the caches are emptied before
+/// anything is heard again (see [`Listener::start`]).
 async fn listen(database_url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
-    let mut listener = PgListener::connect(database_url).await?;
+    use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    let options: PgConnectOptions = database_url.parse()?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with(options.application_name(LISTENER_NAME));
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.eager_reconnect(false);
     listener.listen(CHANNEL).await?;
     Ok(listener)
 }
@@ -303,7 +315,7 @@ impl Listener {
         let (again, relistened) = watch::channel(0);
         let task = tokio::spawn(async move {
             loop {
-                match next_event(&mut listener).await {
+                let lost = match next_event(&mut listener).await {
                     Ok(Some(notification)) => {
                         match from_node(notification.payload()) {
                             Some((from, _)) if from == node => continue,
@@ -311,35 +323,30 @@ impl Listener {
                             None => caches.forget_everything(),
                         }
                         count.send_modify(|n| *n += 1);
+                        continue;
                     }
-                    // The connection dropped and the listener (eagerly) reconnected: whatever
-                    // was announced in between is lost.
-                    Ok(None) => {
-                        tracing::warn!("change listener reconnected; caches emptied");
-                        caches.forget_everything();
-                        again.send_modify(|n| *n += 1);
-                    }
-                    // Reconnecting failed, or the connection broke in a way the listener does
-                    // not recover from by itself: open a new one, retrying every second, and
-                    // only then forget (entries cached while it was down may have missed
-                    // announcements).
-                    Err(err) => {
-                        tracing::warn!(error = %err, "change listener lost its connection");
-                        caches.forget_everything();
-                        listener = loop {
+                    // The connection dropped (the listener does not reconnect on its own, so the
+                    // loss is told here before anything is heard again).
+                    Ok(None) => "the connection closed".to_string(),
+                    Err(err) => err.to_string(),
+                };
+                // Whatever was announced while the connection was down is lost: forget now,
+                // listen on a new connection (retrying every second), and forget again once
+                // listening (entries cached meanwhile may have missed announcements).
+                tracing::warn!(error = %lost, "change listener lost its connection");
+                caches.forget_everything();
+                listener = loop {
+                    match listen(&database_url).await {
+                        Ok(fresh) => break fresh,
+                        Err(err) => {
+                            tracing::warn!(error = %err, "change listener still down");
                             tokio::time::sleep(Duration::from_secs(1)).await;
-                            match listen(&database_url).await {
-                                Ok(fresh) => break fresh,
-                                Err(err) => {
-                                    tracing::warn!(error = %err, "change listener still down");
-                                }
-                            }
-                        };
-                        tracing::warn!("change listener reconnected; caches emptied");
-                        caches.forget_everything();
-                        again.send_modify(|n| *n += 1);
+                        }
                     }
-                }
+                };
+                tracing::warn!("change listener reconnected; caches emptied");
+                caches.forget_everything();
+                again.send_modify(|n| *n += 1);
             }
         });
         Ok(Self {

@@ -62,23 +62,39 @@ async fn begin_key_change(db: &DatabaseConnection) -> AppResult<sea_orm::Databas
 /// Creates and stores an active key of `algorithm` when the database has none; says whether
 /// it did. Nodes started together on an empty database take turns, so exactly one creates
 /// each key and the others find it.
+///
+/// On SQLite (one node, one writer) the look-up and the insert run on their own: a transaction
+/// that reads first and writes after a key is drawn would fail whenever another write committed
+/// in between.
 pub async fn ensure_active_key(
     db: &DatabaseConnection,
     algorithm: SigningAlgorithm,
     now: i64,
 ) -> AppResult<bool> {
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return ensure_in(db, algorithm, now).await;
+    }
     let txn = begin_key_change(db).await?;
+    let created = ensure_in(&txn, algorithm, now).await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+async fn ensure_in(
+    db: &impl ConnectionTrait,
+    algorithm: SigningAlgorithm,
+    now: i64,
+) -> AppResult<bool> {
     let existing = signing_keys::Entity::find()
         .filter(signing_keys::Column::State.eq(ACTIVE))
         .filter(signing_keys::Column::RetiresAt.is_null())
         .filter(signing_keys::Column::Algorithm.eq(algorithm.as_str()))
-        .one(&txn)
+        .one(db)
         .await?;
     if existing.is_some() {
         return Ok(false);
     }
-    insert_new_key(&txn, algorithm, now, None).await?;
-    txn.commit().await?;
+    insert_new_key(db, algorithm, now, None).await?;
     tracing::info!(algorithm = %algorithm, "signing key created");
     Ok(true)
 }

@@ -412,17 +412,15 @@ async fn a_lost_listening_connection_is_listened_again_with_the_caches_emptied()
     let (_, statements) = b.count_statements(b.get(&path, None)).await;
     assert_eq!(statements, 0, "the app is cached on b");
 
-    // Both nodes' listening connections are cut: the only sessions that ran LISTEN.
+    // Both nodes' listening connections are cut (they go by one application name).
     let mut relistened = b.state.listener.relistened();
     relistened.borrow_and_update();
-    a.state
-        .db
-        .execute_unprepared(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND query LIKE 'LISTEN%'",
-        )
-        .await
-        .unwrap();
+    let cut = format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = '{}'",
+        idgraph::service::changes::LISTENER_NAME
+    );
+    a.state.db.execute_unprepared(&cut).await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), relistened.changed())
         .await
         .expect("b listened again within 10 s")

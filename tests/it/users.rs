@@ -520,6 +520,32 @@ async fn two_administrators_disabling_each_other_at_once_leave_one(app: TestApp)
     assert!(matches!(refused, Err(AppError::Conflict(_))), "{refused:?}");
 }
 
+/// Two administrators changing each other at once: each change writes its target's row and
+/// then reads its actor's, so without turns each would wait for the other's row (PostgreSQL
+/// would abort one as a deadlock). Both succeed, every time.
+async fn two_administrators_changing_each_other_at_once_both_succeed(app: TestApp) {
+    let (a, a_id) = admin(&app, "anna", None).await;
+    let (b, b_id) = admin(&app, "bert", None).await;
+    let anna = sessions::principal_from_bearer(&app.state, &a)
+        .await
+        .unwrap();
+    let bert = sessions::principal_from_bearer(&app.state, &b)
+        .await
+        .unwrap();
+    let (a_id, b_id) = (UserId::from_trusted(a_id), UserId::from_trusted(b_id));
+    let renamed = |name: String| idgraph::domain::users::UserChanges {
+        name: Some(name),
+        ..Default::default()
+    };
+    for round in 0..5 {
+        let (first, second) = tokio::join!(
+            users::update_user(&app.state, &anna, &b_id, renamed(format!("Bert {round}"))),
+            users::update_user(&app.state, &bert, &a_id, renamed(format!("Anna {round}"))),
+        );
+        assert!(first.is_ok() && second.is_ok(), "{first:?} {second:?}");
+    }
+}
+
 async fn an_administrator_cannot_remove_their_own_admin_role(app: TestApp) {
     let (root, root_id) = admin(&app, "root", None).await;
     admin(&app, "other", None).await;
@@ -953,6 +979,7 @@ crate::on_every_database!(
     an_administrator_cannot_disable_or_delete_their_own_account,
     an_administrator_disabled_or_demoted_mid_request_changes_nothing,
     two_administrators_disabling_each_other_at_once_leave_one,
+    two_administrators_changing_each_other_at_once_both_succeed,
     an_administrator_cannot_remove_their_own_admin_role,
     deleting_a_user_takes_their_connections_sessions_and_grants_and_keeps_their_apps,
     ending_a_users_sessions_keeps_the_account,

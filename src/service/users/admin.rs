@@ -9,8 +9,9 @@
 //! transaction ([`confirm_actor`]): one disabled or demoted while their request ran changes
 //! nothing. Each change writes
 //! its target first and counts the administrators left afterwards in the same transaction; on
-//! PostgreSQL a transaction-scoped advisory lock makes changes to administrators take turns, so
-//! that two administrators disabling each other at once cannot leave none.
+//! PostgreSQL a transaction-scoped advisory lock makes every administrator's change take turns,
+//! so that two administrators disabling each other at once cannot leave none, and two acting on
+//! each other never wait for each other's row.
 
 use std::collections::HashMap;
 
@@ -59,7 +60,7 @@ pub async fn update_user(
         ));
     }
     let now = state.clock.now();
-    let (txn, before) = begin_change(state, id, now, true).await?;
+    let (txn, before) = begin_change(state, id, now).await?;
     let mut update = users::Entity::update_many().filter(users::Column::Id.eq(id.as_str()));
     let mut entries = Vec::new();
     let mut profile = Entry::new(AuditAction::UserUpdate, AuditTarget::User, id.as_str());
@@ -138,7 +139,7 @@ pub async fn set_password(
     check_password("password", &password)?;
     let hash = state.passwords.hash(password).await?;
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = begin_admin_change(state).await?;
     let after = set_column(&txn, id, users::Column::PasswordHash, hash, now).await?;
     let entry = Entry::new(AuditAction::UserPasswordSet, AuditTarget::User, id.as_str());
     commit(state, txn, now, (principal, ADMIN), vec![entry], None).await?;
@@ -152,7 +153,7 @@ pub async fn disable_user(state: &AppState, principal: &Principal, id: &UserId) 
     principal.require_admin(Scope::UserWrite)?;
     not_themselves(principal, id, "disable")?;
     let now = state.clock.now();
-    let (txn, before) = begin_change(state, id, now, true).await?;
+    let (txn, before) = begin_change(state, id, now).await?;
     if before.disabled_at.is_some() {
         drop(txn);
         return row(&state.db, id).await?.try_into();
@@ -180,7 +181,7 @@ pub async fn disable_user(state: &AppState, principal: &Principal, id: &UserId) 
 pub async fn enable_user(state: &AppState, principal: &Principal, id: &UserId) -> AppResult<User> {
     principal.require_admin(Scope::UserWrite)?;
     let now = state.clock.now();
-    let (txn, before) = begin_change(state, id, now, false).await?;
+    let (txn, before) = begin_change(state, id, now).await?;
     if before.disabled_at.is_none() {
         drop(txn);
         return row(&state.db, id).await?.try_into();
@@ -197,7 +198,7 @@ pub async fn delete_user(state: &AppState, principal: &Principal, id: &UserId) -
     principal.require_admin(Scope::UserWrite)?;
     not_themselves(principal, id, "delete")?;
     let now = state.clock.now();
-    let (txn, before) = begin_change(state, id, now, true).await?;
+    let (txn, before) = begin_change(state, id, now).await?;
     let ended = end_sessions_in(state, &txn, id, now, true, None).await?;
     connections::Entity::delete_many()
         .filter(connections::Column::UserId.eq(id.as_str()))
@@ -229,7 +230,7 @@ pub async fn delete_user(state: &AppState, principal: &Principal, id: &UserId) -
 pub async fn end_sessions(state: &AppState, principal: &Principal, id: &UserId) -> AppResult<u64> {
     principal.require_admin(Scope::UserWrite)?;
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = begin_admin_change(state).await?;
     // Writes first (see `begin_change`), without touching the user: their profile is unchanged.
     let ended = end_sessions_in(state, &txn, id, now, false, None).await?;
     row(&txn, id).await?;
@@ -320,23 +321,31 @@ pub(super) async fn end_sessions_in(
     })
 }
 
+/// Opens the transaction of an administrator's change. On PostgreSQL it first takes turns with
+/// every other one (a transaction-scoped advisory lock): such a change writes its target's row
+/// and then reads its actor's with a share lock ([`confirm_actor`]), so two administrators
+/// acting on each other at once would otherwise each wait for the other's row. SQLite runs one
+/// writer at a time.
+pub(super) async fn begin_admin_change(state: &AppState) -> AppResult<DatabaseTransaction> {
+    let txn = state.db.begin().await?;
+    if state.db.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({ADMINS_LOCK})"))
+            .await?;
+    }
+    Ok(txn)
+}
+
 /// Opens the transaction of a change to user `id` and takes the user's row for it: its first
 /// statement writes the row (`updated_at`), so that on SQLite the transaction holds the write
-/// lock before it reads anything, and concurrent changes queue instead of failing. With
-/// `admins`, changes that could affect the administrators take turns on PostgreSQL (see the
-/// module's notes). Answers the row as it was, but for `updated_at`; a caller that then
+/// lock before it reads anything, and concurrent changes queue instead of failing; on
+/// PostgreSQL administrators' changes take turns ([`begin_admin_change`]). Answers the row as it was, but for `updated_at`; a caller that then
 /// changes nothing drops the transaction, which undoes the touch.
 async fn begin_change(
     state: &AppState,
     id: &UserId,
     now: i64,
-    admins: bool,
 ) -> AppResult<(DatabaseTransaction, users::Model)> {
-    let txn = state.db.begin().await?;
-    if admins && state.db.get_database_backend() == DbBackend::Postgres {
-        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({ADMINS_LOCK})"))
-            .await?;
-    }
+    let txn = begin_admin_change(state).await?;
     let before = users::Entity::update_many()
         .col_expr(users::Column::UpdatedAt, Expr::value(now))
         .filter(users::Column::Id.eq(id.as_str()))

@@ -23,7 +23,7 @@ use std::net::IpAddr;
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -110,7 +110,7 @@ pub async fn create_user(
         None => String::new(),
     };
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = admin::begin_admin_change(state).await?;
     let row = users::ActiveModel {
         id: Set(UserId::generate().as_str().to_string()),
         username: Set(request.username.clone()),
