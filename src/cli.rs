@@ -129,7 +129,13 @@ fn read_password(password_stdin: bool) -> anyhow::Result<SecretString> {
 pub enum KeysCommand {
     /// Add a new active signing key for every algorithm in use; the old ones stay published
     /// until their tokens expire.
-    Rotate,
+    Rotate {
+        /// Sign with the new keys at once instead of publishing them ahead (for a key that must
+        /// stop signing now, e.g. one that leaked). Relying parties that cached the JWKS meet a
+        /// key id they do not know yet and must fetch the JWKS again.
+        #[arg(long)]
+        now: bool,
+    },
 }
 
 /// Reads a role by its one string form ([`Role`]'s).
@@ -230,10 +236,13 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys {
-            command: KeysCommand::Rotate,
+            command: KeysCommand::Rotate { now: at_once },
         } => {
             let db = open_database(&config, config.migrate_on_start).await?;
-            let rotation = keys::Rotation::of(&config);
+            let mut rotation = keys::Rotation::of(&config);
+            if at_once {
+                rotation.publish_ahead = std::time::Duration::ZERO;
+            }
             let now = crate::clock::Clock::system().now();
             let mut algorithms = keys::active_algorithms(&db).await?;
             if !algorithms.contains(&config.signing_algorithm) {

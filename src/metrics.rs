@@ -10,7 +10,8 @@
 //! - `idgraph_graphql_operations_total` by operation name (the admin console's, from
 //!   `frontend-queries/`; any other is `other`) and outcome;
 //! - `idgraph_housekeeping_removed_total` by table;
-//! - at each scrape: `idgraph_db_pool_connections` by state and `idgraph_signing_keys` by state.
+//! - at each scrape: `idgraph_db_pool_connections` by state, `idgraph_db_writes_waiting` (the
+//!   SQLite writer's queue) and `idgraph_signing_keys` by state.
 //!
 //! This module is the recorder alone, which services count through; the request middleware and
 //! the listener's router are a transport's, in `edge::metrics`.
@@ -178,6 +179,11 @@ impl Metrics {
             "idgraph_db_pool_connections".into(),
             None,
             "Database pool connections: in_use, idle, max".into(),
+        );
+        recorder.describe_gauge(
+            "idgraph_db_writes_waiting".into(),
+            None,
+            "Requests waiting for the SQLite writer thread, queued or being committed (0 on PostgreSQL)".into(),
         );
         recorder.describe_gauge(
             "idgraph_signing_keys".into(),

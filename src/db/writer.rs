@@ -167,6 +167,8 @@ pub struct Writer {
     queue: Option<mpsc::Sender<Job>>,
     /// How many statements the thread has run (SeaORM's metric callback sees the pool's only).
     statements: Arc<AtomicUsize>,
+    /// How many callers are waiting for the thread (queued, or in the group being committed).
+    waiting: Arc<AtomicUsize>,
 }
 
 impl Writer {
@@ -175,12 +177,19 @@ impl Writer {
         Self {
             queue: None,
             statements: Arc::default(),
+            waiting: Arc::default(),
         }
     }
 
     /// How many statements the writer thread has run.
     pub fn statements(&self) -> usize {
         self.statements.load(Ordering::Relaxed)
+    }
+
+    /// How many callers are waiting for the writer thread right now: queued, or in the group
+    /// being committed (0 without a thread). The metrics' view of a saturated SQLite.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// Starts the writer thread for the SQLite file `database_url` names (already migrated).
@@ -202,6 +211,7 @@ impl Writer {
         Ok(Self {
             queue: Some(queue),
             statements,
+            waiting: Arc::default(),
         })
     }
 
@@ -222,7 +232,7 @@ impl Writer {
         let mut query = update.into_query();
         query.returning(Query::returning().all());
         let statement = DbBackend::Sqlite.build(&query);
-        let rows = send(queue, |to| Job::Returning(statement, to)).await?;
+        let rows = send(queue, &self.waiting, |to| Job::Returning(statement, to)).await?;
         rows.iter().map(E::Model::from_row).collect()
     }
 
@@ -259,16 +269,25 @@ impl Writer {
             txn.commit().await?;
             return Ok(true);
         };
-        send(queue, |to| Job::AllOrNothing(statements, to)).await
+        send(queue, &self.waiting, |to| Job::AllOrNothing(statements, to)).await
     }
 }
 
 /// Queues the job `job` makes of an answer's sender on the writer thread, and awaits the
-/// answer.
+/// answer, counted in `waiting` meanwhile (a caller that gives up stops counting).
 async fn send<T>(
     queue: &mpsc::Sender<Job>,
+    waiting: &AtomicUsize,
     job: impl FnOnce(Answer<T>) -> Job,
 ) -> Result<T, DbErr> {
+    struct Counted<'a>(&'a AtomicUsize);
+    impl Drop for Counted<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    waiting.fetch_add(1, Ordering::Relaxed);
+    let _counted = Counted(waiting);
     let (to, answer) = oneshot::channel();
     queue.send(job(to)).map_err(|_| stopped())?;
     answer.await.map_err(|_| dropped())?

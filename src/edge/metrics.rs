@@ -70,6 +70,11 @@ async fn scrape(State(state): State<AppState>) -> Response {
     );
     metrics.gauge(pool, vec![Label::new("state", "idle")], f64::from(idle));
     metrics.gauge(pool, vec![Label::new("state", "max")], f64::from(max));
+    metrics.gauge(
+        "idgraph_db_writes_waiting",
+        Vec::new(),
+        state.writer.waiting() as f64,
+    );
     if let Ok(ring) = state.keys.ring().await {
         let signing = ring.signers.len();
         let verify_only = ring.verifying.len().saturating_sub(signing);

@@ -85,8 +85,51 @@ fn every_frontend_operation_is_named_and_valid_against_schema_graphql() {
     }
 }
 
-/// The OpenAPI document as the server serves it equals the committed `openapi.json`; every
-/// route under `/api/oauth` and the probes is in it.
+/// The source files under `src/<dir>`.
+fn sources(dir: &str) -> Vec<(PathBuf, String)> {
+    fn walk(dir: &Path, found: &mut Vec<(PathBuf, String)>) {
+        for entry in std::fs::read_dir(dir).expect("a source directory") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("UTF-8 source");
+                found.push((path, text));
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&root().join("src").join(dir), &mut found);
+    found
+}
+
+/// Every route under `/api/oauth` and the probes is declared through utoipa-axum's `routes!`,
+/// which writes it into the document: the REST and protocol modules hold no plain axum route,
+/// and no other module mounts a path under `/api/oauth`.
+#[test]
+fn every_rest_and_protocol_route_is_declared_into_the_document() {
+    let mut found = Vec::new();
+    for dir in ["rest", "oidc"] {
+        for (path, text) in sources(dir) {
+            if text.contains(".route(") || text.contains("axum::Router") {
+                found.push(format!(
+                    "{} declares a route outside the document",
+                    path.display()
+                ));
+            }
+        }
+    }
+    for dir in ["web", "graphql", "edge"] {
+        for (path, text) in sources(dir) {
+            if text.contains("route(\"/api/oauth") || text.contains("nest(\"/api/oauth") {
+                found.push(format!("{} mounts a path under /api/oauth", path.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+/// The OpenAPI document as the server serves it equals the committed `openapi.json`.
 #[tokio::test]
 async fn openapi_json_matches_the_served_document() {
     let app = crate::common::TestApp::sqlite().await;

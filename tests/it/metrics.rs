@@ -127,6 +127,17 @@ async fn the_metrics_listener_sees_a_sign_in_failure_a_code_replay_and_a_token_g
         "a raw path was labelled"
     );
     assert!(sample(&after_replay, r#"idgraph_signing_keys{state="signing"}"#) >= 1.0);
+    // Every write above went through the SQLite writer and was answered: none waits now.
+    assert!(
+        after_replay
+            .lines()
+            .any(|line| line == "idgraph_db_writes_waiting 0"),
+        "{after_replay}"
+    );
+    assert!(
+        app.state.writer.statements() > 0,
+        "the writes went through the writer"
+    );
     server.abort();
 }
 
