@@ -8,9 +8,10 @@ Checks, each across the two nodes A and B:
 - a code minted on A redeems on B; one code sent to both at once redeems exactly once;
 - a rotated refresh token replayed on B ends the family on A too;
 - an app's change, a secret's rotation, a deleted connection and a signing-key rotation made
-  through one node (or the command line) are seen by the other within one second, and a token
-  signed on either names a key the other publishes;
-- the sign-in back-off counts failures on both nodes together.
+  through one node (or the command line) are seen by the other within one second; after a
+  rotation with `keys rotate --now`, each node signs with a rotated key and verifies the
+  other's tokens signed with it;
+- the sign-in back-off counts failures sent to both nodes at once together.
 Prints what it measured; exits non-zero at the first broken promise.
 """
 
@@ -265,9 +266,10 @@ def run(env):
         return answer["access_token"], kid
 
     for signer, other in (("A", "B"), ("B", "A")):
-        took = within(PROPAGATION, lambda: signed_on(signer)[1] in rotated)
+        signed = []
+        took = within(PROPAGATION, lambda: signed.append(signed_on(signer)) or signed[-1][1] in rotated)
         expect(took is not None, f"{signer} signs with a rotated key (after {took or 0:.3f} s)")
-        token, _ = signed_on(signer)
+        token = signed[-1][0]
         status, answer = call(other, "POST", "/api/oauth/introspect",
                               headers=basic(client_id, secret), form={"token": token})
         expect(status == 200 and answer.get("active") is True,
@@ -281,13 +283,11 @@ def run(env):
     with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
         codes = list(pool.map(lambda node: login(node, "target", "wrong password")[1],
                               ("A", "B") * 3))
+    # (What follows a refusal depends on the clock: the delay owed is a second, counted from
+    # the last checked attempt, so it is not asserted here; the tests move a clock for that.)
     checked = codes.count("INVALID_CREDENTIALS")
     expect(checked == 3 and codes.count("TOO_MANY_ATTEMPTS") == 3,
            f"of six failures sent to A and B at once, three are checked ({codes})")
-    expect(login("B", "target", "wrong password")[1] == "TOO_MANY_ATTEMPTS",
-           "the next, on B, is held back")
-    expect(login("A", "target", PASSWORD)[1] == "TOO_MANY_ATTEMPTS",
-           "and A holds back even the right password while the delay lasts")
 
 
 if __name__ == "__main__":

@@ -130,9 +130,9 @@ pub enum KeysCommand {
     /// Add a new active signing key for every algorithm in use; the old ones stay published
     /// until their tokens expire.
     Rotate {
-        /// Sign with the new keys at once instead of publishing them ahead (for a key that must
-        /// stop signing now, e.g. one that leaked). Relying parties that cached the JWKS meet a
-        /// key id they do not know yet and must fetch the JWKS again.
+        /// Sign with the new keys at once instead of publishing them ahead. Relying parties that
+        /// cached the JWKS meet a key id they do not know yet and must fetch the JWKS again.
+        /// The previous keys stay published until the tokens they signed expire.
         #[arg(long)]
         now: bool,
     },

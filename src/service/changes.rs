@@ -141,7 +141,6 @@ pub(crate) async fn grants_ended(state: &AppState, ids: &[String]) {
     }
 }
 
-/// A connection of its own to `database_url` that listens on [`CHANNEL`].
 /// The `application_name` of every node's listening connection (`pg_stat_activity` shows it).
 pub const LISTENER_NAME: &str = "idgraph-changes";
 
@@ -151,8 +150,13 @@ pub const LISTENER_NAME: &str = "idgraph-changes";
 async fn listen(database_url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
     use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
     let options: PgConnectOptions = database_url.parse()?;
+    // A connection given back is closed, never pinged (a half-open one would hang the ping
+    // until TCP gives up), and lives as long as the listener does.
     let pool = PgPoolOptions::new()
         .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .after_release(|_, _| Box::pin(async { Ok(false) }))
         .connect_lazy_with(options.application_name(LISTENER_NAME));
     let mut listener = PgListener::connect_with(&pool).await?;
     listener.eager_reconnect(false);
@@ -314,6 +318,7 @@ impl Listener {
         let (count, received) = watch::channel(0);
         let (again, relistened) = watch::channel(0);
         let task = tokio::spawn(async move {
+            let mut listening_since = std::time::Instant::now();
             loop {
                 let lost = match next_event(&mut listener).await {
                     Ok(Some(notification)) => {
@@ -335,6 +340,11 @@ impl Listener {
                 // listening (entries cached meanwhile may have missed announcements).
                 tracing::warn!(error = %lost, "change listener lost its connection");
                 caches.forget_everything();
+                // A connection cut again right after it listened (a proxy, an idle killer) is
+                // not reopened in a tight loop.
+                if listening_since.elapsed() < Duration::from_secs(5) {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
                 listener = loop {
                     match listen(&database_url).await {
                         Ok(fresh) => break fresh,
@@ -345,6 +355,7 @@ impl Listener {
                     }
                 };
                 tracing::warn!("change listener reconnected; caches emptied");
+                listening_since = std::time::Instant::now();
                 caches.forget_everything();
                 again.send_modify(|n| *n += 1);
             }

@@ -278,9 +278,16 @@ pub(super) async fn end_sessions_in(
     }
     let api = api.exec(txn).await?.rows_affected;
     // The grants go first, so that the apps are told once: ending the browser sessions below
-    // then finds no grant left to tell them about.
+    // then finds no grant left to tell them about. The user's browser sessions are locked
+    // before the grants (on PostgreSQL), in the order a sign-out takes them (its session, then
+    // its grants), so that the two never wait for each other.
     let mut grants_ended = Vec::new();
     if all_grants {
+        browser_sessions::Entity::find()
+            .filter(browser_sessions::Column::UserId.eq(id.as_str()))
+            .lock_exclusive()
+            .all(txn)
+            .await?;
         let grants = grants::Entity::delete_many()
             .filter(grants::Column::UserId.eq(id.as_str()))
             .exec_with_returning(txn)

@@ -10,7 +10,7 @@ use sea_orm::prelude::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use secrecy::SecretString;
 
-use super::admin::{Acting, commit, end_sessions_in};
+use super::admin::{Acting, commit, confirm_actor, end_sessions_in};
 use crate::auth::Principal;
 use crate::db::entities::users;
 use crate::domain::Scope;
@@ -130,6 +130,13 @@ pub async fn end_other_sessions(state: &AppState, principal: &Principal) -> AppR
     let me = principal.require_user(Scope::All)?;
     let now = state.clock.now();
     let txn = state.db.begin().await?;
+    // On PostgreSQL the user's row is locked before their sessions, in the order an
+    // administrator's change takes them (the other order could wait on each other). SQLite's
+    // transaction must write first instead (a read first could not become a write after a
+    // concurrent commit), and its one writer needs no order.
+    if state.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        confirm_actor(&txn, principal, Acting::Themselves).await?;
+    }
     let ended = end_sessions_in(state, &txn, &me.user_id, now, false, Some(&me.session)).await?;
     let entry = Entry::new(
         AuditAction::UserSessionsEnd,
