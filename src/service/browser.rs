@@ -9,7 +9,8 @@ use std::net::IpAddr;
 
 use sea_orm::sea_query::IntoCondition;
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, Set, TransactionTrait,
+    ColumnTrait, Condition, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
 };
 use secrecy::SecretString;
 
@@ -155,6 +156,14 @@ pub(crate) async fn sign_in(
         sid: Set(Some(sid.clone())),
     };
     let txn = state.db.begin().await?;
+    // Disabled since the password was checked: no session (the transaction is dropped). On
+    // PostgreSQL the user's row is read first, with a share lock, in the order an
+    // administrator's change takes the user's row and then their browser sessions (the other
+    // order could wait on each other); SQLite's transaction writes first and checks last.
+    let postgres = state.db.get_database_backend() == DbBackend::Postgres;
+    if postgres && !user_service::still_enabled(&txn, &user.id).await? {
+        return Err(AppError::InvalidCredentials);
+    }
     // The user's expired sessions go now, so rows do not pile up.
     browser_sessions::Entity::delete_many()
         .filter(browser_sessions::Column::UserId.eq(&user.id))
@@ -172,8 +181,7 @@ pub(crate) async fn sign_in(
     browser_sessions::Entity::insert(row)
         .exec_without_returning(&txn)
         .await?;
-    // Disabled since the password was checked: no session (the transaction is dropped).
-    if !user_service::still_enabled(&txn, &user.id).await? {
+    if !postgres && !user_service::still_enabled(&txn, &user.id).await? {
         return Err(AppError::InvalidCredentials);
     }
     txn.commit().await?;

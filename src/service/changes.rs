@@ -150,8 +150,10 @@ pub const LISTENER_NAME: &str = "idgraph-changes";
 async fn listen(database_url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
     use sea_orm::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
     let options: PgConnectOptions = database_url.parse()?;
-    // A connection given back is closed, never pinged (a half-open one would hang the ping
-    // until TCP gives up), and lives as long as the listener does.
+    // A connection given back is closed rather than pinged, and lives as long as the listener
+    // does. (Dropping a listener whose connection went half-open still sends `UNLISTEN *`,
+    // which waits for TCP to give up: a background task and a socket linger meanwhile, never
+    // the node, which listens on a new pool at once.)
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .max_lifetime(None)

@@ -1,7 +1,8 @@
 //! A user's connected apps: list, read, revoke. Every query is owner-scoped.
 
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
 };
 
 use crate::auth::Principal;
@@ -110,6 +111,17 @@ async fn withdraw(
     client_id: &ClientId,
 ) -> AppResult<()> {
     let txn = state.db.begin().await?;
+    // On PostgreSQL the connection's row is locked before its grants, in the order deleting the
+    // app takes them (connections, then their grants by cascade); the other order could wait
+    // on each other. SQLite's transaction must write first, and its one writer needs no order.
+    if state.db.get_database_backend() == DbBackend::Postgres {
+        connections::Entity::find()
+            .filter(connections::Column::UserId.eq(user_id.as_str()))
+            .filter(connections::Column::ClientId.eq(client_id.as_str()))
+            .lock_exclusive()
+            .all(&txn)
+            .await?;
+    }
     let ended = grants::Entity::delete_many()
         .filter(grants::Column::UserId.eq(user_id.as_str()))
         .filter(grants::Column::ClientId.eq(client_id.as_str()))

@@ -416,6 +416,8 @@ async fn a_consent_racing_a_delete_on_another_node_is_404() {
         user_token: rp.user_token.clone(),
         user_id: rp.user_id.clone(),
     };
+    // b has heard the app's registration (which would otherwise empty its cache later).
+    caught_up(&b, &a).await;
     consent(&b, &doomed, json!({ "scope": "openid" })).await;
     let delete = sea_orm::Statement::from_sql_and_values(
         sea_orm::DbBackend::Postgres,

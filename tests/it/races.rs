@@ -89,6 +89,52 @@ async fn deleting_an_app_while_it_is_changed_never_answers_500(app: TestApp) {
     }
 }
 
+/// A user withdrawing their connection while the app is deleted: the two delete the same
+/// connection and grants, and take them in one order (the connection, then its grants), so
+/// neither waits on the other; the withdrawal that loses finds the connection gone (404).
+async fn withdrawing_a_connection_while_its_app_is_deleted_never_answers_500(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let admin = app.token("ops", None).await;
+    for trial in 0..TRIALS {
+        let created = app
+            .register_app(&admin, &format!("Doomed {trial}"), "", REDIRECT)
+            .await;
+        let id = created.client_id;
+        for _ in 0..3 {
+            let consented = app
+                .rest(
+                    Method::POST,
+                    "/api/oauth/auth/code",
+                    Some(&rp.user_token),
+                    Some(json!({ "client_id": id, "scope": "openid" })),
+                )
+                .await;
+            consented.assert_status(StatusCode::OK);
+        }
+        let answers = app
+            .send_all(vec![
+                json_request(
+                    Method::DELETE,
+                    &format!("/api/oauth/connection/id/{id}"),
+                    Some(&rp.user_token),
+                    None,
+                ),
+                json_request(
+                    Method::DELETE,
+                    &format!("/api/oauth/app/id/{id}"),
+                    Some(&admin),
+                    None,
+                ),
+            ])
+            .await;
+        answers[1].assert_status(StatusCode::NO_CONTENT);
+        assert_no_server_error(
+            &answers[..1],
+            &[StatusCode::NO_CONTENT, StatusCode::NOT_FOUND],
+        );
+    }
+}
+
 /// 100 logins for one username at once: each attempt is counted before its password is
 /// checked, so at most the username's allowance of passwords is checked at all (an answer of
 /// `INVALID_CREDENTIALS` means a password was checked; `TOO_MANY_ATTEMPTS`, that none was).
@@ -241,6 +287,7 @@ async fn two_parallel_flows_of_one_user_for_one_app_both_work(app: TestApp) {
 
 crate::on_every_database!(
     deleting_an_app_while_it_is_changed_never_answers_500,
+    withdrawing_a_connection_while_its_app_is_deleted_never_answers_500,
     concurrent_logins_for_one_username_check_at_most_the_allowance,
     concurrent_hosted_sign_ins_check_at_most_the_allowance,
     two_parallel_flows_of_one_user_for_one_app_both_work,

@@ -288,6 +288,12 @@ pub(super) async fn end_sessions_in(
             .lock_exclusive()
             .all(txn)
             .await?;
+        // And their connections before the grants, as deleting an app takes them.
+        connections::Entity::find()
+            .filter(connections::Column::UserId.eq(id.as_str()))
+            .lock_exclusive()
+            .all(txn)
+            .await?;
         let grants = grants::Entity::delete_many()
             .filter(grants::Column::UserId.eq(id.as_str()))
             .exec_with_returning(txn)
