@@ -9,11 +9,11 @@
 use sea_orm::sea_query::{Expr, InsertStatement, OnConflict, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue, ColumnTrait, DbBackend, DbErr, EntityTrait, Insert, Iterable,
-    QueryTrait, Set, TransactionTrait,
+    QueryFilter, QuerySelect, QueryTrait, Set, TransactionTrait,
 };
 
 use crate::auth::{Principal, SessionRef};
-use crate::db::entities::{connections, grants, users};
+use crate::db::entities::{browser_sessions, connections, grants, users};
 use crate::db::owned::connection_of;
 use crate::domain::Scope;
 use crate::domain::capabilities::GrantType;
@@ -27,7 +27,11 @@ use crate::service::apps;
 
 /// `INSERT INTO grants (…) SELECT <the grant's values> WHERE EXISTS (<its user, enabled>)`:
 /// the grant is written only while its user is enabled, in one statement.
-fn insert_if_enabled(grant: &grants::ActiveModel, user_id: &str) -> AppResult<InsertStatement> {
+fn insert_if_enabled(
+    grant: &grants::ActiveModel,
+    user_id: &str,
+    sid: Option<&str>,
+) -> AppResult<InsertStatement> {
     let mut columns = Vec::new();
     let mut values = Query::select();
     for column in grants::Column::iter() {
@@ -44,6 +48,17 @@ fn insert_if_enabled(grant: &grants::ActiveModel, user_id: &str) -> AppResult<In
             .and_where(users::Column::DisabledAt.is_null())
             .to_owned(),
     ));
+    // A consent given in a browser session needs that session still there: one signed out
+    // meanwhile must not leave a code whose ID token would name it.
+    if let Some(sid) = sid {
+        values.and_where(Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from(browser_sessions::Entity)
+                .and_where(browser_sessions::Column::Sid.eq(sid))
+                .to_owned(),
+        ));
+    }
     let mut insert = Query::insert();
     insert.into_table(grants::Entity).columns(columns);
     insert.select_from(values).map_err(AppError::internal)?;
@@ -121,6 +136,10 @@ pub async fn record(
         creation_time: Set(now),
         consented_scope: Set(Some(remembered.to_string())),
     };
+    let sid = match &me.session {
+        SessionRef::Browser(sid) => sid.as_ref().map(ToString::to_string),
+        SessionRef::Api(_) => None,
+    };
     let grant = grants::ActiveModel {
         id: Set(GrantId::generate().to_string()),
         user_id: Set(me.user_id.to_string()),
@@ -137,10 +156,7 @@ pub async fn record(
         refresh_expires_at: Set(None),
         auth_time: Set(me.auth_time),
         created_at: Set(now),
-        sid: Set(match &me.session {
-            SessionRef::Browser(sid) => sid.as_ref().map(ToString::to_string),
-            SessionRef::Api(_) => None,
-        }),
+        sid: Set(sid.clone()),
         retired_refresh: ActiveValue::NotSet,
     };
     use connections::Column as C;
@@ -149,16 +165,21 @@ pub async fn record(
             .update_columns([C::Scope, C::AuthTime, C::AccessTime, C::ConsentedScope])
             .to_owned(),
     );
-    // A user disabled meanwhile gets neither a grant nor a changed connection.
+    // A user disabled meanwhile, or a browser session ended meanwhile, gets neither a grant
+    // nor a changed connection.
     let recorded = if state.db.get_database_backend() == DbBackend::Postgres {
-        record_on_postgres(state, me.user_id.as_str(), upsert, grant).await?
+        record_on_postgres(state, me.user_id.as_str(), sid.as_deref(), upsert, grant).await?
     } else {
         // SQLite checks in the grant's insert itself; the writer runs it right after the upsert,
         // inside its write transaction, so nothing comes between them, and undoes the upsert
         // when the insert adds nothing.
         let statements = vec![
             upsert.build(DbBackend::Sqlite),
-            DbBackend::Sqlite.build(&insert_if_enabled(&grant, me.user_id.as_str())?),
+            DbBackend::Sqlite.build(&insert_if_enabled(
+                &grant,
+                me.user_id.as_str(),
+                sid.as_deref(),
+            )?),
         ];
         match state.writer.all_or_nothing(&state.db, statements).await {
             Ok(recorded) => recorded,
@@ -176,18 +197,31 @@ pub async fn record(
     Ok(code)
 }
 
-/// Writes a consent on PostgreSQL, in one transaction; whether its user was still enabled. The
-/// check comes first (`users::still_enabled`), taking the user row's share lock before the
-/// connection's, in the order deleting a user takes them (no deadlock).
+/// Writes a consent on PostgreSQL, in one transaction; whether its user was still enabled (and
+/// its browser session, named by `sid`, still there). The checks come first
+/// (`users::still_enabled`, then the session), taking the user row's share lock, then the
+/// browser session's, before the connection's: the order deleting a user takes them, and a
+/// sign-out that ends the session waits for this consent and then ends its code too.
 async fn record_on_postgres(
     state: &AppState,
     user_id: &str,
+    sid: Option<&str>,
     upsert: Insert<connections::ActiveModel>,
     grant: grants::ActiveModel,
 ) -> AppResult<bool> {
     let txn = state.db.begin().await?;
     if !crate::service::users::still_enabled(&txn, user_id).await? {
         return Ok(false);
+    }
+    if let Some(sid) = sid {
+        let session = browser_sessions::Entity::find()
+            .filter(browser_sessions::Column::Sid.eq(sid))
+            .lock_shared()
+            .one(&txn)
+            .await?;
+        if session.is_none() {
+            return Ok(false);
+        }
     }
     // The user row is locked: only the app can have gone.
     upsert

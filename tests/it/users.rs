@@ -865,6 +865,47 @@ async fn a_consent_racing_the_disabling_of_its_user_records_nothing(app: TestApp
     assert_eq!(connections_of_ada().await.unwrap(), connections_before);
 }
 
+/// A consent given through a browser session that ended meanwhile (a sign-out in another tab)
+/// records nothing: redeemed, its code would give an ID token naming a session that is gone,
+/// and no logout token would ever follow it. The same consent through a live session works.
+async fn a_consent_through_a_browser_session_that_ended_records_nothing(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let (api_caller, request) = a_consent_of(&app, &rp).await;
+    let Principal::User(mut caller) = api_caller else {
+        panic!("ada is a user");
+    };
+    let mut browser = Browser::new(&app);
+    let page = browser.get(&authorize_path(&rp, &[])).await;
+    browser.sign_in(&page, "ada", PASSWORD).await;
+    let sid = idgraph::db::entities::browser_sessions::Entity::find()
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .and_then(|row| row.sid)
+        .expect("ada's browser session");
+    caller.session = idgraph::auth::SessionRef::Browser(Some(
+        idgraph::domain::ids::BrowserSessionId::from_trusted(sid),
+    ));
+    let through_browser = Principal::User(caller);
+    assert!(
+        consent::record(&app.state, &through_browser, &request, None)
+            .await
+            .is_ok()
+    );
+    let grants_before = grants::Entity::find().count(&app.state.db).await.unwrap();
+    idgraph::db::entities::browser_sessions::Entity::delete_many()
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+    let late = consent::record(&app.state, &through_browser, &request, None).await;
+    assert!(matches!(late, Err(AppError::InvalidToken)), "{late:?}");
+    assert_eq!(
+        grants::Entity::find().count(&app.state.db).await.unwrap(),
+        grants_before,
+        "no grant was added"
+    );
+}
+
 /// A consent whose caller was established before the account was deleted is refused as a
 /// token that names nobody (401), not as a missing app, and writes nothing.
 async fn a_consent_racing_the_deletion_of_its_user_is_an_invalid_token(app: TestApp) {
@@ -969,6 +1010,7 @@ async fn an_administrator_revokes_a_users_connection(app: TestApp) {
 crate::on_every_database!(
     an_administrator_revokes_a_users_connection,
     a_consent_racing_the_disabling_of_its_user_records_nothing,
+    a_consent_through_a_browser_session_that_ended_records_nothing,
     a_consent_racing_the_deletion_of_its_user_is_an_invalid_token,
     administrators_list_users_by_username_with_search_and_keyset_pages,
     an_administrator_reads_a_user_with_connections_and_sessions,
