@@ -385,7 +385,7 @@ pub fn verify<T: DeserializeOwned>(
     }
     let kid = header_kid(token).ok_or(VerifyError::Invalid)?;
     let key = ring.verifying.get(&kid).ok_or(VerifyError::UnknownKey)?;
-    verify_with(key, token, expect, now)
+    verify_typed(key, token, expect, now)
 }
 
 /// Verifies `token` with `key` alone, as [`verify`] does once it has chosen the key.
@@ -398,6 +398,17 @@ pub fn verify_with<T: DeserializeOwned>(
     if JwtType::of(token) != Some(expect.typ) {
         return Err(VerifyError::Invalid);
     }
+    verify_typed(key, token, expect, now)
+}
+
+/// The checks after the header's `typ` (which both callers read first): signature, issuer,
+/// audience and times.
+fn verify_typed<T: DeserializeOwned>(
+    key: &VerifyingKey,
+    token: &str,
+    expect: Expect<'_>,
+    now: i64,
+) -> Result<T, VerifyError> {
     let mut validation = Validation::new(super::keys::jwt_algorithm(key.algorithm));
     validation.set_issuer(&[expect.issuer]);
     match expect.audience {

@@ -290,6 +290,15 @@ crate::on_every_database!(
     a_change_behind_the_nodes_back_is_seen_within_the_ttl,
 );
 
+/// Two nodes over one fresh PostgreSQL database.
+async fn two_nodes() -> (TestApp, TestApp) {
+    let a = TestApp::postgres()
+        .await
+        .expect("TEST_DATABASE_URL must be set to run the PostgreSQL tests");
+    let b = a.another_node().await;
+    (a, b)
+}
+
 /// Waits, announcement by announcement, until `done` holds on `node`; fails after 10 s.
 async fn until_heard<F, Fut>(node: &TestApp, mut done: F)
 where
@@ -318,10 +327,7 @@ where
     ignore = "TEST_DATABASE_URL is unset: the PostgreSQL run is skipped (under CI it runs)"
 )]
 async fn a_change_on_one_node_reaches_the_other_nodes_caches() {
-    let a = TestApp::postgres()
-        .await
-        .expect("TEST_DATABASE_URL must be set to run the PostgreSQL tests");
-    let b = a.another_node().await;
+    let (a, b) = two_nodes().await;
     let rp = setup(&a, "ops", "ada").await;
     let admin = a.token("ops", None).await;
 
@@ -403,10 +409,7 @@ async fn a_change_on_one_node_reaches_the_other_nodes_caches() {
 )]
 async fn a_consent_racing_a_delete_on_another_node_is_404() {
     use sea_orm::ConnectionTrait;
-    let a = TestApp::postgres()
-        .await
-        .expect("TEST_DATABASE_URL must be set to run the PostgreSQL tests");
-    let b = a.another_node().await;
+    let (a, b) = two_nodes().await;
     let rp = setup(&a, "ops", "ada").await;
     let admin = a.token("ops", None).await;
     let app = a.register_app(&admin, "Doomed", "", REDIRECT).await;
@@ -454,10 +457,7 @@ async fn a_consent_racing_a_delete_on_another_node_is_404() {
 )]
 async fn a_lost_listening_connection_is_listened_again_with_the_caches_emptied() {
     use sea_orm::ConnectionTrait;
-    let a = TestApp::postgres()
-        .await
-        .expect("TEST_DATABASE_URL must be set to run the PostgreSQL tests");
-    let b = a.another_node().await;
+    let (a, b) = two_nodes().await;
     let rp = setup(&a, "ops", "ada").await;
     let admin = a.token("ops", None).await;
     let path = format!("/api/oauth/app/id/{}", rp.client_id);
@@ -516,10 +516,7 @@ fn heard(node: &TestApp) -> u64 {
     ignore = "TEST_DATABASE_URL is unset: the PostgreSQL run is skipped (under CI it runs)"
 )]
 async fn changes_are_announced_once_and_never_to_their_sender() {
-    let a = TestApp::postgres()
-        .await
-        .expect("TEST_DATABASE_URL must be set to run the PostgreSQL tests");
-    let b = a.another_node().await;
+    let (a, b) = two_nodes().await;
     let rp = setup(&a, "ops", "ada").await;
     let tokens = family(&a, &rp).await;
     caught_up(&b, &a).await;
@@ -603,10 +600,7 @@ async fn changes_are_announced_once_and_never_to_their_sender() {
 async fn a_rotated_key_is_published_by_every_node_at_once() {
     use idgraph::service::changes::{Change, announce_from_outside};
     use idgraph::service::keys;
-    let a = TestApp::postgres()
-        .await
-        .expect("TEST_DATABASE_URL must be set to run the PostgreSQL tests");
-    let b = a.another_node().await;
+    let (a, b) = two_nodes().await;
     let published = |node: &TestApp| {
         let router = node.router.clone();
         async move {

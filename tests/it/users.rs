@@ -447,12 +447,8 @@ async fn an_administrator_disabled_or_demoted_mid_request_changes_nothing(app: T
     let (bert, bert_id) = admin(&app, "bert", None).await;
     let (carl, carl_id) = admin(&app, "carl", None).await;
     let (_, dora_id) = admin(&app, "dora", None).await;
-    let bert_caller = sessions::principal_from_bearer(&app.state, &bert)
-        .await
-        .unwrap();
-    let carl_caller = sessions::principal_from_bearer(&app.state, &carl)
-        .await
-        .unwrap();
+    let bert_caller = established(&app, &bert).await;
+    let carl_caller = established(&app, &carl).await;
     let dora = UserId::from_trusted(dora_id);
     // Bert is disabled, Carl demoted, each after their request began.
     let body = disable(&app, &anna, &bert_id).await;
@@ -499,12 +495,8 @@ async fn two_administrators_disabling_each_other_at_once_leave_one(app: TestApp)
     let (b, b_id) = admin(&app, "bert", None).await;
     // Both callers are established before either change starts, so only the rule (and the
     // turns changes to administrators take) can stop the second.
-    let anna = sessions::principal_from_bearer(&app.state, &a)
-        .await
-        .unwrap();
-    let bert = sessions::principal_from_bearer(&app.state, &b)
-        .await
-        .unwrap();
+    let anna = established(&app, &a).await;
+    let bert = established(&app, &b).await;
     let (a_id, b_id) = (UserId::from_trusted(a_id), UserId::from_trusted(b_id));
     let (first, second) = tokio::join!(
         users::disable_user(&app.state, &anna, &b_id),
@@ -526,12 +518,8 @@ async fn two_administrators_disabling_each_other_at_once_leave_one(app: TestApp)
 async fn two_administrators_changing_each_other_at_once_both_succeed(app: TestApp) {
     let (a, a_id) = admin(&app, "anna", None).await;
     let (b, b_id) = admin(&app, "bert", None).await;
-    let anna = sessions::principal_from_bearer(&app.state, &a)
-        .await
-        .unwrap();
-    let bert = sessions::principal_from_bearer(&app.state, &b)
-        .await
-        .unwrap();
+    let anna = established(&app, &a).await;
+    let bert = established(&app, &b).await;
     let (a_id, b_id) = (UserId::from_trusted(a_id), UserId::from_trusted(b_id));
     let renamed = |name: String| idgraph::domain::users::UserChanges {
         name: Some(name),
@@ -814,12 +802,17 @@ async fn listing_users_with_connection_counts_is_a_fixed_number_of_statements(ap
     assert_eq!(counts, [3, 3]);
 }
 
+/// The caller behind `token`, established now (as a request does before its change begins).
+async fn established(app: &TestApp, token: &str) -> Principal {
+    sessions::principal_from_bearer(&app.state, token)
+        .await
+        .unwrap()
+}
+
 /// The caller behind `rp`'s user token, established now, and a valid consent request of theirs
 /// for `rp`'s app: what a consent that loses a race to a change of the account holds.
 async fn a_consent_of(app: &TestApp, rp: &Rp) -> (Principal, ConsentRequest) {
-    let caller = sessions::principal_from_bearer(&app.state, &rp.user_token)
-        .await
-        .unwrap();
+    let caller = established(app, &rp.user_token).await;
     let request = ConsentRequest::validate(
         ClientId::parse(&rp.client_id).unwrap(),
         "openid",

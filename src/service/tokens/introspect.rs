@@ -15,7 +15,6 @@ use serde::Serialize;
 use super::{Client, OAuthError, live};
 use crate::auth::jwt::{AccessClaims, JwtType};
 use crate::db::entities::grants;
-use crate::domain::capabilities::GrantType;
 use crate::domain::ids::ClientId;
 use crate::domain::oauth::OidcScope;
 use crate::domain::scopes::Scopes;
@@ -167,9 +166,9 @@ async fn refresh_token(
             .is_some_and(|stored| digest_matches(secret, stored))
         && grant.refresh_expires_at.is_some_and(|at| at > now)
         && scopes.oidc.contains(OidcScope::OfflineAccess)
-        // The app's policy as it is now: one that may no longer refresh would see this token
-        // refused (and its grant ended) at the token endpoint, so it is not active.
-        && caller.policy().allows_grant(GrantType::RefreshToken)
+        // The app's policy as it is now, by the token endpoint's own rule (`offline_access`
+        // allowed, which takes the `refresh_token` grant): one that may no longer refresh would
+        // see this token refused (and its grant ended) there, so it is not active.
         && caller.policy().allows_oidc_scope(OidcScope::OfflineAccess);
     if !current {
         return Ok(None);

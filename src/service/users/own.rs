@@ -11,6 +11,9 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use secrecy::SecretString;
 
 use super::admin::{Acting, commit, confirm_actor, end_sessions_in};
+
+/// A change a user makes to what is their own.
+const OWN: Acting = Acting::Themselves;
 use crate::auth::Principal;
 use crate::db::entities::users;
 use crate::domain::Scope;
@@ -58,15 +61,7 @@ pub async fn update_viewer(
         .into_iter()
         .next()
         .ok_or(AppError::InvalidToken)?;
-    commit(
-        state,
-        txn,
-        now,
-        (principal, Acting::Themselves),
-        vec![entry],
-        None,
-    )
-    .await?;
+    commit(state, txn, now, (principal, OWN), vec![entry], None).await?;
     after.try_into()
 }
 
@@ -112,15 +107,7 @@ pub async fn change_password(
         AuditTarget::User,
         row.id.as_str(),
     );
-    commit(
-        state,
-        txn,
-        now,
-        (principal, Acting::Themselves),
-        vec![entry],
-        None,
-    )
-    .await?;
+    commit(state, txn, now, (principal, OWN), vec![entry], None).await?;
     Ok(())
 }
 
@@ -135,7 +122,7 @@ pub async fn end_other_sessions(state: &AppState, principal: &Principal) -> AppR
     // transaction must write first instead (a read first could not become a write after a
     // concurrent commit), and its one writer needs no order.
     if state.db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        confirm_actor(&txn, principal, Acting::Themselves).await?;
+        confirm_actor(&txn, principal, OWN).await?;
     }
     let ended = end_sessions_in(state, &txn, &me.user_id, now, false, Some(&me.session)).await?;
     let entry = Entry::new(
@@ -149,7 +136,7 @@ pub async fn end_other_sessions(state: &AppState, principal: &Principal) -> AppR
         state,
         txn,
         now,
-        (principal, Acting::Themselves),
+        (principal, OWN),
         vec![entry],
         Some(ended.ended),
     )
