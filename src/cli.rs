@@ -136,6 +136,13 @@ pub enum KeysCommand {
         #[arg(long)]
         now: bool,
     },
+    /// Revoke a key that leaked: it leaves the JWKS at once and no token it signed verifies
+    /// again (clients refresh: refresh tokens are not signed); its algorithm gets another
+    /// signer at once.
+    Revoke {
+        /// The key id (`kid`), as `GET /api/oauth/jwks` or the console lists it.
+        kid: String,
+    },
 }
 
 /// Reads a role by its one string form ([`Role`]'s).
@@ -264,6 +271,39 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 "running servers pick the new keys up at once on PostgreSQL (announced), \
                  within {} s otherwise",
                 keys::KeyStore::REFRESH.as_secs()
+            );
+            db.close().await?;
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Revoke { kid },
+        } => {
+            let db = open_database(&config, config.migrate_on_start).await?;
+            let now = crate::clock::Clock::system().now();
+            let revocation = keys::revoke(&db, &kid, now).await?;
+            println!(
+                "signing key {} ({}) revoked: unpublished, and nothing it signed verifies",
+                revocation.key.kid, revocation.key.algorithm
+            );
+            if let Some(successor) = &revocation.successor {
+                println!(
+                    "{} key {} takes its place ({})",
+                    successor.algorithm,
+                    successor.kid,
+                    successor.state.as_str()
+                );
+            }
+            if let Err(err) =
+                crate::service::changes::announce_from_outside(&db, Change::Keys).await
+            {
+                eprintln!("warning: the revocation stands but could not be announced: {err}");
+            }
+            println!(
+                "running servers stop accepting its tokens at once on PostgreSQL (announced), \
+                 within {} s otherwise; relying parties drop the key when their cached JWKS \
+                 expires (at most {} s)",
+                keys::KeyStore::REFRESH.as_secs(),
+                keys::jwks_max_age(&config).as_secs()
             );
             db.close().await?;
             Ok(())

@@ -20,6 +20,7 @@ mod m20261129_000011_logout;
 mod m20261129_000012_users_audit;
 mod m20261130_000013_retired_refresh;
 mod m20261201_000014_unbounded_scopes;
+mod m20261201_000015_grant_resource;
 
 /// Runs idgraph's migrations in order.
 pub struct Migrator;
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000012_users_audit::Migration),
             Box::new(m20261130_000013_retired_refresh::Migration),
             Box::new(m20261201_000014_unbounded_scopes::Migration),
+            Box::new(m20261201_000015_grant_resource::Migration),
         ]
     }
 }

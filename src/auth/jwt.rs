@@ -97,8 +97,8 @@ impl AccessClaims {
         }
     }
 
-    /// An app's access token for the grant `grant_id` (RFC 9068 claims), good at userinfo,
-    /// whose audience is the issuer.
+    /// An app's access token for the grant `grant_id` (RFC 9068 claims) whose audience is the
+    /// issuer (good at userinfo); a grant for a resource server sets `aud` to it after.
     pub fn app(
         issuer: &str,
         user_id: &str,

@@ -156,6 +156,7 @@ impl FromRow for grants::Model {
             created_at: row.get("created_at")?,
             sid: row.get("sid")?,
             retired_refresh: row.get("retired_refresh")?,
+            resource: row.get("resource")?,
         })
     }
 }

@@ -82,7 +82,8 @@ pub struct AppInput {
     pub scope: Option<String>,
     /// `RS256`, `ES256` or `EdDSA`.
     pub id_token_signed_response_alg: Option<String>,
-    /// Resource indicators (absolute URIs) the app's `client_credentials` tokens may name.
+    /// Resource indicators (absolute URIs) the app's tokens may name as their audience: its
+    /// own (`client_credentials`) and its users' (an authorization naming one).
     pub resources: Option<Vec<String>>,
     /// Where back-channel logout tokens go; an empty string removes it.
     pub backchannel_logout_uri: Option<String>,

@@ -83,6 +83,8 @@ closed_strings! {
         ConnectionDelete => "connection.delete",
         /// A signing key was added by rotation.
         SigningKeyRotate => "signing_key.rotate",
+        /// A signing key was taken out of service before its time.
+        SigningKeyRevoke => "signing_key.revoke",
         /// A sign-in failed (wrong username or password, or a disabled account).
         SignInFailure => "sign_in.failure",
         /// A sign-in was refused by the back-off.

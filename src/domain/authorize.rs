@@ -29,6 +29,8 @@ pub struct AuthorizeParams {
     pub max_age: Option<String>,
     pub login_hint: Option<String>,
     pub response_mode: Option<String>,
+    /// RFC 8707: the API the access tokens are for.
+    pub resource: Option<String>,
     /// Known parameters that appeared more than once (RFC 6749 §3.1 forbids it).
     pub repeated: Vec<&'static str>,
     /// The error owed to a request object (`request` or `request_uri`, OpenID Connect Core
@@ -57,6 +59,7 @@ impl AuthorizeParams {
             "max_age" => ("max_age", &mut self.max_age),
             "login_hint" => ("login_hint", &mut self.login_hint),
             "response_mode" => ("response_mode", &mut self.response_mode),
+            "resource" => ("resource", &mut self.resource),
             _ => return None,
         })
     }
@@ -109,6 +112,7 @@ impl AuthorizeParams {
             ("max_age", &self.max_age),
             ("login_hint", &self.login_hint),
             ("response_mode", &self.response_mode),
+            ("resource", &self.resource),
         ];
         for (name, value) in fields {
             if let Some(value) = value {
@@ -200,7 +204,7 @@ impl ResponseMode {
 pub struct RedirectError {
     /// `error`: `invalid_request`, `unsupported_response_type`, `invalid_scope`,
     /// `access_denied`, `login_required`, `consent_required`, `request_not_supported`,
-    /// `request_uri_not_supported`.
+    /// `request_uri_not_supported`, `unauthorized_client`, `invalid_target` (RFC 8707).
     pub error: &'static str,
     /// `error_description`.
     pub description: String,
@@ -246,6 +250,14 @@ impl AuthorizationRequest {
         pkce: PkcePolicy,
     ) -> Result<Self, RedirectError> {
         let invalid = |text: String| RedirectError::new("invalid_request", text);
+        // RFC 8707 lets a request name several resources; idgraph gives a grant's tokens one
+        // audience, so it refuses more than one as a target it cannot serve (§2).
+        if params.repeated.contains(&"resource") {
+            return Err(RedirectError::new(
+                "invalid_target",
+                "name at most one resource: a grant's access tokens are for one resource server",
+            ));
+        }
         if let Some(name) = params.repeated.first() {
             return Err(invalid(format!("{name} was given more than once")));
         }
@@ -273,7 +285,11 @@ impl AuthorizationRequest {
                 ))
             })?,
         };
-        for (name, value) in [("state", &params.state), ("login_hint", &params.login_hint)] {
+        for (name, value) in [
+            ("state", &params.state),
+            ("login_hint", &params.login_hint),
+            ("resource", &params.resource),
+        ] {
             if value.as_ref().is_some_and(|v| v.len() > MAX_VALUE_LEN) {
                 return Err(invalid(format!(
                     "{name} is longer than {MAX_VALUE_LEN} bytes"
@@ -297,7 +313,7 @@ impl AuthorizationRequest {
             (Some(_), None) => Some("plain".to_string()),
             (_, method) => method.clone(),
         };
-        let consent = ConsentRequest::validate(
+        let mut consent = ConsentRequest::validate(
             client_id.clone(),
             scope,
             params.nonce.clone(),
@@ -309,6 +325,8 @@ impl AuthorizationRequest {
             AppError::InvalidInput(text) => invalid(text),
             other => invalid(other.to_string()),
         })?;
+        // Whether the app may name it is the policy's to say (`service::authorize`).
+        consent.resource = params.resource.clone();
         Ok(Self {
             redirect_uri: redirect_uri.to_string(),
             state: params.state.clone(),
@@ -318,6 +336,13 @@ impl AuthorizationRequest {
             login_hint: params.login_hint.clone(),
             response_mode,
         })
+    }
+
+    /// Whether a sign-in at `auth_time` is older, at `now`, than the request's `max_age`
+    /// allows (OpenID Connect Core §3.1.2.1): the password is asked for again.
+    pub fn sign_in_too_old(&self, auth_time: i64, now: i64) -> bool {
+        self.max_age
+            .is_some_and(|max_age| now - auth_time > max_age)
     }
 
     /// The request as parameters again, for a link that starts it over (after signing out).
@@ -337,6 +362,7 @@ impl AuthorizationRequest {
             login_hint: self.login_hint.clone(),
             response_mode: (self.response_mode != ResponseMode::default())
                 .then(|| self.response_mode.as_str().into()),
+            resource: consent.resource.clone(),
             ..AuthorizeParams::default()
         }
     }
@@ -442,6 +468,19 @@ mod tests {
     }
 
     #[test]
+    fn one_resource_is_carried_and_two_are_an_invalid_target() {
+        let one =
+            check("response_type=code&scope=openid&resource=https%3A%2F%2Fapi.example").unwrap();
+        assert_eq!(one.consent.resource.as_deref(), Some("https://api.example"));
+        let two = check(
+            "response_type=code&scope=openid&resource=https%3A%2F%2Fa.example\
+             &resource=https%3A%2F%2Fb.example",
+        )
+        .unwrap_err();
+        assert_eq!(two.error, "invalid_target");
+    }
+
+    #[test]
     fn response_mode_is_query_or_fragment() {
         let fragment = check("response_type=code&scope=openid&response_mode=fragment").unwrap();
         assert_eq!(fragment.response_mode, ResponseMode::Fragment);
@@ -453,7 +492,7 @@ mod tests {
     fn a_validated_request_gives_back_its_parameters() {
         let query = "response_type=code&client_id=c1&redirect_uri=https%3A%2F%2Frp.example%2Fcb\
                      &scope=openid+email&state=s&prompt=login+consent&max_age=60\
-                     &response_mode=fragment";
+                     &response_mode=fragment&resource=https%3A%2F%2Fapi.example%2Forders";
         let request = check(query).unwrap();
         let again = AuthorizationRequest::validate(
             &request.to_params(),

@@ -87,6 +87,32 @@ impl ClientPolicy {
         }
     }
 
+    /// Whether the app may have a user's access tokens issued for `resource` (RFC 8707): one
+    /// of its `resources`.
+    pub fn may_name(&self, resource: &str) -> bool {
+        self.resources.iter().any(|r| r == resource)
+    }
+
+    /// The audience of a user's access token of a grant that was authorized for `granted`
+    /// (code and refresh grants): that resource, while the app may still name it, or `None`
+    /// (the issuer) when the grant named none. `asked`, the token request's own `resource`,
+    /// may only repeat the granted one (RFC 8707 §2.2: the token request names a resource the
+    /// authorization covered). The error says why the target is refused.
+    pub fn user_token_audience<'a>(
+        &self,
+        granted: Option<&'a str>,
+        asked: Option<&str>,
+    ) -> Result<Option<&'a str>, &'static str> {
+        if asked.is_some_and(|asked| granted != Some(asked)) {
+            return Err("resource must be the one the authorization request named");
+        }
+        match granted {
+            None => Ok(None),
+            Some(resource) if self.may_name(resource) => Ok(Some(resource)),
+            Some(_) => Err("the app may no longer name the resource this grant is for"),
+        }
+    }
+
     /// Whether the app could get, now, a token for itself with audience `audience`: the one
     /// rule both issuing and introspecting such a token follow.
     pub fn may_hold_app_token(&self, audience: &str, issuer: &str) -> bool {
@@ -268,6 +294,25 @@ mod tests {
             auth_method,
             ..ClientPolicy::default()
         }
+    }
+
+    #[test]
+    fn a_user_token_is_for_the_granted_resource_while_the_app_may_name_it() {
+        let api = "https://api.example/orders";
+        let mut app = ClientPolicy {
+            resources: vec![api.into()],
+            ..ClientPolicy::default()
+        };
+        assert_eq!(app.user_token_audience(None, None), Ok(None));
+        assert_eq!(app.user_token_audience(Some(api), None), Ok(Some(api)));
+        assert_eq!(app.user_token_audience(Some(api), Some(api)), Ok(Some(api)));
+        // The token request may not name another resource, nor one the grant never had.
+        let other = Some("https://other.example");
+        assert!(app.user_token_audience(Some(api), other).is_err());
+        assert!(app.user_token_audience(None, Some(api)).is_err());
+        // Withdrawn from the app since the grant: no more tokens for it.
+        app.resources.clear();
+        assert!(app.user_token_audience(Some(api), None).is_err());
     }
 
     #[test]

@@ -292,6 +292,10 @@ pub struct ConsentRequest {
     pub nonce: Option<String>,
     /// PKCE challenge and method.
     pub pkce: Option<Pkce>,
+    /// The resource server (RFC 8707) the user's access tokens are for, which the app must be
+    /// allowed to name; `None`: the issuer (userinfo). Set by the caller after [`Self::validate`]:
+    /// only the app's policy can tell a good one.
+    pub resource: Option<String>,
 }
 
 impl ConsentRequest {
@@ -327,6 +331,7 @@ impl ConsentRequest {
             scopes,
             nonce,
             pkce,
+            resource: None,
         })
     }
 }

@@ -37,17 +37,21 @@ pub async fn principal_of(parts: &Parts, state: &AppState) -> Result<Principal, 
     }
 }
 
-/// The value of idgraph's browser-session cookie, when the request carries one of the shape we
-/// issue (the first, when several are sent).
-pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
-    use crate::service::browser::{COOKIE, is_cookie_value};
+/// The value of idgraph's browser-session cookie (by its name under `config`), when the request
+/// carries one of the shape we issue (the first, when several are sent).
+pub fn session_cookie(
+    headers: &axum::http::HeaderMap,
+    config: &crate::config::Config,
+) -> Option<String> {
+    use crate::service::browser::{cookie_name, is_cookie_value};
+    let name = cookie_name(config);
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|line| line.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(found, _)| *found == name)
         .map(|(_, value)| value.to_string())
         .filter(|value| is_cookie_value(value))
 }
@@ -70,7 +74,7 @@ impl FromRequestParts<AppState> for GraphqlCaller {
         if !matches!(principal, Principal::Anonymous) {
             return Ok(Self(principal));
         }
-        let cookie = session_cookie(&parts.headers);
+        let cookie = session_cookie(&parts.headers, &state.config);
         match crate::service::console::signed_in(state, cookie.as_deref()).await? {
             Some(user) if user.may_use_console() => Ok(Self(user.principal)),
             _ => Ok(Self(principal)),

@@ -70,7 +70,9 @@ pub struct TokenForm {
     pub refresh_token: Option<String>,
     /// A narrower scope (`refresh_token`, `client_credentials`).
     pub scope: Option<String>,
-    /// The resource server the access token is for (RFC 8707).
+    /// The resource server the access token is for (RFC 8707): for `client_credentials` one of
+    /// the app's `resources`; for the code and refresh grants only the one the authorization
+    /// request named.
     pub resource: Option<String>,
     /// The app's client id (public apps and `client_secret_post`).
     pub client_id: Option<String>,

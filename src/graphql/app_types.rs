@@ -54,7 +54,8 @@ impl App {
             .map(|&g| g.into())
             .collect()
     }
-    /// Resource indicators its `CLIENT_CREDENTIALS` tokens may name.
+    /// Resource indicators (RFC 8707) its tokens may name as their audience: its
+    /// `CLIENT_CREDENTIALS` tokens, and its users' when their authorization names one.
     async fn resources(&self) -> &[String] {
         &self.0.policy.resources
     }
@@ -230,8 +231,8 @@ pub struct AppInput {
     pub scope: Option<String>,
     /// The algorithm of the app's ID tokens (default `RS256`).
     pub id_token_signed_response_alg: Option<SigningAlgorithm>,
-    /// Resource indicators (absolute URIs) the app's `CLIENT_CREDENTIALS` tokens may name as
-    /// their audience, at most 10.
+    /// Resource indicators (absolute URIs, RFC 8707) the app's tokens may name as their
+    /// audience (its own `CLIENT_CREDENTIALS` tokens, and its users'), at most 10.
     pub resources: Option<Vec<String>>,
     /// Where back-channel logout tokens go: https, or http on a loopback host; an empty string
     /// removes it.

@@ -118,6 +118,9 @@ pub struct AuthorizeInput {
     pub code_challenge: Option<String>,
     /// `S256` (or `plain` when enabled).
     pub code_challenge_method: Option<String>,
+    /// The resource server (RFC 8707) the access tokens are for: one of the app's
+    /// `resources`. Without it they are for this issuer (userinfo).
+    pub resource: Option<String>,
 }
 
 /// An authorization code for the relying party: valid one minute, once.
@@ -143,7 +146,7 @@ impl ConnectionMutation {
     ) -> Result<AuthorizationCode> {
         let state = super::state(ctx)?;
         let client_id = ClientId::parse(&input.client_id).ok_or(AppError::NotFound("app"))?;
-        let request = ConsentRequest::validate(
+        let mut request = ConsentRequest::validate(
             client_id,
             &input.scope,
             input.nonce,
@@ -151,6 +154,7 @@ impl ConnectionMutation {
             input.code_challenge_method,
             consent::pkce_policy(state),
         )?;
+        request.resource = input.resource;
         let code = consent::record(state, super::principal(ctx)?, &request, None).await?;
         Ok(AuthorizationCode { code })
     }

@@ -1,6 +1,6 @@
 //! GraphQL resolvers for the signing keys (administrators): their states, and rotation.
 
-use async_graphql::{Context, Enum, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::app_types::SigningAlgorithm;
@@ -21,6 +21,9 @@ pub enum SigningKeyState {
     Retiring,
     /// No longer published.
     Retired,
+    /// Taken out of service before its time (it leaked): unpublished, and nothing it signed
+    /// verifies.
+    Revoked,
 }
 
 /// A signing key; never its private part.
@@ -51,6 +54,16 @@ impl From<KeyInfo> for SigningKey {
             retires_at: key.retires_at.map(timestamp),
         }
     }
+}
+
+/// What revoking a key changed.
+#[derive(SimpleObject)]
+pub struct SigningKeyRevocation {
+    /// The revoked key.
+    pub key: SigningKey,
+    /// The key that took its place: signing at once when the revoked key was signing, on its
+    /// schedule when it was the next to sign; null when it was retiring.
+    pub successor: Option<SigningKey>,
 }
 
 /// Signing-key queries.
@@ -85,5 +98,18 @@ impl KeyMutation {
         let key =
             keys::rotate_by(super::state(ctx)?, super::principal(ctx)?, algorithm.into()).await?;
         Ok(key.into())
+    }
+
+    /// Revokes a key that leaked: it leaves the JWKS at once and no token it signed verifies
+    /// again (every node hears of it; relying parties drop it when their cached JWKS expires).
+    /// Its algorithm gets another signer at once. A key no longer published is a conflict
+    /// (administrators, `gov.user.admin.key:write`).
+    #[graphql(guard = "Require::Admin(Scope::KeyWrite)")]
+    async fn revoke_signing_key(&self, ctx: &Context<'_>, kid: ID) -> Result<SigningKeyRevocation> {
+        let revocation = keys::revoke_by(super::state(ctx)?, super::principal(ctx)?, &kid).await?;
+        Ok(SigningKeyRevocation {
+            key: revocation.key.into(),
+            successor: revocation.successor.map(SigningKey::from),
+        })
     }
 }

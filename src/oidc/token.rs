@@ -261,7 +261,6 @@ async fn grant(
         .ok_or_else(|| OAuthError::InvalidRequest("grant_type is required".into()))?;
     let grant = GrantType::parse(grant_type).ok_or(OAuthError::UnsupportedGrantType)?;
     client.may_use(grant)?;
-    tokens::check_resource(grant, form.get("resource"))?;
     let issued = match grant {
         GrantType::AuthorizationCode => {
             let code = form.require("code")?;
@@ -271,12 +270,20 @@ async fn grant(
                 code,
                 form.get("redirect_uri"),
                 form.get("code_verifier"),
+                form.get("resource"),
             )
             .await
         }
         GrantType::RefreshToken => {
             let refresh_token = form.require("refresh_token")?;
-            tokens::refresh(state, client, refresh_token, form.get("scope")).await
+            tokens::refresh(
+                state,
+                client,
+                refresh_token,
+                form.get("scope"),
+                form.get("resource"),
+            )
+            .await
         }
         GrantType::ClientCredentials => {
             tokens::client_credentials(state, client, form.get("scope"), form.get("resource")).await

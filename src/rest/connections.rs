@@ -45,6 +45,9 @@ struct ConsentBody {
     code_challenge: Option<String>,
     /// `S256` or `plain`; given with `code_challenge` or not at all.
     code_challenge_method: Option<String>,
+    /// The resource server (RFC 8707) the access tokens are for: one of the app's
+    /// `resources`. Without it they are for this issuer (userinfo).
+    resource: Option<String>,
 }
 
 /// An authorization code: it lives one minute and works once.
@@ -71,7 +74,7 @@ async fn authorize(
     ApiJson(body): ApiJson<ConsentBody>,
 ) -> AppResult<Json<CodeBody>> {
     let client_id = ClientId::parse(&body.client_id).ok_or(AppError::NotFound("app"))?;
-    let request = ConsentRequest::validate(
+    let mut request = ConsentRequest::validate(
         client_id,
         &body.scope,
         body.nonce,
@@ -79,6 +82,7 @@ async fn authorize(
         body.code_challenge_method,
         consent::pkce_policy(&state),
     )?;
+    request.resource = body.resource;
     let code = consent::record(&state, &principal, &request, None).await?;
     Ok(Json(CodeBody { code }))
 }

@@ -1,6 +1,6 @@
 //! Browser sessions of idgraph's own sign-in page.
 //!
-//! A browser carries one cookie, [`COOKIE`], holding 256 random bits. Before sign-in the value
+//! A browser carries one cookie ([`cookie_name`]), holding 256 random bits. Before sign-in the value
 //! has no row: it only anchors the forms' seals (see [`crate::service::seal`]). Signing in
 //! replaces it with a fresh value whose digest names a `browser_sessions` row, so a value
 //! planted before sign-in never becomes a session (no session fixation).
@@ -23,8 +23,24 @@ use crate::error::{AppError, AppResult};
 use crate::service::backchannel::{self, EndedSession};
 use crate::service::{AppState, changes, users as user_service};
 
-/// The cookie's name.
+/// The cookie's name when the issuer is http (development, tests), where it cannot be `Secure`.
 pub const COOKIE: &str = "idgraph_session";
+
+/// The cookie's name when the issuer is https. Browsers take a `__Host-` cookie only when it is
+/// `Secure`, set over https by this very host, with `Path=/` and no `Domain`, so no other host
+/// (a sibling subdomain, a plain-http page on the same name) can plant or overwrite it
+/// (RFC 6265bis §4.1.3.2).
+pub const HOST_COOKIE: &str = "__Host-idgraph_session";
+
+/// The cookie's name under `config`: [`HOST_COOKIE`] when cookies are `Secure`, else
+/// [`COOKIE`] (a browser refuses a `__Host-` cookie without `Secure`).
+pub fn cookie_name(config: &crate::config::Config) -> &'static str {
+    if config.secure_cookies() {
+        HOST_COOKIE
+    } else {
+        COOKIE
+    }
+}
 
 /// Whether `value` looks like a cookie value we issue (43 base64url characters).
 pub fn is_cookie_value(value: &str) -> bool {

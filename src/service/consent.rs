@@ -112,6 +112,13 @@ pub async fn record(
             "code_challenge: a public client must send one, with code_challenge_method S256",
         ));
     }
+    if let Some(resource) = &request.resource
+        && !policy.may_name(resource)
+    {
+        return Err(AppError::invalid(
+            "resource: not one of the resource servers registered for the app (invalid_target)",
+        ));
+    }
     // Within the app's ceiling: narrowed, never refused for it.
     let scopes = policy.narrow(&request.scopes);
     let code = random_token(32);
@@ -158,6 +165,7 @@ pub async fn record(
         created_at: Set(now),
         sid: Set(sid.clone()),
         retired_refresh: ActiveValue::NotSet,
+        resource: Set(request.resource.clone()),
     };
     use connections::Column as C;
     let upsert = connections::Entity::insert(connection).on_conflict(

@@ -17,6 +17,10 @@
 //! a minute) longer; after that they are marked `retired` and unpublished.
 //! Each node reloads its key ring at most [`KeyStore::REFRESH`] after a change elsewhere, and at
 //! once (at most once a second) when it meets a token signed by a key it does not know yet.
+//!
+//! A key that leaked is **revoked** ([`revoke`], by `idgraph keys revoke` or an administrator):
+//! it leaves the JWKS at once and nothing it signed verifies again, and its algorithm gets
+//! another signer at once (see [`revoke_in`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -44,6 +48,8 @@ use crate::service::audit::{self, Actor, Entry, Recorded};
 
 const ACTIVE: &str = "active";
 const RETIRED: &str = "retired";
+/// Taken out of service before its time (it leaked): never verifies anything again.
+const REVOKED: &str = "revoked";
 
 /// Key of the PostgreSQL advisory lock that creating and rotating keys take turns on.
 const KEYS_LOCK: i64 = 7_234_001;
@@ -240,6 +246,8 @@ pub enum KeyState {
     Retiring,
     /// No longer published.
     Retired,
+    /// Taken out of service before its time: unpublished, and nothing it signed verifies.
+    Revoked,
 }
 
 impl KeyState {
@@ -250,6 +258,7 @@ impl KeyState {
             KeyState::Active => "active",
             KeyState::Retiring => "retiring",
             KeyState::Retired => "retired",
+            KeyState::Revoked => "revoked",
         }
     }
 }
@@ -340,7 +349,9 @@ fn key_states(rows: &[signing_keys::Model], now: i64) -> Vec<KeyInfo> {
     rows.iter()
         .filter_map(|row| {
             let algorithm = row.algorithm.parse().ok()?;
-            let state = if !published(row, now) {
+            let state = if row.state == REVOKED {
+                KeyState::Revoked
+            } else if !published(row, now) {
                 KeyState::Retired
             } else if signing
                 .get(&algorithm)
@@ -392,6 +403,183 @@ pub async fn rotate_by(
     key_states(std::slice::from_ref(&row), now)
         .pop()
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("the new key has an unknown algorithm")))
+}
+
+/// What revoking a key changed.
+#[derive(Debug, Clone)]
+pub struct Revocation {
+    /// The revoked key, as it is now.
+    pub key: KeyInfo,
+    /// The key that took its place, when it was signing or next to sign: signing at once in
+    /// the first case, on the revoked key's schedule in the second.
+    pub successor: Option<KeyInfo>,
+}
+
+/// The operator (`idgraph keys revoke`): revokes `kid` (see [`revoke_in`]), recorded as the
+/// command line's.
+pub async fn revoke(db: &DatabaseConnection, kid: &str, now: i64) -> AppResult<Revocation> {
+    let txn = begin_key_change(db).await?;
+    let (revocation, recorded) = revoke_in(&txn, kid, now, &Actor::Cli).await?;
+    txn.commit().await?;
+    recorded.log();
+    Ok(revocation)
+}
+
+/// Administrators (`gov.user.admin.key:write`): revokes `kid` (see [`revoke_in`]), recorded as
+/// theirs; this node forgets the key at once, and every other node hears of it.
+pub async fn revoke_by(
+    state: &crate::service::AppState,
+    principal: &crate::auth::Principal,
+    kid: &str,
+) -> AppResult<Revocation> {
+    principal.require_admin(crate::domain::Scope::KeyWrite)?;
+    let txn = begin_key_change(&state.db).await?;
+    let now = state.clock.now();
+    let (revocation, recorded) = revoke_in(&txn, kid, now, &Actor::of(principal)).await?;
+    txn.commit().await?;
+    recorded.log();
+    crate::service::changes::announce(state, crate::service::changes::Change::Keys).await;
+    Ok(revocation)
+}
+
+/// Takes the published key `kid` out of service at once, for a key that leaked: it leaves the
+/// JWKS, and no token it signed verifies again, not even as an expired logout hint (a node
+/// forgets it when it reloads its keys: at once where the revocation is announced, else within
+/// [`KeyStore::REFRESH`]; a relying party that cached the JWKS keeps it until its copy
+/// expires). Its algorithm never goes without a signer:
+///
+/// - the key was signing: the key published to sign next (a rotation's) signs at once, or, if
+///   there is none, a new key does;
+/// - the key was still to sign (published ahead by a rotation): a new key takes its place on its
+///   schedule, signing when it would have and superseded when it was;
+/// - the key was retiring: nothing else changes.
+///
+/// Whatever the case, the algorithm's remaining keys are checked to leave no moment without a
+/// signer ([`always_signed`]); should they, nothing changes. A key already unpublished is a
+/// conflict: there is nothing left to revoke.
+async fn revoke_in(
+    txn: &impl ConnectionTrait,
+    kid: &str,
+    now: i64,
+    actor: &Actor,
+) -> AppResult<(Revocation, Recorded)> {
+    use signing_keys::Column as K;
+    let Some(revoked) = signing_keys::Entity::find_by_id(kid).one(txn).await? else {
+        return Err(AppError::NotFound("signing key"));
+    };
+    if !published(&revoked, now) {
+        return Err(AppError::Conflict(format!(
+            "kid: the key {kid} is no longer published; there is nothing to revoke"
+        )));
+    }
+    let algorithm: SigningAlgorithm = revoked
+        .algorithm
+        .parse()
+        .map_err(|e: String| AppError::internal(anyhow::anyhow!(e)))?;
+    let rows = signing_keys::Entity::find()
+        .filter(K::State.eq(ACTIVE))
+        .filter(K::Algorithm.eq(algorithm.as_str()))
+        .all(txn)
+        .await?;
+    let signing = signers(&rows, now)
+        .get(&algorithm)
+        .is_some_and(|key| key.kid == revoked.kid);
+    signing_keys::Entity::update_many()
+        .col_expr(K::State, REVOKED.into())
+        .col_expr(K::RetiresAt, now.into())
+        .filter(K::Kid.eq(kid))
+        .exec(txn)
+        .await?;
+    let successor = if !activated(&revoked, now) {
+        // It was to sign later: a new key takes its place on its very schedule (signing from
+        // its activation, superseded when it was), so the keys before and after it still meet.
+        let successor = insert_new_key(txn, algorithm, now, revoked.activates_at).await?;
+        if let Some(retires_at) = revoked.retires_at {
+            signing_keys::Entity::update_many()
+                .col_expr(K::RetiresAt, retires_at.into())
+                .filter(K::Kid.eq(&successor))
+                .exec(txn)
+                .await?;
+        }
+        Some(successor)
+    } else if signing {
+        // The key a rotation published to sign next (the newest not superseded) signs at once;
+        // without one, a new key does.
+        let next = newest_first(&rows)
+            .into_iter()
+            .find(|row| row.kid != revoked.kid && published(row, now) && row.retires_at.is_none())
+            .cloned();
+        match next {
+            Some(next) => {
+                if !activated(&next, now) {
+                    signing_keys::Entity::update_many()
+                        .col_expr(K::ActivatesAt, now.into())
+                        .filter(K::Kid.eq(&next.kid))
+                        .exec(txn)
+                        .await?;
+                }
+                Some(next.kid)
+            }
+            None => Some(insert_new_key(txn, algorithm, now, None).await?),
+        }
+    } else {
+        // Retiring (or a twin of the signer): the signer goes on.
+        None
+    };
+    always_signed(txn, algorithm, now).await?;
+    tracing::warn!(kid = %kid, algorithm = %algorithm, successor = ?successor, "signing key revoked");
+    let mut entry = Entry::new(AuditAction::SigningKeyRevoke, AuditTarget::SigningKey, kid)
+        .with("algorithm", algorithm.as_str());
+    if let Some(successor) = &successor {
+        entry = entry.with("successor", successor.as_str());
+    }
+    let recorded = audit::record(txn, now, actor, entry).await?;
+    let info = |row: signing_keys::Model| {
+        key_states(std::slice::from_ref(&row), now)
+            .pop()
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("a key of an unknown algorithm")))
+    };
+    let reread = |kid: String| async move {
+        signing_keys::Entity::find_by_id(kid)
+            .one(txn)
+            .await?
+            .ok_or_else(|| AppError::internal(anyhow::anyhow!("a key vanished")))
+    };
+    let key = info(reread(kid.to_string()).await?)?;
+    let successor = match successor {
+        Some(kid) => Some(info(reread(kid).await?)?),
+        None => None,
+    };
+    Ok((Revocation { key, successor }, recorded))
+}
+
+/// Refuses (as a conflict) a key set in which `algorithm` would have no signer at some moment
+/// from `now` on: checked at `now` and at every activation and retirement still to come, the
+/// only moments the signer can change.
+async fn always_signed(
+    txn: &impl ConnectionTrait,
+    algorithm: SigningAlgorithm,
+    now: i64,
+) -> AppResult<()> {
+    let rows = signing_keys::Entity::find()
+        .filter(signing_keys::Column::State.eq(ACTIVE))
+        .filter(signing_keys::Column::Algorithm.eq(algorithm.as_str()))
+        .all(txn)
+        .await?;
+    let moments = rows
+        .iter()
+        .flat_map(|row| [row.activates_at, row.retires_at])
+        .flatten()
+        .filter(|at| *at > now)
+        .chain([now]);
+    for at in moments {
+        if !signers(&rows, at).contains_key(&algorithm) {
+            return Err(AppError::Conflict(format!(
+                "kid: this would leave {algorithm} without a signing key at {at}; rotate first"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The scheduled rotation (`key_rotation_days`): rotates every algorithm in use whose newest
@@ -776,6 +964,7 @@ impl KeyStore {
         };
         let Some(row) = signing_keys::Entity::find_by_id(kid)
             .filter(signing_keys::Column::RetiresAt.gt(retired_since))
+            .filter(signing_keys::Column::State.ne(REVOKED))
             .one(&self.db)
             .await?
         else {

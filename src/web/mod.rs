@@ -30,7 +30,7 @@ use crate::service::AppState;
 use crate::service::authorize::{
     self, AuthorizeView, CookieChange, Interaction, Outcome, SignInFailure,
 };
-use crate::service::browser::{BrowserContext, COOKIE};
+use crate::service::browser::{BrowserContext, COOKIE, cookie_name};
 use crate::service::seal::Sealed;
 use pages::{ConsentPage, PageError, SignInPage, message, page, see_other};
 
@@ -72,13 +72,16 @@ fn bad_request(text: &str) -> Response {
 /// The browser's context: its cookie (when well-formed) and address.
 struct Browser(BrowserContext);
 
-impl<S: Send + Sync> FromRequestParts<S> for Browser {
+impl FromRequestParts<AppState> for Browser {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let ClientAddr(addr) = ClientAddr::from_request_parts(parts, state).await?;
         Ok(Self(BrowserContext {
-            cookie: crate::edge::auth::session_cookie(&parts.headers),
+            cookie: crate::edge::auth::session_cookie(&parts.headers, &state.config),
             addr,
         }))
     }
@@ -115,18 +118,25 @@ impl Fields {
 
 /// `Set-Cookie` for a change: host-only, for the whole origin (the hosted pages, the admin
 /// console and GraphiQL share the sign-in), never readable by scripts, not sent on cross-site
-/// subrequests, `Secure` when the issuer is https.
+/// subrequests, `Secure` and `__Host-` named when the issuer is https ([`cookie_name`]).
 fn set_cookie(state: &AppState, change: &CookieChange) -> HeaderValue {
     let (value, max_age) = match change {
         CookieChange::Anchor(value) => (value.as_str(), None),
         CookieChange::SignedIn { value, max_age } => (value.as_str(), Some(*max_age)),
         CookieChange::Clear => ("", Some(0)),
     };
-    cookie_header(state, value, "/", max_age)
+    let name = cookie_name(&state.config);
+    cookie_header(state, name, value, "/", max_age)
 }
 
-fn cookie_header(state: &AppState, value: &str, path: &str, max_age: Option<i64>) -> HeaderValue {
-    let mut cookie = format!("{COOKIE}={value}; Path={path}; HttpOnly; SameSite=Lax");
+fn cookie_header(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: Option<i64>,
+) -> HeaderValue {
+    let mut cookie = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax");
     if let Some(seconds) = max_age {
         cookie.push_str(&format!("; Max-Age={seconds}"));
     }
@@ -137,8 +147,8 @@ fn cookie_header(state: &AppState, value: &str, path: &str, max_age: Option<i64>
 }
 
 /// Adds the outcome's cookie change to a rendered response. Every change also expires the
-/// cookie earlier releases set with `Path=/oauth`, which would otherwise shadow the new one
-/// on the hosted pages.
+/// cookies earlier releases set: with `Path=/oauth`, which would otherwise shadow the new one on
+/// the hosted pages, and on https the one named without the `__Host-` prefix.
 pub(crate) fn with_cookie(
     state: &AppState,
     mut response: Response,
@@ -149,8 +159,14 @@ pub(crate) fn with_cookie(
         headers.append(header::SET_COOKIE, set_cookie(state, change));
         headers.append(
             header::SET_COOKIE,
-            cookie_header(state, "", "/oauth", Some(0)),
+            cookie_header(state, COOKIE, "", "/oauth", Some(0)),
         );
+        if cookie_name(&state.config) != COOKIE {
+            headers.append(
+                header::SET_COOKIE,
+                cookie_header(state, COOKIE, "", "/", Some(0)),
+            );
+        }
     }
     response
 }
@@ -212,6 +228,7 @@ fn render(state: &AppState, outcome: Outcome<AuthorizeView>) -> Response {
                 has_logo: view.app.has_logo,
                 app_url: &view.app.url,
                 scopes: view.scopes.clone(),
+                resource: view.resource.as_deref(),
                 redirect_origin: &view.app.client_origin,
                 csrf: &view.form.tag,
                 request: &view.form.payload,

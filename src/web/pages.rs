@@ -31,6 +31,8 @@ pub struct ConsentPage<'a> {
     pub app_url: &'a str,
     /// Each requested scope in plain words.
     pub scopes: Vec<String>,
+    /// The API the access is for, if the app named one.
+    pub resource: Option<&'a str>,
     pub redirect_origin: &'a str,
     pub csrf: &'a str,
     pub request: &'a str,

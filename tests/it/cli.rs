@@ -1,6 +1,6 @@
 //! The `idgraph` binary itself: `schema`, `user create`, `migrate status`, `keys rotate`,
-//! configuration errors, Kubernetes' service-link variables, the metrics listener, and a
-//! graceful stop on SIGTERM.
+//! `keys revoke`, configuration errors, Kubernetes' service-link variables, the metrics
+//! listener, and a graceful stop on SIGTERM.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -116,7 +116,42 @@ fn user_create_reads_the_password_from_stdin_and_migrate_status_lists_migrations
         "{}",
         String::from_utf8_lossy(&rotate.stderr)
     );
-    assert!(String::from_utf8_lossy(&rotate.stdout).contains("new signing key"));
+    let rotated = String::from_utf8_lossy(&rotate.stdout).into_owned();
+    assert!(rotated.contains("new signing key"));
+
+    // The key just published to sign next leaked: revoked, another takes its place; once
+    // revoked there is nothing left to revoke.
+    let kid = rotated
+        .split_whitespace()
+        .skip_while(|word| *word != "key")
+        .nth(1)
+        .expect("the new key's id")
+        .to_string();
+    let revoke = || {
+        idgraph(dir.path())
+            .args(["keys", "revoke", &kid])
+            .output()
+            .unwrap()
+    };
+    let revoked = revoke();
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let said = String::from_utf8_lossy(&revoked.stdout);
+    assert!(
+        said.contains(&format!("signing key {kid}")) && said.contains("revoked"),
+        "{said}"
+    );
+    assert!(said.contains("takes its place (next)"), "{said}");
+    let again = revoke();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("no longer published"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
 }
 
 fn free_port() -> u16 {

@@ -339,6 +339,62 @@ async fn rotating_a_signing_key_from_the_console_is_audited_as_the_admin() {
     assert!(trail.contains(&link), "{trail}");
 }
 
+/// Revoking a key from the console: the keys page links each published key to a confirmation
+/// naming it; the confirmation's form without its token changes nothing, with it the key is
+/// revoked (audited as the administrator) and the page says so.
+#[tokio::test]
+async fn revoking_a_signing_key_from_the_console_asks_first() {
+    let app = TestApp::sqlite().await;
+    let mut browser = signed_in(&app, "root", &[Role::Admin]).await;
+    let key = signing_keys::Entity::find()
+        .filter(signing_keys::Column::Algorithm.eq("RS256"))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let path = format!("/admin/keys/{}/revoke", key.kid);
+    let listing = text(&browser.get("/admin/keys").await);
+    assert!(listing.contains(&format!(r#"href="{path}""#)), "{listing}");
+    let confirm = browser.get(&path).await;
+    confirm.assert_status(StatusCode::OK);
+    let html = text(&confirm);
+    assert!(
+        html.contains(&format!("Revoke the RS256 key {}?", key.kid)),
+        "{html}"
+    );
+    let state = || async {
+        signing_keys::Entity::find_by_id(key.kid.clone())
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+    };
+    browser
+        .post(&path, &[])
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+    assert_eq!(state().await, "active", "nothing changed without the token");
+    let token = hidden(&html, "token");
+    let answer = browser.post(&path, &[("token", token.as_str())]).await;
+    answer.assert_status(StatusCode::SEE_OTHER);
+    let page = text(&browser.get(answer.header("location").unwrap()).await);
+    assert!(page.contains("The key is revoked"), "{page}");
+    assert!(page.contains("badge revoked"), "{page}");
+    assert!(
+        !page.contains(&format!(r#"href="{path}""#)),
+        "a revoked key has nothing left to revoke"
+    );
+    assert_eq!(state().await, "revoked");
+    let event = audit_events::Entity::find()
+        .filter(audit_events::Column::Action.eq("signing_key.revoke"))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .expect("audited");
+    assert_eq!(event.actor_kind, "user");
+}
+
 #[tokio::test]
 async fn the_audit_page_names_a_user_until_the_account_is_deleted() {
     let app = TestApp::sqlite().await;

@@ -161,7 +161,7 @@ fn generate(rng: &mut StdRng, known: &Known) -> Request<Body> {
             let good = json!({ "client_id": known.client_id, "scope": "openid", "nonce": "n", "code_challenge": s256(VERIFIER), "code_challenge_method": "S256" });
             request(Method::POST, "/api/oauth/auth/code", token)
                 .header(header::CONTENT_TYPE, "application/json")
-                .body(json_body(rng, &["client_id", "scope", "nonce", "code_challenge", "code_challenge_method"], good))
+                .body(json_body(rng, &["client_id", "scope", "nonce", "code_challenge", "code_challenge_method", "resource"], good))
         }
         10 | 11 => {
             let mut form = vec![
@@ -189,7 +189,7 @@ fn generate(rng: &mut StdRng, known: &Known) -> Request<Body> {
             .body(Body::from(format!("access_token={bad}"))),
         13 => request(Method::GET, &format!("/api/oauth/userinfo?{bad}={bad}"), token).body(Body::empty()),
         14 => {
-            let names = ["response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "prompt", "max_age", "login_hint", "response_mode", "request"];
+            let names = ["response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge", "code_challenge_method", "prompt", "max_age", "login_hint", "response_mode", "resource", "request"];
             let name = names[rng.random_range(0..names.len())];
             let query = format!(
                 "response_type=code&client_id={}&redirect_uri={}&scope=openid&{name}={bad}",

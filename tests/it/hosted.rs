@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use idgraph::db::entities::{browser_sessions, connections};
+use idgraph::db::entities::{browser_sessions, connections, grants};
 use sea_orm::sea_query::Expr;
 use sea_orm::{EntityTrait, PaginatorTrait, Set};
 use serde_json::Value;
@@ -243,15 +243,54 @@ async fn signing_in_sets_a_host_only_http_only_lax_cookie(app: TestApp) {
     assert_eq!(rows::<browser_sessions::Entity>(&app).await, 1);
 }
 
+/// On an https issuer the cookie is `Secure` and named `__Host-…`, which browsers take only
+/// from this very host; a cookie of the plain name (which another host could plant) is not
+/// read, and the one an earlier release set under that name is expired at sign-in.
 #[tokio::test]
-async fn the_cookie_is_secure_when_the_issuer_is_https() {
+async fn the_cookie_is_secure_and_host_only_by_name_when_the_issuer_is_https() {
     let app = TestApp::sqlite_with(|c| c.issuer = Some("https://id.example".into())).await;
     let rp = setup(&app, "ops", "ada").await;
     let mut browser = Browser::new(&app);
     let page = browser.get(&authorize_path(&rp, &[])).await;
-    assert!(page.header("set-cookie").unwrap().contains("Secure"));
+    let anchor = page.header("set-cookie").unwrap();
+    assert!(anchor.starts_with("__Host-idgraph_session="), "{anchor}");
+    assert!(
+        anchor.contains("; Secure") && anchor.contains("; Path=/;"),
+        "{anchor}"
+    );
     let consent = browser.sign_in(&page, "ada", PASSWORD).await;
-    assert!(consent.header("set-cookie").unwrap().contains("; Secure"));
+    let set: Vec<&str> = consent
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert!(
+        set.iter().any(|v| v.starts_with("__Host-idgraph_session=")
+            && v.contains("; Secure")
+            && !v.contains("Max-Age=0")),
+        "{set:?}"
+    );
+    assert!(
+        set.iter().any(|v| v.starts_with("idgraph_session=;")
+            && v.contains("; Path=/;")
+            && v.contains("Max-Age=0")),
+        "the plain name an earlier release used is expired: {set:?}"
+    );
+    // Signed in under the prefixed name: approved once, the next request gets a code at once.
+    assert!(redirect_query(&browser.press(&consent, "approve").await).contains_key("code"));
+    let signed_in = browser.cookie.clone().expect("signed in");
+    let again = browser.get(&authorize_path(&rp, &[])).await;
+    assert!(redirect_query(&again).contains_key("code"));
+    // The same value under the plain name is not the session: the sign-in page again.
+    let request = axum::http::Request::builder()
+        .uri(authorize_path(&rp, &[]))
+        .header("cookie", format!("idgraph_session={signed_in}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let planted = app.send(request).await;
+    planted.assert_status(StatusCode::OK);
+    assert!(text(&planted).contains("name=\"password\""));
 }
 
 async fn approving_redirects_with_a_code_that_redeems_with_the_sign_in_time(app: TestApp) {
@@ -373,6 +412,28 @@ async fn prompt_login_and_an_old_sign_in_ask_for_the_password_again(app: TestApp
         ))
         .await;
     assert_eq!(redirect_query(&silent)["error"], "login_required");
+}
+
+/// `max_age` holds when "Approve" is pressed, not only when the consent page was shown: a page
+/// left open until the sign-in is older than allowed asks for the password again, and records
+/// no consent.
+async fn max_age_is_checked_again_when_consent_is_given(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let mut browser = Browser::new(&app);
+    let page = browser
+        .get(&authorize_path(&rp, &[("max_age", "60")]))
+        .await;
+    let consent = browser.sign_in(&page, "ada", PASSWORD).await;
+    assert!(text(&consent).contains("value=\"approve\""));
+    app.advance(std::time::Duration::from_secs(61));
+    let again = browser.press(&consent, "approve").await;
+    again.assert_status(StatusCode::OK);
+    assert!(text(&again).contains("name=\"password\""));
+    assert_eq!(rows::<grants::Entity>(&app).await, 0, "no code was issued");
+    // Signed in afresh, the same request goes on to consent and a code.
+    let consent = browser.sign_in(&again, "ada", PASSWORD).await;
+    let answer = redirect_query(&browser.press(&consent, "approve").await);
+    assert!(answer.contains_key("code"));
 }
 
 async fn forms_without_their_csrf_token_are_refused(app: TestApp) {
@@ -590,6 +651,7 @@ crate::on_every_database!(
     denying_redirects_with_access_denied,
     remembered_consent_skips_the_consent_page_unless_prompt_asks,
     prompt_login_and_an_old_sign_in_ask_for_the_password_again,
+    max_age_is_checked_again_when_consent_is_given,
     forms_without_their_csrf_token_are_refused,
     the_consent_page_shows_the_app_the_scopes_and_who_is_signed_in,
     logout_asks_first_and_returns_to_the_request,

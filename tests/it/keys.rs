@@ -470,7 +470,203 @@ async fn administrators_read_and_rotate_the_signing_keys(app: TestApp) {
     assert!(listed["errors"].is_null(), "{listed}");
 }
 
+const REVOKE: &str = "mutation($kid: ID!) { revokeSigningKey(kid: $kid) { \
+    key { kid algorithm state retiresAt } successor { kid algorithm state activatesAt } } }";
+
+fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+fn published_kids(set: &Value) -> Vec<String> {
+    set["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A key that leaked is revoked: it leaves the JWKS at once, every token it signed fails at
+/// once on this node (a session token, and an app's access token userinfo verified before),
+/// another key of its algorithm signs at once, and the revocation is audited. Revoking it
+/// again is a conflict, an unknown key is not found, and only a key administrator may.
+async fn a_revoked_key_leaves_the_jwks_its_tokens_fail_and_another_key_signs(app: TestApp) {
+    use crate::common::rp::{consent, redeem_for, setup};
+    use idgraph::db::entities::audit_events;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let rp = setup(&app, "ops", "ada").await;
+    app.create_user("root", &[idgraph::domain::Role::Admin])
+        .await;
+    let code = consent(&app, &rp, json!({ "scope": "openid" })).await;
+    let access = redeem_for(&app, &rp, &code).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let userinfo = async || app.get("/api/oauth/userinfo", Some(&access)).await.status;
+    assert_eq!(userinfo().await, StatusCode::OK, "verified, and remembered");
+    let root = app.token("root", None).await;
+    // The access token, ada's and root's session tokens: the server's default algorithm.
+    let leaked = kid_of(&access);
+    assert_eq!(kid_of(&root), leaked);
+
+    let answer = app
+        .graphql(REVOKE, json!({ "kid": leaked }), Some(&root))
+        .await;
+    let revocation = &answer["data"]["revokeSigningKey"];
+    assert_eq!(revocation["key"]["state"], "REVOKED", "{answer}");
+    let successor = revocation["successor"]["kid"].as_str().unwrap().to_string();
+    assert_eq!(revocation["successor"]["state"], "ACTIVE", "signs at once");
+    assert_eq!(
+        revocation["successor"]["algorithm"],
+        revocation["key"]["algorithm"]
+    );
+    let kids = published_kids(&jwks(&app).await);
+    assert!(!kids.contains(&leaked), "{kids:?}");
+    assert!(kids.contains(&successor), "{kids:?}");
+    assert_eq!(userinfo().await, StatusCode::UNAUTHORIZED);
+    let viewer = app
+        .graphql("{ viewer { username } }", json!({}), Some(&root))
+        .await;
+    assert_eq!(crate::common::error_code(&viewer), "INVALID_TOKEN");
+    let fresh = app.token("root", None).await;
+    assert_eq!(kid_of(&fresh), successor);
+    let event = audit_events::Entity::find()
+        .filter(audit_events::Column::Action.eq("signing_key.revoke"))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .expect("audited");
+    assert_eq!(event.target_id.as_deref(), Some(leaked.as_str()));
+    assert_eq!(event.actor_kind, "user");
+    assert!(event.detail.contains(&successor), "{}", event.detail);
+
+    let again = app
+        .graphql(REVOKE, json!({ "kid": leaked }), Some(&fresh))
+        .await;
+    assert_eq!(crate::common::error_code(&again), "CONFLICT", "{again}");
+    let unknown = app
+        .graphql(REVOKE, json!({ "kid": "no-such-key" }), Some(&fresh))
+        .await;
+    assert_eq!(
+        crate::common::error_code(&unknown),
+        "NOT_FOUND",
+        "{unknown}"
+    );
+    let ops = app.token("ops", None).await;
+    let reader = app.token("root", Some("gov.user.admin.key:read")).await;
+    for token in [&ops, &reader] {
+        let refused = app
+            .graphql(REVOKE, json!({ "kid": successor }), Some(token))
+            .await;
+        assert_eq!(
+            crate::common::error_code(&refused),
+            "FORBIDDEN",
+            "{refused}"
+        );
+    }
+    assert!(published_kids(&jwks(&app).await).contains(&successor));
+}
+
+/// Revocation never leaves an algorithm without a signer, and keeps a rotation's schedule: the
+/// key published to sign next, once revoked, is replaced by a key that signs when it would
+/// have; the signing key, once revoked, gives way at once to the key published next. An ID
+/// token of a revoked key is not even accepted as a logout hint, as a merely retired key's is.
+async fn revoking_keeps_a_signer_and_the_rotation_schedule(app: TestApp) {
+    use crate::common::rp::{consent, redeem_for, setup};
+    use sea_orm::EntityTrait;
+    let rp = setup(&app, "ops", "ada").await;
+    let code = consent(&app, &rp, json!({ "scope": "openid" })).await;
+    let id_token = redeem_for(&app, &rp, &code).await["id_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let issuer = app.state.config.issuer.clone();
+    let hint = async || {
+        app.state
+            .keys
+            .verify_id_token_hint(&id_token, &issuer, 0)
+            .await
+            .unwrap()
+    };
+    assert!(hint().await.is_some());
+    let signing = kid_of(&id_token);
+    let rotation = keys::Rotation::of(&app.state.config);
+    let next = keys::rotate(&app.state.db, SigningAlgorithm::Rs256, rotation, app.now())
+        .await
+        .unwrap();
+    let activates = |kid: &str| {
+        let kid = kid.to_string();
+        async {
+            idgraph::db::entities::signing_keys::Entity::find_by_id(kid)
+                .one(&app.state.db)
+                .await
+                .unwrap()
+                .unwrap()
+                .activates_at
+        }
+    };
+    let scheduled = activates(&next).await;
+    assert!(scheduled.is_some_and(|at| at > app.now()));
+
+    let revoked = keys::revoke(&app.state.db, &next, app.now()).await.unwrap();
+    assert_eq!(revoked.key.state, keys::KeyState::Revoked);
+    let replacement = revoked.successor.expect("a key takes the next one's place");
+    assert_eq!(replacement.state, keys::KeyState::Next);
+    assert_eq!(replacement.activates_at, scheduled, "on the same schedule");
+
+    let revoked = keys::revoke(&app.state.db, &signing, app.now())
+        .await
+        .unwrap();
+    let successor = revoked.successor.expect("the next key signs instead");
+    assert_eq!(successor.kid, replacement.kid);
+    assert_eq!(successor.state, keys::KeyState::Active);
+    app.state.keys.reload().await.unwrap();
+    assert!(hint().await.is_none(), "a revoked key verifies no hint");
+    let unknown = keys::revoke(&app.state.db, "no-such-key", app.now()).await;
+    assert!(matches!(
+        unknown,
+        Err(idgraph::error::AppError::NotFound(_))
+    ));
+}
+
+/// Two rotations in a row publish two keys ahead; revoking the first of them, before it signs,
+/// must not leave a gap between the key signing now (which retires after the first would have
+/// taken over) and the second (which signs later): its replacement keeps its schedule.
+async fn revoking_a_key_published_ahead_leaves_no_moment_without_a_signer(app: TestApp) {
+    app.create_user("ada", &[]).await;
+    let algorithm = app.state.config.signing_algorithm;
+    let rotation = keys::Rotation {
+        publish_ahead: Duration::from_secs(600),
+        overlap: Duration::from_secs(60),
+    };
+    let first = keys::rotate(&app.state.db, algorithm, rotation, app.now())
+        .await
+        .unwrap();
+    app.advance(Duration::from_secs(300));
+    let second = keys::rotate(&app.state.db, algorithm, rotation, app.now())
+        .await
+        .unwrap();
+    let revoked = keys::revoke(&app.state.db, &first, app.now())
+        .await
+        .unwrap();
+    let stand_in = revoked
+        .successor
+        .expect("a key takes the first one's place");
+    // The key signing until now retires 660 s after the first rotation, the second key signs
+    // from 900 s: in between, the stand-in signs.
+    let signed_by = async |after: u64| {
+        app.advance(Duration::from_secs(after));
+        app.state.keys.reload().await.unwrap();
+        kid_of(&app.token("ada", None).await)
+    };
+    assert_eq!(signed_by(400).await, stand_in.kid, "at 700 s");
+    assert_eq!(signed_by(250).await, second, "at 950 s");
+}
+
 crate::on_every_database!(
+    revoking_a_key_published_ahead_leaves_no_moment_without_a_signer,
+    a_revoked_key_leaves_the_jwks_its_tokens_fail_and_another_key_signs,
+    revoking_keeps_a_signer_and_the_rotation_schedule,
     administrators_read_and_rotate_the_signing_keys,
     the_jwks_publishes_the_signing_keys_and_tokens_verify_against_them,
     rotation_publishes_both_keys_and_old_tokens_stay_valid,

@@ -71,7 +71,12 @@ pub(crate) async fn service_app(app: &TestApp, admin: &str) -> crate::common::Re
 /// A resource server's check of an access token (RFC 9068 §4): the header's `typ`, the issuer,
 /// the audience, and the signature by the key the JWKS publishes under the header's `kid`, with
 /// that key's own algorithm.
-fn resource_server_accepts(jwks: &Value, token: &str, issuer: &str, audience: &str) -> Value {
+pub(crate) fn resource_server_accepts(
+    jwks: &Value,
+    token: &str,
+    issuer: &str,
+    audience: &str,
+) -> Value {
     let header = jsonwebtoken::decode_header(token).unwrap();
     assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068 §2.1");
     let kid = header.kid.unwrap();
@@ -624,10 +629,10 @@ async fn the_consent_page_shows_api_scopes_verbatim(app: TestApp) {
 }
 
 /// `resource` names an API; the issuer is not one. An app may not list the issuer among its
-/// `resources` (it would see every user's token at introspection), and a user's grant, whose
-/// access tokens are for the issuer, refuses `resource` without spending the code or the
-/// refresh token.
-async fn the_issuer_is_never_a_resource_and_user_grants_refuse_resource(app: TestApp) {
+/// `resources` (it would see every user's token at introspection), and a user's grant
+/// authorized for no resource, whose access tokens are for the issuer, refuses `resource`
+/// without spending the code or the refresh token.
+async fn the_issuer_is_never_a_resource_and_a_grant_without_one_refuses_it(app: TestApp) {
     let rp = setup(&app, "ops", "ada").await;
     let admin = app.token("ops", None).await;
     let issuer = app.state.config.issuer.clone();
@@ -736,5 +741,5 @@ crate::on_every_database!(
     a_refresh_token_the_app_may_no_longer_use_is_inactive,
     client_credentials_grants_api_scopes_within_the_ceiling_for_allowed_resources,
     the_consent_page_shows_api_scopes_verbatim,
-    the_issuer_is_never_a_resource_and_user_grants_refuse_resource,
+    the_issuer_is_never_a_resource_and_a_grant_without_one_refuses_it,
 );

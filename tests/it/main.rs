@@ -34,6 +34,7 @@ mod migrations;
 mod oidc;
 mod races;
 mod relying_party;
+mod resources;
 mod sessions;
 mod users;
 mod writer;

@@ -36,6 +36,7 @@ async fn the_sqlite_writer_reads_rows_back_as_the_pool_does() {
         created_at: Set(now - 1),
         sid: Set(Some("session".into())),
         retired_refresh: Set(Some("0123456789abcdef".into())),
+        resource: Set(Some("https://api.example/orders".into())),
     })
     .exec_without_returning(&app.state.db)
     .await

@@ -39,6 +39,9 @@ pub struct Model {
     /// What the family's last rotated-out secrets were (`service::refresh::Retired`), so that
     /// one coming back is told from a secret never handed out.
     pub retired_refresh: Option<String>,
+    /// The resource server (RFC 8707) the authorization request named, one of the app's
+    /// `resources`: the audience of every access token of the family. `None`: the issuer.
+    pub resource: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

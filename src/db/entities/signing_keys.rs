@@ -14,7 +14,8 @@ pub struct Model {
     pub private_key: Vec<u8>,
     /// The public JWK as JSON text.
     pub public_jwk: String,
-    /// `active` (published; signing, or about to, or retiring) or `retired` (gone).
+    /// `active` (published; signing, or about to, or retiring), `retired` (gone) or `revoked`
+    /// (taken out before its time: nothing it signed verifies).
     pub state: String,
     pub created_at: i64,
     /// When a superseded key stops being published.

@@ -461,8 +461,8 @@ pub async fn update_app(
     Ok(AppRecord::new(row).app())
 }
 
-/// The issuer is the audience of every user's access token: an app that named it as a
-/// resource would see all of them at introspection.
+/// The issuer is the audience of every user's access token whose grant names no resource: an
+/// app that named it as a resource would see all of them at introspection.
 fn refuse_the_issuer_as_resource(state: &AppState, policy: &ClientPolicy) -> AppResult<()> {
     let issuer = state.config.issuer.trim_end_matches('/');
     match policy

@@ -115,10 +115,14 @@ pub async fn authorize(
                 Ok(checked) => checked,
                 Err(view) => return Ok(Outcome::view(view)),
             };
+            let now = state.clock.now();
             match browser::find(state, context.cookie.as_deref()).await? {
-                Some(session) => approve(state, &checked, &session).await,
-                // Signed out (or expired) since the page was shown: start again.
-                None => decide(state, context.cookie.as_deref(), checked, None, false).await,
+                Some(session) if !checked.request.sign_in_too_old(session.auth_time, now) => {
+                    approve(state, &checked, &session).await
+                }
+                // Signed out (or expired) since the page was shown, or the page was left open
+                // until the sign-in grew older than `max_age` allows: sign in again.
+                _ => decide(state, context.cookie.as_deref(), checked, None, false).await,
             }
         }
         Interaction::Deny(form) => match open(state, context, CONSENT_FORM, &form).await? {
@@ -144,11 +148,7 @@ async fn decide(
 ) -> AppResult<Outcome<AuthorizeView>> {
     let request = &checked.request;
     let now = state.clock.now();
-    let too_old = |s: &BrowserSession| {
-        request
-            .max_age
-            .is_some_and(|max_age| now - s.auth_time > max_age)
-    };
+    let too_old = |s: &BrowserSession| request.sign_in_too_old(s.auth_time, now);
     let (session, cookie) = match (session, cookie) {
         (Some(s), Some(cookie)) if fresh || !(request.prompt.login || too_old(&s)) => (s, cookie),
         _ if request.prompt.none => {
@@ -241,6 +241,7 @@ fn consent_page(
     let view = ConsentView {
         app: app_view(checked),
         scopes: request.consent.scopes.describe(),
+        resource: request.consent.resource.clone(),
         form: seal(state, CONSENT_FORM, cookie, request)?,
         signed_in_as: session.signed_in_as(),
         restart_query: request.to_params().to_query(),

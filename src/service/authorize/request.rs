@@ -92,8 +92,8 @@ pub(super) async fn check(
 }
 
 /// Holds a valid request to the app's policy: it must be allowed the code grant, a public
-/// client must use PKCE with `S256`, and the scopes are narrowed to the app's ceiling (never
-/// refused for it).
+/// client must use PKCE with `S256`, a `resource` must be one the app may name, and the scopes
+/// are narrowed to the app's ceiling (never refused for it).
 fn within_policy(
     app: &AppRecord,
     mut request: AuthorizationRequest,
@@ -113,6 +113,14 @@ fn within_policy(
         return Err(RedirectError::new(
             "invalid_request",
             "a public client must send a code_challenge with code_challenge_method S256",
+        ));
+    }
+    if let Some(resource) = &request.consent.resource
+        && !app.policy.may_name(resource)
+    {
+        return Err(RedirectError::new(
+            "invalid_target",
+            "resource is not one of the resource servers registered for the app",
         ));
     }
     request.consent.scopes = app.policy.narrow(&request.consent.scopes);

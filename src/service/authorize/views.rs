@@ -85,6 +85,8 @@ pub struct ConsentView {
     /// Each requested scope in plain words, the sign-in itself first, then the API scopes as
     /// written.
     pub scopes: Vec<String>,
+    /// The API (RFC 8707 resource) the app's access would be for, when it named one.
+    pub resource: Option<String>,
     /// The sealed request and its seal, carried by the form.
     pub form: Sealed,
     /// Who would consent.

@@ -26,6 +26,8 @@ struct Presented<'a> {
     code_hash: String,
     redirect_uri: Option<&'a str>,
     verifier: Option<&'a str>,
+    /// The token request's `resource` (RFC 8707), which may only repeat the granted one.
+    resource: Option<&'a str>,
 }
 
 /// The rules as SQL conditions on `grants`, for the fast path.
@@ -46,6 +48,14 @@ fn sql_rules(client: &Client, presented: &Presented<'_>, now: i64) -> Condition 
                     .add(G::CodeChallenge.eq(verifier)),
             ),
     };
+    // The granted resource: none, or one the app may still name, and the one the request
+    // repeats if it names one (`exchange_code` sends only a resource the app may name here).
+    let resource = match presented.resource {
+        Some(asked) => Condition::all().add(G::Resource.eq(asked)),
+        None => Condition::any()
+            .add(G::Resource.is_null())
+            .add(G::Resource.is_in(client.policy().resources.iter().map(String::as_str))),
+    };
     Condition::all()
         .add(G::CodeHash.eq(presented.code_hash.as_str()))
         .add(G::ClientId.eq(client.id()))
@@ -57,6 +67,7 @@ fn sql_rules(client: &Client, presented: &Presented<'_>, now: i64) -> Condition 
                 .add(G::RedirectUri.eq(redirect)),
         )
         .add(pkce)
+        .add(resource)
 }
 
 /// The same rules as checks on the row, in the order their errors are reported.
@@ -112,16 +123,22 @@ fn row_rules(
         }
         (None, _, None) => {}
     }
+    client
+        .policy()
+        .user_token_audience(row.resource.as_deref(), presented.resource)
+        .map_err(|why| OAuthError::InvalidTarget(why.into()))?;
     Ok(())
 }
 
-/// `grant_type=authorization_code` for an authenticated `client`.
+/// `grant_type=authorization_code` for an authenticated `client`. `resource`, when sent, must
+/// be the one the authorization request named.
 pub async fn exchange_code(
     state: &AppState,
     client: &Client,
     code: &str,
     redirect_uri: Option<&str>,
     code_verifier: Option<&str>,
+    resource: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     if code.is_empty() || code.len() > 128 {
         return Err(OAuthError::InvalidGrant(BAD_CODE.into()));
@@ -138,12 +155,14 @@ pub async fn exchange_code(
         code_hash: digest(code),
         redirect_uri,
         verifier: code_verifier,
+        resource,
     };
     let now = state.clock.now();
-    // A redirect URI that is not registered, or a verifier that cannot be one, can never
-    // redeem: the fast path would only match nothing.
+    // A redirect URI that is not registered, a verifier that cannot be one, or a resource the
+    // app may not name can never redeem: the fast path would only match nothing.
     let well_formed = redirect_uri.is_some_and(|uri| client.registered(uri))
-        && code_verifier.is_none_or(is_pkce_string);
+        && code_verifier.is_none_or(is_pkce_string)
+        && resource.is_none_or(|asked| client.policy().may_name(asked));
     if well_formed {
         let redemption = Redemption::new(state, now);
         let update = redemption

@@ -3,13 +3,14 @@
 //!
 //! As with codes (`code.rs`), a good token that keeps the granted scope rotates in one
 //! statement: an `UPDATE … RETURNING` whose conditions are the rules [`refresh::rotate`] checks
-//! on the row (the family, its client, a redeemed code, the current digest, not expired). When
-//! it matches nothing, or a narrower scope is asked for, the checked path reads the row and says
-//! what was wrong, revoking the family when a rotated-out token comes back. The integration test
+//! on the row (the family, its client, a redeemed code, the current digest, not expired, a
+//! resource the app may still name). When it matches nothing, or a narrower scope or a
+//! `resource` is asked for, the checked path reads the row and says what was wrong, revoking
+//! the family when a rotated-out token comes back. The integration test
 //! `every_refresh_rule_*` breaks each rule alone and shows the statement refused it.
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter};
 
 use super::{Client, Issue, OAuthError, TokenResponse, issue, revoke_grant};
 use crate::db::entities::grants;
@@ -27,6 +28,8 @@ const BAD_REFRESH: &str = "the refresh token is invalid, expired or was already 
 struct GrantFamilies<'a> {
     state: &'a AppState,
     client_id: &'a str,
+    /// The resource servers the client may name now.
+    resources: &'a [String],
     ttl: i64,
 }
 
@@ -109,7 +112,13 @@ async fn rotate_in_one_statement(
         .filter(G::ClientId.eq(families.client_id))
         .filter(G::CodeUsedAt.is_not_null())
         .filter(G::RefreshHash.eq(current))
-        .filter(G::RefreshExpiresAt.gt(now));
+        .filter(G::RefreshExpiresAt.gt(now))
+        // The grant's resource, if any, one the app may still name.
+        .filter(
+            Condition::any()
+                .add(G::Resource.is_null())
+                .add(G::Resource.is_in(families.resources.iter().map(String::as_str))),
+        );
     let rotated = state.writer.update_returning(&state.db, update).await?;
     let Some(row) = rotated.into_iter().next() else {
         return Ok(None);
@@ -124,17 +133,21 @@ async fn rotate_in_one_statement(
 }
 
 /// The checked path: reads the row, says what was wrong, and ends the family when the token
-/// was used before.
+/// was used before. A scope beyond the grant or a resource it does not allow is refused before
+/// the token rotates.
 async fn rotate_checked(
     state: &AppState,
     client: &Client,
     families: &GrantFamilies<'_>,
-    refresh_token: &str,
-    scope: Option<&str>,
+    asked: Asked<'_>,
     now: i64,
 ) -> Result<(grants::Model, String, Scopes), OAuthError> {
-    let rotation = refresh::rotate(families, refresh_token, now, |grant| {
-        narrowed(&Scopes::filter(&grant.scope), scope)
+    let rotation = refresh::rotate(families, asked.refresh_token, now, |grant| {
+        client
+            .policy()
+            .user_token_audience(grant.resource.as_deref(), asked.resource)
+            .map_err(|why| OAuthError::InvalidTarget(why.into()))?;
+        narrowed(&Scopes::filter(&grant.scope), asked.scope)
     })
     .await??;
     match rotation {
@@ -167,22 +180,41 @@ fn narrowed(granted: &Scopes, asked: Option<&str>) -> Result<Scopes, OAuthError>
     }
 }
 
+/// What a refresh request asks for.
+#[derive(Clone, Copy)]
+struct Asked<'a> {
+    refresh_token: &'a str,
+    /// A narrower scope.
+    scope: Option<&'a str>,
+    /// `resource` (RFC 8707): only the grant's own.
+    resource: Option<&'a str>,
+}
+
 /// `grant_type=refresh_token` for an authenticated `client`; rotates the refresh token.
+/// `resource`, when sent, must be the one the authorization request named.
 pub async fn refresh(
     state: &AppState,
     client: &Client,
     refresh_token: &str,
     scope: Option<&str>,
+    resource: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let families = GrantFamilies {
         state,
         client_id: client.id(),
+        resources: &client.policy().resources,
         ttl: secs(state.config.refresh_token_ttl),
     };
     let now = state.clock.now();
-    let keeps_scope = scope.is_none_or(|s| s.trim().is_empty());
+    let asked = Asked {
+        refresh_token,
+        scope,
+        resource,
+    };
+    // Only a request that keeps the grant as it is takes the one statement.
+    let keeps_grant = scope.is_none_or(|s| s.trim().is_empty()) && resource.is_none();
     let fast = match refresh::split(refresh_token) {
-        Some((family, secret)) if keeps_scope => {
+        Some((family, secret)) if keeps_grant => {
             rotate_in_one_statement(state, &families, family, secret, now).await?
         }
         _ => None,
@@ -192,7 +224,7 @@ pub async fn refresh(
             let scope = Scopes::filter(&row.scope);
             (row, token, scope)
         }
-        None => rotate_checked(state, client, &families, refresh_token, scope, now).await?,
+        None => rotate_checked(state, client, &families, asked, now).await?,
     };
     // The app's ceiling as it is now, not as it was at consent: narrowed since, it narrows what
     // the refresh gives; without `offline_access` any more (every refreshable grant holds it,

@@ -5,9 +5,10 @@
 //! What an app may introspect: its own tokens (access and refresh), and access tokens whose
 //! audience names it (its client id, or one of its `resources`): the resource server's view.
 //! An app's `resources` thus make a group: the apps that may get tokens for an API and the API's
-//! own app see each other's tokens for it. That reveals little: introspection needs the token
-//! itself, whose claims its holder can read anyway; what it adds is whether the token is still
-//! active. The issuer cannot be a resource, so no app sees the users' tokens of other apps.
+//! own app see each other's tokens for it, their users' tokens for it included (a user's grant
+//! may name the API, RFC 8707). That reveals little: introspection needs the token itself,
+//! whose claims its holder can read anyway; what it adds is whether the token is still active.
+//! The issuer cannot be a resource, so no app sees other apps' users' tokens for the issuer.
 
 use sea_orm::EntityTrait;
 use serde::Serialize;
@@ -124,8 +125,9 @@ async fn access_token(
     }))
 }
 
-/// Whether an access token has not been ended: its grant is live (and its user's), or, for an
-/// app's token for itself, the app still exists and could get such a token now
+/// Whether an access token has not been ended: its grant is live (and its user's) and, when the
+/// grant is for a resource server, its app may still name it (as a refresh would require); or,
+/// for an app's token for itself, the app still exists and could get such a token now
 /// ([`ClientPolicy::may_hold_app_token`](crate::domain::clients::ClientPolicy::may_hold_app_token))
 /// and the token was not revoked.
 async fn live(state: &AppState, claims: &AccessClaims) -> Result<bool, OAuthError> {
@@ -140,9 +142,17 @@ async fn live(state: &AppState, claims: &AccessClaims) -> Result<bool, OAuthErro
         });
         return Ok(allowed && live::unrevoked(state, &claims.jti).await?);
     };
-    Ok(live::grant(state, gid).await?.is_some_and(|grant| {
+    let grant_live = live::grant(state, gid).await?.is_some_and(|grant| {
         grant.user_id == claims.sub && claims.client_id.as_deref() == Some(grant.client_id.as_str())
-    }))
+    });
+    if !grant_live || claims.aud == state.config.issuer {
+        return Ok(grant_live);
+    }
+    let app = match claims.client_id.as_deref().and_then(ClientId::parse) {
+        Some(client_id) => apps::record(state, &client_id).await?,
+        None => None,
+    };
+    Ok(app.is_some_and(|app| app.policy.may_name(&claims.aud)))
 }
 
 /// The caller's own current refresh token, if `token` is one.

@@ -203,19 +203,6 @@ pub async fn authenticate_client(
     .ok_or(OAuthError::InvalidClient)
 }
 
-/// `resource` (RFC 8707) names an API, and only an app's token for itself has one: a user's
-/// access token (code and refresh grants) is for the issuer, userinfo. Checked before the grant
-/// runs, so a refused request spends no code or refresh token.
-pub fn check_resource(grant: GrantType, resource: Option<&str>) -> Result<(), OAuthError> {
-    if grant == GrantType::ClientCredentials || resource.is_none() {
-        return Ok(());
-    }
-    Err(OAuthError::InvalidTarget(
-        "resource applies to client_credentials only: a user's access token is for the issuer"
-            .into(),
-    ))
-}
-
 /// `at_hash`: the left half of the access token's hash, with the hash of the signing
 /// algorithm (SHA-256 for RS256 and ES256, SHA-512 for Ed25519).
 fn at_hash(algorithm: SigningAlgorithm, access_token: &str) -> String {
@@ -236,13 +223,21 @@ struct Issue<'a> {
 }
 
 /// Signs the access token (with the server's default algorithm: resource servers read it
-/// through the JWKS) and the ID token (with the algorithm the app registered).
+/// through the JWKS), for the grant's resource or else the issuer, and the ID token (with the
+/// algorithm the app registered).
 async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuthError> {
     let now = state.clock.now();
     let ttl = secs(state.config.access_token_ttl);
     let issuer = &state.config.issuer;
     let grant = what.grant;
-    let access = AccessClaims::app(
+    // Checked before the code or refresh token was spent; checked again here, so that an
+    // app's resource withdrawn in between yields no token for it.
+    let resource = what
+        .client
+        .policy()
+        .user_token_audience(grant.resource.as_deref(), None)
+        .map_err(|why| OAuthError::InvalidTarget(why.into()))?;
+    let mut access = AccessClaims::app(
         issuer,
         &grant.user_id,
         &grant.client_id,
@@ -251,6 +246,9 @@ async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuth
         now,
         ttl,
     );
+    if let Some(resource) = resource {
+        access.aud = resource.to_string();
+    }
     let id_alg = what.client.0.policy.id_token_alg;
     let ring = state.keys.ring_signing(id_alg).await?;
     let id = IdClaims {

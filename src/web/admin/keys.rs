@@ -1,17 +1,19 @@
-//! The console's signing-key page (role `admin`): every key's state, algorithm and dates, and
-//! rotation per algorithm. Operations of `frontend-queries/keys.graphql`.
+//! The console's signing-key page (role `admin`): every key's state, algorithm and dates,
+//! rotation per algorithm, and revocation of a published key (after a confirmation naming it).
+//! Operations of `frontend-queries/keys.graphql`.
 
 use askama::Template;
 use axum::Router;
-use axum::extract::Query;
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::apps::ConfirmPage;
 use super::gql::{Doc, Problem};
-use super::{Chrome, Console, Posted, problem_page, render, see_other, when};
+use super::{Chrome, Console, Posted, encode, problem_page, render, see_other, when};
 use crate::domain::capabilities::SigningAlgorithm;
 use crate::service::AppState;
 
@@ -19,6 +21,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/keys", get(list))
         .route("/admin/keys/rotate", post(rotate))
+        .route("/admin/keys/{kid}/revoke", get(confirm_revoke).post(revoke))
 }
 
 #[derive(Deserialize)]
@@ -34,6 +37,8 @@ struct Key {
 
 struct Row {
     kid: String,
+    /// Still published: it may be revoked.
+    revocable: bool,
     algorithm: String,
     state: String,
     created: String,
@@ -54,18 +59,28 @@ struct KeysPage {
 struct ListQuery {
     #[serde(default)]
     rotated: String,
+    #[serde(default)]
+    revoked: String,
+}
+
+/// The keys, or the problem page to show instead.
+async fn signing_keys(console: &Console, chrome: &Chrome) -> Result<Vec<Key>, Response> {
+    let answer = console.gql.run(Doc::Keys, "SigningKeys", json!({})).await;
+    answer
+        .take("signingKeys")
+        .map_err(|problems| problem_page(chrome, "Signing keys", &problems))
 }
 
 async fn page(console: &Console, problems: Vec<Problem>, saved: String) -> Response {
     let chrome = console.chrome("keys");
-    let answer = console.gql.run(Doc::Keys, "SigningKeys", json!({})).await;
-    let keys: Vec<Key> = match answer.take("signingKeys") {
+    let keys = match signing_keys(console, &chrome).await {
         Ok(keys) => keys,
-        Err(problems) => return problem_page(&chrome, "Signing keys", &problems),
+        Err(response) => return response,
     };
     let rows = keys
         .into_iter()
         .map(|key| Row {
+            revocable: ["NEXT", "ACTIVE", "RETIRING"].contains(&key.state.as_str()),
             kid: key.kid,
             algorithm: key.algorithm,
             state: key.state.to_ascii_lowercase(),
@@ -101,6 +116,9 @@ async fn list(console: Console, Query(query): Query<ListQuery>) -> Response {
             "A new {algorithm} key is published; it starts signing once relying parties have \
              had time to fetch it."
         ),
+        Err(_) if query.revoked == "1" => "The key is revoked: it is no longer published and \
+             nothing it signed is accepted."
+            .into(),
         Err(_) => String::new(),
     };
     page(&console, Vec::new(), saved).await
@@ -122,6 +140,51 @@ async fn rotate(Posted { console, fields }: Posted) -> Response {
             let algorithm = key["algorithm"].as_str().unwrap_or_default();
             see_other(&format!("/admin/keys?rotated={}", super::encode(algorithm)))
         }
+        Err(problems) => page(&console, problems, String::new()).await,
+    }
+}
+
+/// `GET /admin/keys/{kid}/revoke`: "Revoke the key …?"
+async fn confirm_revoke(console: Console, Path(kid): Path<String>) -> Response {
+    let chrome = console.chrome("keys");
+    let keys = match signing_keys(&console, &chrome).await {
+        Ok(keys) => keys,
+        Err(response) => return response,
+    };
+    let Some(key) = keys.into_iter().find(|key| key.kid == kid) else {
+        let missing = [Problem::general(
+            "NOT_FOUND",
+            format!("There is no signing key {kid}."),
+        )];
+        return problem_page(&chrome, "No such key", &missing);
+    };
+    render(
+        StatusCode::OK,
+        &ConfirmPage {
+            title: format!("Revoke the {} key {}?", key.algorithm, key.kid),
+            text: format!(
+                "Do this when the key has leaked. It leaves the published key set at once and \
+                 nothing it signed is accepted any more: access, session and ID tokens it \
+                 signed stop working (clients holding refresh tokens get new ones). Another {} \
+                 key signs in its place. This cannot be undone.",
+                key.algorithm
+            ),
+            action: format!("/admin/keys/{}/revoke", encode(&key.kid)),
+            button: format!("Revoke {}", key.kid),
+            back: "/admin/keys".into(),
+            chrome,
+        },
+    )
+}
+
+/// `POST /admin/keys/{kid}/revoke`.
+async fn revoke(Path(kid): Path<String>, Posted { console, .. }: Posted) -> Response {
+    let answer = console
+        .gql
+        .run(Doc::Keys, "RevokeSigningKey", json!({ "kid": kid }))
+        .await;
+    match answer.take::<Value>("revokeSigningKey") {
+        Ok(_) => see_other("/admin/keys?revoked=1"),
         Err(problems) => page(&console, problems, String::new()).await,
     }
 }

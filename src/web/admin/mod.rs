@@ -187,7 +187,7 @@ impl FromRequestParts<AppState> for Console {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let cookie = session_cookie(&parts.headers);
+        let cookie = session_cookie(&parts.headers, &state.config);
         let found = console::signed_in(state, cookie.as_deref())
             .await
             .map_err(|err| super::pages::PageError(err).into_response())?;
@@ -285,7 +285,7 @@ async fn sign_in_page(
     headers: axum::http::HeaderMap,
     Query(query): Query<NextQuery>,
 ) -> Response {
-    let (cookie, change) = match session_cookie(&headers) {
+    let (cookie, change) = match session_cookie(&headers, &state.config) {
         Some(cookie) => (cookie, None),
         None => {
             let value = new_cookie_value();
@@ -323,7 +323,7 @@ async fn sign_in(
     headers: axum::http::HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Response {
-    let cookie = session_cookie(&headers);
+    let cookie = session_cookie(&headers, &state.config);
     let Some(cookie) =
         cookie.filter(|cookie| console::check_form_token(&state, cookie, &form.token))
     else {
@@ -398,7 +398,7 @@ async fn sign_out(
     headers: axum::http::HeaderMap,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    let Some(cookie) = session_cookie(&headers)
+    let Some(cookie) = session_cookie(&headers, &state.config)
         .filter(|cookie| console::check_form_token(&state, cookie, &form.token))
     else {
         return refused_form(&state);

@@ -12,31 +12,37 @@ use super::{TestApp, TestResponse};
 /// A client that keeps idgraph's cookie like a browser.
 pub struct Browser<'a> {
     app: &'a TestApp,
+    /// The cookie's name under the app's settings (`__Host-` prefixed on an https issuer).
+    name: &'static str,
     pub cookie: Option<String>,
 }
 
 impl<'a> Browser<'a> {
     pub fn new(app: &'a TestApp) -> Self {
-        Self { app, cookie: None }
+        Self {
+            app,
+            name: idgraph::service::browser::cookie_name(&app.state.config),
+            cookie: None,
+        }
     }
 
     async fn send(&mut self, request: axum::http::request::Builder, body: Body) -> TestResponse {
         let request = match &self.cookie {
-            Some(value) => request.header(header::COOKIE, format!("idgraph_session={value}")),
+            Some(value) => request.header(header::COOKIE, format!("{}={value}", self.name)),
             None => request,
         };
         let response = self.app.send(request.body(body).unwrap()).await;
         for set in response.headers.get_all(header::SET_COOKIE) {
             let set = set.to_str().unwrap();
-            // The cookie lives at `/`; the expiry of one an earlier release set at `/oauth`
-            // does not touch it.
-            if !set.contains("; Path=/;") {
-                continue;
-            }
+            // The cookie lives at `/`; the expiry of one an earlier release set at `/oauth`, or
+            // under another name, does not touch it.
             let value = set
-                .strip_prefix("idgraph_session=")
-                .and_then(|rest| rest.split(';').next())
-                .unwrap();
+                .strip_prefix(self.name)
+                .and_then(|rest| rest.strip_prefix('='))
+                .and_then(|rest| rest.split(';').next());
+            let (Some(value), true) = (value, set.contains("; Path=/;")) else {
+                continue;
+            };
             self.cookie = (!set.contains("Max-Age=0")).then(|| value.to_string());
         }
         response
