@@ -19,17 +19,7 @@ use crate::common::browser::{Browser, authorize_path};
 use crate::common::rp::{
     REDIRECT, Rp, VERIFIER, basic, consent, refresh_grant, s256, setup, token, token_with,
 };
-use crate::common::{PASSWORD, Registered, Served, TestApp, json_request};
-
-/// An `Rp` for another app registered by the same admin, with the same user.
-fn rp_for(rp: &Rp, registered: &Registered) -> Rp {
-    Rp {
-        client_id: registered.client_id.clone(),
-        secret: registered.secret.clone(),
-        user_token: rp.user_token.clone(),
-        user_id: rp.user_id.clone(),
-    }
-}
+use crate::common::{PASSWORD, Served, TestApp, json_request};
 
 /// The hosted flow for `rp` with `changes`, signed in as ada: the redirect's query.
 async fn hosted_code(
@@ -185,7 +175,7 @@ async fn a_public_client_never_uses_a_secret_and_a_confidential_one_only_its_met
         )
         .await;
     rotate.assert_status(StatusCode::BAD_REQUEST);
-    let public_rp = rp_for(&rp, &public);
+    let public_rp = rp.for_app(&public);
     for body in [
         json!({ "client_id": public.client_id, "scope": "openid" }),
         json!({ "client_id": public.client_id, "scope": "openid", "code_challenge": VERIFIER, "code_challenge_method": "plain" }),
@@ -262,7 +252,7 @@ async fn a_second_redirect_uri_works_and_a_near_miss_never_redirects(app: TestAp
             json!({ "name": "Two", "redirect_uris": [REDIRECT, staging] }),
         )
         .await;
-    let two = rp_for(&rp, &both);
+    let two = rp.for_app(&both);
     let answer = hosted_code(&app, &two, &[("redirect_uri", staging)]).await;
     let exchanged = token(
         &app,
@@ -323,7 +313,7 @@ async fn loopback_redirects_match_any_port_for_public_apps_only(app: TestApp) {
             json!({ "name": "Native", "redirect_uri": registered, "token_endpoint_auth_method": "none" }),
         )
         .await;
-    let native_rp = rp_for(&rp, &native);
+    let native_rp = rp.for_app(&native);
     let answer = hosted_code(&app, &native_rp, &[("redirect_uri", asked)]).await;
     let exchanged = token_with(
         &app,
@@ -347,7 +337,7 @@ async fn loopback_redirects_match_any_port_for_public_apps_only(app: TestApp) {
     let mut browser = Browser::new(&app);
     let refused = browser
         .get(&authorize_path(
-            &rp_for(&rp, &confidential),
+            &rp.for_app(&confidential),
             &[("redirect_uri", asked)],
         ))
         .await;
@@ -366,7 +356,7 @@ async fn grants_outside_the_list_are_unauthorized_client_and_scopes_stay_under_t
             json!({ "name": "Narrow", "redirect_uri": REDIRECT, "grant_types": ["authorization_code"], "scope": "openid profile" }),
         )
         .await;
-    let narrow_rp = rp_for(&rp, &narrow);
+    let narrow_rp = rp.for_app(&narrow);
     let code = consent(
         &app,
         &narrow_rp,

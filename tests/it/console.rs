@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use idgraph::db::entities::{apps, audit_events, signing_keys};
+use idgraph::db::entities::{apps, signing_keys};
 use idgraph::domain::Role;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
@@ -325,12 +325,7 @@ async fn rotating_a_signing_key_from_the_console_is_audited_as_the_admin() {
         .await
         .unwrap();
     assert_eq!(after, before + 1);
-    let event = audit_events::Entity::find()
-        .filter(audit_events::Column::Action.eq("signing_key.rotate"))
-        .one(&app.state.db)
-        .await
-        .unwrap()
-        .expect("audited");
+    let event = app.audit_event("signing_key.rotate").await;
     assert_eq!(event.actor_kind, "user");
     assert_eq!(event.actor_id.as_deref(), Some(root.id.as_str()));
     // The trail names the administrator and leads to their page.
@@ -386,12 +381,7 @@ async fn revoking_a_signing_key_from_the_console_asks_first() {
         "a revoked key has nothing left to revoke"
     );
     assert_eq!(state().await, "revoked");
-    let event = audit_events::Entity::find()
-        .filter(audit_events::Column::Action.eq("signing_key.revoke"))
-        .one(&app.state.db)
-        .await
-        .unwrap()
-        .expect("audited");
+    let event = app.audit_event("signing_key.revoke").await;
     assert_eq!(event.actor_kind, "user");
 }
 

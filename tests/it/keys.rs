@@ -492,8 +492,6 @@ fn published_kids(set: &Value) -> Vec<String> {
 /// again is a conflict, an unknown key is not found, and only a key administrator may.
 async fn a_revoked_key_leaves_the_jwks_its_tokens_fail_and_another_key_signs(app: TestApp) {
     use crate::common::rp::{consent, redeem_for, setup};
-    use idgraph::db::entities::audit_events;
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let rp = setup(&app, "ops", "ada").await;
     app.create_user("root", &[idgraph::domain::Role::Admin])
         .await;
@@ -530,12 +528,7 @@ async fn a_revoked_key_leaves_the_jwks_its_tokens_fail_and_another_key_signs(app
     assert_eq!(crate::common::error_code(&viewer), "INVALID_TOKEN");
     let fresh = app.token("root", None).await;
     assert_eq!(kid_of(&fresh), successor);
-    let event = audit_events::Entity::find()
-        .filter(audit_events::Column::Action.eq("signing_key.revoke"))
-        .one(&app.state.db)
-        .await
-        .unwrap()
-        .expect("audited");
+    let event = app.audit_event("signing_key.revoke").await;
     assert_eq!(event.target_id.as_deref(), Some(leaked.as_str()));
     assert_eq!(event.actor_kind, "user");
     assert!(event.detail.contains(&successor), "{}", event.detail);

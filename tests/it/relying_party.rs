@@ -49,6 +49,41 @@ pub async fn discover(issuer: &str, app: &Registered, redirect: &str) -> (reqwes
     (http, client)
 }
 
+/// The sign-in UI's part: reads the authorization request `auth_url` and records the consent
+/// of the user whose token is `session` to it, with its parameters (`resource` when it names
+/// one); returns the code.
+pub async fn consent_to(
+    app: &crate::common::TestApp,
+    session: &str,
+    auth_url: &url::Url,
+) -> String {
+    let query: std::collections::HashMap<String, String> =
+        auth_url.query_pairs().into_owned().collect();
+    let mut body = json!({});
+    for name in [
+        "client_id",
+        "scope",
+        "nonce",
+        "code_challenge",
+        "code_challenge_method",
+        "resource",
+    ] {
+        if let Some(value) = query.get(name) {
+            body[name] = json!(value);
+        }
+    }
+    let response = app
+        .rest(
+            Method::POST,
+            "/api/oauth/auth/code",
+            Some(session),
+            Some(body),
+        )
+        .await;
+    response.assert_status(axum::http::StatusCode::OK);
+    response.json()["code"].as_str().unwrap().to_string()
+}
+
 /// The server signs with `server` by default; the app asks for `id_token` ID tokens, which the
 /// relying party accepts alone (`jws`).
 async fn sign_in_with(server: &str, id_token: &str, jws: CoreJwsSigningAlgorithm) {
@@ -81,26 +116,7 @@ async fn sign_in_with(server: &str, id_token: &str, jws: CoreJwsSigningAlgorithm
         .url();
 
     // The sign-in UI reads the request and records the user's consent.
-    let query: std::collections::HashMap<String, String> =
-        auth_url.query_pairs().into_owned().collect();
-    let code = app
-        .rest(
-            Method::POST,
-            "/api/oauth/auth/code",
-            Some(&session),
-            Some(json!({
-                "client_id": query["client_id"],
-                "scope": query["scope"],
-                "nonce": query["nonce"],
-                "code_challenge": query["code_challenge"],
-                "code_challenge_method": query["code_challenge_method"],
-            })),
-        )
-        .await
-        .json()["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let code = consent_to(app, &session, &auth_url).await;
 
     let tokens = client
         .exchange_code(AuthorizationCode::new(code))

@@ -11,7 +11,7 @@ use crate::common::browser::{Browser, authorize_path, redirect_query, text};
 use crate::common::rp::{REDIRECT, Rp, VERIFIER, consent, setup, token};
 use crate::common::{PASSWORD, Served, TestApp, TestResponse};
 use crate::lifecycle::{ORDERS, introspect, resource_server_accepts, service_app};
-use crate::relying_party::discover;
+use crate::relying_party::{consent_to, discover};
 
 const OTHER_API: &str = "https://api.example/billing";
 
@@ -33,13 +33,7 @@ fn access_of(response: &TestResponse) -> String {
 async fn orders_app(app: &TestApp) -> Rp {
     let rp = setup(app, "ops", "ada").await;
     let admin = app.token("ops", None).await;
-    let orders = service_app(app, &admin).await;
-    Rp {
-        client_id: orders.client_id,
-        secret: orders.secret,
-        user_token: rp.user_token,
-        user_id: rp.user_id,
-    }
+    rp.for_app(&service_app(app, &admin).await)
 }
 
 fn exchange<'a>(code: &'a str, resource: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
@@ -99,21 +93,9 @@ async fn a_grant_for_an_api_gives_access_tokens_for_that_api(app: TestApp) {
     // Its app and the API's other apps see it at introspection; an app without the API does not.
     assert_eq!(introspect(&app, &rp, &access).await["aud"], ORDERS);
     let admin = app.token("ops", None).await;
-    let api = service_app(&app, &admin).await;
-    let api = Rp {
-        client_id: api.client_id,
-        secret: api.secret,
-        user_token: String::new(),
-        user_id: String::new(),
-    };
+    let api = Rp::app_only(service_app(&app, &admin).await);
     assert_eq!(introspect(&app, &api, &access).await["active"], true);
-    let plain = app.register_app(&admin, "Plain", "", REDIRECT).await;
-    let plain = Rp {
-        client_id: plain.client_id,
-        secret: plain.secret,
-        user_token: String::new(),
-        user_id: String::new(),
-    };
+    let plain = Rp::app_only(app.register_app(&admin, "Plain", "", REDIRECT).await);
     assert_eq!(
         introspect(&app, &plain, &access).await,
         json!({ "active": false })
@@ -300,28 +282,8 @@ async fn a_relying_party_gets_a_users_access_token_for_its_api() {
         .add_extra_param("resource", ORDERS)
         .set_pkce_challenge(challenge)
         .url();
-    // The sign-in UI reads the request and records the user's consent.
-    let query: std::collections::HashMap<String, String> =
-        auth_url.query_pairs().into_owned().collect();
-    let code = app
-        .rest(
-            Method::POST,
-            "/api/oauth/auth/code",
-            Some(&session),
-            Some(json!({
-                "client_id": query["client_id"],
-                "scope": query["scope"],
-                "nonce": query["nonce"],
-                "code_challenge": query["code_challenge"],
-                "code_challenge_method": query["code_challenge_method"],
-                "resource": query["resource"],
-            })),
-        )
-        .await
-        .json()["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // The sign-in UI reads the request and records the user's consent, for the API.
+    let code = consent_to(app, &session, &auth_url).await;
     let tokens = client
         .exchange_code(AuthorizationCode::new(code))
         .unwrap()

@@ -984,12 +984,7 @@ async fn an_administrator_revokes_a_users_connection(app: TestApp) {
         None,
         "the user's own session lives on"
     );
-    let event = idgraph::db::entities::audit_events::Entity::find()
-        .filter(idgraph::db::entities::audit_events::Column::Action.eq("connection.delete"))
-        .one(&app.state.db)
-        .await
-        .unwrap()
-        .expect("audited");
+    let event = app.audit_event("connection.delete").await;
     assert_eq!(event.actor_id.as_deref(), Some(root_id.as_str()));
     assert_eq!(
         event.target_id.as_deref(),

@@ -443,6 +443,19 @@ impl TestApp {
         }
     }
 
+    /// The newest audit event of `action`, which must exist.
+    pub async fn audit_event(&self, action: &str) -> idgraph::db::entities::audit_events::Model {
+        use idgraph::db::entities::audit_events::{Column, Entity};
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        Entity::find()
+            .filter(Column::Action.eq(action))
+            .order_by_desc(Column::At)
+            .one(&self.state.db)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no {action} event in the audit trail"))
+    }
+
     /// Creates the oauth admin `username` (role `oauth`) and returns their token (scope `all`).
     pub async fn oauth_admin(&self, username: &str) -> String {
         self.create_user(username, &[Role::Oauth]).await;

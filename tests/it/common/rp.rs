@@ -8,7 +8,7 @@ use idgraph::domain::Role;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{TestApp, TestResponse};
+use super::{Registered, TestApp, TestResponse};
 
 pub const REDIRECT: &str = "https://rp.example/cb";
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -23,6 +23,28 @@ pub struct Rp {
     pub secret: String,
     pub user_token: String,
     pub user_id: String,
+}
+
+impl Rp {
+    /// The app `registered` with this one's user (another app the same user uses).
+    pub fn for_app(&self, registered: &Registered) -> Rp {
+        Rp {
+            client_id: registered.client_id.clone(),
+            secret: registered.secret.clone(),
+            user_token: self.user_token.clone(),
+            user_id: self.user_id.clone(),
+        }
+    }
+
+    /// The app `registered` with no user: a resource server, or an app acting for itself.
+    pub fn app_only(registered: Registered) -> Rp {
+        Rp {
+            client_id: registered.client_id,
+            secret: registered.secret,
+            user_token: String::new(),
+            user_id: String::new(),
+        }
+    }
 }
 
 /// Creates the oauth admin `admin`, who registers the app "RP" (redirect URI [`REDIRECT`]),
