@@ -492,15 +492,16 @@ async fn revoke_in(
         .await?;
     let successor = if !activated(&revoked, now) {
         // It was to sign later: a new key takes its place on its very schedule (signing from
-        // its activation, superseded when it was), so the keys before and after it still meet.
+        // its activation, superseded when it was) and in its very order among the keys (made
+        // when it was: `signers` prefers the newest), so the keys before and after it still
+        // meet and each signs when it would have.
         let successor = insert_new_key(txn, algorithm, now, revoked.activates_at).await?;
-        if let Some(retires_at) = revoked.retires_at {
-            signing_keys::Entity::update_many()
-                .col_expr(K::RetiresAt, retires_at.into())
-                .filter(K::Kid.eq(&successor))
-                .exec(txn)
-                .await?;
-        }
+        signing_keys::Entity::update_many()
+            .col_expr(K::CreatedAt, revoked.created_at.into())
+            .col_expr(K::RetiresAt, revoked.retires_at.into())
+            .filter(K::Kid.eq(&successor))
+            .exec(txn)
+            .await?;
         Some(successor)
     } else if signing {
         // The key a rotation published to sign next (the newest not superseded) signs at once;

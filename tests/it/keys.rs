@@ -622,9 +622,11 @@ async fn revoking_keeps_a_signer_and_the_rotation_schedule(app: TestApp) {
     ));
 }
 
-/// Two rotations in a row publish two keys ahead; revoking the first of them, before it signs,
-/// must not leave a gap between the key signing now (which retires after the first would have
-/// taken over) and the second (which signs later): its replacement keeps its schedule.
+/// Three rotations in a row publish three keys ahead (each signing 100 s after the one before,
+/// the key signing now retiring 60 s after the first takes over). Revoking the first of them
+/// before it signs must leave no gap between the key signing now and the second, and its
+/// stand-in must sign exactly when the first would have: from its activation until the second
+/// takes over, not after.
 async fn revoking_a_key_published_ahead_leaves_no_moment_without_a_signer(app: TestApp) {
     app.create_user("ada", &[]).await;
     let algorithm = app.state.config.signing_algorithm;
@@ -632,28 +634,32 @@ async fn revoking_a_key_published_ahead_leaves_no_moment_without_a_signer(app: T
         publish_ahead: Duration::from_secs(600),
         overlap: Duration::from_secs(60),
     };
-    let first = keys::rotate(&app.state.db, algorithm, rotation, app.now())
-        .await
-        .unwrap();
-    app.advance(Duration::from_secs(300));
-    let second = keys::rotate(&app.state.db, algorithm, rotation, app.now())
-        .await
-        .unwrap();
-    let revoked = keys::revoke(&app.state.db, &first, app.now())
+    let mut ahead = Vec::new();
+    for _ in 0..3 {
+        let kid = keys::rotate(&app.state.db, algorithm, rotation, app.now())
+            .await
+            .unwrap();
+        ahead.push(kid);
+        app.advance(Duration::from_secs(100));
+    }
+    // Now 300 s after the first rotation: its key signs from 600 s, the second's from 700 s,
+    // the third's from 800 s; the key signing now retires at 660 s.
+    let revoked = keys::revoke(&app.state.db, &ahead[0], app.now())
         .await
         .unwrap();
     let stand_in = revoked
         .successor
         .expect("a key takes the first one's place");
-    // The key signing until now retires 660 s after the first rotation, the second key signs
-    // from 900 s: in between, the stand-in signs.
-    let signed_by = async |after: u64| {
-        app.advance(Duration::from_secs(after));
+    assert_eq!(stand_in.state, keys::KeyState::Next);
+    // Who signs after the clock moves on by `secs`.
+    let signed_after = async |secs: u64| {
+        app.advance(Duration::from_secs(secs));
         app.state.keys.reload().await.unwrap();
         kid_of(&app.token("ada", None).await)
     };
-    assert_eq!(signed_by(400).await, stand_in.kid, "at 700 s");
-    assert_eq!(signed_by(250).await, second, "at 950 s");
+    assert_eq!(signed_after(380).await, stand_in.kid, "at 680 s");
+    assert_eq!(signed_after(40).await, ahead[1], "at 720 s");
+    assert_eq!(signed_after(100).await, ahead[2], "at 820 s");
 }
 
 crate::on_every_database!(
