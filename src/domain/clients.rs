@@ -78,17 +78,13 @@ impl ClientPolicy {
         issuer: &'a str,
     ) -> Option<&'a str> {
         match resource {
-            Some(resource) => self
-                .resources
-                .iter()
-                .any(|r| r == resource)
-                .then_some(resource),
+            Some(resource) => self.may_name(resource).then_some(resource),
             None => Some(self.resources.first().map_or(issuer, String::as_str)),
         }
     }
 
-    /// Whether the app may have a user's access tokens issued for `resource` (RFC 8707): one
-    /// of its `resources`.
+    /// Whether the app may name `resource` (RFC 8707) as the audience of its tokens, its own
+    /// or its users': one of its `resources`.
     pub fn may_name(&self, resource: &str) -> bool {
         self.resources.iter().any(|r| r == resource)
     }
@@ -118,8 +114,7 @@ impl ClientPolicy {
     pub fn may_hold_app_token(&self, audience: &str, issuer: &str) -> bool {
         !self.is_public()
             && self.allows_grant(GrantType::ClientCredentials)
-            && (self.resources.iter().any(|r| r == audience)
-                || (self.resources.is_empty() && audience == issuer))
+            && (self.may_name(audience) || (self.resources.is_empty() && audience == issuer))
     }
 
     /// The registered redirect URI that `requested` matches, if any: byte for byte, or, for a

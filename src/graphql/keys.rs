@@ -35,6 +35,8 @@ pub struct SigningKey {
     pub algorithm: SigningAlgorithm,
     /// Its state now.
     pub state: SigningKeyState,
+    /// Whether it is in the JWKS now (next, active or retiring): only such a key can be revoked.
+    pub published: bool,
     /// When it was made.
     pub created_at: DateTime<Utc>,
     /// When it starts (or started) signing; null: from creation.
@@ -48,6 +50,7 @@ impl From<KeyInfo> for SigningKey {
         Self {
             kid: key.kid,
             algorithm: key.algorithm.into(),
+            published: key.state.is_published(),
             state: key.state.into(),
             created_at: timestamp(key.created_at),
             activates_at: key.activates_at.map(timestamp),

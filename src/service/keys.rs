@@ -261,6 +261,11 @@ impl KeyState {
             KeyState::Revoked => "revoked",
         }
     }
+
+    /// Whether a key in this state is in the JWKS (and so may still be revoked).
+    pub fn is_published(self) -> bool {
+        matches!(self, KeyState::Next | KeyState::Active | KeyState::Retiring)
+    }
 }
 
 /// A signing key as administrators see it: never its private part.

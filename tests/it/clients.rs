@@ -10,8 +10,8 @@ use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
 };
 use openidconnect::{
-    AuthorizationCode, ClientId, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
-    PkceCodeChallenge, RedirectUrl, RefreshToken, Scope, TokenResponse, reqwest,
+    AuthorizationCode, ClientId, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse, RedirectUrl,
+    RefreshToken, TokenResponse, reqwest,
 };
 use serde_json::json;
 
@@ -20,6 +20,7 @@ use crate::common::rp::{
     REDIRECT, Rp, VERIFIER, basic, consent, refresh_grant, s256, setup, token, token_with,
 };
 use crate::common::{PASSWORD, Served, TestApp, json_request};
+use crate::relying_party::{CodeRequest, code_request};
 
 /// The hosted flow for `rp` with `changes`, signed in as ada: the redirect's query.
 async fn hosted_code(
@@ -72,17 +73,12 @@ async fn a_public_client_signs_in_with_pkce_and_no_secret() {
         CoreClient::from_provider_metadata(metadata, ClientId::new(public.client_id.clone()), None)
             .set_redirect_uri(RedirectUrl::new(redirect.into()).unwrap());
 
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (auth_url, state, nonce) = client
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .add_scope(Scope::new("profile".into()))
-        .add_scope(Scope::new("offline_access".into()))
-        .set_pkce_challenge(challenge)
-        .url();
+    let CodeRequest {
+        url: auth_url,
+        state,
+        nonce,
+        verifier,
+    } = code_request(&client, &["profile", "offline_access"], &[]);
     // A browser signs in and approves on the hosted pages.
     let mut browser = Browser::new(app);
     let page = browser

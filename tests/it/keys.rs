@@ -161,10 +161,9 @@ async fn a_retired_key_is_unpublished_and_its_tokens_fail(app: TestApp) {
 /// An app's access token that userinfo has verified (and remembers as verified) stops at once
 /// when its key retires: what a node remembers lives with the key ring that verified it.
 async fn a_retired_keys_app_token_fails_at_userinfo_though_verified_before(app: TestApp) {
-    use crate::common::rp::{consent, redeem_for, setup};
+    use crate::common::rp::{consented_tokens, setup};
     let rp = setup(&app, "ops", "ada").await;
-    let code = consent(&app, &rp, json!({ "scope": "openid" })).await;
-    let access = redeem_for(&app, &rp, &code).await["access_token"]
+    let access = consented_tokens(&app, &rp, json!({ "scope": "openid" })).await["access_token"]
         .as_str()
         .unwrap()
         .to_string();
@@ -491,12 +490,11 @@ fn published_kids(set: &Value) -> Vec<String> {
 /// another key of its algorithm signs at once, and the revocation is audited. Revoking it
 /// again is a conflict, an unknown key is not found, and only a key administrator may.
 async fn a_revoked_key_leaves_the_jwks_its_tokens_fail_and_another_key_signs(app: TestApp) {
-    use crate::common::rp::{consent, redeem_for, setup};
+    use crate::common::rp::{consented_tokens, setup};
     let rp = setup(&app, "ops", "ada").await;
     app.create_user("root", &[idgraph::domain::Role::Admin])
         .await;
-    let code = consent(&app, &rp, json!({ "scope": "openid" })).await;
-    let access = redeem_for(&app, &rp, &code).await["access_token"]
+    let access = consented_tokens(&app, &rp, json!({ "scope": "openid" })).await["access_token"]
         .as_str()
         .unwrap()
         .to_string();
@@ -565,11 +563,10 @@ async fn a_revoked_key_leaves_the_jwks_its_tokens_fail_and_another_key_signs(app
 /// have; the signing key, once revoked, gives way at once to the key published next. An ID
 /// token of a revoked key is not even accepted as a logout hint, as a merely retired key's is.
 async fn revoking_keeps_a_signer_and_the_rotation_schedule(app: TestApp) {
-    use crate::common::rp::{consent, redeem_for, setup};
+    use crate::common::rp::{consented_tokens, setup};
     use sea_orm::EntityTrait;
     let rp = setup(&app, "ops", "ada").await;
-    let code = consent(&app, &rp, json!({ "scope": "openid" })).await;
-    let id_token = redeem_for(&app, &rp, &code).await["id_token"]
+    let id_token = consented_tokens(&app, &rp, json!({ "scope": "openid" })).await["id_token"]
         .as_str()
         .unwrap()
         .to_string();

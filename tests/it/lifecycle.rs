@@ -22,7 +22,8 @@ use serde_json::{Value, json};
 
 use crate::common::browser::{Browser, authorize_path, text};
 use crate::common::rp::{
-    REDIRECT, Rp, basic, consent, redeem_for, refresh_grant, setup, token, token_with,
+    REDIRECT, Rp, basic, consent, consented_tokens, redeem_for, refresh_grant, setup, token,
+    token_with,
 };
 use crate::common::{PASSWORD, Served, TestApp, TestResponse};
 
@@ -441,8 +442,7 @@ async fn introspection_is_for_confidential_apps_and_tells_no_more_than_active_fa
     let public = app
         .register_app_with(&admin, json!({ "name": "SPA", "redirect_uri": REDIRECT, "token_endpoint_auth_method": "none" }))
         .await;
-    let code = consent(&app, &rp, json!({ "scope": "openid" })).await;
-    let access = redeem_for(&app, &rp, &code).await["access_token"]
+    let access = consented_tokens(&app, &rp, json!({ "scope": "openid" })).await["access_token"]
         .as_str()
         .unwrap()
         .to_string();

@@ -11,7 +11,7 @@ use openidconnect::core::{
 use openidconnect::{
     AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
     EndpointNotSet, EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    RedirectUrl, RefreshToken, Scope, TokenResponse, reqwest,
+    PkceCodeVerifier, RedirectUrl, RefreshToken, Scope, TokenResponse, reqwest,
 };
 use serde_json::json;
 
@@ -47,6 +47,44 @@ pub async fn discover(issuer: &str, app: &Registered, redirect: &str) -> (reqwes
     )
     .set_redirect_uri(RedirectUrl::new(redirect.into()).unwrap());
     (http, client)
+}
+
+/// An authorization request of the code flow with PKCE S256, as a relying party makes one.
+pub struct CodeRequest {
+    /// The authorization endpoint's URL with the request.
+    pub url: url::Url,
+    /// The `state` it carries.
+    pub state: CsrfToken,
+    /// The `nonce` the ID token must repeat.
+    pub nonce: Nonce,
+    /// The PKCE verifier the code exchange sends.
+    pub verifier: PkceCodeVerifier,
+}
+
+/// `client`'s authorization request for `scopes` (besides `openid`), with the `extra`
+/// parameters.
+pub fn code_request(client: &Rp, scopes: &[&str], extra: &[(&str, &str)]) -> CodeRequest {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge);
+    for scope in scopes {
+        request = request.add_scope(Scope::new((*scope).into()));
+    }
+    for (name, value) in extra {
+        request = request.add_extra_param(*name, *value);
+    }
+    let (url, state, nonce) = request.url();
+    CodeRequest {
+        url,
+        state,
+        nonce,
+        verifier,
+    }
 }
 
 /// The sign-in UI's part: reads the authorization request `auth_url` and records the consent
@@ -102,18 +140,12 @@ async fn sign_in_with(server: &str, id_token: &str, jws: CoreJwsSigningAlgorithm
     let session = app.token("ada", Some("gov.user.oauth.authorize")).await;
 
     let (http, client) = discover(issuer, &created, REDIRECT).await;
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (auth_url, _state, nonce) = client
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .add_scope(Scope::new("profile".into()))
-        .add_scope(Scope::new("email".into()))
-        .add_scope(Scope::new("offline_access".into()))
-        .set_pkce_challenge(challenge)
-        .url();
+    let CodeRequest {
+        url: auth_url,
+        nonce,
+        verifier,
+        ..
+    } = code_request(&client, &["profile", "email", "offline_access"], &[]);
 
     // The sign-in UI reads the request and records the user's consent.
     let code = consent_to(app, &session, &auth_url).await;
@@ -237,15 +269,12 @@ async fn a_relying_party_logs_the_user_out_through_the_end_session_endpoint() {
 
     // Sign in and approve on the hosted pages.
     let mut browser = Browser::new(app);
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (auth_url, _, nonce) = client
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .set_pkce_challenge(challenge)
-        .url();
+    let CodeRequest {
+        url: auth_url,
+        nonce,
+        verifier,
+        ..
+    } = code_request(&client, &[], &[]);
     let page = browser.get(&path_of(&auth_url)).await;
     let consent = browser.sign_in(&page, "ada", PASSWORD).await;
     let approved = browser.press(&consent, "approve").await;

@@ -11,7 +11,7 @@ use crate::common::browser::{Browser, authorize_path, redirect_query, text};
 use crate::common::rp::{REDIRECT, Rp, VERIFIER, consent, setup, token};
 use crate::common::{PASSWORD, Served, TestApp, TestResponse};
 use crate::lifecycle::{ORDERS, introspect, resource_server_accepts, service_app};
-use crate::relying_party::{consent_to, discover};
+use crate::relying_party::{CodeRequest, code_request, consent_to, discover};
 
 const OTHER_API: &str = "https://api.example/billing";
 
@@ -258,11 +258,7 @@ async fn the_hosted_flow_carries_one_resource_of_the_app(app: TestApp) {
 /// pass a resource server's RFC 9068 check for that API (and are refused at userinfo).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relying_party_gets_a_users_access_token_for_its_api() {
-    use openidconnect::core::CoreAuthenticationFlow;
-    use openidconnect::{
-        AuthorizationCode, CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RefreshToken,
-        Scope, TokenResponse,
-    };
+    use openidconnect::{AuthorizationCode, OAuth2TokenResponse, RefreshToken, TokenResponse};
     let served = Served::start(|_| {}).await;
     let (app, issuer) = (&served.app, &served.issuer);
     let admin = app.oauth_admin("ops").await;
@@ -270,18 +266,16 @@ async fn a_relying_party_gets_a_users_access_token_for_its_api() {
     app.create_user("ada", &[]).await;
     let session = app.token("ada", Some("gov.user.oauth.authorize")).await;
     let (http, client) = discover(issuer, &registered, REDIRECT).await;
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (auth_url, _state, nonce) = client
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .add_scope(Scope::new("offline_access".into()))
-        .add_scope(Scope::new("orders:read".into()))
-        .add_extra_param("resource", ORDERS)
-        .set_pkce_challenge(challenge)
-        .url();
+    let CodeRequest {
+        url: auth_url,
+        nonce,
+        verifier,
+        ..
+    } = code_request(
+        &client,
+        &["offline_access", "orders:read"],
+        &[("resource", ORDERS)],
+    );
     // The sign-in UI reads the request and records the user's consent, for the API.
     let code = consent_to(app, &session, &auth_url).await;
     let tokens = client

@@ -107,7 +107,7 @@ async fn access_token(
     // or an issuer changed since, must not make every user's token visible.
     let visible = claims.client_id.as_deref() == Some(caller.id())
         || claims.aud == caller.id()
-        || (claims.aud != *issuer && policy.resources.contains(&claims.aud));
+        || (claims.aud != *issuer && policy.may_name(&claims.aud));
     if !visible || !live(state, &claims).await? {
         return Ok(None);
     }
@@ -132,11 +132,7 @@ async fn access_token(
 /// and the token was not revoked.
 async fn live(state: &AppState, claims: &AccessClaims) -> Result<bool, OAuthError> {
     let Some(gid) = &claims.gid else {
-        let app = match claims.client_id.as_deref().and_then(ClientId::parse) {
-            Some(client_id) => apps::record(state, &client_id).await?,
-            None => None,
-        };
-        let allowed = app.is_some_and(|app| {
+        let allowed = owner(state, claims).await?.is_some_and(|app| {
             app.policy
                 .may_hold_app_token(&claims.aud, &state.config.issuer)
         });
@@ -148,11 +144,19 @@ async fn live(state: &AppState, claims: &AccessClaims) -> Result<bool, OAuthErro
     if !grant_live || claims.aud == state.config.issuer {
         return Ok(grant_live);
     }
-    let app = match claims.client_id.as_deref().and_then(ClientId::parse) {
-        Some(client_id) => apps::record(state, &client_id).await?,
-        None => None,
-    };
-    Ok(app.is_some_and(|app| app.policy.may_name(&claims.aud)))
+    let owner = owner(state, claims).await?;
+    Ok(owner.is_some_and(|app| app.policy.may_name(&claims.aud)))
+}
+
+/// The app a token was issued to, while it is registered.
+async fn owner(
+    state: &AppState,
+    claims: &AccessClaims,
+) -> Result<Option<std::sync::Arc<apps::AppRecord>>, OAuthError> {
+    match claims.client_id.as_deref().and_then(ClientId::parse) {
+        Some(client_id) => Ok(apps::record(state, &client_id).await?),
+        None => Ok(None),
+    }
 }
 
 /// The caller's own current refresh token, if `token` is one.

@@ -30,6 +30,7 @@ struct Key {
     kid: String,
     algorithm: String,
     state: String,
+    published: bool,
     created_at: String,
     activates_at: Option<String>,
     retires_at: Option<String>,
@@ -38,7 +39,7 @@ struct Key {
 struct Row {
     kid: String,
     /// Still published: it may be revoked.
-    revocable: bool,
+    published: bool,
     algorithm: String,
     state: String,
     created: String,
@@ -80,7 +81,7 @@ async fn page(console: &Console, problems: Vec<Problem>, saved: String) -> Respo
     let rows = keys
         .into_iter()
         .map(|key| Row {
-            revocable: ["NEXT", "ACTIVE", "RETIRING"].contains(&key.state.as_str()),
+            published: key.published,
             kid: key.kid,
             algorithm: key.algorithm,
             state: key.state.to_ascii_lowercase(),

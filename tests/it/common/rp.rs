@@ -128,6 +128,12 @@ pub async fn token_with(
     .await
 }
 
+/// Consents over REST with `body` and redeems the code at once: the token response body.
+pub async fn consented_tokens(app: &TestApp, rp: &Rp, body: Value) -> Value {
+    let code = consent(app, rp, body).await;
+    redeem_for(app, rp, &code).await
+}
+
 /// Redeems a code without PKCE and returns the token response body.
 pub async fn redeem_for(app: &TestApp, rp: &Rp, code: &str) -> Value {
     let response = token(
