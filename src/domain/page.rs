@@ -104,7 +104,24 @@ pub fn decode_cursor<T: DeserializeOwned>(text: &str) -> Result<T, AppError> {
         return Err(bad());
     }
     let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
-    serde_json::from_slice(&bytes).map_err(|_| bad())
+    let position: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    // A position is ids and names this API wrote; NUL is none of them, and PostgreSQL would
+    // refuse it with an error of its own.
+    if holds_nul(&position) {
+        return Err(bad());
+    }
+    serde_json::from_value(position).map_err(|_| bad())
+}
+
+fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

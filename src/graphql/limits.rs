@@ -198,10 +198,20 @@ pub fn check_variables(variables: &Variables) -> Result<(), String> {
     }
 }
 
-/// The first string holding NUL written in the document as an argument's value (named by the
-/// argument).
+/// The first string holding NUL written in the document: as an argument's value (named by the
+/// argument) or as a variable's default (named `$name`: a variable the request leaves out takes
+/// its default, which [`check_variables`] never sees).
 pub fn check_strings(document: &ExecutableDocument) -> Result<(), String> {
     for (_, operation) in document.operations.iter() {
+        let defaults = operation.node.variable_definitions.iter();
+        if let Some(variable) = defaults
+            .map(|definition| &definition.node)
+            .find(|variable| {
+                (variable.default_value.as_ref()).is_some_and(|value| value_holds_nul(&value.node))
+            })
+        {
+            return Err(refusal(&format!("${}", printable(&variable.name.node))));
+        }
         if let Some(name) = nul_in_set(&operation.node.selection_set) {
             return Err(refusal(&name));
         }

@@ -181,7 +181,9 @@ pub async fn announce_from_outside(
 /// Deletes the grant `grant_id` and, when it was there, announces it: on PostgreSQL in one
 /// statement (`WITH ended AS (DELETE … RETURNING) SELECT pg_notify(…) FROM ended`), so that a
 /// revocation costs one round trip and one commit, and the deletion and its announcement stand
-/// or fall together. This node's caches forget the grant either way. Whether it was there.
+/// or fall together. This node's caches forget the grant either way: one that another node
+/// deleted, whose announcement has not reached this node yet (or was lost), must not outlive a
+/// revocation answered here. Returns whether the grant was there.
 pub(crate) async fn end_grant_announced(
     state: &AppState,
     grant_id: &str,
@@ -212,9 +214,7 @@ pub(crate) async fn end_grant_announced(
             .rows_affected
             > 0
     };
-    if ended {
-        state.caches().forget(&payload);
-    }
+    state.caches().forget(&payload);
     Ok(ended)
 }
 

@@ -201,9 +201,9 @@ impl Cutoffs {
         Condition::all().add(app_secrets::Column::ExpiresAt.lte(self.passed))
     }
 
-    /// Revocations of app tokens that have expired: the same rule `list_revoked`
-    /// (`tokens/revoke.rs`) applies when it lists one, kept a leeway past expiry. That purge
-    /// runs only when a token is revoked; this one runs when none is.
+    /// Revocations of app tokens that have expired, kept a leeway past expiry: introspection
+    /// already refuses the token by its `exp`, so the entry has nothing left to say. Nothing
+    /// else removes them (`list_revoked` in `tokens/revoke.rs` only adds).
     fn expired_revocations(&self) -> Condition {
         Condition::all().add(revoked_tokens::Column::ExpiresAt.lte(self.passed))
     }

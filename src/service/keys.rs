@@ -161,11 +161,14 @@ pub struct Rotation {
 
 impl Rotation {
     /// The rotation `config` asks for: published one JWKS cache lifetime and one node key
-    /// cache lifetime ahead; the previous keys kept one access-token lifetime and a minute.
+    /// cache lifetime ahead. The previous keys are kept one access-token lifetime after the last
+    /// moment a node may still sign with them (a node holds its key ring up to
+    /// [`KeyStore::REFRESH`] after the new key starts signing), and a minute more for the clocks
+    /// of nodes and resource servers (which commonly allow a minute of leeway on `exp`).
     pub fn of(config: &Config) -> Self {
         Self {
             publish_ahead: jwks_max_age(config) + KeyStore::REFRESH,
-            overlap: config.access_token_ttl + Duration::from_secs(60),
+            overlap: config.access_token_ttl + KeyStore::REFRESH + Duration::from_secs(60),
         }
     }
 }

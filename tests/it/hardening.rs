@@ -381,6 +381,27 @@ async fn nul_is_refused_at_every_edge_naming_the_field(app: TestApp) {
             "{query}: {message}"
         );
     }
+    // A variable the request leaves out takes its default, which no sent variable holds.
+    let body = app
+        .graphql(
+            "mutation M($u: String! = \"a\\u0000\") { login(input: {username: $u, password: \"x\"}) { accessToken } }",
+            json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(error_code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.starts_with("$u:"), "{message}");
+    // A cursor of the right shape whose id holds NUL (base64 hides it from the edge).
+    let query = "query C($c: String) { apps(first: 1, after: $c) { edges { cursor } } }";
+    let body = app.graphql(query, json!({ "c": null }), Some(&admin)).await;
+    let cursor = body["data"]["apps"]["edges"][0]["cursor"].as_str().unwrap();
+    let body = app
+        .graphql(query, json!({ "c": with_nul(cursor) }), Some(&admin))
+        .await;
+    assert_eq!(error_code(&body), "INVALID_INPUT", "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.starts_with("after:"), "{message}");
     // The hosted sign-in form.
     let mut browser = Browser::new(&app);
     let page = browser.get(&authorize_path(&rp, &[])).await;
@@ -405,6 +426,23 @@ async fn nul_is_refused_at_every_edge_naming_the_field(app: TestApp) {
     assert!(text(&refused).contains("username: must not contain control characters"));
     let refused = browser.get("/oauth/authorize?client_id=%00").await;
     refused.assert_status(StatusCode::BAD_REQUEST);
+}
+
+/// `cursor` with NUL added to each string of its position.
+fn with_nul(cursor: &str) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).unwrap();
+    let mut position: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let mut strings = 0;
+    for item in position.as_array_mut().unwrap() {
+        if let Some(text) = item.as_str() {
+            *item = json!(format!("{text}\u{0}"));
+            strings += 1;
+        }
+    }
+    assert!(strings > 0, "a position with no string: {position}");
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&position).unwrap())
 }
 
 fn assert_protocol_error(response: &TestResponse, status: StatusCode, error: &str) {

@@ -282,6 +282,50 @@ async fn signed_now(app: &TestApp) -> String {
     app.state.keys.sign(&claims).await.unwrap()
 }
 
+/// A node signs with the ring it read until it reads it again, up to a minute after the new key
+/// starts signing; the superseded key stays published a whole token lifetime after that last
+/// signature, and a minute more, so that a resource server allowing a minute of leeway on `exp`
+/// still finds it. Then it goes.
+async fn a_superseded_key_outlives_the_last_token_a_stale_ring_signs_with_it(app: TestApp) {
+    let kid = |token: &str| jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
+    let old = kid(&signed_now(&app).await);
+    let rotation = keys::Rotation::of(&app.state.config);
+    let new = keys::rotate(
+        &app.state.db,
+        app.state.config.signing_algorithm,
+        rotation,
+        app.now(),
+    )
+    .await
+    .unwrap();
+    // The ring read a second before the new key signs is kept for a minute.
+    app.advance(rotation.publish_ahead - Duration::from_secs(1));
+    app.state.keys.reload().await.unwrap();
+    app.advance(keys::KeyStore::REFRESH - Duration::from_secs(1));
+    let ttl = app.state.config.access_token_ttl;
+    let claims: AccessClaims = serde_json::from_value(json!({
+        "iss": app.state.config.issuer, "sub": "nobody", "aud": app.state.config.issuer,
+        "exp": app.now() + ttl.as_secs() as i64, "iat": app.now(),
+        "jti": "j", "scope": "all", "kind": "session"
+    }))
+    .unwrap();
+    let last = app.state.keys.sign(&claims).await.unwrap();
+    assert_eq!(
+        kid(&last),
+        old,
+        "the stale ring still signs with the old key"
+    );
+    // At the token's expiry and a minute of leeway, its key is published.
+    app.advance(ttl + Duration::from_secs(60));
+    let (published, _) = cached_jwks(&app).await;
+    assert!(published.contains(&old), "{published:?}");
+    assert_eq!(kid(&signed_now(&app).await), new);
+    app.advance(Duration::from_secs(3));
+    app.state.keys.reload().await.unwrap();
+    let (published, _) = cached_jwks(&app).await;
+    assert!(!published.contains(&old), "retired: {published:?}");
+}
+
 /// Three days and two hours of a daily schedule, seven minutes at a time (so that the relying
 /// party's fetches do not line up with the rotations): a relying party that keeps the JWKS
 /// for the advertised max-age, and fetches it again only then, has the key of every token the
@@ -669,6 +713,7 @@ crate::on_every_database!(
     a_retired_key_is_unpublished_and_its_tokens_fail,
     a_retired_keys_app_token_fails_at_userinfo_though_verified_before,
     a_node_picks_up_a_key_rotated_elsewhere_when_it_meets_its_kid,
+    a_superseded_key_outlives_the_last_token_a_stale_ring_signs_with_it,
 );
 
 /// Nodes started together on a database without a key of an algorithm create exactly one: they

@@ -138,7 +138,8 @@ async fn every_way_a_grant_ends_is_seen_by_the_next_request_with_the_cache_warm(
 }
 
 /// A change to the user is seen by the very next userinfo call although the grant's entry is
-/// warm: a new name is served at once, and a deleted user's token is refused at once.
+/// warm: a new name is served at once, and a disabled or deleted user's token is refused at
+/// once (by introspection too).
 async fn a_user_changed_or_deleted_is_seen_by_the_next_userinfo_with_the_cache_warm(app: TestApp) {
     let rp = setup(&app, "ops", "ada").await;
     app.create_user("root", &[idgraph::domain::Role::Admin])
@@ -162,6 +163,37 @@ async fn a_user_changed_or_deleted_is_seen_by_the_next_userinfo_with_the_cache_w
     assert_eq!(claims.status, StatusCode::OK);
     assert_eq!(claims.json()["name"], "Ada King");
 
+    warm(&app, &rp, &tokens.access).await;
+    let disabled = app
+        .graphql(
+            "mutation($id: ID!) { disableUser(id: $id) { disabled } }",
+            json!({ "id": rp.user_id }),
+            Some(&root),
+        )
+        .await;
+    assert_eq!(
+        disabled["data"]["disableUser"]["disabled"], true,
+        "{disabled}"
+    );
+    ended(&app, &rp, &tokens.access, "user disabled").await;
+    let enabled = app
+        .graphql(
+            "mutation($id: ID!) { enableUser(id: $id) { disabled } }",
+            json!({ "id": rp.user_id }),
+            Some(&root),
+        )
+        .await;
+    assert_eq!(
+        enabled["data"]["enableUser"]["disabled"], false,
+        "{enabled}"
+    );
+    // Disabling ended her first-party session too: she signs in again.
+    let rp = Rp {
+        user_token: app.token("ada", None).await,
+        ..rp
+    };
+
+    let tokens = family(&app, &rp).await;
     warm(&app, &rp, &tokens.access).await;
     let deleted = app
         .graphql(
@@ -283,7 +315,27 @@ async fn a_change_behind_the_nodes_back_is_seen_within_the_ttl(app: TestApp) {
     );
 }
 
+/// A revocation answered here ends the cached token here, even when the grant was already gone
+/// from the database (deleted by another node whose announcement has not arrived): the
+/// revocation finds nothing to delete, and the cache must forget the grant all the same. (The
+/// signed access token names its grant and app; a refresh token whose grant is gone can no
+/// longer be told from a guess, so it changes nothing, and the cache's TTL is the bound.)
+async fn a_revocation_of_a_grant_already_deleted_elsewhere_ends_the_cached_token(app: TestApp) {
+    use sea_orm::ConnectionTrait;
+    let rp = setup(&app, "ops", "ada").await;
+    let tokens = family(&app, &rp).await;
+    warm(&app, &rp, &tokens.access).await;
+    app.state
+        .db
+        .execute_unprepared("DELETE FROM grants")
+        .await
+        .unwrap();
+    revoke(&app, &rp, &tokens.access).await;
+    ended(&app, &rp, &tokens.access, "revoked after it was deleted").await;
+}
+
 crate::on_every_database!(
+    a_revocation_of_a_grant_already_deleted_elsewhere_ends_the_cached_token,
     every_way_a_grant_ends_is_seen_by_the_next_request_with_the_cache_warm,
     a_user_changed_or_deleted_is_seen_by_the_next_userinfo_with_the_cache_warm,
     an_apps_own_token_ends_when_revoked_when_the_app_loses_the_grant_or_is_deleted,

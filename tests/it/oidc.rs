@@ -511,6 +511,39 @@ async fn concurrent_redemptions_of_one_code_yield_one_token(app: TestApp) {
     );
 }
 
+/// Twenty refreshes with one token at once: one rotates it; every other one presents a token
+/// that is by then rotated out, which is reuse, so the family ends and the winner's new tokens
+/// die with it.
+async fn concurrent_refreshes_of_one_token_yield_one_token_and_end_the_family(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let code = consent(&app, &rp, pkce_body("openid offline_access")).await;
+    let first = redeem(&app, &rp, &code).await.json();
+    let refresh_token = first["refresh_token"].as_str().unwrap().to_string();
+    let attempts = (0..20).map(|_| refresh_grant(&app, &rp, &refresh_token));
+    let responses = futures_util::future::join_all(attempts).await;
+    let winners: Vec<_> = responses
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "{:?}",
+        responses.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    for loser in responses.iter().filter(|r| r.status != StatusCode::OK) {
+        assert_oauth_error(loser, StatusCode::BAD_REQUEST, "invalid_grant");
+    }
+    let won = winners[0].json();
+    let next = refresh_grant(&app, &rp, won["refresh_token"].as_str().unwrap()).await;
+    assert_oauth_error(&next, StatusCode::BAD_REQUEST, "invalid_grant");
+    let access = won["access_token"].as_str().unwrap();
+    assert_eq!(
+        userinfo(&app, access).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
 /// The `redirect_uri` rule's SQL half. Codes minted through the consent API name no redirect
 /// URI, so the cases below are refused before the statement runs (a missing or unregistered
 /// URI can never match); a hosted-flow code names the URI its request used, and redeeming it
@@ -975,4 +1008,5 @@ crate::on_every_database!(
     client_authentication_failures_look_alike,
     refresh_tokens_rotate_are_bound_to_their_client_and_only_narrow,
     concurrent_redemptions_of_one_code_yield_one_token,
+    concurrent_refreshes_of_one_token_yield_one_token_and_end_the_family,
 );

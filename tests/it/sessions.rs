@@ -339,6 +339,29 @@ async fn the_bootstrap_admin_is_created_once_with_both_roles(app: TestApp) {
     assert_eq!(viewer["data"]["viewer"]["roles"], json!(["ADMIN", "OAUTH"]));
 }
 
+/// Two nodes started together on an empty database: one creates `admin`, the other finds it made
+/// and starts too (neither stops on the other's insert).
+async fn nodes_started_together_create_one_bootstrap_admin(app: TestApp) {
+    use idgraph::service::users::bootstrap_admin;
+    let other = app.another_node().await;
+    let (first, second) = tokio::join!(
+        bootstrap_admin(&app.state, None),
+        bootstrap_admin(&other.state, None)
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert_eq!(
+        usize::from(first.is_some()) + usize::from(second.is_some()),
+        1,
+        "exactly one node shows a password"
+    );
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let users = idgraph::db::entities::users::Entity::find()
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(users, 1);
+}
+
 async fn a_taken_username_is_a_conflict(app: TestApp) {
     use idgraph::auth::Principal;
     use idgraph::domain::users::NewUser;
@@ -375,5 +398,6 @@ crate::on_every_database!(
     a_second_session_survives_the_first_ones_logout,
     a_token_of_a_deleted_user_is_invalid,
     the_bootstrap_admin_is_created_once_with_both_roles,
+    nodes_started_together_create_one_bootstrap_admin,
     a_taken_username_is_a_conflict,
 );

@@ -9,8 +9,9 @@
 //!   it is what a client revoking a token wants (the user signed out of the app). RFC 7009 §2.1
 //!   allows revoking the related tokens.
 //! - An app's token for itself (no grant) is listed in `revoked_tokens` until it would have
-//!   expired: introspection answers it inactive. Listing drops the entries already expired,
-//!   so the table holds no more than the revoked tokens still within their lifetime.
+//!   expired: introspection answers it inactive. The housekeeping sweep removes the entries
+//!   whose token has expired, so the table holds little more than the revoked tokens still
+//!   within their lifetime.
 
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{DbErr, EntityTrait, Set};

@@ -252,7 +252,7 @@ pub async fn bootstrap_admin(
     }
     let generated = password.is_none();
     let password = password.unwrap_or_else(|| SecretString::from(random_token(18)));
-    create_user(
+    let created = create_user(
         state,
         &Principal::System,
         NewUser {
@@ -263,8 +263,14 @@ pub async fn bootstrap_admin(
             roles: vec![Role::Admin, Role::Oauth],
         },
     )
-    .await?;
-    Ok(generated.then_some(password))
+    .await;
+    match created {
+        Ok(_) => Ok(generated.then_some(password)),
+        // Another node started at the same moment created `admin` between the count above and
+        // this insert: the database has its first user, which is all this asks.
+        Err(AppError::Conflict(_)) => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 /// Oauth admins: the users who created apps, by id, in one query.
