@@ -41,6 +41,7 @@ pub struct RawConfig {
     pub metrics_bind: Option<String>,
     pub key_rotation_days: Option<u32>,
     pub audit_retention_days: u32,
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for RawConfig {
@@ -67,6 +68,7 @@ impl Default for RawConfig {
             metrics_bind: None,
             key_rotation_days: None,
             audit_retention_days: 365,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -160,6 +162,9 @@ pub struct Config {
     pub key_rotation: Option<Duration>,
     /// How long audit events are kept before the sweep deletes them.
     pub audit_retention: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed (see [`crate::edge::client_address`]); none
+    /// by default, so the client is the TCP peer.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Config {
@@ -349,6 +354,21 @@ impl RawConfig {
             }
         }
 
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .filter_map(|text| {
+                let parsed = (text.parse::<ipnet::IpNet>())
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+                if parsed.is_err() {
+                    errors.push(format!(
+                        "trusted_proxies: {text:?} is not an address or a network like 10.0.0.0/8"
+                    ));
+                }
+                parsed.ok()
+            })
+            .collect();
+
         let metrics_bind = match &self.metrics_bind {
             None => None,
             Some(text) => match text.parse::<SocketAddr>() {
@@ -415,6 +435,7 @@ impl RawConfig {
                 .key_rotation_days
                 .map(|days| Duration::from_secs(u64::from(days) * 24 * 3600)),
             audit_retention: Duration::from_secs(u64::from(self.audit_retention_days) * 24 * 3600),
+            trusted_proxies,
         })
     }
 }

@@ -55,6 +55,11 @@ pub fn app(state: AppState) -> Router {
         .merge(web::console_routes(schemas))
         .with_state(state.clone())
         .layer(axum::middleware::from_fn(edge::request_context))
+        // Before anything reads the client's address.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            edge::client_address,
+        ))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -81,6 +81,9 @@ closed_strings! {
         UserSessionsEnd => "user.sessions.end",
         /// A user's connection to an app was deleted.
         ConnectionDelete => "connection.delete",
+        /// A signing key was created for an algorithm that had none (start-up, or an app's
+        /// ID-token algorithm).
+        SigningKeyCreate => "signing_key.create",
         /// A signing key was added by rotation.
         SigningKeyRotate => "signing_key.rotate",
         /// A signing key was taken out of service before its time.

@@ -16,8 +16,8 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 
-/// The address of the peer that sent the request (the TCP connection's, never a header a
-/// client could forge; behind a proxy every client shares the proxy's).
+/// The address of the client that sent the request: the TCP peer's, or, when that peer is a
+/// configured trusted proxy, the one its `X-Forwarded-For` names ([`client_address`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ClientAddr(pub Option<IpAddr>);
 
@@ -32,6 +32,54 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
                 .map(|info| info.0.ip()),
         ))
     }
+}
+
+/// Behind trusted proxies (`trusted_proxies`), puts the client's address where the TCP peer's
+/// was, so that the sign-in back-off, the audit trail and the logs see the client rather than
+/// the proxy (which would otherwise share one back-off among every client). The address is
+/// read from `X-Forwarded-For` right to left, each hop believed only while the one who added it
+/// is trusted: the first hop that is not a trusted proxy is the client. A header added by the
+/// client itself sits left of that and is never believed; a hop that is not an address stops
+/// the walk at the last one known. From a peer that is not trusted, the header is ignored.
+pub async fn client_address(
+    axum::extract::State(state): axum::extract::State<crate::service::AppState>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let trusted = &state.config.trusted_proxies;
+    if !trusted.is_empty()
+        && let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>()
+    {
+        let forwarded = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .collect::<Vec<_>>();
+        let client = forwarded_client(peer.ip(), &forwarded, trusted);
+        let port = peer.port();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(client, port)));
+    }
+    next.run(request).await
+}
+
+/// The client behind `peer`, given the `X-Forwarded-For` hops in order (see [`client_address`]).
+fn forwarded_client(peer: IpAddr, hops: &[&str], trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |addr: &IpAddr| trusted.iter().any(|net| net.contains(addr));
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        if !is_trusted(&client) {
+            break;
+        }
+        match hop.trim().parse::<IpAddr>() {
+            Ok(addr) => client = addr,
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 /// Runs the request inside its [`RequestMeta`](crate::service::audit::RequestMeta) (its
@@ -52,4 +100,42 @@ pub async fn request_context(
             .map(|info| info.0.ip()),
     };
     crate::service::audit::within(meta, next.run(request)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn the_client_is_the_first_hop_from_the_right_that_no_trusted_proxy_added() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let client = |peer: &str, hops: &[&str]| forwarded_client(ip(peer), hops, &trusted);
+        // One proxy in front: the hop it added.
+        assert_eq!(client("10.0.0.1", &["203.0.113.7"]), ip("203.0.113.7"));
+        // Two trusted proxies: past both.
+        assert_eq!(
+            client("10.0.0.1", &["203.0.113.7", "10.0.0.2"]),
+            ip("203.0.113.7")
+        );
+        // A client that forges the header is named by what the proxy added after it.
+        assert_eq!(
+            client("10.0.0.1", &["198.51.100.1", "203.0.113.7"]),
+            ip("203.0.113.7")
+        );
+        // A forged hop that is a trusted address is passed only when a trusted proxy added it:
+        // here the client (untrusted) sits right of it.
+        assert_eq!(
+            client("10.0.0.1", &["10.9.9.9", "203.0.113.7"]),
+            ip("203.0.113.7")
+        );
+        // Not from a trusted proxy: the header is not believed.
+        assert_eq!(client("203.0.113.9", &["198.51.100.1"]), ip("203.0.113.9"));
+        // No header, or a hop that is no address: the last address known.
+        assert_eq!(client("10.0.0.1", &[]), ip("10.0.0.1"));
+        assert_eq!(client("10.0.0.1", &["unknown"]), ip("10.0.0.1"));
+    }
 }

@@ -35,6 +35,10 @@ pub fn discovery(config: &Config, signing: &[SigningAlgorithm]) -> serde_json::V
         "grant_types_supported": GRANT_TYPES.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algorithms,
+        // idgraph's own member (no specification names one): access tokens are signed with the
+        // configured fast key whatever algorithm an app's ID tokens use, so a resource server
+        // knows which key type it must accept from the JWKS.
+        "access_token_signing_alg_values_supported": [config.signing_algorithm.as_str()],
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "code_challenge_methods_supported": pkce.methods().iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "claims_supported": CLAIMS,

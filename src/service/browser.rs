@@ -56,12 +56,22 @@ pub fn new_cookie_value() -> String {
 }
 
 /// What a request tells about the browser: its cookie (when well-formed) and address.
-#[derive(Debug, Clone, Default)]
+/// Printing it shows whether a cookie came, never its value (it proves a signed-in session).
+#[derive(Clone, Default)]
 pub struct BrowserContext {
     /// The cookie's value, when it has the shape of one we issue.
     pub cookie: Option<String>,
     /// The client's address, for the sign-in back-off.
     pub addr: Option<IpAddr>,
+}
+
+impl std::fmt::Debug for BrowserContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrowserContext")
+            .field("cookie_sent", &self.cookie.is_some())
+            .field("addr", &self.addr)
+            .finish()
+    }
 }
 
 /// Who is signed in, as pages show it.
@@ -276,4 +286,20 @@ pub(crate) async fn end_in(
         sessions: ended,
         grants,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printing_a_browser_context_never_shows_its_cookie() {
+        let context = BrowserContext {
+            cookie: Some("cookie-value-that-proves-a-session".into()),
+            addr: None,
+        };
+        let printed = format!("{context:?}");
+        assert!(!printed.contains("cookie-value"), "{printed}");
+        assert!(printed.contains("cookie_sent: true"), "{printed}");
+    }
 }

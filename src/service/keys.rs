@@ -54,59 +54,70 @@ const REVOKED: &str = "revoked";
 /// Key of the PostgreSQL advisory lock that creating and rotating keys take turns on.
 const KEYS_LOCK: i64 = 7_234_001;
 
-/// Opens a transaction that changes the key set; on PostgreSQL it first takes turns with every
-/// other node's (SQLite has one writer at a time).
+/// Opens a transaction that changes the key set, taking turns with every other one first: on
+/// PostgreSQL with an advisory lock; on SQLite by writing before it reads (a statement that
+/// changes no row), so that it holds the write lock from the start. A SQLite transaction that
+/// read first could not write once another connection (the token path's writer) had committed
+/// in between: SQLite refuses it (`SQLITE_BUSY_SNAPSHOT`) rather than wait.
 async fn begin_key_change(db: &DatabaseConnection) -> AppResult<sea_orm::DatabaseTransaction> {
     let txn = db.begin().await?;
-    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({KEYS_LOCK})"))
-            .await?;
-    }
+    let take_turns = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => format!("SELECT pg_advisory_xact_lock({KEYS_LOCK})"),
+        _ => "UPDATE signing_keys SET state = state WHERE 0 = 1".to_string(),
+    };
+    txn.execute_unprepared(&take_turns).await?;
     Ok(txn)
 }
 
 /// Creates and stores an active key of `algorithm` when the database has none; says whether
-/// it did. Nodes started together on an empty database take turns, so exactly one creates
-/// each key and the others find it.
-///
-/// On SQLite (one node, one writer) the look-up and the insert run on their own: a transaction
-/// that reads first and writes after a key is drawn would fail whenever another write committed
-/// in between.
+/// it did. Nodes (or commands) started together on one database take turns, so exactly one
+/// creates each key and the others find it.
+/// A key created is audited as `actor`'s (`signing_key.create`): it changes what the JWKS
+/// publishes.
 pub async fn ensure_active_key(
     db: &DatabaseConnection,
     algorithm: SigningAlgorithm,
     now: i64,
+    actor: &Actor,
 ) -> AppResult<bool> {
-    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
-        return ensure_in(db, algorithm, now).await;
-    }
     let txn = begin_key_change(db).await?;
-    let created = ensure_in(&txn, algorithm, now).await?;
+    let created = ensure_in(&txn, algorithm, now, actor).await?;
     txn.commit().await?;
-    Ok(created)
+    let made = created.is_some();
+    created.into_iter().for_each(Recorded::log);
+    Ok(made)
 }
 
 async fn ensure_in(
-    db: &impl ConnectionTrait,
+    txn: &impl ConnectionTrait,
     algorithm: SigningAlgorithm,
     now: i64,
-) -> AppResult<bool> {
+    actor: &Actor,
+) -> AppResult<Option<Recorded>> {
     let existing = signing_keys::Entity::find()
         .filter(signing_keys::Column::State.eq(ACTIVE))
         .filter(signing_keys::Column::RetiresAt.is_null())
         .filter(signing_keys::Column::Algorithm.eq(algorithm.as_str()))
-        .one(db)
+        .one(txn)
         .await?;
     if existing.is_some() {
-        return Ok(false);
+        return Ok(None);
     }
-    insert_new_key(db, algorithm, now, None).await?;
-    tracing::info!(algorithm = %algorithm, "signing key created");
-    Ok(true)
+    let kid = insert_new_key(txn, algorithm, now, None).await?;
+    let recorded = audit::record(
+        txn,
+        now,
+        actor,
+        Entry::new(AuditAction::SigningKeyCreate, AuditTarget::SigningKey, &kid)
+            .with("algorithm", algorithm.as_str()),
+    )
+    .await?;
+    Ok(Some(recorded))
 }
 
 /// The keys every node needs: RS256 (OpenID Connect requires it, so discovery always lists
-/// it), the configured algorithm, and every algorithm an app's ID tokens use.
+/// it), the configured algorithm, and every algorithm an app's ID tokens use. Keys created here
+/// are idgraph's own doing (actor `system`).
 pub async fn ensure_needed_keys(
     db: &DatabaseConnection,
     configured: SigningAlgorithm,
@@ -127,7 +138,7 @@ pub async fn ensure_needed_keys(
     needed.sort_by_key(|a| a.as_str());
     needed.dedup();
     for algorithm in needed {
-        ensure_active_key(db, algorithm, now).await?;
+        ensure_active_key(db, algorithm, now, &Actor::System).await?;
     }
     Ok(())
 }

@@ -222,7 +222,15 @@ async fn every_security_relevant_change_is_recorded_and_can_be_filtered(app: Tes
     let before = events(&app, &token, json!({ "until": until })).await;
     assert_eq!(
         actions(&before),
-        ["user.create", "user.create", "app.create", "user.create"]
+        [
+            "user.create",
+            "user.create",
+            "app.create",
+            "user.create",
+            // The start-up's two keys (EdDSA and RS256), idgraph's own doing.
+            "signing_key.create",
+            "signing_key.create"
+        ]
     );
     let since = events(&app, &token, json!({ "since": until })).await;
     assert_eq!(since.len() + before.len(), all.len());
@@ -442,7 +450,10 @@ async fn the_sweep_deletes_events_past_their_retention(app: TestApp) {
     let swept = housekeeping::sweep(&app.state, housekeeping::BATCH)
         .await
         .unwrap();
-    assert_eq!(swept.audit_events, 2, "the auditor's and old's creation");
+    assert_eq!(
+        swept.audit_events, 4,
+        "the start-up's two keys, the auditor's and old's creation"
+    );
     let left = events(&app, &token_now, json!({})).await;
     assert_eq!(actions(&left), ["user.create"]);
     assert_eq!(left[0]["detail"]["username"], "new");
@@ -536,7 +547,47 @@ async fn an_event_names_its_actor_and_target_users_while_they_exist(app: TestApp
     assert_eq!(edges.len(), 5, "the page itself is answered: {body}");
 }
 
+/// A key created because nothing could sign an algorithm changes what the JWKS publishes, so it
+/// is recorded: the start-up's keys as idgraph's own, a key for an app's ID-token algorithm as
+/// the administrator's who registered the app.
+async fn every_signing_key_created_is_recorded_with_who_caused_it(app: TestApp) {
+    use idgraph::db::entities::signing_keys;
+    let at_start: Vec<_> = audit_events::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|event| event.action == "signing_key.create")
+        .collect();
+    let keys_at_start = signing_keys::Entity::find()
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(at_start.len() as u64, keys_at_start, "{at_start:?}");
+    assert!(at_start.iter().all(|event| event.actor_kind == "system"));
+
+    let admin = app.create_user("ops", &[Role::Oauth]).await;
+    let token = app.token("ops", None).await;
+    app.advance(std::time::Duration::from_secs(1));
+    app.register_app_with(
+        &token,
+        json!({ "name": "P-256 app", "redirect_uri": REDIRECT, "id_token_signed_response_alg": "ES256" }),
+    )
+    .await;
+    let created = app.audit_event("signing_key.create").await;
+    assert_eq!(created.actor_kind, "user");
+    assert_eq!(created.actor_id.as_deref(), Some(admin.id.as_str()));
+    let key = signing_keys::Entity::find_by_id(created.target_id.unwrap())
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .expect("the event names the new key");
+    assert_eq!(key.algorithm, "ES256");
+    assert!(created.detail.contains("ES256"), "{}", created.detail);
+}
+
 crate::on_every_database!(
+    every_signing_key_created_is_recorded_with_who_caused_it,
     an_event_names_its_actor_and_target_users_while_they_exist,
     a_change_is_recorded_with_its_actor_request_and_address,
     every_security_relevant_change_is_recorded_and_can_be_filtered,

@@ -284,6 +284,107 @@ async fn errors_from_graphql_appear_next_to_their_field() {
     answer.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
     let html = text(&answer);
     assert!(html.contains("id=\"username-error\""), "{html}");
+
+    // A conflict about one field is shown beside it too: `root` is taken (by the admin).
+    let token = token_of(&mut browser, "/admin/users/new").await;
+    let answer = browser
+        .post(
+            "/admin/users",
+            &[
+                ("token", token.as_str()),
+                ("username", "root"),
+                ("email", "x@example.com"),
+            ],
+        )
+        .await;
+    let html = text(&answer);
+    let at = html
+        .find("id=\"username-error\"")
+        .unwrap_or_else(|| panic!("no error beside username: {html}"));
+    assert!(html[at..].contains("already taken"), "{html}");
+}
+
+/// Every console page, and what the framework answers by itself on a console path, carries the
+/// strict policy: scripts and styles from this origin only, never framed; the templates hold no
+/// inline script, style or event handler that such a policy would block.
+#[tokio::test]
+async fn every_console_page_runs_under_a_strict_content_security_policy() {
+    const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+        img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+        base-uri 'none'";
+    let app = TestApp::sqlite().await;
+    let mut browser = signed_in(&app, "root", &[Role::Admin, Role::Oauth]).await;
+    for path in [
+        "/admin/apps",
+        "/admin/apps/new",
+        "/admin/users",
+        "/admin/users/new",
+        "/admin/keys",
+        "/admin/audit",
+    ] {
+        let page = browser.get(path).await;
+        page.assert_status(StatusCode::OK);
+        assert_eq!(
+            page.header("content-security-policy"),
+            Some(POLICY),
+            "{path}"
+        );
+    }
+    let refused = browser.get("/admin/signout").await;
+    refused.assert_status(StatusCode::METHOD_NOT_ALLOWED);
+    let policy = refused
+        .header("content-security-policy")
+        .unwrap_or_default();
+    // The hosted pages' policy, which runs no script at all.
+    assert!(
+        policy.starts_with("default-src 'none';")
+            && !policy.contains("script-src")
+            && policy.contains("frame-ancestors 'none'"),
+        "{policy:?}"
+    );
+    assert_eq!(refused.header("x-content-type-options"), Some("nosniff"));
+
+    let templates = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
+    let mut checked = 0;
+    for entry in walk(std::path::Path::new(templates)) {
+        let html = std::fs::read_to_string(&entry)
+            .unwrap()
+            .to_ascii_lowercase();
+        for (at, _) in html.match_indices("<script") {
+            let tag = &html[at..at + html[at..].find('>').unwrap()];
+            assert!(
+                tag.contains(" src="),
+                "inline script in {}",
+                entry.display()
+            );
+        }
+        for inline in [
+            " style=",
+            " onclick=",
+            " onload=",
+            " onsubmit=",
+            " onchange=",
+            "<style",
+        ] {
+            assert!(!html.contains(inline), "{inline} in {}", entry.display());
+        }
+        checked += 1;
+    }
+    assert!(checked > 10, "the templates were found ({checked})");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
 
 #[tokio::test]
@@ -383,6 +484,31 @@ async fn revoking_a_signing_key_from_the_console_asks_first() {
     assert_eq!(state().await, "revoked");
     let event = app.audit_event("signing_key.revoke").await;
     assert_eq!(event.actor_kind, "user");
+}
+
+/// The audit page narrows the trail to a time range, as a `datetime-local` field sends it
+/// (UTC), and its next-page link keeps the range.
+#[tokio::test]
+async fn the_audit_page_filters_by_time() {
+    let app = TestApp::sqlite().await;
+    let mut browser = signed_in(&app, "root", &[Role::Admin]).await;
+    app.create_user("ada", &[]).await;
+    app.advance(std::time::Duration::from_secs(2 * 3600));
+    let middle = app.now() - 3600;
+    app.create_user("bob", &[]).await;
+    let field = chrono::DateTime::from_timestamp(middle, 0)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let trail = |html: &str, name: &str| html.contains(&format!(">user {name}</a>"));
+    let since = text(&browser.get(&format!("/admin/audit?since={field}")).await);
+    assert!(trail(&since, "bob") && !trail(&since, "ada"), "{since}");
+    assert!(
+        since.contains(&format!("value=\"{field}\"")),
+        "the field keeps its value"
+    );
+    let until = text(&browser.get(&format!("/admin/audit?until={field}")).await);
+    assert!(trail(&until, "ada") && !trail(&until, "bob"), "{until}");
 }
 
 #[tokio::test]

@@ -624,6 +624,60 @@ async fn spraying_usernames_from_one_address_is_throttled_on_graphql(app: TestAp
     assert_eq!(error_code(&elsewhere.json()), "INVALID_CREDENTIALS");
 }
 
+fn forwarded(mut request: Request<Body>, client: &str) -> Request<Body> {
+    request
+        .headers_mut()
+        .insert("x-forwarded-for", client.parse().unwrap());
+    request
+}
+
+/// Behind a trusted proxy, the back-off counts each client by the address the proxy forwards:
+/// one client spraying passwords is held back, and the real user, through the same proxy, signs
+/// in. A peer that is not a trusted proxy cannot pick its address with the header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_client_has_its_own_back_off() {
+    let app = TestApp::sqlite_with(|c| c.trusted_proxies = vec!["192.0.2.0/28".into()]).await;
+    app.create_user("ada", &[]).await;
+    let proxy = addr(1);
+    let free = idgraph::service::throttle::ADDRESS_FREE as usize;
+    let mut codes = Vec::new();
+    for i in 0..free + 3 {
+        let request = forwarded(
+            login_request(&format!("user{i}"), "Summer2026!"),
+            "198.51.100.66",
+        );
+        let response = app.send_from(proxy, request).await;
+        codes.push(error_code(&response.json()).to_string());
+    }
+    assert!(
+        codes[free..].iter().all(|c| c == "TOO_MANY_ATTEMPTS"),
+        "{codes:?}"
+    );
+    let event = app.audit_event("sign_in.failure").await;
+    assert_eq!(event.address.as_deref(), Some("198.51.100.66"));
+    let real = forwarded(login_request("ada", PASSWORD), "203.0.113.7");
+    let answer = app.send_from(proxy, real).await.json();
+    assert!(
+        answer["errors"].is_null(),
+        "the real user signs in: {answer}"
+    );
+
+    // An untrusted peer's header is ignored: a new address per request escapes nothing.
+    let mut codes = Vec::new();
+    for i in 0..free + 3 {
+        let request = forwarded(
+            login_request(&format!("user{i}"), "x"),
+            &format!("198.51.100.{i}"),
+        );
+        let response = app.send_from(addr(20), request).await;
+        codes.push(error_code(&response.json()).to_string());
+    }
+    assert!(
+        codes[free..].iter().all(|c| c == "TOO_MANY_ATTEMPTS"),
+        "{codes:?}"
+    );
+}
+
 crate::on_every_database!(
     deep_nesting_and_fragment_cycles_are_refused_before_parsing,
     long_fragment_chains_and_long_multipart_documents_are_refused,

@@ -409,6 +409,28 @@ async fn scheduled_rotation_on_postgres() {
     scheduled_rotations_never_show_a_cached_jwks_an_unknown_key(app).await;
 }
 
+/// On SQLite the scheduled rotation reads the keys and then writes a new one while the token
+/// path's writer commits consents and redemptions: a transaction that read first could not
+/// write after such a commit (`SQLITE_BUSY_SNAPSHOT`), so it takes the write lock before it
+/// reads, and every due rotation lands however the writes interleave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_rotations_on_sqlite_land_amid_token_writes() {
+    let app = TestApp::sqlite_with(daily).await;
+    let mut rp = crate::common::rp::setup(&app, "ops", "ada").await;
+    for day in 1..=10 {
+        app.advance(Duration::from_secs(24 * 3600));
+        rp.user_token = app.token("ada", None).await;
+        let consents =
+            (0..8).map(|_| crate::common::rp::consent(&app, &rp, json!({ "scope": "openid" })));
+        let (rotated, _) = tokio::join!(
+            keys::rotate_if_due(&app.state),
+            futures_util::future::join_all(consents)
+        );
+        let rotated = rotated.unwrap_or_else(|err| panic!("day {day}: {err}"));
+        assert_eq!(rotated.len(), 2, "day {day}: RS256 and EdDSA");
+    }
+}
+
 const SIGNING_KEYS: &str = "{ signingKeys { kid algorithm state activatesAt retiresAt } }";
 const ROTATE: &str =
     "mutation($a: SigningAlgorithm!) { rotateSigningKey(algorithm: $a) { kid algorithm state } }";
@@ -714,22 +736,23 @@ crate::on_every_database!(
     a_retired_keys_app_token_fails_at_userinfo_though_verified_before,
     a_node_picks_up_a_key_rotated_elsewhere_when_it_meets_its_kid,
     a_superseded_key_outlives_the_last_token_a_stale_ring_signs_with_it,
+    nodes_starting_together_create_one_key_per_algorithm,
 );
 
-/// Nodes started together on a database without a key of an algorithm create exactly one: they
-/// take turns, and the later ones find the key the first made.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    not(any(idgraph_postgres, idgraph_ci)),
-    ignore = "TEST_DATABASE_URL is unset: the PostgreSQL run is skipped (under CI it runs)"
-)]
-async fn nodes_starting_together_create_one_key_per_algorithm() {
-    let app = TestApp::postgres_with(|c| c.signing_algorithm = "EdDSA".into())
-        .await
-        .expect("TEST_DATABASE_URL must be set to run the PostgreSQL tests");
+/// Nodes (or commands) started together on a database without a key of an algorithm create
+/// exactly one: they take turns (on PostgreSQL an advisory lock, on SQLite the write lock taken
+/// first), and the later ones find the key the first made.
+async fn nodes_starting_together_create_one_key_per_algorithm(app: TestApp) {
     let db = &app.state.db;
     let now = app.now();
-    let ensure = || keys::ensure_active_key(db, SigningAlgorithm::Es256, now);
+    let ensure = || {
+        keys::ensure_active_key(
+            db,
+            SigningAlgorithm::Es256,
+            now,
+            &idgraph::service::audit::Actor::System,
+        )
+    };
     let created = futures_util::future::join_all((0..6).map(|_| ensure())).await;
     let created: Vec<bool> = created.into_iter().map(Result::unwrap).collect();
     assert_eq!(

@@ -84,6 +84,10 @@ async fn discovery_advertises_exactly_what_the_endpoints_accept(app: TestApp) {
         json!(["EdDSA", "RS256"])
     );
     assert_eq!(
+        doc["access_token_signing_alg_values_supported"],
+        json!(["EdDSA"])
+    );
+    assert_eq!(
         doc["code_challenge_methods_supported"],
         json!(["S256", "plain"])
     );

@@ -153,6 +153,30 @@ async fn user_operations_need_the_admin_role_and_the_scope(app: TestApp) {
     let body = disable(&app, &reader, &target).await;
     assert_eq!(error_code(&body), "FORBIDDEN");
     assert_eq!(app.login_error("target", PASSWORD).await, None);
+    // Every other change is refused to an app manager and to the read scope alike, and
+    // changes nothing: the user still signs in with her password, name and roles as they were.
+    let before = app.user_row("target").await;
+    for mutation in [
+        r#"mutation($id: ID!) { updateUser(id: $id, input: { name: "Changed", roles: [ADMIN] }) { id } }"#,
+        r#"mutation($id: ID!) { setUserPassword(id: $id, password: "a new long password") { id } }"#,
+        "mutation($id: ID!) { enableUser(id: $id) { id } }",
+        "mutation($id: ID!) { endUserSessions(id: $id) }",
+        "mutation($id: ID!) { deleteUser(id: $id) }",
+        r#"mutation($id: ID!) { revokeUserConnection(userId: $id, clientId: "nobody") }"#,
+    ] {
+        for token in [&oauth, &reader] {
+            let body = run(&app, token, mutation, json!({ "id": target })).await;
+            assert_eq!(error_code(&body), "FORBIDDEN", "{mutation}: {body}");
+        }
+    }
+    assert_eq!(app.user_row("target").await, before);
+    assert_eq!(app.login_error("target", PASSWORD).await, None);
+    // Nor does an app manager read a user's connections or sessions.
+    for field in ["connections { clientId }", "sessions { kind }"] {
+        let query = format!("query($id: ID!) {{ user(id: $id) {{ {field} }} }}");
+        let body = run(&app, &oauth, &query, json!({ "id": target })).await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "{field}: {body}");
+    }
     // An oauth admin reads no user directly, and sees an app's creator without the
     // administrators' fields.
     let body = run(

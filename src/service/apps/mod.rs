@@ -351,9 +351,16 @@ async fn store_origins(
     Ok(())
 }
 
-/// Makes sure the key ring can sign the app's ID tokens.
-async fn ensure_signing_key(state: &AppState, policy: &ClientPolicy) -> AppResult<()> {
-    if keys::ensure_active_key(&state.db, policy.id_token_alg, state.clock.now()).await? {
+/// Makes sure the key ring can sign the app's ID tokens; a key created for them is
+/// `principal`'s doing.
+async fn ensure_signing_key(
+    state: &AppState,
+    principal: &Principal,
+    policy: &ClientPolicy,
+) -> AppResult<()> {
+    let actor = Actor::of(principal);
+    let (alg, now) = (policy.id_token_alg, state.clock.now());
+    if keys::ensure_active_key(&state.db, alg, now, &actor).await? {
         // Every node, this one included, reads its keys again at its next use.
         changes::announce(state, Change::Keys).await;
     }
@@ -378,7 +385,7 @@ pub async fn create_app(
     let actor = principal.require_oauth_admin(Scope::AppWrite)?;
     let (fields, policy) = input.validate(None)?;
     refuse_the_issuer_as_resource(state, &policy)?;
-    ensure_signing_key(state, &policy).await?;
+    ensure_signing_key(state, principal, &policy).await?;
     let now = state.clock.now();
     let client_id = ClientId::generate();
     let mut model = apps::ActiveModel {
@@ -430,7 +437,7 @@ pub async fn update_app(
     .ok_or(AppError::NotFound("app"))?;
     let (fields, policy) = input.validate(Some(&current.policy))?;
     refuse_the_issuer_as_resource(state, &policy)?;
-    ensure_signing_key(state, &policy).await?;
+    ensure_signing_key(state, principal, &policy).await?;
     let now = state.clock.now();
     let mut model = apps::ActiveModel {
         updated_at: Set(now),

@@ -19,8 +19,8 @@ impl<V> Outcome<V> {
     }
 }
 
-/// A change to the browser's cookie.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A change to the browser's cookie. Printing it never shows a value.
+#[derive(Clone, PartialEq, Eq)]
 pub enum CookieChange {
     /// A value that only anchors forms (not signed in): it ends with the browser.
     Anchor(String),
@@ -33,6 +33,19 @@ pub enum CookieChange {
     },
     /// The cookie is deleted.
     Clear,
+}
+
+impl std::fmt::Debug for CookieChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Anchor(_) => f.write_str("Anchor(..)"),
+            Self::SignedIn { max_age, .. } => f
+                .debug_struct("SignedIn")
+                .field("max_age", max_age)
+                .finish_non_exhaustive(),
+            Self::Clear => f.write_str("Clear"),
+        }
+    }
 }
 
 /// The app an authorization request is for, as pages show it.
@@ -152,4 +165,30 @@ pub enum SignOutView {
     },
     /// A 303 to the app's registered `post_logout_redirect_uri`.
     Redirect(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printing_a_cookie_change_never_shows_its_value() {
+        let value = "cookie-value-that-proves-a-session";
+        for change in [
+            CookieChange::Anchor(value.into()),
+            CookieChange::SignedIn {
+                value: value.into(),
+                max_age: 60,
+            },
+        ] {
+            let printed = format!(
+                "{:?}",
+                Outcome {
+                    view: (),
+                    cookie: Some(change)
+                }
+            );
+            assert!(!printed.contains(value), "{printed}");
+        }
+    }
 }

@@ -101,8 +101,9 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
-/// How a client presented itself at the token endpoint.
-#[derive(Debug, Default)]
+/// How a client presented itself at the token endpoint. Printing it shows the ids, never a
+/// secret.
+#[derive(Default)]
 pub struct ClientCredentials<'a> {
     /// Id and secret from HTTP Basic, already form-decoded (RFC 6749 §2.3.1).
     pub basic: Option<(String, String)>,
@@ -110,6 +111,16 @@ pub struct ClientCredentials<'a> {
     pub form_id: Option<&'a str>,
     /// `client_secret` of the form.
     pub form_secret: Option<&'a str>,
+}
+
+impl std::fmt::Debug for ClientCredentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("basic_id", &self.basic.as_ref().map(|(id, _)| id))
+            .field("form_id", &self.form_id)
+            .field("form_secret_sent", &self.form_secret.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Credentials as one method of the capability table reads them.
@@ -285,4 +296,21 @@ async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuth
 /// still there; whether it was.
 async fn revoke_grant(state: &AppState, grant_id: &str) -> Result<bool, DbErr> {
     crate::service::changes::end_grant_announced(state, grant_id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printing_client_credentials_never_shows_a_secret() {
+        let credentials = ClientCredentials {
+            basic: Some(("client-a".into(), "basic-secret".into())),
+            form_id: Some("client-a"),
+            form_secret: Some("form-secret"),
+        };
+        let printed = format!("{credentials:?}");
+        assert!(!printed.contains("basic-secret") && !printed.contains("form-secret"));
+        assert!(printed.contains("client-a"), "{printed}");
+    }
 }

@@ -145,7 +145,7 @@ pub async fn create_user(
 }
 
 fn username_taken(username: &str) -> AppError {
-    AppError::Conflict(format!("username {username:?} is already taken"))
+    AppError::Conflict(format!("username: {username:?} is already taken"))
 }
 
 /// Whether the user is still there and enabled, read inside `txn` after the caller's own write

@@ -1,5 +1,5 @@
 //! The console's audit trail (role `admin`): newest first, filtered by actor kind, target,
-//! action and actor, paged by cursor. The operation `AuditTrail` of
+//! action, actor and time (UTC), paged by cursor. The operation `AuditTrail` of
 //! `frontend-queries/audit.graphql`.
 
 use askama::Template;
@@ -34,8 +34,24 @@ struct Filters {
     target_id: String,
     #[serde(default)]
     action: String,
+    /// From this moment on, as a `datetime-local` field sends it (`2026-12-01T08:30`, UTC).
+    #[serde(default)]
+    since: String,
+    /// Before this moment, likewise.
+    #[serde(default)]
+    until: String,
     #[serde(default)]
     after: String,
+}
+
+/// A `datetime-local` value read as UTC, in RFC 3339 (`2026-12-01T08:30` →
+/// `2026-12-01T08:30:00Z`); anything else is passed on as it is, for GraphQL to refuse by name.
+fn utc(value: &str) -> String {
+    match value.len() {
+        16 => format!("{value}:00Z"),
+        19 => format!("{value}Z"),
+        _ => value.to_string(),
+    }
 }
 
 impl Filters {
@@ -54,17 +70,25 @@ impl Filters {
                 input.insert(name.into(), value.into());
             }
         }
+        for (name, value) in [("since", &self.since), ("until", &self.until)] {
+            let value = value.trim();
+            if !value.is_empty() {
+                input.insert(name.into(), utc(value).into());
+            }
+        }
         Value::Object(input)
     }
 
     /// The filters, as the next page's query carries them.
-    fn query(&self) -> [(&'static str, &str); 5] {
+    fn query(&self) -> [(&'static str, &str); 7] {
         [
             ("actor_kind", &self.actor_kind),
             ("actor_id", &self.actor_id),
             ("target_type", &self.target_type),
             ("target_id", &self.target_id),
             ("action", &self.action),
+            ("since", &self.since),
+            ("until", &self.until),
         ]
     }
 }

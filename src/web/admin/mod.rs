@@ -63,6 +63,9 @@ pub fn routes(schemas: Schemas) -> Router<AppState> {
         .merge(apps::routes(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)))
         .layer(middleware::from_fn(refuse_control_characters))
         .layer(Extension(schemas))
+        // What the framework answers by itself (a method not allowed, a form over the limit)
+        // carries the pages' policy and headers too.
+        .layer(middleware::from_fn(super::pages::fill_in_headers))
 }
 
 async fn refuse_control_characters(request: Request, next: Next) -> Response {

@@ -522,6 +522,18 @@ impl TestApp {
         body["data"]["login"].clone()
     }
 
+    /// The stored row of user `username`, to compare before and after a refused change.
+    pub async fn user_row(&self, username: &str) -> idgraph::db::entities::users::Model {
+        use idgraph::db::entities::users::{Column, Entity};
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        Entity::find()
+            .filter(Column::Username.eq(username))
+            .one(&self.state.db)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no user {username}"))
+    }
+
     /// Signs in over GraphQL with `password`: the error code, or `None` when it worked.
     pub async fn login_error(&self, username: &str, password: &str) -> Option<String> {
         let body = self
