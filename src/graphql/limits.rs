@@ -3,17 +3,19 @@
 //!
 //! - before parsing, the nesting of brackets (`{`, `[`, `(`) outside strings and comments, so
 //!   the parser's recursion stays shallow;
-//! - after parsing and before validation, the number of field selections the operations would
-//!   expand to, counting each fragment's size once (memoised). A document of k fragments that
-//!   each spread the next twice expands to 2^k selections: the library's own checks (recursion
-//!   depth, directives, complexity, overlapping fields) walk that expansion, so it must be
-//!   refused before they run;
+//! - after parsing and before validation, the number of field selections, arguments and
+//!   directives the operations would expand to, counting each fragment's size once (memoised).
+//!   A document of k fragments that each spread the next twice expands to 2^k selections: the
+//!   library's own checks (recursion depth, directives, complexity, overlapping fields) walk
+//!   that expansion, so it must be refused before they run. Arguments count because the
+//!   library compares those of two fields of one name pairwise (n arguments each, n² steps)
+//!   and reports each unknown one as an error of its own;
 //! - string values holding NUL, inline or in variables, named by argument or variable.
 
 use std::collections::HashMap;
 
 use async_graphql::Variables;
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::{Directive, ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Name, Positioned, Value};
 
 use crate::edge::input::{printable, refusal};
@@ -78,7 +80,8 @@ pub const MAX_FRAGMENTS: usize = 64;
 /// low enough that the walks (ours and the library's, all recursive) stay within a worker's stack.
 pub const MAX_WALK_DEPTH: usize = 128;
 
-/// The number of field selections the document expands to, refused beyond `max`: each
+/// The number of field selections (with their arguments and directives) the document expands
+/// to, refused beyond `max`: each
 /// operation expanded, plus each fragment definition expanded once (an unused fragment is
 /// still parsed and validated, so it counts too). Fragment spreads that form a cycle, more than
 /// [`MAX_FRAGMENTS`] definitions and walks deeper than [`MAX_WALK_DEPTH`] are refused here too.
@@ -106,7 +109,7 @@ pub fn check_selections(document: &ExecutableDocument, max: u64) -> Result<(), S
         total = total.saturating_add(walk.set_size(set, 0)?);
         if total > max {
             return Err(format!(
-                "the document selects more than {max} fields once its fragments are expanded"
+                "the document selects more than {max} fields and arguments once its fragments are expanded"
             ));
         }
     }
@@ -142,15 +145,18 @@ impl Walk<'_> {
             let (add, below) = match &selection.node {
                 Selection::Field(field) => {
                     let child = self.expand(&field.node.selection_set, depth + 1)?;
-                    (1u64.saturating_add(child.size), child.height)
+                    let own = 1 + field.node.arguments.len() + directives(&field.node.directives);
+                    (count(own).saturating_add(child.size), child.height)
                 }
                 Selection::InlineFragment(inline) => {
                     let child = self.expand(&inline.node.selection_set, depth + 1)?;
-                    (child.size, child.height)
+                    let own = count(directives(&inline.node.directives));
+                    (own.saturating_add(child.size), child.height)
                 }
                 Selection::FragmentSpread(spread) => {
                     let child = self.spread(&spread.node.fragment_name.node, depth + 1)?;
-                    (child.size, child.height)
+                    let own = count(directives(&spread.node.directives));
+                    (own.saturating_add(child.size), child.height)
                 }
             };
             expanded.size = expanded.size.saturating_add(add);
@@ -179,6 +185,18 @@ impl Walk<'_> {
         too_deep(depth + expanded.height)?;
         Ok(expanded)
     }
+}
+
+/// What `directives` add to a selection's size: each directive and each of its arguments.
+fn directives(directives: &[Positioned<Directive>]) -> usize {
+    directives
+        .iter()
+        .map(|directive| 1 + directive.node.arguments.len())
+        .sum()
+}
+
+fn count(items: usize) -> u64 {
+    u64::try_from(items).unwrap_or(u64::MAX)
 }
 
 fn too_deep(depth: usize) -> Result<(), String> {
@@ -276,6 +294,24 @@ mod tests {
         }
         doc.push_str(&format!("fragment F{k} on Query {{ __typename }}\n"));
         doc
+    }
+
+    #[test]
+    fn arguments_and_directives_count_toward_the_bound() {
+        let arguments: Vec<String> = (0..600).map(|i| format!("a{i}: 0")).collect();
+        let doc = format!(
+            "{{ app({args}) {{ name }} app({args}) {{ name }} }}",
+            args = arguments.join(" ")
+        );
+        let doc = async_graphql::parser::parse_query(doc).unwrap();
+        let err = check_selections(&doc, 1000).unwrap_err();
+        assert!(err.contains("fields and arguments"), "{err}");
+        let directives = "@include(if: true) ".repeat(600);
+        let doc = format!("{{ __typename {directives} }}");
+        let doc = async_graphql::parser::parse_query(doc).unwrap();
+        assert!(check_selections(&doc, 1000).is_err());
+        let fine = async_graphql::parser::parse_query("{ app(clientId: \"x\") { name } }").unwrap();
+        assert!(check_selections(&fine, 1000).is_ok());
     }
 
     #[test]
