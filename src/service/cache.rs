@@ -88,6 +88,15 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
         }
     }
 
+    /// Forgets the entries `keep` refuses, after a change to what they hold (a scan of the
+    /// whole cache: for changes rarer than the reads it saves).
+    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        if let Ok(mut entries) = self.entries.write() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            entries.retain(|key, (value, _)| keep(key, value));
+        }
+    }
+
     /// Forgets everything, after a change whose keys are not known one by one.
     pub fn clear(&self) {
         if let Ok(mut entries) = self.entries.write() {

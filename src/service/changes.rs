@@ -10,13 +10,15 @@
 //! Payloads are `<node> <change>`: the announcing node's random tag, so that a node skips its
 //! own announcements (it applied them before announcing; hearing them again would empty what it
 //! cached since), then `app <client id>` (an app, its policy or its secrets changed),
-//! `grant <id>` (one grant ended), `token <jti>` (one app token revoked), `tokens` (grants
-//! ended that are not named one by one) or `keys` (signing keys changed: the node reads them
-//! again at its next use). Anything else makes a node forget everything. The command line's
+//! `grant <id>` (one grant ended), `token <jti>` (one app token revoked), `user <id>` (a user
+//! changed: the node forgets that user's cached grants, whose claims may be stale), `tokens`
+//! (grants ended that are not named one by one) or `keys` (signing keys changed: the node reads
+//! them again at its next use). Anything else makes a node forget everything. The command line's
 //! key rotation announces with the tag 0.
 //!
-//! Only a write that changed something announces, and a single revocation names what it ended:
-//! a client revoking its own tokens in a loop cannot keep emptying every node's caches.
+//! Only a write that changed something announces, a single revocation names what it ended, and
+//! a user's change names the user: a client revoking its own tokens, or a user renaming
+//! themselves, in a loop cannot keep emptying every node's caches.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +49,8 @@ pub enum Change<'a> {
     Token(&'a str),
     /// Grants or tokens were ended that are not named one by one.
     Tokens,
+    /// A user (by id) changed: the claims cached with their grants may be stale.
+    User(&'a str),
     /// Signing keys were added, rotated or retired.
     Keys,
 }
@@ -58,6 +62,7 @@ impl Change<'_> {
             Change::Grant(gid) => format!("grant {gid}"),
             Change::Token(jti) => format!("token {jti}"),
             Change::Tokens => "tokens".into(),
+            Change::User(id) => format!("user {id}"),
             Change::Keys => "keys".into(),
         }
     }
@@ -95,6 +100,7 @@ impl Caches {
             },
             Some(("grant", gid)) => self.live.forget_grant(gid),
             Some(("token", jti)) => self.live.forget_token(jti),
+            Some(("user", id)) => self.live.forget_user(id),
             _ => self.forget_everything(),
         }
     }

@@ -163,6 +163,30 @@ async fn a_user_changed_or_deleted_is_seen_by_the_next_userinfo_with_the_cache_w
     assert_eq!(claims.status, StatusCode::OK);
     assert_eq!(claims.json()["name"], "Ada King");
 
+    // A change to one user leaves every other user's cached grants alone.
+    let bob = app.create_user("bob", &[]).await;
+    let other = Rp {
+        user_token: app.token("bob", None).await,
+        user_id: bob.id.to_string(),
+        ..rp.clone()
+    };
+    let others = family(&app, &other).await;
+    warm(&app, &other, &others.access).await;
+    let renamed = app
+        .graphql(
+            "mutation($id: ID!) { updateUser(id: $id, input: { name: \"Ada L.\" }) { name } }",
+            json!({ "id": rp.user_id }),
+            Some(&root),
+        )
+        .await;
+    assert_eq!(renamed["data"]["updateUser"]["name"], "Ada L.", "{renamed}");
+    let (status, statements) = app.count_statements(userinfo(&app, &others.access)).await;
+    assert_eq!(
+        (status, statements),
+        (StatusCode::OK, 0),
+        "bob's grant stays cached"
+    );
+
     warm(&app, &rp, &tokens.access).await;
     let disabled = app
         .graphql(
@@ -408,6 +432,24 @@ async fn a_change_on_one_node_reaches_the_other_nodes_caches() {
         .assert_status(StatusCode::BAD_REQUEST);
     until_heard(&b, || async {
         userinfo(&b, &rotated).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+
+    // A user who renames herself on a is served by her new name at b.
+    let tokens = family(&a, &rp).await;
+    caught_up(&b, &a).await;
+    warm(&b, &rp, &tokens.access).await;
+    let renamed = a
+        .graphql(
+            "mutation { updateViewer(input: { name: \"Ada B.\" }) { name } }",
+            json!({}),
+            Some(&rp.user_token),
+        )
+        .await;
+    assert!(renamed["errors"].is_null(), "{renamed}");
+    until_heard(&b, || async {
+        let claims = b.get("/api/oauth/userinfo", Some(&tokens.access)).await;
+        claims.json()["name"] == "Ada B."
     })
     .await;
 

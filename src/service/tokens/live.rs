@@ -68,6 +68,12 @@ impl LiveTokens {
         self.grants.invalidate(gid);
     }
 
+    /// Forgets the grants of user `user_id` (the user changed: the claims cached with them
+    /// may be stale).
+    pub fn forget_user(&self, user_id: &str) {
+        self.grants.retain(|_, live| live.user_id != user_id);
+    }
+
     /// Forgets the app token `jti` (it was revoked).
     pub fn forget_token(&self, jti: &str) {
         self.unrevoked.invalidate(jti);

@@ -104,7 +104,7 @@ pub async fn update_user(
         .next()
         .ok_or(AppError::NotFound("user"))?;
     keep_an_admin(&txn).await?;
-    commit(state, txn, now, (principal, ADMIN), entries, None).await?;
+    commit(state, txn, now, (principal, ADMIN), (id, entries), None).await?;
     after.try_into()
 }
 
@@ -142,7 +142,7 @@ pub async fn set_password(
     let txn = begin_admin_change(state).await?;
     let after = set_column(&txn, id, users::Column::PasswordHash, hash, now).await?;
     let entry = Entry::new(AuditAction::UserPasswordSet, AuditTarget::User, id.as_str());
-    commit(state, txn, now, (principal, ADMIN), vec![entry], None).await?;
+    commit(state, txn, now, (principal, ADMIN), (id, vec![entry]), None).await?;
     after.try_into()
 }
 
@@ -166,10 +166,13 @@ pub async fn disable_user(state: &AppState, principal: &Principal, id: &UserId) 
         txn,
         now,
         (principal, ADMIN),
-        vec![
-            Entry::new(AuditAction::UserDisable, AuditTarget::User, id.as_str())
-                .with("sessions_ended", ended.sessions),
-        ],
+        (
+            id,
+            vec![
+                Entry::new(AuditAction::UserDisable, AuditTarget::User, id.as_str())
+                    .with("sessions_ended", ended.sessions),
+            ],
+        ),
         Some(ended.ended),
     )
     .await?;
@@ -188,7 +191,7 @@ pub async fn enable_user(state: &AppState, principal: &Principal, id: &UserId) -
     }
     let after = set_column(&txn, id, users::Column::DisabledAt, None::<i64>, now).await?;
     let entry = Entry::new(AuditAction::UserEnable, AuditTarget::User, id.as_str());
-    commit(state, txn, now, (principal, ADMIN), vec![entry], None).await?;
+    commit(state, txn, now, (principal, ADMIN), (id, vec![entry]), None).await?;
     after.try_into()
 }
 
@@ -215,10 +218,13 @@ pub async fn delete_user(state: &AppState, principal: &Principal, id: &UserId) -
         txn,
         now,
         (principal, ADMIN),
-        vec![
-            Entry::new(AuditAction::UserDelete, AuditTarget::User, id.as_str())
-                .with("username", before.username.as_str()),
-        ],
+        (
+            id,
+            vec![
+                Entry::new(AuditAction::UserDelete, AuditTarget::User, id.as_str())
+                    .with("username", before.username.as_str()),
+            ],
+        ),
         Some(ended.ended),
     )
     .await?;
@@ -239,10 +245,13 @@ pub async fn end_sessions(state: &AppState, principal: &Principal, id: &UserId) 
         txn,
         now,
         (principal, ADMIN),
-        vec![
-            Entry::new(AuditAction::UserSessionsEnd, AuditTarget::User, id.as_str())
-                .with("sessions_ended", ended.sessions),
-        ],
+        (
+            id,
+            vec![
+                Entry::new(AuditAction::UserSessionsEnd, AuditTarget::User, id.as_str())
+                    .with("sessions_ended", ended.sessions),
+            ],
+        ),
         Some(ended.ended),
     )
     .await?;
@@ -456,15 +465,15 @@ fn not_themselves(principal: &Principal, id: &UserId, what: &str) -> AppResult<(
     }
 }
 
-/// Ends a change: records `entries` as the principal's in `txn`, commits, then writes the
-/// audit lines, announces what ended and (since claims userinfo serves may have changed) drops
-/// every node's cached live grants.
+/// Ends a change to `user`: records `entries` as the principal's in `txn`, commits, then writes
+/// the audit lines, announces what ended and (since claims userinfo serves may have changed)
+/// drops every node's cached live grants of that user.
 pub(super) async fn commit(
     state: &AppState,
     txn: DatabaseTransaction,
     now: i64,
     (principal, acting): (&Principal, Acting),
-    entries: Vec<Entry>,
+    (user, entries): (&UserId, Vec<Entry>),
     ended: Option<Ended>,
 ) -> AppResult<()> {
     confirm_actor(&txn, principal, acting).await?;
@@ -480,6 +489,6 @@ pub(super) async fn commit(
         // Logouts may have been queued for grants alone, with no browser session ending.
         state.logouts.queued();
     }
-    changes::announce(state, Change::Tokens).await;
+    changes::announce(state, Change::User(user.as_str())).await;
     Ok(())
 }

@@ -61,7 +61,15 @@ pub async fn update_viewer(
         .into_iter()
         .next()
         .ok_or(AppError::InvalidToken)?;
-    commit(state, txn, now, (principal, OWN), vec![entry], None).await?;
+    commit(
+        state,
+        txn,
+        now,
+        (principal, OWN),
+        (&me.user_id, vec![entry]),
+        None,
+    )
+    .await?;
     after.try_into()
 }
 
@@ -107,7 +115,15 @@ pub async fn change_password(
         AuditTarget::User,
         row.id.as_str(),
     );
-    commit(state, txn, now, (principal, OWN), vec![entry], None).await?;
+    commit(
+        state,
+        txn,
+        now,
+        (principal, OWN),
+        (&me.user_id, vec![entry]),
+        None,
+    )
+    .await?;
     Ok(())
 }
 
@@ -137,7 +153,7 @@ pub async fn end_other_sessions(state: &AppState, principal: &Principal) -> AppR
         txn,
         now,
         (principal, OWN),
-        vec![entry],
+        (&me.user_id, vec![entry]),
         Some(ended.ended),
     )
     .await?;

@@ -18,6 +18,7 @@ pub fn s256(verifier: &str) -> String {
 }
 
 /// A registered app and a signed-in user who may consent.
+#[derive(Clone)]
 pub struct Rp {
     pub client_id: String,
     pub secret: String,
