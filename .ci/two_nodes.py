@@ -8,9 +8,11 @@ Checks, each across the two nodes A and B:
 - a code minted on A redeems on B; one code sent to both at once redeems exactly once;
 - a rotated refresh token replayed on B ends the family on A too;
 - an app's change, a secret's rotation, a deleted connection and a signing-key rotation made
-  through one node (or the command line) are seen by the other within one second; after a
-  rotation with `keys rotate --now`, each node signs with a rotated key and verifies the
-  other's tokens signed with it;
+  through one node (or the command line) are seen by the other within one second;
+- a key rotated as a schedule does it (`keys rotate`) is published by both nodes at once and
+  signs nothing yet; after a rotation with `keys rotate --now`, each node signs with a rotated
+  key; before and after, every token either node signs verifies against the other node's JWKS
+  (Ed25519, checked here with the `cryptography` package) and at its introspection;
 - the sign-in back-off counts failures sent to both nodes at once together.
 Prints what it measured; exits non-zero at the first broken promise.
 """
@@ -27,6 +29,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 BINARY, ADMIN_URL = sys.argv[1], sys.argv[2].rstrip("/")
 DATABASE = "idgraph_two_nodes"
@@ -77,6 +82,26 @@ def bearer(token):
 def basic(client_id, secret):
     pair = f"{client_id}:{secret}".encode()
     return {"authorization": "Basic " + base64.b64encode(pair).decode()}
+
+
+def b64d(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def verifies_with_jwks(token, node):
+    """Whether `token`'s EdDSA signature verifies with the key of its `kid` in `node`'s JWKS."""
+    header_b64, payload_b64, signature = token.split(".")
+    header = json.loads(b64d(header_b64))
+    keys = {key["kid"]: key for key in call(node, "GET", "/api/oauth/jwks")[1]["keys"]}
+    jwk = keys.get(header["kid"])
+    if jwk is None or header["alg"] != "EdDSA" or jwk.get("crv") != "Ed25519":
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(b64d(jwk["x"])).verify(
+            b64d(signature), f"{header_b64}.{payload_b64}".encode())
+    except InvalidSignature:
+        return False
+    return True
 
 
 def within(seconds, probe):
@@ -244,17 +269,7 @@ def run(env):
     took = within(PROPAGATION, lambda: userinfo() == 401)
     expect(took is not None, f"B refuses the token (after {took or 0:.3f} s)")
 
-    # A key rotated from the command line (`--now`: it signs at once) is published by both
-    # nodes, both sign with it, and each node verifies the other's tokens: introspection on
-    # one node of a token signed on the other answers active only if the signature verifies
-    # with the keys it publishes.
     kids = lambda node: {key["kid"] for key in call(node, "GET", "/api/oauth/jwks")[1]["keys"]}
-    before = kids("A")
-    expect(before == kids("B"), "both nodes publish the same keys")
-    subprocess.run([BINARY, "keys", "rotate", "--now"], env=env, check=True, capture_output=True)
-    took = within(PROPAGATION, lambda: kids("A") > before and kids("B") > before)
-    expect(took is not None, f"both publish the rotated keys (after {took or 0:.3f} s)")
-    rotated = kids("A") - before
 
     def signed_on(node):
         status, answer = call(node, "POST", "/api/oauth/token", headers=basic(client_id, secret),
@@ -262,14 +277,41 @@ def run(env):
         if status != 200:
             return None, None
         header = answer["access_token"].split(".")[0]
-        kid = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"]
-        return answer["access_token"], kid
+        return answer["access_token"], json.loads(b64d(header))["kid"]
+
+    # A key rotated as the schedule does it is published by both nodes at once (the rotation
+    # is announced) and signs only after the JWKS cache lifetime: until then both nodes sign
+    # with the current key, and each one's tokens verify against the other's JWKS.
+    before = kids("A")
+    expect(before == kids("B"), "both nodes publish the same keys")
+    subprocess.run([BINARY, "keys", "rotate"], env=env, check=True, capture_output=True)
+    took = within(PROPAGATION, lambda: kids("A") > before and kids("B") > before)
+    expect(took is not None, f"both publish the next keys at once (after {took or 0:.3f} s)")
+    upcoming = kids("A") - before
+    for signer, other in (("A", "B"), ("B", "A")):
+        token, kid = signed_on(signer)
+        expect(kid in before, f"{signer} still signs with the current key, not a next one")
+        expect(verifies_with_jwks(token, other),
+               f"a token {signer} signed verifies against {other}'s JWKS")
+
+    # A key rotated from the command line with `--now` (it signs at once) is published by both
+    # nodes, both sign with it, and each node verifies the other's tokens: against the JWKS it
+    # publishes, and at its introspection (which answers active only if the signature verifies
+    # with the keys it holds).
+    before = kids("A")
+    expect(before == kids("B") and upcoming <= before, "both nodes publish the same keys")
+    subprocess.run([BINARY, "keys", "rotate", "--now"], env=env, check=True, capture_output=True)
+    took = within(PROPAGATION, lambda: kids("A") > before and kids("B") > before)
+    expect(took is not None, f"both publish the rotated keys (after {took or 0:.3f} s)")
+    rotated = kids("A") - before
 
     for signer, other in (("A", "B"), ("B", "A")):
         signed = []
         took = within(PROPAGATION, lambda: signed.append(signed_on(signer)) or signed[-1][1] in rotated)
         expect(took is not None, f"{signer} signs with a rotated key (after {took or 0:.3f} s)")
         token = signed[-1][0]
+        expect(verifies_with_jwks(token, other),
+               f"the token {signer} signed with the rotated key verifies against {other}'s JWKS")
         status, answer = call(other, "POST", "/api/oauth/introspect",
                               headers=basic(client_id, secret), form={"token": token})
         expect(status == 200 and answer.get("active") is True,

@@ -27,9 +27,9 @@ use openidconnect::{
 };
 use serde_json::json;
 
+use crate::common::oidc_rp::{Rp, discover};
 use crate::common::{PASSWORD, Served};
 use crate::fixtures::{BOUNDARY, image, multipart_file};
-use crate::relying_party::{Rp, discover};
 
 /// A chromedriver process, killed when dropped.
 pub(crate) struct ChromeDriver {

@@ -16,11 +16,11 @@ use openidconnect::{
 use serde_json::json;
 
 use crate::common::browser::{Browser, authorize_path};
+use crate::common::oidc_rp::{CodeRequest, code_request};
 use crate::common::rp::{
     REDIRECT, Rp, VERIFIER, basic, consent, refresh_grant, s256, setup, token, token_with,
 };
 use crate::common::{PASSWORD, Served, TestApp, json_request};
-use crate::relying_party::{CodeRequest, code_request};
 
 /// The hosted flow for `rp` with `changes`, signed in as ada: the redirect's query.
 async fn hosted_code(

@@ -646,6 +646,41 @@ async fn spraying_usernames_from_one_address_is_throttled_on_graphql(app: TestAp
     assert_eq!(error_code(&elsewhere.json()), "INVALID_CREDENTIALS");
 }
 
+/// One password sprayed over many usernames from one address on the hosted sign-in form and on
+/// the console's: each counts the address as GraphQL does, so after the address's allowance
+/// the form answers 429 and checks no password.
+async fn spraying_usernames_from_one_address_is_throttled_on_the_sign_in_pages(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let free = idgraph::service::throttle::ADDRESS_FREE as usize;
+    let mut browser = Browser::at(&app, addr(12));
+    let mut statuses = Vec::new();
+    for i in 0..free + 3 {
+        let page = browser.get(&authorize_path(&rp, &[])).await;
+        let answer = browser
+            .sign_in(&page, &format!("user{i}"), "Summer2026!")
+            .await;
+        statuses.push(answer.status.as_u16());
+    }
+    assert!(statuses[..free].iter().all(|s| *s != 429), "{statuses:?}");
+    assert!(statuses[free..].iter().all(|s| *s == 429), "{statuses:?}");
+
+    let mut console = Browser::at(&app, addr(13));
+    let mut statuses = Vec::new();
+    for i in 0..free + 3 {
+        let answer = console
+            .console_sign_in(&format!("user{i}"), "Summer2026!")
+            .await;
+        statuses.push(answer.status.as_u16());
+    }
+    assert!(statuses[..free].iter().all(|s| *s != 429), "{statuses:?}");
+    assert!(statuses[free..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Another address is not held back.
+    let answer = Browser::at(&app, addr(14))
+        .console_sign_in("user0", "Summer2026!")
+        .await;
+    assert_ne!(answer.status.as_u16(), 429);
+}
+
 fn forwarded(mut request: Request<Body>, client: &str) -> Request<Body> {
     request
         .headers_mut()
@@ -712,4 +747,5 @@ crate::on_every_database!(
     response_mode_fragment_puts_the_answer_in_the_fragment,
     a_form_posted_request_never_carries_other_fields_into_the_url,
     spraying_usernames_from_one_address_is_throttled_on_graphql,
+    spraying_usernames_from_one_address_is_throttled_on_the_sign_in_pages,
 );

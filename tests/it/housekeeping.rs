@@ -17,10 +17,10 @@ use idgraph::service::throttle::FORGET_AFTER;
 use sea_orm::{EntityTrait, PaginatorTrait, QuerySelect, TransactionTrait};
 use serde_json::{Value, json};
 
+use crate::common::api::{ORDERS, introspect, post, service_app};
 use crate::common::browser::{Browser, authorize_path, text};
 use crate::common::rp::{REDIRECT, Rp, basic, consent, redeem_for, refresh_grant, setup, token};
 use crate::common::{PASSWORD, TestApp, TestResponse, error_code};
-use crate::lifecycle::{ORDERS, introspect, post, service_app};
 
 const REFRESH_SESSION: &str = "mutation Refresh($token: String!) { refreshSession(refreshToken: $token) { accessToken refreshToken } }";
 const VIEWER: &str = "{ viewer { username } }";

@@ -20,14 +20,13 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::common::api::{ORDERS, introspect, post, resource_server_accepts, service_app};
 use crate::common::browser::{Browser, authorize_path, text};
 use crate::common::rp::{
     REDIRECT, Rp, basic, consent, consented_tokens, redeem_for, refresh_grant, setup, token,
     token_with,
 };
-use crate::common::{PASSWORD, Served, TestApp, TestResponse};
-
-pub(crate) const ORDERS: &str = "https://api.example/orders";
+use crate::common::{PASSWORD, Served, TestApp};
 
 /// Discovery's revocation and introspection endpoints, which `openidconnect` reads as
 /// additional metadata.
@@ -53,58 +52,6 @@ type Metadata = ProviderMetadata<
     CoreResponseType,
     CoreSubjectIdentifierType,
 >;
-
-/// A confidential app allowed every grant, API scopes and one resource.
-pub(crate) async fn service_app(app: &TestApp, admin: &str) -> crate::common::Registered {
-    app.register_app_with(
-        admin,
-        json!({
-            "name": "Orders",
-            "redirect_uri": REDIRECT,
-            "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
-            "scope": "openid profile offline_access orders:read orders:write",
-            "resources": [ORDERS],
-        }),
-    )
-    .await
-}
-
-/// A resource server's check of an access token (RFC 9068 §4): the header's `typ`, the issuer,
-/// the audience, and the signature by the key the JWKS publishes under the header's `kid`, with
-/// that key's own algorithm.
-pub(crate) fn resource_server_accepts(
-    jwks: &Value,
-    token: &str,
-    issuer: &str,
-    audience: &str,
-) -> Value {
-    let header = jsonwebtoken::decode_header(token).unwrap();
-    assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068 §2.1");
-    let kid = header.kid.unwrap();
-    let key = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kid"] == kid)
-        .unwrap();
-    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.clone()).unwrap();
-    let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
-    let algorithm: jsonwebtoken::Algorithm = key["alg"].as_str().unwrap().parse().unwrap();
-    let mut validation = jsonwebtoken::Validation::new(algorithm);
-    validation.set_issuer(&[issuer]);
-    validation.set_audience(&[audience]);
-    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    let claims = jsonwebtoken::decode::<Value>(token, &decoding, &validation)
-        .expect("a resource server accepts the token")
-        .claims;
-    for claim in ["iss", "exp", "aud", "sub", "client_id", "iat", "jti"] {
-        assert!(
-            claims.get(claim).is_some(),
-            "RFC 9068 §2.2 claim {claim}: {claims}"
-        );
-    }
-    claims
-}
 
 /// Sends `request` over plain HTTP, as if it were https: the scheme is the only change. See
 /// its use in the end-to-end test below.
@@ -246,47 +193,6 @@ async fn a_relying_party_revokes_introspects_and_gets_a_token_for_itself() {
     );
 }
 
-fn form_of(pairs: &[(&str, &str)]) -> Vec<u8> {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
-        .into_bytes()
-}
-
-pub(crate) async fn post(
-    app: &TestApp,
-    path: &str,
-    authorization: Option<String>,
-    pairs: &[(&str, &str)],
-) -> TestResponse {
-    let mut headers = Vec::new();
-    if let Some(value) = &authorization {
-        headers.push(("authorization", value.as_str()));
-    }
-    app.send_bytes(
-        Method::POST,
-        path,
-        None,
-        "application/x-www-form-urlencoded",
-        &headers,
-        form_of(pairs),
-    )
-    .await
-}
-
-pub(crate) async fn introspect(app: &TestApp, caller: &Rp, token: &str) -> Value {
-    let response = post(
-        app,
-        "/api/oauth/introspect",
-        Some(basic(&caller.client_id, &caller.secret)),
-        &[("token", token)],
-    )
-    .await;
-    response.assert_status(StatusCode::OK);
-    assert_eq!(response.header("cache-control"), Some("no-store"));
-    response.json()
-}
-
 async fn revocation_ends_only_what_the_caller_owns(app: TestApp) {
     let rp = setup(&app, "ops", "ada").await;
     let admin = app.token("ops", None).await;
@@ -363,6 +269,16 @@ async fn revocation_ends_only_what_the_caller_owns(app: TestApp) {
     let repeated = post(
         &app,
         "/api/oauth/revoke",
+        Some(basic(&rp.client_id, &rp.secret)),
+        &[("token", access), ("token", refresh)],
+    )
+    .await;
+    repeated.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(repeated.json()["error"], "invalid_request");
+    // So at introspection: a repeated token is refused, not read as either one.
+    let repeated = post(
+        &app,
+        "/api/oauth/introspect",
         Some(basic(&rp.client_id, &rp.secret)),
         &[("token", access), ("token", refresh)],
     )
@@ -597,7 +513,21 @@ async fn client_credentials_grants_api_scopes_within_the_ceiling_for_allowed_res
         &[("grant_type", "client_credentials")],
     )
     .await;
+    response.assert_status(StatusCode::BAD_REQUEST);
     assert_eq!(response.json()["error"], "unauthorized_client");
+    // A repeated `scope` is refused before any policy is read.
+    let repeated = token_with(
+        &app,
+        Some(basic(&plain_rp.client_id, &plain_rp.secret)),
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "orders:read"),
+            ("scope", "orders:write"),
+        ],
+    )
+    .await;
+    repeated.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(repeated.json()["error"], "invalid_request");
 }
 
 /// A user-facing app that asks for API scopes gets them within its ceiling, and the consent

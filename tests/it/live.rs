@@ -11,8 +11,8 @@ use idgraph::service::tokens::LiveTokens;
 use serde_json::json;
 
 use crate::common::TestApp;
+use crate::common::api::{ORDERS, introspect, post, service_app};
 use crate::common::rp::{REDIRECT, Rp, basic, consent, redeem_for, refresh_grant, setup, token};
-use crate::lifecycle::{ORDERS, introspect, post, service_app};
 
 /// The tokens of one redeemed consent.
 struct Family {

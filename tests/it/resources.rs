@@ -7,11 +7,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
+use crate::common::api::{ORDERS, introspect, resource_server_accepts, service_app};
 use crate::common::browser::{Browser, authorize_path, redirect_query, text};
+use crate::common::oidc_rp::{CodeRequest, code_request, consent_to, discover};
 use crate::common::rp::{REDIRECT, Rp, VERIFIER, consent, setup, token};
 use crate::common::{PASSWORD, Served, TestApp, TestResponse};
-use crate::lifecycle::{ORDERS, introspect, resource_server_accepts, service_app};
-use crate::relying_party::{CodeRequest, code_request, consent_to, discover};
 
 const OTHER_API: &str = "https://api.example/billing";
 

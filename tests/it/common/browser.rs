@@ -15,6 +15,8 @@ pub struct Browser<'a> {
     /// The cookie's name under the app's settings (`__Host-` prefixed on an https issuer).
     name: &'static str,
     pub cookie: Option<String>,
+    /// The address its requests come from (none: the router sees no peer address).
+    addr: Option<std::net::IpAddr>,
 }
 
 impl<'a> Browser<'a> {
@@ -23,6 +25,15 @@ impl<'a> Browser<'a> {
             app,
             name: idgraph::service::browser::cookie_name(&app.state.config),
             cookie: None,
+            addr: None,
+        }
+    }
+
+    /// A browser whose requests come from `addr`.
+    pub fn at(app: &'a TestApp, addr: std::net::IpAddr) -> Self {
+        Self {
+            addr: Some(addr),
+            ..Self::new(app)
         }
     }
 
@@ -31,7 +42,11 @@ impl<'a> Browser<'a> {
             Some(value) => request.header(header::COOKIE, format!("{}={value}", self.name)),
             None => request,
         };
-        let response = self.app.send(request.body(body).unwrap()).await;
+        let request = request.body(body).unwrap();
+        let response = match self.addr {
+            Some(addr) => self.app.send_from(addr, request).await,
+            None => self.app.send(request).await,
+        };
         for set in response.headers.get_all(header::SET_COOKIE) {
             let set = set.to_str().unwrap();
             // The cookie lives at `/`; the expiry of one an earlier release set at `/oauth`, or

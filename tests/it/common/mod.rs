@@ -2,7 +2,9 @@
 //! a fresh PostgreSQL database when `TEST_DATABASE_URL` is set), the real router, and helpers
 //! that send requests through it with `oneshot`.
 
+pub mod api;
 pub mod browser;
+pub mod oidc_rp;
 pub mod rp;
 
 use std::sync::Arc;
