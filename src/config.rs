@@ -162,8 +162,8 @@ pub struct Config {
     pub key_rotation: Option<Duration>,
     /// How long audit events are kept before the sweep deletes them.
     pub audit_retention: Duration,
-    /// Proxies whose `X-Forwarded-For` is believed (see [`crate::edge::client_address`]); none
-    /// by default, so the client is the TCP peer.
+    /// Proxies whose `X-Forwarded-For` is believed (the HTTP edge reads the client from it);
+    /// none by default, so the client is the TCP peer.
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
@@ -360,10 +360,15 @@ impl RawConfig {
             .filter_map(|text| {
                 let parsed = (text.parse::<ipnet::IpNet>())
                     .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
-                if parsed.is_err() {
-                    errors.push(format!(
-                        "trusted_proxies: {text:?} is not an address or a network like 10.0.0.0/8"
-                    ));
+                match parsed {
+                    Err(_) => errors.push(format!(
+                        "trusted_proxies: {text:?} is not an address or a network like 10.0.0.0/24"
+                    )),
+                    // Every address a proxy: any client could name itself anyone.
+                    Ok(net) if net.prefix_len() == 0 => errors.push(format!(
+                        "trusted_proxies: {text:?} trusts every address; name the proxies"
+                    )),
+                    Ok(_) => {}
                 }
                 parsed.ok()
             })

@@ -67,19 +67,30 @@ pub async fn client_address(
 }
 
 /// The client behind `peer`, given the `X-Forwarded-For` hops in order (see [`client_address`]).
+/// Addresses are compared in canonical form, so that an IPv4 proxy seen by a dual-stack
+/// listener (`::ffff:10.0.0.5`) is the `10.0.0.5` the settings name.
 fn forwarded_client(peer: IpAddr, hops: &[&str], trusted: &[ipnet::IpNet]) -> IpAddr {
     let is_trusted = |addr: &IpAddr| trusted.iter().any(|net| net.contains(addr));
-    let mut client = peer;
+    let mut client = peer.to_canonical();
     for hop in hops.iter().rev() {
         if !is_trusted(&client) {
             break;
         }
-        match hop.trim().parse::<IpAddr>() {
-            Ok(addr) => client = addr,
-            Err(_) => break,
+        match hop_address(hop) {
+            Some(addr) => client = addr.to_canonical(),
+            None => break,
         }
     }
     client
+}
+
+/// One `X-Forwarded-For` hop as an address: `203.0.113.7`, `2001:db8::1`, and with a port as
+/// some proxies write them, `203.0.113.7:4711` or `[2001:db8::1]:4711`.
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|socket| socket.ip()))
 }
 
 /// Runs the request inside its [`RequestMeta`](crate::service::audit::RequestMeta) (its
@@ -137,5 +148,16 @@ mod tests {
         // No header, or a hop that is no address: the last address known.
         assert_eq!(client("10.0.0.1", &[]), ip("10.0.0.1"));
         assert_eq!(client("10.0.0.1", &["unknown"]), ip("10.0.0.1"));
+        // A proxy seen by a dual-stack listener is the IPv4 address the settings name.
+        assert_eq!(
+            client("::ffff:10.0.0.1", &["203.0.113.7"]),
+            ip("203.0.113.7")
+        );
+        // Hops written with a port.
+        assert_eq!(client("10.0.0.1", &["203.0.113.7:4711"]), ip("203.0.113.7"));
+        assert_eq!(
+            client("10.0.0.1", &["[2001:db8::7]:4711"]),
+            ip("2001:db8::7")
+        );
     }
 }

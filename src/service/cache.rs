@@ -88,12 +88,14 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
         }
     }
 
-    /// Forgets the entries `keep` refuses, after a change to what they hold (a scan of the
-    /// whole cache: for changes rarer than the reads it saves).
-    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+    /// Forgets `key` without counting an invalidation, for a key whose source is already gone:
+    /// no read in flight can find it again, so none needs to be kept from storing it.
+    pub fn evict<Q: Hash + Eq + ?Sized>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+    {
         if let Ok(mut entries) = self.entries.write() {
-            self.generation.fetch_add(1, Ordering::SeqCst);
-            entries.retain(|key, (value, _)| keep(key, value));
+            entries.remove(key);
         }
     }
 

@@ -11,7 +11,8 @@
 //! own announcements (it applied them before announcing; hearing them again would empty what it
 //! cached since), then `app <client id>` (an app, its policy or its secrets changed),
 //! `grant <id>` (one grant ended), `token <jti>` (one app token revoked), `user <id>` (a user
-//! changed: the node forgets that user's cached grants, whose claims may be stale), `tokens`
+//! changed, was disabled or deleted, or had grants ended: the node forgets that user's cached
+//! claims, and with them the liveness of every grant of theirs), `tokens`
 //! (grants ended that are not named one by one) or `keys` (signing keys changed: the node reads
 //! them again at its next use). Anything else makes a node forget everything. The command line's
 //! key rotation announces with the tag 0.
@@ -189,7 +190,8 @@ pub async fn announce_from_outside(
 /// revocation costs one round trip and one commit, and the deletion and its announcement stand
 /// or fall together. This node's caches forget the grant either way: one that another node
 /// deleted, whose announcement has not reached this node yet (or was lost), must not outlive a
-/// revocation answered here. Returns whether the grant was there.
+/// revocation answered here (that case disturbs nothing else in the cache, so that revoking a
+/// dead token in a loop costs the other entries nothing). Returns whether the grant was there.
 pub(crate) async fn end_grant_announced(
     state: &AppState,
     grant_id: &str,
@@ -220,7 +222,11 @@ pub(crate) async fn end_grant_announced(
             .rows_affected
             > 0
     };
-    state.caches().forget(&payload);
+    if ended {
+        state.caches().forget(&payload);
+    } else {
+        state.live.forget_gone_grant(grant_id);
+    }
     Ok(ended)
 }
 

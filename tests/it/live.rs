@@ -358,7 +358,57 @@ async fn a_revocation_of_a_grant_already_deleted_elsewhere_ends_the_cached_token
     ended(&app, &rp, &tokens.access, "revoked after it was deleted").await;
 }
 
+/// Ending a user's sessions ends the grants given through them (those without
+/// `offline_access`) at once, even while another grant of the same user stays live: reading
+/// the live one first puts the user's claims back in the cache, and the ended one must still be
+/// refused (each ended grant is forgotten by id, not only the user's claims).
+async fn a_grant_ended_with_its_session_stays_ended_beside_a_live_grant_of_the_same_user(
+    app: TestApp,
+) {
+    use crate::common::browser::{Browser, authorize_path, redirect_query};
+    use crate::common::rp::VERIFIER;
+    let rp = setup(&app, "ops", "ada").await;
+    app.create_user("root", &[idgraph::domain::Role::Admin])
+        .await;
+    let root = app.token("root", None).await;
+    let mut browser = Browser::new(&app);
+    let page = browser.get(&authorize_path(&rp, &[])).await;
+    let consent_page = browser.sign_in(&page, "ada", crate::common::PASSWORD).await;
+    let answered = browser.press(&consent_page, "approve").await;
+    let code = redirect_query(&answered)["code"].clone();
+    let signed_in = token(
+        &app,
+        &rp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    signed_in.assert_status(StatusCode::OK);
+    let ending = signed_in.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lasting = family(&app, &rp).await;
+    warm(&app, &rp, &ending).await;
+    warm(&app, &rp, &lasting.access).await;
+    let body = app
+        .graphql(
+            "mutation($id: ID!) { endUserSessions(id: $id) }",
+            json!({ "id": rp.user_id }),
+            Some(&root),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    assert_eq!(userinfo(&app, &lasting.access).await, StatusCode::OK);
+    ended(&app, &rp, &ending, "its browser session ended").await;
+}
+
 crate::on_every_database!(
+    a_grant_ended_with_its_session_stays_ended_beside_a_live_grant_of_the_same_user,
     a_revocation_of_a_grant_already_deleted_elsewhere_ends_the_cached_token,
     every_way_a_grant_ends_is_seen_by_the_next_request_with_the_cache_warm,
     a_user_changed_or_deleted_is_seen_by_the_next_userinfo_with_the_cache_warm,

@@ -138,8 +138,9 @@ async fn live(state: &AppState, claims: &AccessClaims) -> Result<bool, OAuthErro
         });
         return Ok(allowed && live::unrevoked(state, &claims.jti).await?);
     };
-    let grant_live = live::grant(state, gid).await?.is_some_and(|grant| {
-        grant.user_id == claims.sub && claims.client_id.as_deref() == Some(grant.client_id.as_str())
+    let grant_live = live::grant(state, gid).await?.is_some_and(|live| {
+        live.grant.user_id == claims.sub
+            && claims.client_id.as_deref() == Some(live.grant.client_id.as_str())
     });
     if !grant_live || claims.aud == state.config.issuer {
         return Ok(grant_live);

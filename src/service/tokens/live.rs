@@ -22,13 +22,18 @@ use crate::service::AppState;
 use crate::service::cache::Cache;
 use crate::service::changes::Change;
 
-/// A redeemed grant and the claims userinfo may read about its user.
+/// Who a redeemed grant is between.
 #[derive(Debug)]
-pub struct LiveGrant {
+pub struct GrantParties {
     /// The user the grant is for.
     pub user_id: String,
     /// The app it was given to.
     pub client_id: String,
+}
+
+/// The claims userinfo may read about a user.
+#[derive(Debug)]
+pub struct UserClaims {
     /// `name`.
     pub name: String,
     /// `preferred_username`.
@@ -39,9 +44,22 @@ pub struct LiveGrant {
     pub updated_at: i64,
 }
 
-/// The per-node cache of live grants and of app tokens known not to be revoked.
+/// A redeemed, live grant and its user's claims.
+#[derive(Debug, Clone)]
+pub struct LiveGrant {
+    /// Who the grant is between.
+    pub grant: Arc<GrantParties>,
+    /// The user's claims.
+    pub user: Arc<UserClaims>,
+}
+
+/// The per-node cache of live grants, of their users' claims and of app tokens known not to be
+/// revoked. Grants and users are cached apart, so that a change to a user forgets one entry
+/// (their claims) whatever number of grants they hold: a grant is live only while its user's
+/// claims are found too, so the next call for any of that user's grants reads both again.
 pub struct LiveTokens {
-    grants: Cache<String, Arc<LiveGrant>>,
+    grants: Cache<String, Arc<GrantParties>>,
+    users: Cache<String, Arc<UserClaims>>,
     unrevoked: Cache<String, ()>,
 }
 
@@ -53,6 +71,7 @@ impl LiveTokens {
     pub fn new(clock: Clock) -> Self {
         Self {
             grants: Cache::new(clock.clone(), Self::TTL),
+            users: Cache::new(clock.clone(), Self::TTL),
             unrevoked: Cache::new(clock, Self::TTL),
         }
     }
@@ -60,6 +79,7 @@ impl LiveTokens {
     /// Forgets every answer (a change ended grants or tokens not named one by one).
     pub fn clear(&self) {
         self.grants.clear();
+        self.users.clear();
         self.unrevoked.clear();
     }
 
@@ -68,10 +88,17 @@ impl LiveTokens {
         self.grants.invalidate(gid);
     }
 
-    /// Forgets the grants of user `user_id` (the user changed: the claims cached with them
-    /// may be stale).
+    /// Forgets the grant `gid` that another node already deleted (a revocation here found
+    /// nothing to delete): no read can find the row again, so no read in flight needs to be
+    /// kept from storing it, and nothing else is disturbed.
+    pub fn forget_gone_grant(&self, gid: &str) {
+        self.grants.evict(gid);
+    }
+
+    /// Forgets the claims of user `user_id` (the user changed, was disabled or deleted): the
+    /// next call for any of their grants reads grant and user again.
     pub fn forget_user(&self, user_id: &str) {
-        self.grants.retain(|_, live| live.user_id != user_id);
+        self.users.invalidate(user_id);
     }
 
     /// Forgets the app token `jti` (it was revoked).
@@ -80,13 +107,15 @@ impl LiveTokens {
     }
 }
 
-/// The grant `gid` if it is redeemed and not ended, with its user.
-pub async fn grant(state: &AppState, gid: &str) -> Result<Option<Arc<LiveGrant>>, sea_orm::DbErr> {
-    let cache = &state.live.grants;
-    if let Some(live) = cache.get(gid) {
-        return Ok(Some(live));
+/// The grant `gid` if it is redeemed and not ended, with its user's claims.
+pub async fn grant(state: &AppState, gid: &str) -> Result<Option<LiveGrant>, sea_orm::DbErr> {
+    let live = &state.live;
+    if let Some(grant) = live.grants.get(gid)
+        && let Some(user) = live.users.get(&grant.user_id)
+    {
+        return Ok(Some(LiveGrant { grant, user }));
     }
-    let ticket = cache.ticket();
+    let tickets = (live.grants.ticket(), live.users.ticket());
     let found = grants::Entity::find_by_id(gid)
         .filter(grants::Column::CodeUsedAt.is_not_null())
         .find_also_related(users::Entity)
@@ -99,16 +128,23 @@ pub async fn grant(state: &AppState, gid: &str) -> Result<Option<Arc<LiveGrant>>
     if user.disabled_at.is_some() {
         return Ok(None);
     }
-    let live = Arc::new(LiveGrant {
-        user_id: grant.user_id,
-        client_id: grant.client_id,
-        name: user.name,
-        username: user.username,
-        email: user.email,
-        updated_at: user.updated_at,
-    });
-    cache.put(ticket, gid.to_string(), live.clone());
-    Ok(Some(live))
+    let found = LiveGrant {
+        grant: Arc::new(GrantParties {
+            user_id: grant.user_id,
+            client_id: grant.client_id,
+        }),
+        user: Arc::new(UserClaims {
+            name: user.name,
+            username: user.username,
+            email: user.email,
+            updated_at: user.updated_at,
+        }),
+    };
+    live.grants
+        .put(tickets.0, gid.to_string(), found.grant.clone());
+    live.users
+        .put(tickets.1, found.grant.user_id.clone(), found.user.clone());
+    Ok(Some(found))
 }
 
 /// Whether the app token `jti` (one without a grant) has not been revoked.

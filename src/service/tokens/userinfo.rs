@@ -32,22 +32,23 @@ pub async fn userinfo(state: &AppState, token: &str) -> Result<UserInfo, AppErro
         return Err(AppError::InvalidToken);
     };
     // The grant must still be live for this user and app (no query while cached).
-    let Some(grant) = live::grant(state, gid)
+    let Some(live) = live::grant(state, gid)
         .await?
-        .filter(|grant| grant.user_id == claims.sub && grant.client_id == *client_id)
+        .filter(|live| live.grant.user_id == claims.sub && live.grant.client_id == *client_id)
     else {
         return Err(AppError::InvalidToken);
     };
+    let (grant, user) = (&live.grant, &live.user);
     let scopes = Scopes::filter(&claims.scope).oidc;
     let mut out = Map::new();
     out.insert("sub".into(), json!(grant.user_id));
     if scopes.contains(OidcScope::Profile) {
-        out.insert("name".into(), json!(grant.name));
-        out.insert("preferred_username".into(), json!(grant.username));
-        out.insert("updated_at".into(), json!(grant.updated_at));
+        out.insert("name".into(), json!(user.name));
+        out.insert("preferred_username".into(), json!(user.username));
+        out.insert("updated_at".into(), json!(user.updated_at));
     }
     if scopes.contains(OidcScope::Email) {
-        out.insert("email".into(), json!(grant.email));
+        out.insert("email".into(), json!(user.email));
         // Addresses are typed in (by administrators or the user), never proven.
         out.insert("email_verified".into(), json!(false));
     }

@@ -485,6 +485,8 @@ pub(super) async fn commit(
     txn.commit().await?;
     recorded.into_iter().for_each(Recorded::log);
     if let Some(ended) = ended {
+        // Each grant by id: forgetting the user's claims alone would leave an ended grant
+        // cached, live again as soon as another grant of theirs put the claims back.
         ended.announce(state).await;
         // Logouts may have been queued for grants alone, with no browser session ending.
         state.logouts.queued();
