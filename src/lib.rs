@@ -48,18 +48,25 @@ pub fn app(state: AppState) -> Router {
         .merge(oidc::well_known())
         .split_for_parts();
     let schemas = Schemas::new(limits);
-    Router::new()
+    let trusted_proxies = state.config.trusted_proxies.clone();
+    let router = Router::new()
         .merge(graphql::http::routes(state.clone(), schemas.clone()))
         .merge(described.layer(Extension(edge::openapi::Document::new(document))))
         .merge(web::routes())
         .merge(web::console_routes(schemas))
         .with_state(state.clone())
-        .layer(axum::middleware::from_fn(edge::request_context))
-        // Before anything reads the client's address.
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            edge::client_address,
-        ))
+        .layer(axum::middleware::from_fn(edge::request_context));
+    // Before anything reads the client's address; only behind trusted proxies, so that no
+    // other deployment pays for it.
+    let router = if trusted_proxies.is_empty() {
+        router
+    } else {
+        let trusted: std::sync::Arc<[ipnet::IpNet]> = trusted_proxies.into();
+        router.layer(axum::middleware::from_fn(move |request, next| {
+            edge::client_address(trusted.clone(), request, next)
+        }))
+    };
+    router
         .layer(CatchPanicLayer::custom(panicked))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -42,14 +42,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 /// client itself sits left of that and is never believed; a hop that is not an address stops
 /// the walk at the last one known. From a peer that is not trusted, the header is ignored.
 pub async fn client_address(
-    axum::extract::State(state): axum::extract::State<crate::service::AppState>,
+    trusted: std::sync::Arc<[ipnet::IpNet]>,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let trusted = &state.config.trusted_proxies;
-    if !trusted.is_empty()
-        && let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>()
-    {
+    if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
         let forwarded = request
             .headers()
             .get_all("x-forwarded-for")
@@ -57,7 +54,7 @@ pub async fn client_address(
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
             .collect::<Vec<_>>();
-        let client = forwarded_client(peer.ip(), &forwarded, trusted);
+        let client = forwarded_client(peer.ip(), &forwarded, &trusted);
         let port = peer.port();
         request
             .extensions_mut()
