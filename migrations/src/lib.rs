@@ -21,6 +21,7 @@ mod m20261129_000012_users_audit;
 mod m20261130_000013_retired_refresh;
 mod m20261201_000014_unbounded_scopes;
 mod m20261201_000015_grant_resource;
+mod m20261201_000016_session_apps;
 
 /// Runs idgraph's migrations in order.
 pub struct Migrator;
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000013_retired_refresh::Migration),
             Box::new(m20261201_000014_unbounded_scopes::Migration),
             Box::new(m20261201_000015_grant_resource::Migration),
+            Box::new(m20261201_000016_session_apps::Migration),
         ]
     }
 }

@@ -30,7 +30,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::db::entities::{apps as app_rows, grants, logout_deliveries};
+use crate::db::entities::{apps as app_rows, grants, logout_deliveries, session_apps};
 use crate::domain::ids::ClientId;
 use crate::domain::oauth::{OidcScope, OidcScopes};
 use crate::domain::secret::random_token;
@@ -103,8 +103,9 @@ impl Wake {
 }
 
 /// In `txn`, which ends `sessions`: ends their grants that do not hold `offline_access` (the
-/// app's tokens die with the session) and those whose code is still unredeemed, and queues a logout token for every app that received an
-/// ID token in one of them. Returns the ids of the grants ended, for the caller to announce
+/// app's tokens die with the session) and those whose code is still unredeemed, and queues a
+/// logout token for every app that received an ID token in one of them: through a grant of the
+/// session, or through one that ended early (remembered in `session_apps`). Returns the ids of the grants ended, for the caller to announce
 /// once `txn` has committed.
 pub(crate) async fn sessions_ended(
     state: &AppState,
@@ -140,6 +141,13 @@ pub(crate) async fn sessions_ended(
             .exec(txn)
             .await?;
     }
+    // Apps whose grant in these sessions ended early (read after the grants were locked, so
+    // that a revocation that held one has committed what it remembered): owed all the same.
+    let sids: Vec<&str> = sessions.iter().map(|s| s.sid.as_str()).collect();
+    let remembered = session_apps::Entity::delete_many()
+        .filter(session_apps::Column::Sid.is_in(sids))
+        .exec_with_returning(txn)
+        .await?;
     // One token per (app, session) that saw an ID token.
     let mut owed: Vec<(&str, &str, &str)> = rows
         .iter()
@@ -148,6 +156,13 @@ pub(crate) async fn sessions_ended(
             let sid = row.sid.as_deref()?;
             Some((row.client_id.as_str(), row.user_id.as_str(), sid))
         })
+        .chain(remembered.iter().map(|row| {
+            (
+                row.client_id.as_str(),
+                row.user_id.as_str(),
+                row.sid.as_str(),
+            )
+        }))
         .collect();
     owed.sort_unstable();
     owed.dedup();

@@ -188,7 +188,9 @@ pub async fn announce_from_outside(
 /// Deletes the grant `grant_id` and, when it was there, announces it: on PostgreSQL in one
 /// statement (`WITH ended AS (DELETE … RETURNING) SELECT pg_notify(…) FROM ended`), so that a
 /// revocation costs one round trip and one commit, and the deletion and its announcement stand
-/// or fall together. This node's caches forget the grant either way: one that another node
+/// or fall together. A grant through which the app received an ID token naming a browser
+/// session that lasts is remembered in `session_apps` in the same write, so that ending the
+/// session still tells the app (`backchannel::sessions_ended`). This node's caches forget the grant either way: one that another node
 /// deleted, whose announcement has not reached this node yet (or was lost), must not outlive a
 /// revocation answered here (that case disturbs nothing else in the cache, so that revoking a
 /// dead token in a loop costs the other entries nothing). Returns whether the grant was there.
@@ -198,15 +200,23 @@ pub(crate) async fn end_grant_announced(
 ) -> Result<bool, sea_orm::DbErr> {
     let change = Change::Grant(grant_id);
     let payload = change.payload();
+    let now = state.clock.now();
     let ended = if state.db.get_database_backend() == DbBackend::Postgres {
         let statement = Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "WITH ended AS (DELETE FROM grants WHERE id = $1 RETURNING id) \
+            "WITH ended AS (DELETE FROM grants WHERE id = $1 \
+                 RETURNING id, sid, client_id, user_id, code_used_at), \
+             remembered AS (INSERT INTO session_apps (sid, client_id, user_id) \
+                 SELECT e.sid, e.client_id, e.user_id FROM ended e \
+                 WHERE e.sid IS NOT NULL AND e.code_used_at IS NOT NULL AND EXISTS \
+                     (SELECT 1 FROM browser_sessions b WHERE b.sid = e.sid AND b.expires_at > $4) \
+                 ON CONFLICT DO NOTHING) \
              SELECT pg_notify($2, $3) FROM ended",
             [
                 grant_id.into(),
                 CHANNEL.into(),
                 format!("{} {payload}", state.listener.node).into(),
+                now.into(),
             ],
         );
         let ended = state.db.query_one_raw(statement).await?.is_some();
@@ -215,12 +225,33 @@ pub(crate) async fn end_grant_announced(
         }
         ended
     } else {
-        use sea_orm::EntityTrait;
-        crate::db::entities::grants::Entity::delete_by_id(grant_id)
-            .exec(&state.db)
-            .await?
-            .rows_affected
-            > 0
+        use crate::db::entities::grants;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+        // The delete first: SQLite's transaction holds the write lock from its first statement.
+        let txn = state.db.begin().await?;
+        let rows = grants::Entity::delete_many()
+            .filter(grants::Column::Id.eq(grant_id))
+            .exec_with_returning(&txn)
+            .await?;
+        if let Some(grant) = rows.first()
+            && let (Some(sid), Some(_)) = (&grant.sid, grant.code_used_at)
+        {
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "INSERT OR IGNORE INTO session_apps (sid, client_id, user_id) SELECT ?, ?, ? \
+                 WHERE EXISTS (SELECT 1 FROM browser_sessions WHERE sid = ? AND expires_at > ?)",
+                [
+                    sid.as_str().into(),
+                    grant.client_id.as_str().into(),
+                    grant.user_id.as_str().into(),
+                    sid.as_str().into(),
+                    now.into(),
+                ],
+            ))
+            .await?;
+        }
+        txn.commit().await?;
+        !rows.is_empty()
     };
     if ended {
         state.caches().forget(&payload);

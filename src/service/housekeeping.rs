@@ -33,7 +33,8 @@ use tokio::task::JoinHandle;
 
 use crate::auth::jwt::LEEWAY_SECS;
 use crate::db::entities::{
-    app_secrets, audit_events, browser_sessions, grants, revoked_tokens, sessions, sign_in_attempts,
+    app_secrets, audit_events, browser_sessions, grants, revoked_tokens, session_apps, sessions,
+    sign_in_attempts,
 };
 use crate::domain::secs;
 use crate::error::{AppError, AppResult};
@@ -70,6 +71,8 @@ pub struct Swept {
     pub sign_in_attempts: u64,
     /// `audit_events` older than `audit_retention_days`.
     pub audit_events: u64,
+    /// `session_apps` whose browser session has gone (nothing is owed any more).
+    pub session_apps: u64,
 }
 
 impl Swept {
@@ -80,7 +83,7 @@ impl Swept {
 
     /// Each count with its field's name (codes are `grants` rows counted apart), for a metric
     /// labelled by table.
-    pub fn by_table(&self) -> [(&'static str, u64); 8] {
+    pub fn by_table(&self) -> [(&'static str, u64); 9] {
         [
             ("codes", self.codes),
             ("grants", self.grants),
@@ -90,6 +93,7 @@ impl Swept {
             ("revoked_tokens", self.revoked_tokens),
             ("sign_in_attempts", self.sign_in_attempts),
             ("audit_events", self.audit_events),
+            ("session_apps", self.session_apps),
         ]
     }
 }
@@ -186,6 +190,23 @@ impl Cutoffs {
         Condition::any()
             .add(sessions::Column::RevokedAt.is_not_null())
             .add(sessions::Column::ExpiresAt.lte(self.tokens))
+    }
+
+    /// Apps remembered for a browser session's back-channel logout once the session is gone
+    /// or past its end: no sign-out can end it any more, so nothing is owed (a session that
+    /// simply expires is not announced).
+    fn sessions_gone(&self) -> Condition {
+        use sea_orm::sea_query::ExprTrait as _;
+        let its_session_lasts = Query::select()
+            .expr(Expr::cust("1"))
+            .from(browser_sessions::Entity)
+            .and_where(
+                Expr::col((browser_sessions::Entity, browser_sessions::Column::Sid))
+                    .equals((session_apps::Entity, session_apps::Column::Sid)),
+            )
+            .and_where(browser_sessions::Column::ExpiresAt.gt(self.passed))
+            .to_owned();
+        Condition::all().add(Expr::exists(its_session_lasts).not())
     }
 
     /// Browser sessions past their end: `browser::find` accepts only `expires_at > now` (and
@@ -297,6 +318,16 @@ pub async fn sweep(state: &AppState, batch: u64) -> AppResult<Swept> {
                 db,
                 audit_events::Column::Id,
                 cut.old_audit_events(),
+                batch,
+            )
+            .await?,
+        ),
+        session_apps: removed(
+            "session_apps",
+            drain::<session_apps::Entity>(
+                db,
+                session_apps::Column::Sid,
+                cut.sessions_gone(),
                 batch,
             )
             .await?,

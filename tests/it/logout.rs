@@ -751,6 +751,65 @@ async fn signing_out_sends_a_verifiable_logout_token(app: TestApp) {
     assert!(deliveries(&app).await.is_empty());
 }
 
+/// An app whose grant ended before the session did (it revoked its own token here; a replayed
+/// code or a reused refresh token ends the grant the same way) received an ID token naming the
+/// session, so signing out still tells it; the sweep then finds nothing left to remember.
+async fn an_app_whose_grant_ended_early_is_still_told_when_the_session_ends(app: TestApp) {
+    use idgraph::db::entities::session_apps;
+    use idgraph::service::housekeeping;
+    let receiver = Receiver::start(StatusCode::OK).await;
+    let rp = register(&app, Some(&receiver.uri), false).await;
+    let (mut browser, tokens) = signed_in(&app, &rp, "openid").await;
+    let sid = claims(tokens["id_token"].as_str().unwrap())["sid"].clone();
+    let revoked = crate::common::api::post(
+        &app,
+        "/api/oauth/revoke",
+        Some(crate::common::rp::basic(&rp.client_id, &rp.secret)),
+        &[("token", tokens["access_token"].as_str().unwrap())],
+    )
+    .await;
+    revoked.assert_status(StatusCode::OK);
+    let remembered = session_apps::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(remembered.len(), 1, "{remembered:?}");
+    sign_out_on_the_page(&mut browser).await;
+    let owed = deliveries(&app).await;
+    assert_eq!(owed.len(), 1, "{owed:?}");
+    assert_eq!(owed[0].client_id, rp.client_id);
+    assert_eq!(json!(owed[0].sid), sid);
+    assert!(
+        session_apps::Entity::find()
+            .all(&app.state.db)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the sign-out used what was remembered"
+    );
+    backchannel::deliver_due(&app.state).await.unwrap();
+    let received = receiver.tokens();
+    assert_eq!(received.len(), 1);
+    let logout = verify_logout_token(&app, &received[0], &rp.client_id).await;
+    assert_eq!(logout["sid"], sid);
+
+    // A revocation in a session that then simply expires leaves a row the sweep removes.
+    let (_, tokens) = signed_in(&app, &rp, "openid").await;
+    let revoked = crate::common::api::post(
+        &app,
+        "/api/oauth/revoke",
+        Some(crate::common::rp::basic(&rp.client_id, &rp.secret)),
+        &[("token", tokens["access_token"].as_str().unwrap())],
+    )
+    .await;
+    revoked.assert_status(StatusCode::OK);
+    app.advance(app.state.config.browser_session_ttl + std::time::Duration::from_secs(3600));
+    let swept = housekeeping::sweep(&app.state, housekeeping::BATCH)
+        .await
+        .unwrap();
+    assert_eq!(swept.session_apps, 1, "{swept:?}");
+}
+
 /// Refresh tokens far shorter-lived than a sign-in: the sweep leaves the app's dead grant while
 /// the browser session lasts, so signing out still tells the app.
 async fn an_owed_logout_outlives_the_grants_tokens(app: TestApp) {
@@ -1087,6 +1146,7 @@ async fn an_administrator_ending_sessions_or_disabling_the_account_tells_the_app
 }
 
 crate::on_every_database!(
+    an_app_whose_grant_ended_early_is_still_told_when_the_session_ends,
     an_administrator_ending_sessions_or_disabling_the_account_tells_the_apps,
     id_tokens_carry_the_browser_sessions_sid,
     sessions_without_a_sid_still_work,

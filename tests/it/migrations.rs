@@ -52,7 +52,7 @@ crate::on_every_database!(migrations_go_down_and_up_again);
 /// Every migration file with the SHA-256 it had when it landed. A landed migration is history:
 /// a database migrated from an earlier main never runs it again, so an edit would never reach
 /// it. Change nothing here but to add the line of a new migration.
-const LANDED: [(&str, &str); 15] = [
+const LANDED: [(&str, &str); 16] = [
     (
         "m20261126_000001_platform.rs",
         "9b3e42da41db84aca0fa7c167e354b82705d10edd443091dd0d7bf7a3aaf4d87",
@@ -112,6 +112,10 @@ const LANDED: [(&str, &str); 15] = [
     (
         "m20261201_000015_grant_resource.rs",
         "27b894d36c686d7150d575a4a52dff9e5fcc2d6503ca90054dcb9c2733085add",
+    ),
+    (
+        "m20261201_000016_session_apps.rs",
+        "cad199c28eeefc614da26f4e32420ea8cdce24ea2475b2631bef03360237d9ce",
     ),
 ];
 

@@ -11,6 +11,7 @@ pub mod grants;
 pub mod logout_deliveries;
 pub mod revoked_tokens;
 pub mod server_secrets;
+pub mod session_apps;
 pub mod sessions;
 pub mod sign_in_attempts;
 pub mod signing_keys;
