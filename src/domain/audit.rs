@@ -163,6 +163,8 @@ pub struct AuditFilter {
     pub target_type: Option<AuditTarget>,
     /// Only events on the target with this id.
     pub target_id: Option<String>,
+    /// Only events about this user: done to their account or to one of their connections.
+    pub about_user: Option<String>,
     /// Only this action.
     pub action: Option<AuditAction>,
     /// Only events at or after this time, Unix seconds.
@@ -177,7 +179,11 @@ const MAX_FILTER_ID: usize = 128;
 impl AuditFilter {
     /// Checks the bounds: ids of a sane length, a time range that is not upside down.
     pub fn validate(self) -> Result<Self, AppError> {
-        for (field, value) in [("actor", &self.actor_id), ("targetId", &self.target_id)] {
+        for (field, value) in [
+            ("actor", &self.actor_id),
+            ("targetId", &self.target_id),
+            ("aboutUser", &self.about_user),
+        ] {
             if value
                 .as_ref()
                 .is_some_and(|id| id.is_empty() || id.len() > MAX_FILTER_ID)

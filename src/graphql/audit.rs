@@ -115,6 +115,9 @@ pub struct AuditFilterInput {
     pub target_type: Option<String>,
     /// Only events on the target with this id.
     pub target_id: Option<String>,
+    /// Only events about this user: done to their account (target `user`) or to one of their
+    /// connections (target `connection`, id `<user id>/<client id>`).
+    pub about_user: Option<ID>,
     /// Only this action, e.g. `app.secret.rotate`.
     pub action: Option<String>,
     /// Only events at or after this time.
@@ -138,6 +141,7 @@ impl TryFrom<AuditFilterInput> for AuditFilter {
                 .map(|text| AuditTarget::parse("targetType", &text))
                 .transpose()?,
             target_id: input.target_id,
+            about_user: input.about_user.map(|id| id.0),
             action: input
                 .action
                 .map(|text| AuditAction::parse("action", &text))

@@ -280,6 +280,33 @@ pub async fn sign_in_refused(
     }
 }
 
+/// The events about `user`: on their account (target `user` with their id) or on one of their
+/// connections (target `connection` with id `<user>/<client id>`). The prefix is compared
+/// exactly (`substr(…) =`), not with `LIKE`, which SQLite matches without regard to case.
+fn about_user(user: &str) -> Condition {
+    use audit_events::Column as C;
+    use sea_orm::sea_query::{Expr, ExprTrait, Func};
+    let prefix = format!("{user}/");
+    // `integer` arguments: PostgreSQL has no `substr` taking `bigint`. The filter's length is
+    // bounded (`AuditFilter::validate`), so the count fits.
+    let length = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
+    let leading = Func::cust("substr")
+        .arg(Expr::col(C::TargetId))
+        .arg(1i32)
+        .arg(length);
+    Condition::any()
+        .add(
+            Condition::all()
+                .add(C::TargetType.eq(AuditTarget::User.as_str()))
+                .add(C::TargetId.eq(user)),
+        )
+        .add(
+            Condition::all()
+                .add(C::TargetType.eq(AuditTarget::Connection.as_str()))
+                .add(ExprTrait::eq(Expr::expr(leading), prefix)),
+        )
+}
+
 /// Administrators (`gov.user.admin.audit:read`): the trail, newest first, filtered.
 pub async fn list(
     state: &AppState,
@@ -302,6 +329,9 @@ pub async fn list(
     }
     if let Some(id) = &filter.target_id {
         when = when.add(C::TargetId.eq(id.as_str()));
+    }
+    if let Some(user) = &filter.about_user {
+        when = when.add(about_user(user));
     }
     if let Some(action) = filter.action {
         when = when.add(C::Action.eq(action.as_str()));

@@ -216,6 +216,24 @@ async fn every_security_relevant_change_is_recorded_and_can_be_filtered(app: Tes
         json!(format!("{}/{}", rp.user_id, rp.client_id))
     );
     assert_eq!(by_connection[0]["actorId"], json!(rp.user_id));
+    // About the user: her account and her connections, nothing else.
+    let about = events(&app, &token, json!({ "aboutUser": rp.user_id })).await;
+    let about_actions = actions(&about);
+    for expected in ["connection.delete", "user.update", "user.create"] {
+        assert!(
+            about_actions.contains(&expected),
+            "{expected} in {about_actions:?}"
+        );
+    }
+    let connection = format!("{}/", rp.user_id);
+    for event in &about {
+        let target = event["targetId"].as_str().unwrap();
+        assert!(
+            (event["targetType"] == "user" && target == rp.user_id)
+                || (event["targetType"] == "connection" && target.starts_with(&connection)),
+            "{event}"
+        );
+    }
     let until = chrono::DateTime::from_timestamp(started, 0)
         .unwrap()
         .to_rfc3339();

@@ -516,7 +516,7 @@ async fn the_audit_page_names_a_user_until_the_account_is_deleted() {
     let app = TestApp::sqlite().await;
     let mut browser = signed_in(&app, "root", &[Role::Admin]).await;
     let ada = app.create_user("ada", &[]).await;
-    let path = format!("/admin/audit?target_id={}", ada.id);
+    let path = format!("/admin/audit?about_user={}", ada.id);
     let trail = text(&browser.get(&path).await);
     let link = format!(r#"<a href="/admin/users/{}">user ada</a>"#, ada.id);
     assert!(trail.contains(&link), "{trail}");

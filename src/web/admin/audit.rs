@@ -1,5 +1,5 @@
 //! The console's audit trail (role `admin`): newest first, filtered by actor kind, target,
-//! action, actor and time (UTC), paged by cursor. The operation `AuditTrail` of
+//! action, actor, the user an event is about and time (UTC), paged by cursor. The operation `AuditTrail` of
 //! `frontend-queries/audit.graphql`.
 
 use askama::Template;
@@ -34,6 +34,9 @@ struct Filters {
     target_id: String,
     #[serde(default)]
     action: String,
+    /// A user id: events about their account and their connections.
+    #[serde(default)]
+    about_user: String,
     /// From this moment on, as a `datetime-local` field sends it (`2026-12-01T08:30`, UTC).
     #[serde(default)]
     since: String,
@@ -63,6 +66,7 @@ impl Filters {
             ("actorId", &self.actor_id),
             ("targetType", &self.target_type),
             ("targetId", &self.target_id),
+            ("aboutUser", &self.about_user),
             ("action", &self.action),
         ] {
             let value = value.trim();
@@ -80,12 +84,13 @@ impl Filters {
     }
 
     /// The filters, as the next page's query carries them.
-    fn query(&self) -> [(&'static str, &str); 7] {
+    fn query(&self) -> [(&'static str, &str); 8] {
         [
             ("actor_kind", &self.actor_kind),
             ("actor_id", &self.actor_id),
             ("target_type", &self.target_type),
             ("target_id", &self.target_id),
+            ("about_user", &self.about_user),
             ("action", &self.action),
             ("since", &self.since),
             ("until", &self.until),
