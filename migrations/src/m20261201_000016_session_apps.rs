@@ -3,8 +3,10 @@
 //! - `session_apps`: an app that received an ID token naming the browser session `sid` for the
 //!   user, written when that grant ends early (the app revoked its token, a replayed code or a
 //!   reused refresh token ended it) while the session lasts. Ending the session finds the apps
-//!   to tell through its grants and through these rows, and deletes the rows. A row whose
-//!   session has gone is removed by the housekeeping sweep.
+//!   to tell through its grants and through these rows, and deletes the rows; so does
+//!   withdrawing the user's connection to the app, which tells the app itself. A row whose
+//!   session has gone is removed by the housekeeping sweep. Indexed by user and app for the
+//!   withdrawal and for the cascades from `users` and `apps`.
 
 use sea_orm_migration::prelude::*;
 
@@ -69,6 +71,17 @@ impl MigrationTrait for Migration {
                             .to(Users::Table, Users::Id)
                             .on_delete(ForeignKeyAction::Cascade),
                     )
+                    .to_owned(),
+            )
+            .await?;
+        // Withdrawing a connection takes the pair's rows; deleting a user or an app cascades.
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_session_apps_user_client")
+                    .table(SessionApps::Table)
+                    .col(SessionApps::UserId)
+                    .col(SessionApps::ClientId)
                     .to_owned(),
             )
             .await

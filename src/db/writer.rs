@@ -237,6 +237,27 @@ impl Writer {
         rows.iter().map(E::Model::from_row).collect()
     }
 
+    /// Runs `statement` (a write with a `RETURNING` clause, built for the database it runs on)
+    /// atomic on its own, as under autocommit, and gives how many rows it returned, committed.
+    /// On the writer thread when there is one, else on `db`.
+    pub async fn returned_rows(
+        &self,
+        db: &DatabaseConnection,
+        statement: Statement,
+    ) -> Result<usize, DbErr> {
+        let Some(queue) = &self.queue else {
+            return Ok(db.query_all_raw(statement).await?.len());
+        };
+        if statement.db_backend != DbBackend::Sqlite {
+            return Err(DbErr::Custom(format!(
+                "a statement built for {:?} cannot run on the SQLite writer: {}",
+                statement.db_backend, statement.sql
+            )));
+        }
+        let rows = send(queue, &self.waiting, |to| Job::Returning(statement, to)).await?;
+        Ok(rows.len())
+    }
+
     /// Runs `statements` in order, as one: all of them take effect or none does. `Ok(true)` once
     /// they are committed; `Ok(false)` when one changed no row, which undoes the ones before it
     /// and skips the rest (an `INSERT … SELECT … WHERE` whose condition no longer holds). On the

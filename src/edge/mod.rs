@@ -17,7 +17,8 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 
 /// The address of the client that sent the request: the TCP peer's, or, when that peer is a
-/// configured trusted proxy, the one its `X-Forwarded-For` names ([`client_address`]).
+/// configured trusted proxy, the one its `X-Forwarded-For` names ([`client_address`]); an IPv4
+/// client seen by a dual-stack listener (`::ffff:a.b.c.d`) as its IPv4 address.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ClientAddr(pub Option<IpAddr>);
 
@@ -29,7 +30,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|info| info.0.ip()),
+                .map(|info| info.0.ip().to_canonical()),
         ))
     }
 }
@@ -105,7 +106,7 @@ pub async fn request_context(
         address: request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip()),
+            .map(|info| info.0.ip().to_canonical()),
     };
     crate::service::audit::within(meta, next.run(request)).await
 }

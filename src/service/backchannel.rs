@@ -176,9 +176,11 @@ pub(crate) async fn sessions_ended(
 }
 
 /// In `txn`, which deletes the user's connection to an app with `grants` under it: queues a
-/// logout token when the app received an ID token from any of them. It names the user only
-/// (every session of theirs at the app ends), or, when the app requires `sid`, each session
-/// the grants were given in.
+/// logout token when the app received an ID token from any of them, or from a grant that ended
+/// early in a session that lasts (`session_apps`, whose rows for the pair it takes, so that
+/// ending those sessions later does not tell the app again). It names the user only (every
+/// session of theirs at the app ends), or, when the app requires `sid`, each session the grants
+/// were given in.
 pub(crate) async fn connection_withdrawn(
     state: &AppState,
     txn: &DatabaseTransaction,
@@ -186,8 +188,13 @@ pub(crate) async fn connection_withdrawn(
     client_id: &str,
     grants: &[grants::Model],
 ) -> AppResult<()> {
+    let remembered = session_apps::Entity::delete_many()
+        .filter(session_apps::Column::UserId.eq(user_id))
+        .filter(session_apps::Column::ClientId.eq(client_id))
+        .exec_with_returning(txn)
+        .await?;
     let seen: Vec<&grants::Model> = grants.iter().filter(|g| g.code_used_at.is_some()).collect();
-    if seen.is_empty() {
+    if seen.is_empty() && remembered.is_empty() {
         return Ok(());
     }
     let Some(&session_required) = listening(txn, [client_id]).await?.get(client_id) else {
@@ -196,7 +203,11 @@ pub(crate) async fn connection_withdrawn(
     if !session_required {
         return queue(state, txn, client_id, user_id, None).await;
     }
-    let mut sids: Vec<&str> = seen.iter().filter_map(|g| g.sid.as_deref()).collect();
+    let mut sids: Vec<&str> = seen
+        .iter()
+        .filter_map(|g| g.sid.as_deref())
+        .chain(remembered.iter().map(|row| row.sid.as_str()))
+        .collect();
     sids.sort_unstable();
     sids.dedup();
     for sid in sids {

@@ -88,17 +88,6 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
         }
     }
 
-    /// Forgets `key` without counting an invalidation, for a key whose source is already gone:
-    /// no read in flight can find it again, so none needs to be kept from storing it.
-    pub fn evict<Q: Hash + Eq + ?Sized>(&self, key: &Q)
-    where
-        K: Borrow<Q>,
-    {
-        if let Ok(mut entries) = self.entries.write() {
-            entries.remove(key);
-        }
-    }
-
     /// Forgets everything, after a change whose keys are not known one by one.
     pub fn clear(&self) {
         if let Ok(mut entries) = self.entries.write() {

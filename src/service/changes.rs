@@ -189,11 +189,13 @@ pub async fn announce_from_outside(
 /// statement (`WITH ended AS (DELETE … RETURNING) SELECT pg_notify(…) FROM ended`), so that a
 /// revocation costs one round trip and one commit, and the deletion and its announcement stand
 /// or fall together. A grant through which the app received an ID token naming a browser
-/// session that lasts is remembered in `session_apps` in the same write, so that ending the
-/// session still tells the app (`backchannel::sessions_ended`). This node's caches forget the grant either way: one that another node
+/// session that lasts is remembered in `session_apps` (on PostgreSQL in the same statement, on
+/// SQLite just before the delete), so that ending the session still tells the app
+/// (`backchannel::sessions_ended`). This node's caches forget the grant either way: one that another node
 /// deleted, whose announcement has not reached this node yet (or was lost), must not outlive a
-/// revocation answered here (that case disturbs nothing else in the cache, so that revoking a
-/// dead token in a loop costs the other entries nothing). Returns whether the grant was there.
+/// revocation answered here (nor may a read in flight put it back, so the entry is invalidated
+/// as for any ending; that drops only the other reads in flight, never a cached entry).
+/// Returns whether the grant was there.
 pub(crate) async fn end_grant_announced(
     state: &AppState,
     grant_id: &str,
@@ -225,39 +227,30 @@ pub(crate) async fn end_grant_announced(
         }
         ended
     } else {
-        use crate::db::entities::grants;
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
-        // The delete first: SQLite's transaction holds the write lock from its first statement.
-        let txn = state.db.begin().await?;
-        let rows = grants::Entity::delete_many()
-            .filter(grants::Column::Id.eq(grant_id))
-            .exec_with_returning(&txn)
-            .await?;
-        if let Some(grant) = rows.first()
-            && let (Some(sid), Some(_)) = (&grant.sid, grant.code_used_at)
-        {
-            txn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Sqlite,
-                "INSERT OR IGNORE INTO session_apps (sid, client_id, user_id) SELECT ?, ?, ? \
-                 WHERE EXISTS (SELECT 1 FROM browser_sessions WHERE sid = ? AND expires_at > ?)",
-                [
-                    sid.as_str().into(),
-                    grant.client_id.as_str().into(),
-                    grant.user_id.as_str().into(),
-                    sid.as_str().into(),
-                    now.into(),
-                ],
-            ))
-            .await?;
-        }
-        txn.commit().await?;
-        !rows.is_empty()
+        // Two writes, each atomic on its own and queued on SQLite's writer: the app is
+        // remembered first, from the grant as it still is, then the grant is deleted. A
+        // sign-out between the two finds both (and owes the app one logout token); a failure
+        // between them leaves the grant in place, to be revoked again, and at most a row the
+        // sweep removes. (Not one transaction: on SQLite's pool it would hold the write lock
+        // across four round trips, and revocations would queue behind it.)
+        let remember = Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "INSERT OR IGNORE INTO session_apps (sid, client_id, user_id) \
+             SELECT g.sid, g.client_id, g.user_id FROM grants g \
+             WHERE g.id = ? AND g.sid IS NOT NULL AND g.code_used_at IS NOT NULL AND EXISTS \
+                 (SELECT 1 FROM browser_sessions b WHERE b.sid = g.sid AND b.expires_at > ?) \
+             RETURNING sid",
+            [grant_id.into(), now.into()],
+        );
+        state.writer.returned_rows(&state.db, remember).await?;
+        let delete = Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "DELETE FROM grants WHERE id = ? RETURNING id",
+            [grant_id.into()],
+        );
+        state.writer.returned_rows(&state.db, delete).await? > 0
     };
-    if ended {
-        state.caches().forget(&payload);
-    } else {
-        state.live.forget_gone_grant(grant_id);
-    }
+    state.caches().forget(&payload);
     Ok(ended)
 }
 

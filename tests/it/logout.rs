@@ -810,6 +810,79 @@ async fn an_app_whose_grant_ended_early_is_still_told_when_the_session_ends(app:
     assert_eq!(swept.session_apps, 1, "{swept:?}");
 }
 
+/// What a session remembered for an app is told once: withdrawing the connection tells the app
+/// and takes the memory, so the sign-out that follows owes nothing more; and an app with both a
+/// remembered grant and a live one in the session hears once when the account is disabled.
+async fn an_app_remembered_for_a_session_is_told_once(app: TestApp) {
+    use idgraph::db::entities::session_apps;
+    let rp = register(&app, Some("http://127.0.0.1:9/logout"), false).await;
+    let revoke = |access: String| {
+        let (app, rp) = (&app, &rp);
+        async move {
+            crate::common::api::post(
+                app,
+                "/api/oauth/revoke",
+                Some(crate::common::rp::basic(&rp.client_id, &rp.secret)),
+                &[("token", access.as_str())],
+            )
+            .await
+            .assert_status(StatusCode::OK);
+        }
+    };
+    let (mut browser, tokens) = signed_in(&app, &rp, "openid").await;
+    revoke(tokens["access_token"].as_str().unwrap().to_string()).await;
+    let path = format!("/api/oauth/connection/id/{}", rp.client_id);
+    app.rest(
+        axum::http::Method::DELETE,
+        &path,
+        Some(&rp.user_token),
+        None,
+    )
+    .await
+    .assert_status(StatusCode::NO_CONTENT);
+    assert_eq!(
+        deliveries(&app).await.len(),
+        1,
+        "the withdrawal tells the app"
+    );
+    assert!(
+        session_apps::Entity::find()
+            .all(&app.state.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    sign_out_on_the_page(&mut browser).await;
+    assert_eq!(
+        deliveries(&app).await.len(),
+        1,
+        "and the sign-out owes nothing more"
+    );
+
+    // Revoked, then signed in to again in the same browser session, then disabled.
+    app.create_user("root", &[Role::Admin]).await;
+    let admin = app.token("root", None).await;
+    let (mut browser, tokens) = signed_in(&app, &rp, "openid").await;
+    revoke(tokens["access_token"].as_str().unwrap().to_string()).await;
+    let again = redirect_query(
+        &browser
+            .get(&authorize_path(&rp, &[("scope", "openid")]))
+            .await,
+    );
+    redeem(&app, &rp, &again["code"]).await;
+    let before = deliveries(&app).await.len();
+    let body = app
+        .graphql(
+            "mutation($id: ID!) { disableUser(id: $id) { id } }",
+            json!({ "id": rp.user_id }),
+            Some(&admin),
+        )
+        .await;
+    assert!(body["errors"].is_null(), "{body}");
+    let owed = deliveries(&app).await;
+    assert_eq!(owed.len(), before + 1, "{owed:?}");
+}
+
 /// Refresh tokens far shorter-lived than a sign-in: the sweep leaves the app's dead grant while
 /// the browser session lasts, so signing out still tells the app.
 async fn an_owed_logout_outlives_the_grants_tokens(app: TestApp) {
@@ -1147,6 +1220,7 @@ async fn an_administrator_ending_sessions_or_disabling_the_account_tells_the_app
 
 crate::on_every_database!(
     an_app_whose_grant_ended_early_is_still_told_when_the_session_ends,
+    an_app_remembered_for_a_session_is_told_once,
     an_administrator_ending_sessions_or_disabling_the_account_tells_the_apps,
     id_tokens_carry_the_browser_sessions_sid,
     sessions_without_a_sid_still_work,

@@ -115,7 +115,7 @@ const LANDED: [(&str, &str); 16] = [
     ),
     (
         "m20261201_000016_session_apps.rs",
-        "cad199c28eeefc614da26f4e32420ea8cdce24ea2475b2631bef03360237d9ce",
+        "832fa5b0858d3577c749bc6f02c3c2cdc8ffa9e35dadea1566dabd57487a10d4",
     ),
 ];
 

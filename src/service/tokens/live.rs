@@ -88,13 +88,6 @@ impl LiveTokens {
         self.grants.invalidate(gid);
     }
 
-    /// Forgets the grant `gid` that another node already deleted (a revocation here found
-    /// nothing to delete): no read can find the row again, so no read in flight needs to be
-    /// kept from storing it, and nothing else is disturbed.
-    pub fn forget_gone_grant(&self, gid: &str) {
-        self.grants.evict(gid);
-    }
-
     /// Forgets the claims of user `user_id` (the user changed, was disabled or deleted): the
     /// next call for any of their grants reads grant and user again.
     pub fn forget_user(&self, user_id: &str) {
