@@ -285,6 +285,14 @@ async fn an_administrator_runs_idgraph_from_the_console() {
     walk.click("a[href='/admin/apps/new']").await;
     walk.on_page("Register an app").await;
     walk.check_accessibility("register").await;
+    // A refused form comes back with the error beside its field, marked for assistive tools.
+    walk.fill("#name", "Billing").await;
+    walk.fill("#redirect_uris", "https://billing.example/cb#fragment")
+        .await;
+    walk.click("form.panel button.primary").await;
+    walk.on_page("Register an app").await;
+    walk.wait_for("#redirect_uris[aria-invalid='true']").await;
+    walk.check_accessibility("register-errors").await;
     walk.fill("#name", "Billing").await;
     walk.fill("#url", "https://billing.example").await;
     walk.fill(
@@ -318,6 +326,7 @@ async fn an_administrator_runs_idgraph_from_the_console() {
     walk.on_page("Billing").await;
     walk.click("#secrets-heading ~ form button").await;
     walk.on_page("New secret").await;
+    walk.check_accessibility("new-secret").await;
     let second_secret = walk.input_value("#client-secret").await;
     assert_ne!(second_secret, first_secret);
     assert!(app.secret_works(&client_id, &second_secret).await);
