@@ -315,18 +315,25 @@ async fn an_apps_own_token_ends_when_revoked_when_the_app_loses_the_grant_or_is_
     );
 }
 
-/// The TTL is the bound: a grant deleted behind every node's back (no announcement) still
-/// answers from the cache until the entry is older than the TTL, then no longer.
-async fn a_change_behind_the_nodes_back_is_seen_within_the_ttl(app: TestApp) {
+/// A family whose access token is cached on this node, then its grant deleted with no
+/// announcement (as another node, or an operator's SQL, would).
+async fn warm_then_deleted_behind_the_nodes_back(app: &TestApp) -> (Rp, Family) {
     use sea_orm::ConnectionTrait;
-    let rp = setup(&app, "ops", "ada").await;
-    let tokens = family(&app, &rp).await;
-    warm(&app, &rp, &tokens.access).await;
+    let rp = setup(app, "ops", "ada").await;
+    let tokens = family(app, &rp).await;
+    warm(app, &rp, &tokens.access).await;
     app.state
         .db
         .execute_unprepared("DELETE FROM grants")
         .await
         .unwrap();
+    (rp, tokens)
+}
+
+/// The TTL is the bound: a grant deleted behind every node's back (no announcement) still
+/// answers from the cache until the entry is older than the TTL, then no longer.
+async fn a_change_behind_the_nodes_back_is_seen_within_the_ttl(app: TestApp) {
+    let tokens = warm_then_deleted_behind_the_nodes_back(&app).await.1;
     assert_eq!(
         userinfo(&app, &tokens.access).await,
         StatusCode::OK,
@@ -345,15 +352,7 @@ async fn a_change_behind_the_nodes_back_is_seen_within_the_ttl(app: TestApp) {
 /// signed access token names its grant and app; a refresh token whose grant is gone can no
 /// longer be told from a guess, so it changes nothing, and the cache's TTL is the bound.)
 async fn a_revocation_of_a_grant_already_deleted_elsewhere_ends_the_cached_token(app: TestApp) {
-    use sea_orm::ConnectionTrait;
-    let rp = setup(&app, "ops", "ada").await;
-    let tokens = family(&app, &rp).await;
-    warm(&app, &rp, &tokens.access).await;
-    app.state
-        .db
-        .execute_unprepared("DELETE FROM grants")
-        .await
-        .unwrap();
+    let (rp, tokens) = warm_then_deleted_behind_the_nodes_back(&app).await;
     revoke(&app, &rp, &tokens.access).await;
     ended(&app, &rp, &tokens.access, "revoked after it was deleted").await;
 }
