@@ -5,8 +5,8 @@
 //!   reused refresh token ended it) while the session lasts. Ending the session finds the apps
 //!   to tell through its grants and through these rows, and deletes the rows; so does
 //!   withdrawing the user's connection to the app, which tells the app itself. A row whose
-//!   session has gone is removed by the housekeeping sweep. Indexed by user and app for the
-//!   withdrawal and for the cascades from `users` and `apps`.
+//!   session has gone is removed by the housekeeping sweep. Indexed by user and app (the
+//!   withdrawal, the cascade from `users`) and by app (the cascade from `apps`).
 
 use sea_orm_migration::prelude::*;
 
@@ -48,7 +48,7 @@ impl MigrationTrait for Migration {
                     )
                     .col(
                         ColumnDef::new(SessionApps::UserId)
-                            .string_len(64)
+                            .string_len(32)
                             .not_null(),
                     )
                     .primary_key(
@@ -74,13 +74,23 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        // Withdrawing a connection takes the pair's rows; deleting a user or an app cascades.
+        // Withdrawing a connection takes the pair's rows, and deleting a user cascades: both
+        // by user first. Deleting an app cascades by app.
         manager
             .create_index(
                 Index::create()
                     .name("idx_session_apps_user_client")
                     .table(SessionApps::Table)
                     .col(SessionApps::UserId)
+                    .col(SessionApps::ClientId)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_session_apps_client")
+                    .table(SessionApps::Table)
                     .col(SessionApps::ClientId)
                     .to_owned(),
             )

@@ -15,11 +15,12 @@
 //! of it and nothing of the group is kept.
 //!
 //! Statements are built by SeaORM (sea-query) as everywhere else and rows come back as SeaORM
-//! models ([`FromRow`]); only the execution differs. Three writes use it: redeeming a code and
+//! models ([`FromRow`]); only the execution differs. Four writes use it: redeeming a code and
 //! rotating a refresh token (each one `UPDATE … RETURNING` that must win exactly once,
-//! [`Writer::update_returning`]), and recording a consent (an upsert and an insert that take
+//! [`Writer::update_returning`]), recording a consent (an upsert and an insert that take
 //! effect together or not at all, [`Writer::all_or_nothing`], kept apart from the rest of its
-//! group by a savepoint). PostgreSQL keeps its pool (its writers queue on row locks, without
+//! group by a savepoint), and revoking a grant (two statements with `RETURNING`, each atomic on
+//! its own, [`Writer::returned_rows`]). PostgreSQL keeps its pool (its writers queue on row locks, without
 //! sleeping), and so does SQLite in memory, which a connection of the writer's own could not
 //! share: see [`Writer::pool`].
 //!

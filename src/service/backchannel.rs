@@ -30,7 +30,9 @@ use serde_json::json;
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::db::entities::{apps as app_rows, grants, logout_deliveries, session_apps};
+use crate::db::entities::{
+    apps as app_rows, browser_sessions, grants, logout_deliveries, session_apps,
+};
 use crate::domain::ids::ClientId;
 use crate::domain::oauth::{OidcScope, OidcScopes};
 use crate::domain::secret::random_token;
@@ -193,6 +195,25 @@ pub(crate) async fn connection_withdrawn(
         .filter(session_apps::Column::ClientId.eq(client_id))
         .exec_with_returning(txn)
         .await?;
+    // Only sessions that last: one that simply expired is not announced (its row awaited the
+    // sweep).
+    let remembered: Vec<String> = if remembered.is_empty() {
+        Vec::new()
+    } else {
+        browser_sessions::Entity::find()
+            .select_only()
+            .column(browser_sessions::Column::Sid)
+            .filter(
+                browser_sessions::Column::Sid.is_in(remembered.iter().map(|row| row.sid.as_str())),
+            )
+            .filter(browser_sessions::Column::ExpiresAt.gt(state.clock.now()))
+            .into_tuple::<Option<String>>()
+            .all(txn)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect()
+    };
     let seen: Vec<&grants::Model> = grants.iter().filter(|g| g.code_used_at.is_some()).collect();
     if seen.is_empty() && remembered.is_empty() {
         return Ok(());
@@ -206,7 +227,7 @@ pub(crate) async fn connection_withdrawn(
     let mut sids: Vec<&str> = seen
         .iter()
         .filter_map(|g| g.sid.as_deref())
-        .chain(remembered.iter().map(|row| row.sid.as_str()))
+        .chain(remembered.iter().map(String::as_str))
         .collect();
     sids.sort_unstable();
     sids.dedup();

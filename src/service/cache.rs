@@ -88,6 +88,21 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
         }
     }
 
+    /// Forgets `key` if it is held, counting an invalidation only then (see [`Cache::put`]):
+    /// for a change that found its row already gone, which a loop may repeat at no cost to its
+    /// sender. A read of the row in flight at that moment may still put it back, as it could
+    /// before the change was made here; the change's own announcement, or the TTL, ends it.
+    pub fn invalidate_if_held<Q: Hash + Eq + ?Sized>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+    {
+        if let Ok(mut entries) = self.entries.write()
+            && entries.remove(key).is_some()
+        {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
     /// Forgets everything, after a change whose keys are not known one by one.
     pub fn clear(&self) {
         if let Ok(mut entries) = self.entries.write() {

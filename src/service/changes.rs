@@ -193,8 +193,8 @@ pub async fn announce_from_outside(
 /// SQLite just before the delete), so that ending the session still tells the app
 /// (`backchannel::sessions_ended`). This node's caches forget the grant either way: one that another node
 /// deleted, whose announcement has not reached this node yet (or was lost), must not outlive a
-/// revocation answered here (nor may a read in flight put it back, so the entry is invalidated
-/// as for any ending; that drops only the other reads in flight, never a cached entry).
+/// revocation answered here. When nothing was deleted the entry is forgotten only if held, so
+/// that revoking a dead token in a loop cannot keep every other read from filling the cache.
 /// Returns whether the grant was there.
 pub(crate) async fn end_grant_announced(
     state: &AppState,
@@ -250,7 +250,11 @@ pub(crate) async fn end_grant_announced(
         );
         state.writer.returned_rows(&state.db, delete).await? > 0
     };
-    state.caches().forget(&payload);
+    if ended {
+        state.caches().forget(&payload);
+    } else {
+        state.live.forget_gone_grant(grant_id);
+    }
     Ok(ended)
 }
 

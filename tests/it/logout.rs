@@ -859,17 +859,52 @@ async fn an_app_remembered_for_a_session_is_told_once(app: TestApp) {
         "and the sign-out owes nothing more"
     );
 
-    // Revoked, then signed in to again in the same browser session, then disabled.
+    // An app that requires `sid`: revoked, then signed in to again in the same browser
+    // session, then the account is disabled: one token, naming that session.
     app.create_user("root", &[Role::Admin]).await;
     let admin = app.token("root", None).await;
-    let (mut browser, tokens) = signed_in(&app, &rp, "openid").await;
-    revoke(tokens["access_token"].as_str().unwrap().to_string()).await;
+    let ops = app.token("ops", None).await;
+    let created = app
+        .register_app_with(
+            &ops,
+            json!({
+                "name": "RP2",
+                "redirect_uri": REDIRECT,
+                "backchannel_logout_uri": "http://127.0.0.1:9/logout",
+                "backchannel_logout_session_required": true,
+            }),
+        )
+        .await;
+    let rp2 = Rp {
+        client_id: created.client_id,
+        secret: created.secret,
+        ..rp.clone()
+    };
+    let (mut browser, tokens) = signed_in(&app, &rp2, "openid").await;
+    let sid = claims(tokens["id_token"].as_str().unwrap())["sid"].clone();
+    crate::common::api::post(
+        &app,
+        "/api/oauth/revoke",
+        Some(crate::common::rp::basic(&rp2.client_id, &rp2.secret)),
+        &[("token", tokens["access_token"].as_str().unwrap())],
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    assert_eq!(
+        session_apps::Entity::find()
+            .all(&app.state.db)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "the revocation remembered the app"
+    );
     let again = redirect_query(
         &browser
-            .get(&authorize_path(&rp, &[("scope", "openid")]))
+            .get(&authorize_path(&rp2, &[("scope", "openid")]))
             .await,
     );
-    redeem(&app, &rp, &again["code"]).await;
+    redeem(&app, &rp2, &again["code"]).await;
     let before = deliveries(&app).await.len();
     let body = app
         .graphql(
@@ -879,8 +914,14 @@ async fn an_app_remembered_for_a_session_is_told_once(app: TestApp) {
         )
         .await;
     assert!(body["errors"].is_null(), "{body}");
-    let owed = deliveries(&app).await;
-    assert_eq!(owed.len(), before + 1, "{owed:?}");
+    let owed: Vec<_> = deliveries(&app)
+        .await
+        .into_iter()
+        .filter(|d| d.client_id == rp2.client_id)
+        .collect();
+    assert_eq!(deliveries(&app).await.len(), before + 1, "{owed:?}");
+    assert_eq!(owed.len(), 1, "{owed:?}");
+    assert_eq!(json!(owed[0].sid), sid);
 }
 
 /// Refresh tokens far shorter-lived than a sign-in: the sweep leaves the app's dead grant while

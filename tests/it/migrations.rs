@@ -115,7 +115,7 @@ const LANDED: [(&str, &str); 16] = [
     ),
     (
         "m20261201_000016_session_apps.rs",
-        "832fa5b0858d3577c749bc6f02c3c2cdc8ffa9e35dadea1566dabd57487a10d4",
+        "c69a574ca18c4904c5157dce671c2f9221d1cfbcab2d7f8829bbc6081859c3e9",
     ),
 ];
 

@@ -88,6 +88,12 @@ impl LiveTokens {
         self.grants.invalidate(gid);
     }
 
+    /// Forgets the grant `gid` that another node already deleted (a revocation here found
+    /// nothing to delete): see [`Cache::invalidate_if_held`].
+    pub fn forget_gone_grant(&self, gid: &str) {
+        self.grants.invalidate_if_held(gid);
+    }
+
     /// Forgets the claims of user `user_id` (the user changed, was disabled or deleted): the
     /// next call for any of their grants reads grant and user again.
     pub fn forget_user(&self, user_id: &str) {
