@@ -20,9 +20,9 @@
 //! [`Writer::update_returning`]), recording a consent (an upsert and an insert that take
 //! effect together or not at all, [`Writer::all_or_nothing`], kept apart from the rest of its
 //! group by a savepoint), and revoking a grant (two statements with `RETURNING`, each atomic on
-//! its own, [`Writer::returned_rows`]). PostgreSQL keeps its pool (its writers queue on row locks, without
-//! sleeping), and so does SQLite in memory, which a connection of the writer's own could not
-//! share: see [`Writer::pool`].
+//! its own, [`Writer::returned_rows`]). PostgreSQL keeps its pool (its writers queue on row
+//! locks, without sleeping), and so does SQLite in memory, which a connection of the writer's
+//! own could not share: see [`Writer::pool`].
 //!
 //! A panic while the writer runs a group (a bug) fails that group's callers and not the
 //! writer, which rolls back the transaction the panic left open and goes on.

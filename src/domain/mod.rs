@@ -14,6 +14,7 @@ pub mod role;
 pub mod scope;
 pub mod scopes;
 pub mod secret;
+pub mod text;
 pub mod users;
 
 pub use role::Role;

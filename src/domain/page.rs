@@ -6,6 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::domain::text::nul_in_json;
 use crate::error::AppError;
 
 /// Largest page of any listing.
@@ -107,21 +108,10 @@ pub fn decode_cursor<T: DeserializeOwned>(text: &str) -> Result<T, AppError> {
     let position: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     // A position is ids and names this API wrote; NUL is none of them, and PostgreSQL would
     // refuse it with an error of its own.
-    if holds_nul(&position) {
+    if nul_in_json(&position).is_some() {
         return Err(bad());
     }
     serde_json::from_value(position).map_err(|_| bad())
-}
-
-fn holds_nul(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::String(text) => text.contains('\0'),
-        serde_json::Value::Array(items) => items.iter().any(holds_nul),
-        serde_json::Value::Object(fields) => fields
-            .iter()
-            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
-        _ => false,
-    }
 }
 
 #[cfg(test)]

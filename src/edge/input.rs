@@ -4,8 +4,9 @@
 //! field, and the same on both stores.
 
 use axum::http::Uri;
-use serde_json::Value;
 use url::form_urlencoded;
+
+pub use crate::domain::text::{nul_in_json, printable};
 
 /// Whether `c` is a control character that no field of a URL may hold. Tab, line feed and
 /// carriage return are allowed in query values (a GraphQL document sent over GET has them);
@@ -30,14 +31,6 @@ pub fn control_in_uri(uri: &Uri) -> Option<String> {
         .map(|(name, _)| printable(&name))
 }
 
-/// A name as an error message may quote it: control characters replaced.
-pub fn printable(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(64)
-        .collect()
-}
-
 fn percent_decode(bytes: &[u8]) -> Vec<u8> {
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(bytes.len());
@@ -57,38 +50,6 @@ fn percent_decode(bytes: &[u8]) -> Vec<u8> {
         }
     }
     out
-}
-
-/// The first string in a JSON value holding NUL: the dotted path to it (`input.name`, `ids[2]`)
-/// or, for a key, the key itself.
-pub fn nul_in_json(value: &Value) -> Option<String> {
-    fn walk(value: &Value, path: &mut String) -> Option<String> {
-        match value {
-            Value::String(text) if text.contains('\0') => Some(path.clone()),
-            Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
-                let len = path.len();
-                path.push_str(&format!("[{i}]"));
-                let found = walk(item, path);
-                path.truncate(len);
-                found
-            }),
-            Value::Object(fields) => fields.iter().find_map(|(key, item)| {
-                if key.contains('\0') {
-                    return Some(printable(key));
-                }
-                let len = path.len();
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(key);
-                let found = walk(item, path);
-                path.truncate(len);
-                found
-            }),
-            _ => None,
-        }
-    }
-    walk(value, &mut String::new()).map(|path| if path.is_empty() { "body".into() } else { path })
 }
 
 /// The message of a refusal.
@@ -115,17 +76,5 @@ mod tests {
         assert_eq!(control_in_uri(&uri("/graphql?query=%7B%0A%20a%7D")), None);
         assert_eq!(control_in_uri(&uri("/app/id/abc?state=x%20y")), None);
         assert_eq!(control_in_uri(&uri("/app/id/%ZZ")), None);
-    }
-
-    #[test]
-    fn nul_in_json_names_the_field() {
-        let body = serde_json::json!({ "name": "ok", "input": { "url": "a\u{0}b" } });
-        assert_eq!(nul_in_json(&body), Some("input.url".into()));
-        let list = serde_json::json!({ "ids": ["a", "b\u{0}"] });
-        assert_eq!(nul_in_json(&list), Some("ids[1]".into()));
-        assert_eq!(
-            nul_in_json(&serde_json::json!({ "name": "tab\tis fine" })),
-            None
-        );
     }
 }

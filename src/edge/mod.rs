@@ -26,13 +26,16 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|info| info.0.ip().to_canonical()),
-        ))
+        Ok(Self(peer_address(&parts.extensions)))
     }
+}
+
+/// The connection's peer (or, behind trusted proxies, the client [`client_address`] put in its
+/// place), in canonical form.
+fn peer_address(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip().to_canonical())
 }
 
 /// Behind trusted proxies (`trusted_proxies`), puts the client's address where the TCP peer's
@@ -103,10 +106,7 @@ pub async fn request_context(
             .get("x-request-id")
             .and_then(|value| value.to_str().ok())
             .map(|id| id.chars().take(64).collect()),
-        address: request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip().to_canonical()),
+        address: peer_address(request.extensions()),
     };
     crate::service::audit::within(meta, next.run(request)).await
 }

@@ -107,8 +107,8 @@ impl Wake {
 /// In `txn`, which ends `sessions`: ends their grants that do not hold `offline_access` (the
 /// app's tokens die with the session) and those whose code is still unredeemed, and queues a
 /// logout token for every app that received an ID token in one of them: through a grant of the
-/// session, or through one that ended early (remembered in `session_apps`). Returns the ids of the grants ended, for the caller to announce
-/// once `txn` has committed.
+/// session, or through one that ended early (remembered in `session_apps`). Returns the ids of
+/// the grants ended, for the caller to announce once `txn` has committed.
 pub(crate) async fn sessions_ended(
     state: &AppState,
     txn: &DatabaseTransaction,

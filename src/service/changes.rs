@@ -191,9 +191,9 @@ pub async fn announce_from_outside(
 /// or fall together. A grant through which the app received an ID token naming a browser
 /// session that lasts is remembered in `session_apps` (on PostgreSQL in the same statement, on
 /// SQLite just before the delete), so that ending the session still tells the app
-/// (`backchannel::sessions_ended`). This node's caches forget the grant either way: one that another node
-/// deleted, whose announcement has not reached this node yet (or was lost), must not outlive a
-/// revocation answered here. When nothing was deleted the entry is forgotten only if held, so
+/// (`backchannel::sessions_ended`). This node's caches forget the grant either way: one that
+/// another node deleted, whose announcement has not reached this node yet (or was lost), must
+/// not outlive a revocation answered here. When nothing was deleted the entry is forgotten only if held, so
 /// that revoking a dead token in a loop cannot keep every other read from filling the cache.
 /// Returns whether the grant was there.
 pub(crate) async fn end_grant_announced(

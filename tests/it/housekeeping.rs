@@ -17,9 +17,9 @@ use idgraph::service::throttle::FORGET_AFTER;
 use sea_orm::{EntityTrait, PaginatorTrait, QuerySelect, TransactionTrait};
 use serde_json::{Value, json};
 
-use crate::common::api::{ORDERS, introspect, post, service_app};
+use crate::common::api::{ORDERS, introspect, revoke, service_app};
 use crate::common::browser::{Browser, authorize_path, text};
-use crate::common::rp::{REDIRECT, Rp, basic, consent, redeem_for, refresh_grant, setup, token};
+use crate::common::rp::{REDIRECT, Rp, consent, redeem_for, refresh_grant, setup, token};
 use crate::common::{PASSWORD, TestApp, TestResponse, error_code};
 
 const REFRESH_SESSION: &str = "mutation Refresh($token: String!) { refreshSession(refreshToken: $token) { accessToken refreshToken } }";
@@ -266,14 +266,7 @@ async fn lapsed_revocations_go_and_an_unexpired_revoked_token_stays_revoked(app:
         issued.assert_status(StatusCode::OK);
         let access = issued.json()["access_token"].as_str().unwrap().to_string();
         assert_eq!(introspect(&app, &service, &access).await["active"], true);
-        post(
-            &app,
-            "/api/oauth/revoke",
-            Some(basic(&service.client_id, &service.secret)),
-            &[("token", access.as_str())],
-        )
-        .await
-        .assert_status(StatusCode::OK);
+        revoke(&app, &service, &access).await;
         access
     };
     issue_and_revoke().await;

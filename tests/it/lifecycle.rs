@@ -20,7 +20,7 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::common::api::{ORDERS, introspect, post, resource_server_accepts, service_app};
+use crate::common::api::{ORDERS, introspect, post, resource_server_accepts, revoke, service_app};
 use crate::common::browser::{Browser, authorize_path, text};
 use crate::common::rp::{
     REDIRECT, Rp, basic, consent, consented_tokens, redeem_for, refresh_grant, setup, token,
@@ -472,14 +472,7 @@ async fn client_credentials_grants_api_scopes_within_the_ceiling_for_allowed_res
         introspect(&app, &caller, access).await["sub"],
         service.client_id.as_str()
     );
-    post(
-        &app,
-        "/api/oauth/revoke",
-        Some(basic(&caller.client_id, &caller.secret)),
-        &[("token", access)],
-    )
-    .await
-    .assert_status(StatusCode::OK);
+    revoke(&app, &caller, access).await;
     assert_eq!(
         introspect(&app, &caller, access).await,
         json!({ "active": false })

@@ -11,8 +11,8 @@ use idgraph::service::tokens::LiveTokens;
 use serde_json::json;
 
 use crate::common::TestApp;
-use crate::common::api::{ORDERS, introspect, post, service_app};
-use crate::common::rp::{REDIRECT, Rp, basic, consent, redeem_for, refresh_grant, setup, token};
+use crate::common::api::{ORDERS, introspect, revoke, service_app};
+use crate::common::rp::{REDIRECT, Rp, consent, redeem_for, refresh_grant, setup, token};
 
 /// The tokens of one redeemed consent.
 struct Family {
@@ -66,17 +66,6 @@ async fn ended(app: &TestApp, rp: &Rp, access: &str, how: &str) {
         json!({ "active": false }),
         "{how}"
     );
-}
-
-async fn revoke(app: &TestApp, rp: &Rp, token: &str) {
-    post(
-        app,
-        "/api/oauth/revoke",
-        Some(basic(&rp.client_id, &rp.secret)),
-        &[("token", token)],
-    )
-    .await
-    .assert_status(StatusCode::OK);
 }
 
 async fn every_way_a_grant_ends_is_seen_by_the_next_request_with_the_cache_warm(app: TestApp) {

@@ -24,6 +24,7 @@ use jsonwebtoken::{DecodingKey, Validation, jwk::JwkSet};
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::{Value, json};
 
+use crate::common::api::revoke;
 use crate::common::browser::{Browser, authorize_path, hidden, redirect_query, text};
 use crate::common::rp::{REDIRECT, Rp, VERIFIER, refresh_grant, token};
 use crate::common::{PASSWORD, TestApp, TestResponse};
@@ -761,14 +762,7 @@ async fn an_app_whose_grant_ended_early_is_still_told_when_the_session_ends(app:
     let rp = register(&app, Some(&receiver.uri), false).await;
     let (mut browser, tokens) = signed_in(&app, &rp, "openid").await;
     let sid = claims(tokens["id_token"].as_str().unwrap())["sid"].clone();
-    let revoked = crate::common::api::post(
-        &app,
-        "/api/oauth/revoke",
-        Some(crate::common::rp::basic(&rp.client_id, &rp.secret)),
-        &[("token", tokens["access_token"].as_str().unwrap())],
-    )
-    .await;
-    revoked.assert_status(StatusCode::OK);
+    revoke(&app, &rp, tokens["access_token"].as_str().unwrap()).await;
     let remembered = session_apps::Entity::find()
         .all(&app.state.db)
         .await
@@ -795,14 +789,7 @@ async fn an_app_whose_grant_ended_early_is_still_told_when_the_session_ends(app:
 
     // A revocation in a session that then simply expires leaves a row the sweep removes.
     let (_, tokens) = signed_in(&app, &rp, "openid").await;
-    let revoked = crate::common::api::post(
-        &app,
-        "/api/oauth/revoke",
-        Some(crate::common::rp::basic(&rp.client_id, &rp.secret)),
-        &[("token", tokens["access_token"].as_str().unwrap())],
-    )
-    .await;
-    revoked.assert_status(StatusCode::OK);
+    revoke(&app, &rp, tokens["access_token"].as_str().unwrap()).await;
     app.advance(app.state.config.browser_session_ttl + std::time::Duration::from_secs(3600));
     let swept = housekeeping::sweep(&app.state, housekeeping::BATCH)
         .await
@@ -816,21 +803,8 @@ async fn an_app_whose_grant_ended_early_is_still_told_when_the_session_ends(app:
 async fn an_app_remembered_for_a_session_is_told_once(app: TestApp) {
     use idgraph::db::entities::session_apps;
     let rp = register(&app, Some("http://127.0.0.1:9/logout"), false).await;
-    let revoke = |access: String| {
-        let (app, rp) = (&app, &rp);
-        async move {
-            crate::common::api::post(
-                app,
-                "/api/oauth/revoke",
-                Some(crate::common::rp::basic(&rp.client_id, &rp.secret)),
-                &[("token", access.as_str())],
-            )
-            .await
-            .assert_status(StatusCode::OK);
-        }
-    };
     let (mut browser, tokens) = signed_in(&app, &rp, "openid").await;
-    revoke(tokens["access_token"].as_str().unwrap().to_string()).await;
+    revoke(&app, &rp, tokens["access_token"].as_str().unwrap()).await;
     let path = format!("/api/oauth/connection/id/{}", rp.client_id);
     app.rest(
         axum::http::Method::DELETE,
@@ -882,14 +856,7 @@ async fn an_app_remembered_for_a_session_is_told_once(app: TestApp) {
     };
     let (mut browser, tokens) = signed_in(&app, &rp2, "openid").await;
     let sid = claims(tokens["id_token"].as_str().unwrap())["sid"].clone();
-    crate::common::api::post(
-        &app,
-        "/api/oauth/revoke",
-        Some(crate::common::rp::basic(&rp2.client_id, &rp2.secret)),
-        &[("token", tokens["access_token"].as_str().unwrap())],
-    )
-    .await
-    .assert_status(StatusCode::OK);
+    revoke(&app, &rp2, tokens["access_token"].as_str().unwrap()).await;
     assert_eq!(
         session_apps::Entity::find()
             .all(&app.state.db)

@@ -104,7 +104,7 @@ pub async fn update_user(
         .next()
         .ok_or(AppError::NotFound("user"))?;
     keep_an_admin(&txn).await?;
-    commit(state, txn, now, (principal, ADMIN), (id, entries), None).await?;
+    commit(state, txn, now, (principal, ADMIN), id, entries, None).await?;
     after.try_into()
 }
 
@@ -142,7 +142,7 @@ pub async fn set_password(
     let txn = begin_admin_change(state).await?;
     let after = set_column(&txn, id, users::Column::PasswordHash, hash, now).await?;
     let entry = Entry::new(AuditAction::UserPasswordSet, AuditTarget::User, id.as_str());
-    commit(state, txn, now, (principal, ADMIN), (id, vec![entry]), None).await?;
+    commit(state, txn, now, (principal, ADMIN), id, vec![entry], None).await?;
     after.try_into()
 }
 
@@ -166,13 +166,11 @@ pub async fn disable_user(state: &AppState, principal: &Principal, id: &UserId) 
         txn,
         now,
         (principal, ADMIN),
-        (
-            id,
-            vec![
-                Entry::new(AuditAction::UserDisable, AuditTarget::User, id.as_str())
-                    .with("sessions_ended", ended.sessions),
-            ],
-        ),
+        id,
+        vec![
+            Entry::new(AuditAction::UserDisable, AuditTarget::User, id.as_str())
+                .with("sessions_ended", ended.sessions),
+        ],
         Some(ended.ended),
     )
     .await?;
@@ -191,7 +189,7 @@ pub async fn enable_user(state: &AppState, principal: &Principal, id: &UserId) -
     }
     let after = set_column(&txn, id, users::Column::DisabledAt, None::<i64>, now).await?;
     let entry = Entry::new(AuditAction::UserEnable, AuditTarget::User, id.as_str());
-    commit(state, txn, now, (principal, ADMIN), (id, vec![entry]), None).await?;
+    commit(state, txn, now, (principal, ADMIN), id, vec![entry], None).await?;
     after.try_into()
 }
 
@@ -218,13 +216,11 @@ pub async fn delete_user(state: &AppState, principal: &Principal, id: &UserId) -
         txn,
         now,
         (principal, ADMIN),
-        (
-            id,
-            vec![
-                Entry::new(AuditAction::UserDelete, AuditTarget::User, id.as_str())
-                    .with("username", before.username.as_str()),
-            ],
-        ),
+        id,
+        vec![
+            Entry::new(AuditAction::UserDelete, AuditTarget::User, id.as_str())
+                .with("username", before.username.as_str()),
+        ],
         Some(ended.ended),
     )
     .await?;
@@ -245,13 +241,11 @@ pub async fn end_sessions(state: &AppState, principal: &Principal, id: &UserId) 
         txn,
         now,
         (principal, ADMIN),
-        (
-            id,
-            vec![
-                Entry::new(AuditAction::UserSessionsEnd, AuditTarget::User, id.as_str())
-                    .with("sessions_ended", ended.sessions),
-            ],
-        ),
+        id,
+        vec![
+            Entry::new(AuditAction::UserSessionsEnd, AuditTarget::User, id.as_str())
+                .with("sessions_ended", ended.sessions),
+        ],
         Some(ended.ended),
     )
     .await?;
@@ -473,7 +467,8 @@ pub(super) async fn commit(
     txn: DatabaseTransaction,
     now: i64,
     (principal, acting): (&Principal, Acting),
-    (user, entries): (&UserId, Vec<Entry>),
+    user: &UserId,
+    entries: Vec<Entry>,
     ended: Option<Ended>,
 ) -> AppResult<()> {
     confirm_actor(&txn, principal, acting).await?;

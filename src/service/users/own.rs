@@ -66,7 +66,8 @@ pub async fn update_viewer(
         txn,
         now,
         (principal, OWN),
-        (&me.user_id, vec![entry]),
+        &me.user_id,
+        vec![entry],
         None,
     )
     .await?;
@@ -120,7 +121,8 @@ pub async fn change_password(
         txn,
         now,
         (principal, OWN),
-        (&me.user_id, vec![entry]),
+        &me.user_id,
+        vec![entry],
         None,
     )
     .await?;
@@ -153,7 +155,8 @@ pub async fn end_other_sessions(state: &AppState, principal: &Principal) -> AppR
         txn,
         now,
         (principal, OWN),
-        (&me.user_id, vec![entry]),
+        &me.user_id,
+        vec![entry],
         Some(ended.ended),
     )
     .await?;

@@ -1,6 +1,6 @@
 //! The console's audit trail (role `admin`): newest first, filtered by actor kind, target,
-//! action, actor, the user an event is about and time (UTC), paged by cursor. The operation `AuditTrail` of
-//! `frontend-queries/audit.graphql`.
+//! action, actor, the user an event is about and time (UTC), paged by cursor. The operation
+//! `AuditTrail` of `frontend-queries/audit.graphql`.
 
 use askama::Template;
 use axum::Router;

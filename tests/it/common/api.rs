@@ -95,3 +95,15 @@ pub async fn introspect(app: &TestApp, caller: &Rp, token: &str) -> Value {
     assert_eq!(response.header("cache-control"), Some("no-store"));
     response.json()
 }
+
+/// `caller` revokes `token` (RFC 7009); every answer of the endpoint but a fault is 200.
+pub async fn revoke(app: &TestApp, caller: &Rp, token: &str) {
+    post(
+        app,
+        "/api/oauth/revoke",
+        Some(basic(&caller.client_id, &caller.secret)),
+        &[("token", token)],
+    )
+    .await
+    .assert_status(StatusCode::OK);
+}
