@@ -101,6 +101,18 @@ pub struct UserinfoForm {
     pub access_token: String,
 }
 
+/// The parameter names of a documented form (its schema's properties). The protocol endpoints
+/// read their forms by name through these lists (`oidc::token::Form`), so that a parameter a
+/// handler reads is one the document declares, and `openapi.json`'s drift test covers it.
+pub fn form_fields<T: utoipa::PartialSchema>() -> Vec<String> {
+    match T::schema() {
+        utoipa::openapi::RefOr::T(utoipa::openapi::Schema::Object(object)) => {
+            object.properties.into_keys().collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// Documents what a layer that refuses control characters in the URL adds to every operation
 /// of `router`: a 400 whose body is the schema `error_body` (unless the operation already
 /// documents one).

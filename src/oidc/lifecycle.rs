@@ -7,7 +7,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::json;
 
-use super::token::client_endpoint;
+use super::token::{TOKEN_HINT_FORM, client_endpoint};
 use crate::edge::openapi::{ProtocolErrorBody, TokenHintForm};
 use crate::service::{AppState, tokens};
 
@@ -22,11 +22,17 @@ use crate::service::{AppState, tokens};
         (status = 413, description = "Body too large", body = ProtocolErrorBody),
     ))]
 pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    client_endpoint(state, headers, body, |state, client, form| async move {
-        let token = form.require("token")?;
-        tokens::revoke(&state, &client, token, form.get("token_type_hint")).await?;
-        Ok(json!({}))
-    })
+    client_endpoint(
+        state,
+        headers,
+        body,
+        &TOKEN_HINT_FORM,
+        |state, client, form| async move {
+            let token = form.require("token")?;
+            tokens::revoke(&state, &client, token, form.get("token_type_hint")).await?;
+            Ok(json!({}))
+        },
+    )
     .await
 }
 
@@ -41,9 +47,15 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bod
         (status = 413, description = "Body too large", body = ProtocolErrorBody),
     ))]
 pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    client_endpoint(state, headers, body, |state, client, form| async move {
-        let token = form.require("token")?;
-        tokens::introspect(&state, &client, token, form.get("token_type_hint")).await
-    })
+    client_endpoint(
+        state,
+        headers,
+        body,
+        &TOKEN_HINT_FORM,
+        |state, client, form| async move {
+            let token = form.require("token")?;
+            tokens::introspect(&state, &client, token, form.get("token_type_hint")).await
+        },
+    )
     .await
 }

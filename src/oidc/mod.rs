@@ -27,7 +27,10 @@ use crate::service::{AppState, apps, tokens};
 pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
     let called_by_apps = OpenApiRouter::new()
         .routes(routes!(token::token).map(|post| post.fallback(token::method_not_allowed)))
-        .routes(routes!(userinfo_get, userinfo_post))
+        .routes(
+            routes!(userinfo_get, userinfo_post)
+                .map(|methods| methods.fallback(userinfo_method_not_allowed)),
+        )
         .routes(routes!(lifecycle::revoke).map(|post| post.fallback(token::method_not_allowed)))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -40,6 +43,19 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(called_by_apps);
     openapi::refuses_control_characters(protocol, "ProtocolErrorBody")
         .layer(middleware::from_fn(refuse_control_characters))
+}
+
+/// Any method but GET and POST on `/userinfo`: an RFC 6750 body like its other errors.
+async fn userinfo_method_not_allowed() -> Response {
+    let mut response = protocol_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request",
+        "userinfo takes GET or POST only",
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+    response
 }
 
 /// `/.well-known/openid-configuration`, mounted at the root.
@@ -164,6 +180,7 @@ async fn userinfo_get(state: State<AppState>, request: Request) -> Response {
         (status = 400, description = "Malformed request, or the token sent more than one way", body = ProtocolErrorBody),
         (status = 401, description = "No token, or not a valid access token", body = ProtocolErrorBody,
             headers(("WWW-Authenticate" = String))),
+        (status = 413, description = "Body too large (16 KiB)", body = ProtocolErrorBody),
     ))]
 async fn userinfo_post(state: State<AppState>, request: Request) -> Response {
     userinfo(state, request).await
@@ -242,7 +259,9 @@ async fn form_token(headers: &axum::http::HeaderMap, body: Body) -> AppResult<Op
     }
     let bytes = axum::body::to_bytes(body, USERINFO_BODY_LIMIT)
         .await
-        .map_err(|_| AppError::invalid("the request body is too large"))?;
+        .map_err(|_| AppError::PayloadTooLarge {
+            limit: USERINFO_BODY_LIMIT,
+        })?;
     let mut found = None;
     for (name, value) in url::form_urlencoded::parse(&bytes) {
         if name == "access_token" {

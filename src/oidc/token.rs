@@ -3,6 +3,8 @@
 //! in `service::tokens`. Every answer, errors included (a wrong method, a body too large), is
 //! JSON and `Cache-Control: no-store`.
 
+use std::sync::LazyLock;
+
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -15,7 +17,7 @@ use crate::domain::capabilities::GrantType;
 use crate::domain::ids::ClientId;
 use crate::edge::cors;
 use crate::edge::input::{printable, refusal};
-use crate::edge::openapi::ProtocolErrorBody;
+use crate::edge::openapi::{ProtocolErrorBody, TokenForm, TokenHintForm, form_fields};
 use crate::metrics::SecurityEvent;
 use crate::service::tokens::{self, ClientCredentials, OAuthError};
 use crate::service::{AppState, apps};
@@ -59,12 +61,12 @@ impl IntoResponse for OAuthError {
     }
 }
 
-/// Any method but POST on `/token`.
+/// Any method but POST on `/token`, `/revoke` and `/introspect`.
 pub async fn method_not_allowed() -> Response {
     let mut response = protocol_error(
         StatusCode::METHOD_NOT_ALLOWED,
         "invalid_request",
-        "the token endpoint takes POST only",
+        "this endpoint takes POST only",
     );
     response
         .headers_mut()
@@ -72,11 +74,21 @@ pub async fn method_not_allowed() -> Response {
     response
 }
 
-/// A form body parsed with every parameter at most once (RFC 6749 §3.2) and none holding NUL.
-pub(super) struct Form(Vec<(String, String)>);
+/// The parameters `/token` reads, as `openapi.json` documents them.
+static TOKEN_FORM: LazyLock<Vec<String>> = LazyLock::new(form_fields::<TokenForm>);
+/// The parameters `/revoke` and `/introspect` read, as `openapi.json` documents them.
+pub(super) static TOKEN_HINT_FORM: LazyLock<Vec<String>> =
+    LazyLock::new(form_fields::<TokenHintForm>);
+
+/// A form body parsed with every parameter at most once (RFC 6749 §3.2) and none holding NUL,
+/// read by the names its endpoint documents.
+pub(super) struct Form {
+    pairs: Vec<(String, String)>,
+    documented: &'static [String],
+}
 
 impl Form {
-    fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+    fn parse(body: &[u8], documented: &'static [String]) -> Result<Self, OAuthError> {
         let mut pairs: Vec<(String, String)> = Vec::new();
         for (key, value) in url::form_urlencoded::parse(body) {
             if key.contains('\0') || value.contains('\0') {
@@ -90,12 +102,18 @@ impl Form {
             }
             pairs.push((key.into_owned(), value.into_owned()));
         }
-        Ok(Self(pairs))
+        Ok(Self { pairs, documented })
     }
 
-    /// A parameter's value; an empty one counts as absent (RFC 6749 §3.1).
+    /// A parameter's value; an empty one counts as absent (RFC 6749 §3.1). Only a documented
+    /// parameter is ever asked for (the tests, run with debug assertions, hold the handlers to
+    /// it).
     pub(super) fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        debug_assert!(
+            self.documented.iter().any(|field| field == name),
+            "{name} is read but not in the endpoint's documented form"
+        );
+        self.pairs
             .iter()
             .find(|(k, v)| k == name && !v.is_empty())
             .map(|(_, v)| v.as_str())
@@ -144,6 +162,7 @@ pub(super) async fn client_endpoint<F, Fut, T>(
     state: AppState,
     headers: HeaderMap,
     body: Body,
+    documented: &'static [String],
     answer: F,
 ) -> Response
 where
@@ -162,7 +181,7 @@ where
             );
         }
     };
-    let result = match authenticated(&state, &headers, &body).await {
+    let result = match authenticated(&state, &headers, &body, documented).await {
         Ok((client, form)) => answer(state.clone(), client, form).await,
         Err(err) => Err(err),
     };
@@ -207,6 +226,7 @@ async fn authenticated(
     state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
+    documented: &'static [String],
 ) -> Result<(tokens::Client, Form), OAuthError> {
     let media = headers
         .get(header::CONTENT_TYPE)
@@ -223,7 +243,7 @@ async fn authenticated(
             "send the request as application/x-www-form-urlencoded".into(),
         ));
     }
-    let form = Form::parse(body)?;
+    let form = Form::parse(body, documented)?;
     let credentials = ClientCredentials {
         basic: basic_credentials(headers)?,
         form_id: form.get("client_id"),
@@ -244,9 +264,13 @@ async fn authenticated(
         (status = 413, description = "Body too large", body = ProtocolErrorBody),
     ))]
 pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    client_endpoint(state, headers, body, |state, client, form| async move {
-        grant(&state, &client, &form).await
-    })
+    client_endpoint(
+        state,
+        headers,
+        body,
+        &TOKEN_FORM,
+        |state, client, form| async move { grant(&state, &client, &form).await },
+    )
     .await
 }
 
@@ -293,4 +317,34 @@ async fn grant(
     let algorithm = state.config.signing_algorithm.as_str();
     state.metrics.token_issued(grant.as_str(), algorithm);
     Ok(issued)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_forms_hold_their_parameters() {
+        for name in [
+            "grant_type",
+            "code",
+            "code_verifier",
+            "refresh_token",
+            "client_id",
+        ] {
+            assert!(TOKEN_FORM.iter().any(|field| field == name), "{name}");
+        }
+        for name in ["token", "token_type_hint", "client_secret"] {
+            assert!(TOKEN_HINT_FORM.iter().any(|field| field == name), "{name}");
+        }
+        assert!(!TOKEN_HINT_FORM.iter().any(|field| field == "grant_type"));
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "not in the endpoint's documented form")]
+    fn reading_a_parameter_the_document_does_not_declare_fails() {
+        let form = Form::parse(b"token=t&grant_type=x", &TOKEN_HINT_FORM).unwrap();
+        form.get("grant_type");
+    }
 }
