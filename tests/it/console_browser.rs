@@ -21,7 +21,9 @@ use image::ImageFormat;
 use sea_orm::{EntityTrait, QueryOrder};
 use serde_json::{Value, json};
 
-use crate::browser::{open_browser_with, save_screenshot, screenshot_dir, start_chromedriver};
+use crate::common::chromium::{
+    open_browser_with, save_screenshot, screenshot_dir, start_chromedriver,
+};
 use crate::common::{PASSWORD, Served};
 use crate::fixtures::image;
 
@@ -206,6 +208,20 @@ impl Walk {
     async fn screenshots(&self, name: &str) {
         for (width, height) in [(390, 844), (1280, 900)] {
             self.browser.set_window_size(width, height).await.unwrap();
+            // Readable at this width: the page scrolls down only, never sideways (a wide
+            // table scrolls inside its own box).
+            let widths = self
+                .browser
+                .execute(
+                    "const page = document.documentElement; return [page.scrollWidth, page.clientWidth];",
+                    Vec::new(),
+                )
+                .await
+                .unwrap();
+            assert!(
+                widths[0].as_u64().unwrap() <= widths[1].as_u64().unwrap(),
+                "{name} at {width} px is wider than the window: {widths}"
+            );
             let file = format!("console-{name}-{width}.png");
             save_screenshot(&self.browser, &file).await;
             if std::env::var_os("IDGRAPH_DOCS_SCREENSHOTS").is_some() {
