@@ -1,10 +1,13 @@
 //! A seeded fuzz run over every surface: each REST route, the protocol endpoints, the hosted
 //! pages, the admin console and GraphQL get generated bad input (one field at a time made bad,
-//! the rest good, so that each field's own checks are reached), on SQLite and on PostgreSQL. It fails on any 5xx,
-//! on any panic (a handler's panic unwinds into this test), and on a request that burns more
-//! than a bound of CPU (measured on this thread, which runs every request: a current-thread
-//! runtime), so that an input with super-linear cost is caught however busy the machine is,
-//! or that gets no answer at all within a generous wall-clock bound (a hang).
+//! the rest good, so that each field's own checks are reached), on SQLite and on PostgreSQL.
+//! It fails on any 5xx (and on a GraphQL error coded `INTERNAL`: GraphQL answers 200 whatever
+//! happened); on any panic (a handler's is answered 500; one in a task a request started, in
+//! the SQLite writer or in a blocking pool is counted by a process-wide hook); on a request
+//! that burns more than a bound of CPU (measured on this thread, which runs every request: a
+//! current-thread runtime), so that an input with super-linear cost is caught however busy the
+//! machine is; and on a request that gets no answer at all within a generous wall-clock bound
+//! (a hang).
 //!
 //! The seed is fixed (`FUZZ_SEED` overrides it, `FUZZ_CASES` the number of cases per store), so
 //! a failure repeats; its message shows the request.
@@ -17,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::common::browser::{Browser, authorize_path, hidden, text};
 use crate::common::rp::{REDIRECT, VERIFIER, s256, setup};
-use crate::common::{TestApp, send_on};
+use crate::common::{TestApp, panics, send_on};
 
 /// CPU one request may use, in clock ticks (1/100 s): a generous bound that only an input
 /// with runaway cost reaches.
@@ -131,7 +134,7 @@ fn generate(rng: &mut StdRng, known: &Known) -> Request<Body> {
         body[field] = bad_json(rng);
         Body::from(body.to_string())
     };
-    match rng.random_range(0..30) {
+    match rng.random_range(0..31) {
         0 => request(Method::GET, &format!("/api/oauth/app?amount={bad}&offset={bad}&creatorid={bad}"), token).body(Body::empty()),
         1 => request(Method::GET, &format!("/api/oauth/app/id/{id}"), token).body(Body::empty()),
         2 => request(Method::GET, &format!("/api/oauth/app/ids?ids={bad},{id}"), token).body(Body::empty()),
@@ -217,11 +220,32 @@ fn generate(rng: &mut StdRng, known: &Known) -> Request<Body> {
                 .body(Body::from(body))
         }
         17 => {
-            let method = if rng.random_bool(0.5) { Method::GET } else { Method::POST };
-            request(method, &format!("/oauth/logout?continue={bad}"), None)
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .header(header::COOKIE, format!("idgraph_session={}", known.cookie))
-                .body(Body::from(format!("csrf={bad}&continue={bad}")))
+            // Logout (RP-initiated, the confirmation, and the hosted sign-out's own form):
+            // every parameter good but one.
+            let mut params = vec![
+                ("id_token_hint", "a.b.c".to_string()),
+                ("client_id", known.client_id.clone()),
+                ("post_logout_redirect_uri", REDIRECT.to_string()),
+                ("state", "s".to_string()),
+                ("logout_hint", "ada".to_string()),
+                ("ui_locales", "en".to_string()),
+                ("continue", "/oauth/authorize".to_string()),
+                ("csrf", known.form_csrf.clone()),
+                ("request", known.form_request.clone()),
+                ("action", ["logout", "stay", ""][rng.random_range(0..3)].to_string()),
+            ];
+            let at = rng.random_range(0..params.len());
+            params[at].1 = bad_text(rng);
+            params.truncate(rng.random_range(at + 1..=params.len()));
+            let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+            if rng.random_bool(0.5) {
+                request(Method::GET, &format!("/oauth/logout?{encoded}"), None).body(Body::empty())
+            } else {
+                request(Method::POST, "/oauth/logout", None)
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(header::COOKIE, format!("idgraph_session={}", known.cookie))
+                    .body(Body::from(encoded))
+            }
         }
         18..=20 => {
             let documents = [
@@ -335,6 +359,15 @@ fn generate(rng: &mut StdRng, known: &Known) -> Request<Body> {
                 "mutation M($id: ID!, $p: String!) { setUserPassword(id: $id, password: $p) { id } }",
                 "mutation M($u: String!, $p: String) { createUser(input: { username: $u, email: $u, name: $u, password: $p, roles: [] }) { id } }",
                 "mutation M($a: SigningAlgorithm!) { rotateSigningKey(algorithm: $a) { kid } }",
+                "mutation M($id: ID!) { revokeSigningKey(kid: $id) { kid } }",
+                "query Q($id: ID!) { user(id: $id) { username connections { clientId } } }",
+                "mutation M($id: ID!, $u: String, $p: String) { updateUser(id: $id, input: { email: $u, name: $p, roles: [OAUTH] }) { id } }",
+                "mutation M($id: ID!) { enableUser(id: $id) { id } }",
+                "mutation M($id: ID!) { deleteUser(id: $id) }",
+                "mutation M($id: ID!) { endUserSessions(id: $id) }",
+                "mutation M($id: ID!, $u: ID!) { revokeUserConnection(userId: $id, clientId: $u) }",
+                "mutation M($u: String, $p: String) { updateViewer(input: { email: $u, name: $p }) { id } }",
+                "mutation M($u: String!, $p: String!) { changePassword(input: { currentPassword: $u, newPassword: $p }) }",
             ];
             let document = documents[rng.random_range(0..documents.len())];
             let variables = json!({
@@ -360,6 +393,29 @@ fn generate(rng: &mut StdRng, known: &Known) -> Request<Body> {
             request(Method::POST, "/admin/signin", None)
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .header(header::COOKIE, format!("idgraph_session={}", known.console_cookie))
+                .body(Body::from(body))
+        }
+        30 => {
+            // A logo uploaded over GraphQL (the multipart request spec): one of its three parts
+            // made bad.
+            let mut parts = [
+                json!({
+                    "query": "mutation M($id: ID!, $f: Upload!) { uploadAppLogo(clientId: $id, image: $f) { clientId } }",
+                    "variables": { "id": id, "f": null },
+                })
+                .to_string(),
+                json!({ "0": ["variables.f"] }).to_string(),
+                "GIF89a".to_string(),
+            ];
+            parts[rng.random_range(0..3)] = bad_text(rng);
+            let [operations, map, file] = parts;
+            let body = format!(
+                "--x\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{operations}\r\n\
+                 --x\r\nContent-Disposition: form-data; name=\"map\"\r\n\r\n{map}\r\n\
+                 --x\r\nContent-Disposition: form-data; name=\"0\"; filename=\"l.gif\"\r\nContent-Type: image/gif\r\n\r\n{file}\r\n--x--\r\n"
+            );
+            request(Method::POST, "/graphql", Some(known.admin.as_str()))
+                .header(header::CONTENT_TYPE, "multipart/form-data; boundary=x")
                 .body(Body::from(body))
         }
         _ => {
@@ -412,6 +468,7 @@ async fn fuzz(app: TestApp) {
         form_request: hidden(&html, "request"),
         cookie: browser.cookie.clone().unwrap(),
     };
+    let panics_before = panics::outside_tests();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
     for case in 0..cases {
@@ -434,6 +491,21 @@ async fn fuzz(app: TestApp) {
             String::from_utf8_lossy(&response.body)
         );
         assert!(ticks <= MAX_TICKS, "{shown}: {ticks} ticks of CPU");
+        // GraphQL answers 200 whatever happened: a server fault is an error coded `INTERNAL`.
+        if shown.contains(" /graphql") {
+            let body = String::from_utf8_lossy(&response.body);
+            assert!(
+                !body.contains("\"INTERNAL\""),
+                "{shown}: a server fault: {body}"
+            );
+        }
+        // A panic in a task the request started (or in the SQLite writer) never reaches this
+        // thread: the process-wide count does.
+        assert_eq!(
+            panics::outside_tests(),
+            panics_before,
+            "{shown}: the server panicked, in this request or in a task an earlier one started (the panic is printed above)"
+        );
         *statuses.entry(response.status.as_u16()).or_default() += 1;
     }
     eprintln!("fuzz: seed {seed}, {cases} cases, answers by status {statuses:?}");

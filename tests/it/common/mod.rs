@@ -4,7 +4,9 @@
 
 pub mod api;
 pub mod browser;
+pub mod chromium;
 pub mod oidc_rp;
+pub mod panics;
 pub mod rp;
 
 use std::sync::Arc;
