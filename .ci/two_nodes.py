@@ -7,12 +7,14 @@ database `postgres` may create and drop the database `idgraph_two_nodes`).
 Checks, each across the two nodes A and B:
 - a code minted on A redeems on B; one code sent to both at once redeems exactly once;
 - a rotated refresh token replayed on B ends the family on A too;
-- an app's change, a secret's rotation, a deleted connection and a signing-key rotation made
-  through one node (or the command line) are seen by the other within one second;
-- a key rotated as a schedule does it (`keys rotate`) is published by both nodes at once and
-  signs nothing yet; after a rotation with `keys rotate --now`, each node signs with a rotated
-  key; before and after, every token either node signs verifies against the other node's JWKS
-  (Ed25519, checked here with the `cryptography` package) and at its introspection;
+- an app's change, a secret's rotation, a deleted connection, a revoked refresh token and a
+  signing-key rotation made through one node (its API, or the command line) are seen by the
+  other within one second;
+- a key rotated as a schedule does it (`keys rotate`, or `rotateSigningKey` on A) is published
+  by both nodes at once and signs nothing yet; after a rotation with `keys rotate --now`, each
+  node signs with a rotated key; before and after, every token either node signs (Ed25519
+  access tokens, RS256 ID tokens) verifies against the other node's JWKS (checked here with the
+  `cryptography` package) and at its introspection;
 - the sign-in back-off counts failures sent to both nodes at once together.
 Prints what it measured; exits non-zero at the first broken promise.
 """
@@ -31,7 +33,10 @@ import urllib.parse
 import urllib.request
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
 
 BINARY, ADMIN_URL = sys.argv[1], sys.argv[2].rstrip("/")
 DATABASE = "idgraph_two_nodes"
@@ -89,16 +94,25 @@ def b64d(text):
 
 
 def verifies_with_jwks(token, node):
-    """Whether `token`'s EdDSA signature verifies with the key of its `kid` in `node`'s JWKS."""
+    """Whether `token`'s signature (EdDSA or RS256) verifies with the key of its `kid` in
+    `node`'s JWKS."""
     header_b64, payload_b64, signature = token.split(".")
     header = json.loads(b64d(header_b64))
     keys = {key["kid"]: key for key in call(node, "GET", "/api/oauth/jwks")[1]["keys"]}
     jwk = keys.get(header["kid"])
-    if jwk is None or header["alg"] != "EdDSA" or jwk.get("crv") != "Ed25519":
+    if jwk is None or jwk.get("alg", header["alg"]) != header["alg"]:
         return False
+    signed = f"{header_b64}.{payload_b64}".encode()
     try:
-        Ed25519PublicKey.from_public_bytes(b64d(jwk["x"])).verify(
-            b64d(signature), f"{header_b64}.{payload_b64}".encode())
+        if header["alg"] == "EdDSA" and jwk.get("crv") == "Ed25519":
+            Ed25519PublicKey.from_public_bytes(b64d(jwk["x"])).verify(b64d(signature), signed)
+        elif header["alg"] == "RS256" and jwk.get("kty") == "RSA":
+            numbers = RSAPublicNumbers(int.from_bytes(b64d(jwk["e"]), "big"),
+                                       int.from_bytes(b64d(jwk["n"]), "big"))
+            numbers.public_key().verify(b64d(signature), signed, padding.PKCS1v15(),
+                                        hashes.SHA256())
+        else:
+            return False
     except InvalidSignature:
         return False
     return True
@@ -269,6 +283,17 @@ def run(env):
     took = within(PROPAGATION, lambda: userinfo() == 401)
     expect(took is not None, f"B refuses the token (after {took or 0:.3f} s)")
 
+    # A refresh token revoked at A (RFC 7009): its family's access token fails on B, which had
+    # its grant cached.
+    status, tokens = redeem("A", code())
+    expect(status == 200, "A redeems a new code")
+    expect(userinfo() == 200, "B answers userinfo with the new token")
+    status, _ = call("A", "POST", "/api/oauth/revoke", headers=basic(client_id, secret),
+                     form={"token": tokens["refresh_token"]})
+    expect(status == 200, "the app revokes its refresh token at A")
+    took = within(PROPAGATION, lambda: userinfo() == 401)
+    expect(took is not None, f"B refuses the family's access token (after {took or 0:.3f} s)")
+
     kids = lambda node: {key["kid"] for key in call(node, "GET", "/api/oauth/jwks")[1]["keys"]}
 
     def signed_on(node):
@@ -293,6 +318,22 @@ def run(env):
         expect(kid in before, f"{signer} still signs with the current key, not a next one")
         expect(verifies_with_jwks(token, other),
                f"a token {signer} signed verifies against {other}'s JWKS")
+        id_token = redeem(signer, code())[1]["id_token"]
+        expect(json.loads(b64d(id_token.split(".")[0]))["kid"] in before,
+               f"{signer} signs ID tokens with the current RS256 key, not a next one")
+        expect(verifies_with_jwks(id_token, other),
+               f"an RS256 ID token {signer} signed verifies against {other}'s JWKS")
+
+    # A key rotated through A's API (the console's button) is published by B at once too.
+    before = kids("A")
+    status, answer = call("A", "POST", "/graphql",
+                          {"query": "mutation { rotateSigningKey(algorithm: RS256) { kid } }"},
+                          bearer(admin))
+    expect(status == 200 and not answer.get("errors"), f"A rotates the RS256 key ({answer})")
+    new_kid = answer["data"]["rotateSigningKey"]["kid"]
+    took = within(PROPAGATION, lambda: new_kid in kids("B"))
+    expect(took is not None, f"B publishes the key A made (after {took or 0:.3f} s)")
+    upcoming |= {new_kid}
 
     # A key rotated from the command line with `--now` (it signs at once) is published by both
     # nodes, both sign with it, and each node verifies the other's tokens: against the JWKS it
@@ -316,6 +357,11 @@ def run(env):
                               headers=basic(client_id, secret), form={"token": token})
         expect(status == 200 and answer.get("active") is True,
                f"{other} verifies a token {signer} signed with the rotated key ({answer})")
+        id_token = redeem(signer, code())[1]["id_token"]
+        expect(json.loads(b64d(id_token.split(".")[0]))["kid"] in rotated,
+               f"{signer} signs ID tokens with the rotated RS256 key")
+        expect(verifies_with_jwks(id_token, other),
+               f"an RS256 ID token {signer} signed with the rotated key verifies against {other}'s JWKS")
 
     # The back-off counts failures on both nodes: 3 are free per username, whichever node.
     subprocess.run([BINARY, "user", "create", "--username", "target", "--email",

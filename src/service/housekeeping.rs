@@ -410,6 +410,8 @@ fn log(swept: &Swept) {
         swept.app_secrets = swept.app_secrets,
         swept.revoked_tokens = swept.revoked_tokens,
         swept.sign_in_attempts = swept.sign_in_attempts,
+        swept.audit_events = swept.audit_events,
+        swept.session_apps = swept.session_apps,
         "housekeeping removed expired rows"
     );
 }

@@ -47,7 +47,7 @@ async fn the_rest_lifecycle_works_as_documented(app: TestApp) {
         .keys()
         .map(String::as_str)
         .collect();
-    // The seed's fields, then the client metadata REST.md adds (RFC 7591 names).
+    // The seed's fields, then the client metadata added since (RFC 7591 names; `openapi.json`).
     assert_eq!(
         fields,
         [

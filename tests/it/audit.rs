@@ -292,6 +292,64 @@ async fn every_security_relevant_change_is_recorded_and_can_be_filtered(app: Tes
 }
 
 /// Makes every insert into `table` fail, by a trigger.
+/// What people do to their own accounts is recorded with them as the actor (a profile change,
+/// ending their other sessions, a new password), and so is an app's new logo.
+async fn self_service_and_a_new_logo_are_recorded(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let (token, _) = auditor(&app).await;
+    let own = [
+        (
+            "mutation { updateViewer(input: { name: \"Ada L.\" }) { id } }".to_string(),
+            "user.update",
+        ),
+        (
+            "mutation { endOtherSessions }".to_string(),
+            "user.sessions.end",
+        ),
+        (
+            format!(
+                "mutation {{ changePassword(input: {{ currentPassword: \"{PASSWORD}\", newPassword: \"a brand new password\" }}) }}"
+            ),
+            "user.password.change",
+        ),
+    ];
+    for (mutation, action) in &own {
+        let body = app.graphql(mutation, json!({}), Some(&rp.user_token)).await;
+        assert!(body["errors"].is_null(), "{mutation}: {body}");
+        let recorded = events(&app, &token, json!({ "action": action })).await;
+        assert_eq!(recorded.len(), 1, "{action}: {recorded:?}");
+        assert_eq!(recorded[0]["actorKind"], "user");
+        assert_eq!(recorded[0]["actorId"], json!(rp.user_id));
+        assert_eq!(recorded[0]["targetId"], json!(rp.user_id));
+    }
+    let ops = app.token("ops", None).await;
+    let logo = crate::fixtures::image(image::ImageFormat::Png, 32, 32);
+    let upload = Request::builder()
+        .method(Method::PUT)
+        .uri(format!("/api/oauth/app/id/{}/image", rp.client_id))
+        .header(header::AUTHORIZATION, format!("Bearer {ops}"))
+        .header(
+            header::CONTENT_TYPE,
+            format!(
+                "multipart/form-data; boundary={}",
+                crate::fixtures::BOUNDARY
+            ),
+        )
+        .body(Body::from(crate::fixtures::multipart_file(
+            "image",
+            "logo.png",
+            "image/png",
+            &logo,
+        )))
+        .unwrap();
+    let uploaded = app.send(upload).await;
+    assert!(uploaded.status.is_success(), "{}", uploaded.status);
+    let recorded = events(&app, &token, json!({ "action": "app.logo.change" })).await;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0]["targetId"], json!(rp.client_id));
+    assert_eq!(recorded[0]["actorKind"], "user");
+}
+
 async fn break_inserts(app: &TestApp, table: &str, on: &str) {
     let db = &app.state.db;
     match db.get_database_backend() {
@@ -459,6 +517,43 @@ async fn refused_sign_ins_are_recorded_without_what_was_typed(app: TestApp) {
     assert!(!Value::Array(all).to_string().contains(typed));
 }
 
+/// A flood of refused sign-ins is recorded up to the node's budget per minute; the first event
+/// recorded after the flood says how many were left out.
+async fn a_flood_of_refused_sign_ins_is_recorded_within_the_budget(app: TestApp) {
+    use idgraph::service::audit::SIGN_IN_EVENTS_PER_MINUTE;
+    let (token, _) = auditor(&app).await;
+    // Align to the start of a clock minute, so that the flood falls within one.
+    app.advance(std::time::Duration::from_secs(
+        (60 - app.now().rem_euclid(60)) as u64,
+    ));
+    let login = "mutation($u: String!) { login(input: { username: $u, password: \"wrong\" }) { accessToken } }";
+    let flood = SIGN_IN_EVENTS_PER_MINUTE + 10;
+    for attempt in 0..flood {
+        let body = app
+            .graphql(login, json!({ "u": format!("nobody{attempt}") }), None)
+            .await;
+        let code = error_code(&body);
+        assert!(
+            code == "INVALID_CREDENTIALS" || code == "TOO_MANY_ATTEMPTS",
+            "{body}"
+        );
+    }
+    let anonymous = json!({ "actorKind": "anonymous" });
+    let recorded = events(&app, &token, anonymous.clone()).await;
+    assert_eq!(recorded.len(), SIGN_IN_EVENTS_PER_MINUTE as usize);
+    assert!(
+        recorded
+            .iter()
+            .all(|e| e["detail"].get("left_out_before").is_none())
+    );
+    app.advance(std::time::Duration::from_secs(60));
+    app.graphql(login, json!({ "u": "nobody-after" }), None)
+        .await;
+    let recorded = events(&app, &token, anonymous).await;
+    assert_eq!(recorded.len(), SIGN_IN_EVENTS_PER_MINUTE as usize + 1);
+    assert_eq!(recorded[0]["detail"]["left_out_before"], json!(10));
+}
+
 async fn the_sweep_deletes_events_past_their_retention(app: TestApp) {
     auditor(&app).await;
     app.create_user("old", &[]).await;
@@ -609,6 +704,8 @@ crate::on_every_database!(
     an_event_names_its_actor_and_target_users_while_they_exist,
     a_change_is_recorded_with_its_actor_request_and_address,
     every_security_relevant_change_is_recorded_and_can_be_filtered,
+    self_service_and_a_new_logo_are_recorded,
+    a_flood_of_refused_sign_ins_is_recorded_within_the_budget,
     a_change_and_its_audit_event_commit_together_or_not_at_all,
     refused_sign_ins_are_recorded_without_what_was_typed,
     the_sweep_deletes_events_past_their_retention,

@@ -13,7 +13,7 @@ use openidconnect::{
     AuthorizationCode, ClientId, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse, RedirectUrl,
     RefreshToken, TokenResponse, reqwest,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::browser::{Browser, authorize_path};
 use crate::common::oidc_rp::{CodeRequest, code_request};
@@ -430,19 +430,56 @@ async fn grants_outside_the_list_are_unauthorized_client_and_scopes_stay_under_t
 
 #[tokio::test]
 async fn discovery_lists_rs256_whatever_the_configured_default() {
-    let app = TestApp::sqlite_with(|c| c.signing_algorithm = "EdDSA".into()).await;
-    let doc = app
-        .get("/.well-known/openid-configuration", None)
-        .await
-        .json();
-    assert_eq!(
-        doc["id_token_signing_alg_values_supported"],
-        json!(["EdDSA", "RS256"])
-    );
+    for default in ["EdDSA", "ES256", "RS256"] {
+        let app = TestApp::sqlite_with(|c| c.signing_algorithm = default.into()).await;
+        let doc = app
+            .get("/.well-known/openid-configuration", None)
+            .await
+            .json();
+        let listed = doc["id_token_signing_alg_values_supported"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let expected: Vec<Value> = if default == "RS256" {
+            vec![json!("RS256")]
+        } else {
+            vec![json!(default), json!("RS256")]
+        };
+        assert_eq!(listed, expected, "default {default}");
+        assert_eq!(
+            doc["access_token_signing_alg_values_supported"],
+            json!([default])
+        );
+    }
+}
+
+/// A secret's `last_used_at` is written at most once a minute: a use half a minute after the
+/// last write leaves it as it was, one a minute after moves it.
+async fn a_secrets_last_use_is_written_at_most_once_a_minute(app: TestApp) {
+    let admin = app.oauth_admin("ops").await;
+    let created = app.register_app(&admin, "Used", "", REDIRECT).await;
+    let id = created.client_id.clone();
+    let last_used = async || {
+        let listed = app
+            .get(&format!("/api/oauth/app/id/{id}/secrets"), Some(&admin))
+            .await
+            .json();
+        listed["secrets"][0]["last_used_at"].clone()
+    };
+    assert_eq!(last_used().await, Value::Null, "never used yet");
+    assert!(app.secret_works(&id, &created.secret).await);
+    let written = app.now();
+    assert_eq!(last_used().await, json!(written));
+    app.advance(Duration::from_secs(30));
+    assert!(app.secret_works(&id, &created.secret).await);
+    assert_eq!(last_used().await, json!(written), "within the minute");
+    app.advance(Duration::from_secs(31));
+    assert!(app.secret_works(&id, &created.secret).await);
+    assert_eq!(last_used().await, json!(written + 61));
 }
 
 /// Secret overlap with the clock moved: during the grace both work, after it only the new one;
-/// a revoked secret fails at once; `last_used_at` is written at most once a minute.
+/// a revoked secret fails at once.
 async fn rotated_secrets_overlap_for_the_grace_and_revoked_ones_fail_at_once(app: TestApp) {
     let admin = app.oauth_admin("ops").await;
     let created = app.register_app(&admin, "Rotating", "", REDIRECT).await;
@@ -1027,6 +1064,7 @@ crate::on_every_database!(
     loopback_redirects_match_any_port_for_public_apps_only,
     grants_outside_the_list_are_unauthorized_client_and_scopes_stay_under_the_ceiling,
     rotated_secrets_overlap_for_the_grace_and_revoked_ones_fail_at_once,
+    a_secrets_last_use_is_written_at_most_once_a_minute,
     concurrent_rotations_hand_out_only_working_secrets,
     concurrent_rotations_with_no_grace_hand_out_one_working_secret,
     a_rotation_with_no_grace_always_has_room,

@@ -139,8 +139,32 @@ async fn graphiql_page_and_assets_are_served_from_the_binary() {
             "{link}: {:?}",
             asset.header("content-type")
         );
+        // Nor does an asset load anything from another host: a stylesheet's `url(…)`s are
+        // inlined data and it imports nothing; a script imports nothing by URL.
+        let text = String::from_utf8_lossy(&asset.body);
+        if link.ends_with(".css") {
+            assert!(!text.contains("@import"), "{link} imports a stylesheet");
+            for reference in text.split("url(").skip(1) {
+                let target = reference.trim_start_matches(['"', '\'']);
+                assert!(
+                    target.starts_with("data:"),
+                    "{link} loads {}",
+                    &target[..target.len().min(60)]
+                );
+            }
+        } else {
+            for loader in [
+                "import(\"http",
+                "import('http",
+                "from\"http",
+                "from \"http",
+                "importScripts(",
+            ] {
+                assert!(!text.contains(loader), "{link} loads a script: {loader}");
+            }
+        }
         if link.ends_with("/boot.js") {
-            scripts = String::from_utf8_lossy(&asset.body).into_owned();
+            scripts = text.into_owned();
         }
     }
     assert!(

@@ -344,21 +344,32 @@ async fn scheduled_rotations_never_show_a_cached_jwks_an_unknown_key(app: TestAp
             (cached, _) = cached_jwks(&app).await;
             fetched_at = app.now();
         }
-        let token = signed_now(&app).await;
-        let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
-        assert!(
-            cached.contains(&kid),
-            "at {} the node signed with {kid}, which the relying party's JWKS (fetched at {fetched_at}) lacks: {cached:?}",
-            app.now()
-        );
-        signers.insert(kid);
+        // An access token (EdDSA, the default) and an ID token (RS256, apps' default).
+        let ring = app
+            .state
+            .keys
+            .ring_signing(SigningAlgorithm::Rs256)
+            .await
+            .unwrap();
+        let id_token = ring
+            .sign_with(SigningAlgorithm::Rs256, &json!({ "sub": "nobody" }))
+            .unwrap();
+        for token in [signed_now(&app).await, id_token] {
+            let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
+            assert!(
+                cached.contains(&kid),
+                "at {} the node signed with {kid}, which the relying party's JWKS (fetched at {fetched_at}) lacks: {cached:?}",
+                app.now()
+            );
+            signers.insert(kid);
+        }
     }
     // RS256 and EdDSA, rotated on each of three days.
     assert_eq!(rotations, 6, "one rotation per algorithm per day");
     assert_eq!(
         signers.len(),
-        4,
-        "the first EdDSA key and three successors: {signers:?}"
+        8,
+        "the first key of each algorithm and three successors each: {signers:?}"
     );
     let (published, _) = cached_jwks(&app).await;
     assert!(

@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 use crate::common::api::{ORDERS, introspect, post, resource_server_accepts, revoke, service_app};
 use crate::common::browser::{Browser, authorize_path, text};
 use crate::common::rp::{
-    REDIRECT, Rp, basic, consent, consented_tokens, redeem_for, refresh_grant, setup, token,
-    token_with,
+    REDIRECT, Rp, VERIFIER, basic, consent, consented_tokens, redeem_for, refresh_grant, s256,
+    setup, token, token_with,
 };
 use crate::common::{PASSWORD, Served, TestApp};
 
@@ -352,6 +352,68 @@ async fn a_refresh_token_the_app_may_no_longer_use_is_inactive(app: TestApp) {
     }
 }
 
+/// A public app, which has no secret, revokes with its `client_id` alone, and its refresh token
+/// dies; a confidential app's expired access token is answered 200 like any other and ends
+/// nothing: the grant it named refreshes on.
+async fn a_public_app_revokes_with_its_client_id_and_an_expired_token_ends_nothing(app: TestApp) {
+    let rp = setup(&app, "ops", "ada").await;
+    let admin = app.token("ops", None).await;
+    let public = rp.for_app(
+        &app.register_app_with(&admin, json!({ "name": "SPA", "redirect_uri": REDIRECT, "token_endpoint_auth_method": "none" }))
+            .await,
+    );
+    let code = consent(
+        &app,
+        &public,
+        json!({ "scope": "openid offline_access", "code_challenge": s256(VERIFIER), "code_challenge_method": "S256" }),
+    )
+    .await;
+    let redeemed = token_with(
+        &app,
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("client_id", &public.client_id),
+        ],
+    )
+    .await;
+    redeemed.assert_status(StatusCode::OK);
+    let refresh = redeemed.json()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    post(
+        &app,
+        "/api/oauth/revoke",
+        None,
+        &[("token", &refresh), ("client_id", &public.client_id)],
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    let refreshed = token_with(
+        &app,
+        None,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &public.client_id),
+        ],
+    )
+    .await;
+    refreshed.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(refreshed.json()["error"], "invalid_grant");
+
+    let tokens = consented_tokens(&app, &rp, json!({ "scope": "openid offline_access" })).await;
+    app.advance(Duration::from_secs(15 * 60));
+    revoke(&app, &rp, tokens["access_token"].as_str().unwrap()).await;
+    refresh_grant(&app, &rp, tokens["refresh_token"].as_str().unwrap())
+        .await
+        .assert_status(StatusCode::OK);
+}
+
 async fn introspection_is_for_confidential_apps_and_tells_no_more_than_active_false(app: TestApp) {
     let rp = setup(&app, "ops", "ada").await;
     let admin = app.token("ops", None).await;
@@ -660,6 +722,7 @@ async fn the_issuer_is_never_a_resource_and_a_grant_without_one_refuses_it(app: 
 
 crate::on_every_database!(
     revocation_ends_only_what_the_caller_owns,
+    a_public_app_revokes_with_its_client_id_and_an_expired_token_ends_nothing,
     introspection_is_for_confidential_apps_and_tells_no_more_than_active_false,
     a_refresh_token_the_app_may_no_longer_use_is_inactive,
     client_credentials_grants_api_scopes_within_the_ceiling_for_allowed_resources,

@@ -342,6 +342,19 @@ async fn a_hint_from_another_issuer_is_refused(app: TestApp) {
     assert_hint_refused(&app, &mut browser, &rp, &foreign).await;
 }
 
+async fn a_hint_signed_by_a_key_idgraph_never_held_is_refused(app: TestApp) {
+    let rp = register(&app, None, false).await;
+    let (mut browser, tokens) = signed_in(&app, &rp, "openid").await;
+    // Every claim ours, signed by another idgraph's key (its own ring, a key id this one has
+    // never published).
+    let id: IdClaims =
+        serde_json::from_value(claims(tokens["id_token"].as_str().unwrap())).unwrap();
+    let elsewhere = TestApp::sqlite().await;
+    let ring = elsewhere.state.keys.ring().await.unwrap();
+    let foreign = ring.sign_with(ring.default, &id).unwrap();
+    assert_hint_refused(&app, &mut browser, &rp, &foreign).await;
+}
+
 async fn tokens_that_are_not_id_tokens_are_refused_as_hints(app: TestApp) {
     let rp = register(&app, None, false).await;
     let (mut browser, tokens) = signed_in(&app, &rp, "openid").await;
@@ -1237,6 +1250,7 @@ crate::on_every_database!(
     an_unregistered_post_logout_redirect_uri_is_not_followed,
     a_tampered_hint_is_refused,
     a_hint_from_another_issuer_is_refused,
+    a_hint_signed_by_a_key_idgraph_never_held_is_refused,
     tokens_that_are_not_id_tokens_are_refused_as_hints,
     client_id_must_be_the_hints_audience,
     without_a_hint_the_person_confirms,

@@ -148,3 +148,27 @@ async fn the_public_port_has_no_metrics() {
         .await
         .assert_status(StatusCode::NOT_FOUND);
 }
+
+/// A sweep's removals reach `idgraph_housekeeping_removed_total`, by table.
+#[tokio::test]
+async fn the_sweep_counts_what_it_removed_by_table() {
+    use idgraph::service::housekeeping;
+    let app = TestApp::sqlite_with(|c| c.metrics_bind = Some("127.0.0.1:0".into())).await;
+    let (address, server) = metrics_listener(&app).await;
+    let rp = rp::setup(&app, "admin", "alice").await;
+    for _ in 0..2 {
+        rp::consent(&app, &rp, json!({ "scope": "openid" })).await;
+    }
+    const CODES: &str = r#"idgraph_housekeeping_removed_total{table="codes"}"#;
+    let before = scrape(&address).await;
+    assert_eq!(sample(&before, CODES), 0.0);
+    // Past the codes' minute and the sweep's leeway.
+    app.advance(std::time::Duration::from_secs(3600));
+    let swept = housekeeping::sweep(&app.state, housekeeping::BATCH)
+        .await
+        .unwrap();
+    assert_eq!(swept.codes, 2, "{swept:?}");
+    let after = scrape(&address).await;
+    assert_eq!(sample(&after, CODES), 2.0, "{after}");
+    server.abort();
+}

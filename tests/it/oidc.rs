@@ -605,7 +605,10 @@ async fn a_hosted_code_redeems_only_with_the_redirect_uri_its_request_named(app:
 /// `service/tokens/code.rs`: as a condition of the one-statement redemption, and as a check that
 /// names what was wrong. A case passes only if the statement refused it (or tokens would come
 /// back) and the check named its rule (the description); the good request passes both in one
-/// statement.
+/// statement. The statements each refusal took show which cases reached the one-statement
+/// redemption (two: the update that matched nothing, then the read for the precise error) and
+/// which were refused before it, as no row could ever match them (one: the read): a missing or
+/// unregistered `redirect_uri`.
 async fn every_redemption_rule_is_enforced_in_sql_and_named_in_rust(app: TestApp) {
     let rp = setup(&app, "ops", "ada").await;
     let other = app
@@ -629,13 +632,19 @@ async fn every_redemption_rule_is_enforced_in_sql_and_named_in_rust(app: TestApp
         form.push((name.to_string(), value.to_string()));
         form
     };
-    // (rule, what the error names, the request for a fresh code, sent by the code's own client)
+    // Both apps' secrets are read and their use written down (once a minute) now, so that the
+    // counts below are the redemption's alone.
+    assert!(app.secret_works(&rp.client_id, &rp.secret).await);
+    assert!(app.secret_works(&other.client_id, &other.secret).await);
+    // (rule, what the error names, the request for a fresh code, sent by the code's own client,
+    // whether it reaches the one-statement redemption)
     type Form<'a> = Box<dyn Fn(&str) -> Vec<(String, String)> + 'a>;
-    let cases: Vec<(&str, &str, Form, bool)> = vec![
+    let cases: Vec<(&str, &str, Form, bool, bool)> = vec![
         (
             "unknown code",
             bad_code,
             Box::new(|_| good("no-such-code")),
+            true,
             true,
         ),
         (
@@ -643,23 +652,27 @@ async fn every_redemption_rule_is_enforced_in_sql_and_named_in_rust(app: TestApp
             bad_code,
             Box::new(|c| good(c)),
             false,
+            true,
         ),
         (
             "missing redirect_uri",
             bad_redirect,
             Box::new(|c| without(good(c), "redirect_uri")),
             true,
+            false,
         ),
         (
             "unregistered redirect_uri",
             bad_redirect,
             Box::new(|c| with(good(c), "redirect_uri", "https://rp.example/other")),
             true,
+            false,
         ),
         (
             "wrong verifier",
             "code_verifier does not match",
             Box::new(|c| with(good(c), "code_verifier", &"x".repeat(43))),
+            true,
             true,
         ),
         (
@@ -667,21 +680,31 @@ async fn every_redemption_rule_is_enforced_in_sql_and_named_in_rust(app: TestApp
             "code_verifier is required",
             Box::new(|c| without(good(c), "code_verifier")),
             true,
+            true,
         ),
     ];
-    for (rule, description, form, as_rp) in cases {
+    for (rule, description, form, as_rp, reaches_sql) in cases {
         let code = consent(&app, &rp, pkce_body("openid")).await;
         let pairs = form(&code);
         let pairs: Vec<(&str, &str)> = pairs
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        let response = if as_rp {
-            token(&app, &rp, &pairs).await
-        } else {
-            token_with(&app, Some(basic(&other.client_id, &other.secret)), &pairs).await
-        };
+        let (response, statements) = app
+            .count_statements(async {
+                if as_rp {
+                    token(&app, &rp, &pairs).await
+                } else {
+                    token_with(&app, Some(basic(&other.client_id, &other.secret)), &pairs).await
+                }
+            })
+            .await;
         assert_oauth_error(&response, StatusCode::BAD_REQUEST, "invalid_grant");
+        assert_eq!(
+            statements,
+            if reaches_sql { 2 } else { 1 },
+            "{rule}: statements"
+        );
         let said = response.json()["error_description"]
             .as_str()
             .unwrap()

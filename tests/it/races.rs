@@ -7,7 +7,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use serde_json::json;
 
 use crate::common::browser::{Browser, authorize_path, redirect_query};
-use crate::common::rp::{REDIRECT, VERIFIER, s256, setup, token};
+use crate::common::rp::{REDIRECT, VERIFIER, basic, s256, setup, token};
 use crate::common::{PASSWORD, TestApp, TestResponse, error_code, json_request};
 use crate::fixtures::{BOUNDARY, image, multipart_file};
 
@@ -132,6 +132,85 @@ async fn withdrawing_a_connection_while_its_app_is_deleted_never_answers_500(app
             &answers[..1],
             &[StatusCode::NO_CONTENT, StatusCode::NOT_FOUND],
         );
+    }
+}
+
+/// An app deleted while its tokens are revoked (RFC 7009): a revocation that comes first ends
+/// its grant (and, each grant being a hosted sign-in's, remembers the app for the browser
+/// session, a row the deletion then cascades into); one that comes after finds the app gone
+/// and its client unknown. 200 or 401, never a 500, and nothing of the app is left.
+async fn revoking_tokens_while_their_app_is_deleted_never_answers_500(app: TestApp) {
+    use idgraph::db::entities::{grants, session_apps};
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let rp = setup(&app, "ops", "ada").await;
+    let admin = app.token("ops", None).await;
+    let mut browser = Browser::new(&app);
+    let first = browser.get(&authorize_path(&rp, &[])).await;
+    browser.sign_in(&first, "ada", PASSWORD).await;
+    let scope = [("scope", "openid offline_access")];
+    for trial in 0..TRIALS {
+        let created = app
+            .register_app(&admin, &format!("Doomed {trial}"), "", REDIRECT)
+            .await;
+        let doomed = rp.for_app(&created);
+        let mut revocations = Vec::new();
+        for _ in 0..2 {
+            let page = browser.get(&authorize_path(&doomed, &scope)).await;
+            // The first flow asks for consent; the second finds it remembered.
+            let answered = if page.status == StatusCode::SEE_OTHER {
+                page
+            } else {
+                browser.press(&page, "approve").await
+            };
+            let code = redirect_query(&answered)["code"].clone();
+            let redeemed = token(
+                &app,
+                &doomed,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", REDIRECT),
+                    ("code_verifier", VERIFIER),
+                ],
+            )
+            .await;
+            redeemed.assert_status(StatusCode::OK);
+            let tokens = redeemed.json();
+            for kind in ["refresh_token", "access_token"] {
+                let form = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("token", tokens[kind].as_str().unwrap())
+                    .finish();
+                revocations.push(
+                    Request::builder()
+                        .method(Method::POST)
+                        .uri("/api/oauth/revoke")
+                        .header(
+                            header::AUTHORIZATION,
+                            basic(&doomed.client_id, &doomed.secret),
+                        )
+                        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                        .body(Body::from(form))
+                        .unwrap(),
+                );
+            }
+        }
+        let path = format!("/api/oauth/app/id/{}", doomed.client_id);
+        let mut requests = vec![json_request(Method::DELETE, &path, Some(&admin), None)];
+        requests.extend(revocations);
+        let answers = app.send_all(requests).await;
+        answers[0].assert_status(StatusCode::NO_CONTENT);
+        assert_no_server_error(&answers[1..], &[StatusCode::OK, StatusCode::UNAUTHORIZED]);
+        let left = grants::Entity::find()
+            .filter(grants::Column::ClientId.eq(doomed.client_id.as_str()))
+            .count(&app.state.db)
+            .await
+            .unwrap()
+            + session_apps::Entity::find()
+                .filter(session_apps::Column::ClientId.eq(doomed.client_id.as_str()))
+                .count(&app.state.db)
+                .await
+                .unwrap();
+        assert_eq!(left, 0, "rows of the deleted app are left");
     }
 }
 
@@ -288,6 +367,7 @@ async fn two_parallel_flows_of_one_user_for_one_app_both_work(app: TestApp) {
 crate::on_every_database!(
     deleting_an_app_while_it_is_changed_never_answers_500,
     withdrawing_a_connection_while_its_app_is_deleted_never_answers_500,
+    revoking_tokens_while_their_app_is_deleted_never_answers_500,
     concurrent_logins_for_one_username_check_at_most_the_allowance,
     concurrent_hosted_sign_ins_check_at_most_the_allowance,
     two_parallel_flows_of_one_user_for_one_app_both_work,
