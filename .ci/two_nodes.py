@@ -14,7 +14,7 @@ Checks, each across the two nodes A and B:
   by both nodes at once and signs nothing yet; after a rotation with `keys rotate --now`, each
   node signs with a rotated key; before and after, every token either node signs (Ed25519
   access tokens, RS256 ID tokens) verifies against the other node's JWKS (checked here with the
-  `cryptography` package) and at its introspection;
+  `cryptography` package), and the other node's introspection finds its access tokens active;
 - the sign-in back-off counts failures sent to both nodes at once together.
 Prints what it measured; exits non-zero at the first broken promise.
 """
@@ -333,6 +333,11 @@ def run(env):
     new_kid = answer["data"]["rotateSigningKey"]["kid"]
     took = within(PROPAGATION, lambda: new_kid in kids("B"))
     expect(took is not None, f"B publishes the key A made (after {took or 0:.3f} s)")
+    for signer in ("A", "B"):
+        id_token = redeem(signer, code())[1]["id_token"]
+        expect(json.loads(b64d(id_token.split(".")[0]))["kid"] in before - upcoming,
+               f"{signer} signs ID tokens with the current key, not the one A just made")
+    # (That rotation also superseded the RS256 key the scheduled one made: it never signs.)
     upcoming |= {new_kid}
 
     # A key rotated from the command line with `--now` (it signs at once) is published by both

@@ -291,7 +291,6 @@ async fn every_security_relevant_change_is_recorded_and_can_be_filtered(app: Tes
     }
 }
 
-/// Makes every insert into `table` fail, by a trigger.
 /// What people do to their own accounts is recorded with them as the actor (a profile change,
 /// ending their other sessions, a new password), and so is an app's new logo.
 async fn self_service_and_a_new_logo_are_recorded(app: TestApp) {
@@ -350,6 +349,7 @@ async fn self_service_and_a_new_logo_are_recorded(app: TestApp) {
     assert_eq!(recorded[0]["actorKind"], "user");
 }
 
+/// Makes every insert into `table` fail, by a trigger.
 async fn break_inserts(app: &TestApp, table: &str, on: &str) {
     let db = &app.state.db;
     match db.get_database_backend() {

@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 use crate::common::browser::{Browser, authorize_path, hidden, text};
-use crate::common::rp::{REDIRECT, VERIFIER, s256, setup};
+use crate::common::rp::{REDIRECT, VERIFIER, consented_tokens, s256, setup};
 use crate::common::{TestApp, panics, send_on};
 
 /// CPU one request may use, in clock ticks (1/100 s): a generous bound that only an input
@@ -88,6 +88,8 @@ struct Known {
     form_csrf: String,
     form_request: String,
     cookie: String,
+    /// An ID token of the known app, for logout hints.
+    id_token: String,
     /// A user administrator's (role `admin`) bearer token.
     root: String,
     /// An administrator's console session and its form token.
@@ -223,7 +225,7 @@ fn generate(rng: &mut StdRng, known: &Known) -> Request<Body> {
             // Logout (RP-initiated, the confirmation, and the hosted sign-out's own form):
             // every parameter good but one.
             let mut params = vec![
-                ("id_token_hint", "a.b.c".to_string()),
+                ("id_token_hint", known.id_token.clone()),
                 ("client_id", known.client_id.clone()),
                 ("post_logout_redirect_uri", REDIRECT.to_string()),
                 ("state", "s".to_string()),
@@ -444,6 +446,10 @@ async fn fuzz(app: TestApp) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1500);
     let rp = setup(&app, "ops", "ada").await;
+    let id_token = consented_tokens(&app, &rp, json!({ "scope": "openid" })).await["id_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let admin = app.token("ops", None).await;
     let mut browser = Browser::new(&app);
     let page = browser.get(&authorize_path(&rp, &[])).await;
@@ -467,8 +473,9 @@ async fn fuzz(app: TestApp) {
         form_csrf: hidden(&html, "csrf"),
         form_request: hidden(&html, "request"),
         cookie: browser.cookie.clone().unwrap(),
+        id_token,
     };
-    let panics_before = panics::outside_tests();
+    let panics_before = panics::counted();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
     for case in 0..cases {
@@ -502,9 +509,9 @@ async fn fuzz(app: TestApp) {
         // A panic in a task the request started (or in the SQLite writer) never reaches this
         // thread: the process-wide count does.
         assert_eq!(
-            panics::outside_tests(),
+            panics::counted(),
             panics_before,
-            "{shown}: the server panicked, in this request or in a task an earlier one started (the panic is printed above)"
+            "{shown}: the server panicked during the run: in this request, in a task an earlier one started, or on a runtime thread (printed above)"
         );
         *statuses.entry(response.status.as_u16()).or_default() += 1;
     }

@@ -139,8 +139,11 @@ async fn graphiql_page_and_assets_are_served_from_the_binary() {
             "{link}: {:?}",
             asset.header("content-type")
         );
-        // Nor does an asset load anything from another host: a stylesheet's `url(…)`s are
-        // inlined data and it imports nothing; a script imports nothing by URL.
+        // Nor does an asset name anything to load from another host: a stylesheet's `url(…)`s
+        // are inlined data and it imports nothing; a script imports no module by URL. (A
+        // script could still build a URL at run time: the policy checked above, `'self'` for
+        // scripts and connections, is what stops it, and the browser test loads GraphiQL with
+        // every other host unresolvable.)
         let text = String::from_utf8_lossy(&asset.body);
         if link.ends_with(".css") {
             assert!(!text.contains("@import"), "{link} imports a stylesheet");

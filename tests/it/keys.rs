@@ -344,7 +344,8 @@ async fn scheduled_rotations_never_show_a_cached_jwks_an_unknown_key(app: TestAp
             (cached, _) = cached_jwks(&app).await;
             fetched_at = app.now();
         }
-        // An access token (EdDSA, the default) and an ID token (RS256, apps' default).
+        // What the node's ring signs with now: for access tokens (EdDSA, the default) and
+        // for ID tokens (RS256, apps' default).
         let ring = app
             .state
             .keys

@@ -407,7 +407,7 @@ async fn a_public_app_revokes_with_its_client_id_and_an_expired_token_ends_nothi
     assert_eq!(refreshed.json()["error"], "invalid_grant");
 
     let tokens = consented_tokens(&app, &rp, json!({ "scope": "openid offline_access" })).await;
-    app.advance(Duration::from_secs(15 * 60));
+    app.advance(app.state.config.access_token_ttl + Duration::from_secs(60));
     revoke(&app, &rp, tokens["access_token"].as_str().unwrap()).await;
     refresh_grant(&app, &rp, tokens["refresh_token"].as_str().unwrap())
         .await

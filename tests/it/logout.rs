@@ -353,6 +353,17 @@ async fn a_hint_signed_by_a_key_idgraph_never_held_is_refused(app: TestApp) {
     let ring = elsewhere.state.keys.ring().await.unwrap();
     let foreign = ring.sign_with(ring.default, &id).unwrap();
     assert_hint_refused(&app, &mut browser, &rp, &foreign).await;
+    // The same claims signed by this idgraph's key: the hint names the session and ends it.
+    let ring = app.state.keys.ring().await.unwrap();
+    let own = ring.sign_with(ring.default, &id).unwrap();
+    let answer = browser
+        .get(&logout_path(&[
+            ("id_token_hint", &own),
+            ("post_logout_redirect_uri", SIGNED_OUT),
+        ]))
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", text(&answer));
+    assert_eq!(sessions(&app).await, 0);
 }
 
 async fn tokens_that_are_not_id_tokens_are_refused_as_hints(app: TestApp) {
