@@ -4,6 +4,10 @@
 mod common;
 mod fixtures;
 
+/// Counts the bytes each thread holds, for the tests that bound a request's memory.
+#[global_allocator]
+static ALLOCATOR: common::memory::Counting = common::memory::Counting;
+
 mod apps;
 mod apps_logos;
 mod audit;

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod browser;
 pub mod chromium;
+pub mod memory;
 pub mod oidc_rp;
 pub mod panics;
 pub mod rp;
