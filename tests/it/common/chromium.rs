@@ -1,9 +1,10 @@
 //! Headless Chromium for the browser tests: Debian's `chromium`, driven over WebDriver
 //! (`chromedriver`) by fantoccini, and where the screenshots go.
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder};
 use serde_json::json;
@@ -29,12 +30,15 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Starts chromedriver on a free port and waits, without polling, for the line it prints once
+/// it listens ("ChromeDriver was started successfully"); the rest of its output is drained by
+/// the same thread, so that a full pipe never stalls it.
 pub async fn start_chromedriver() -> ChromeDriver {
     let program = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
     let port = free_port();
-    let child = Command::new(&program)
+    let mut child = Command::new(&program)
         .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| {
@@ -43,18 +47,23 @@ pub async fn start_chromedriver() -> ChromeDriver {
                  (apt-get install chromium chromium-driver) or set CHROMEDRIVER"
             )
         });
+    let output = child.stdout.take().expect("piped stdout");
     let driver = ChromeDriver { child, port };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+    let (started, listening) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut started = Some(started);
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            if line.contains("started successfully")
+                && let Some(started) = started.take()
+            {
+                let _ = started.send(());
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(20), listening)
         .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "chromedriver did not start listening"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        .expect("chromedriver did not start listening within 20 s")
+        .expect("chromedriver exited before it listened");
     driver
 }
 
