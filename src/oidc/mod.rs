@@ -47,14 +47,20 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
 
 /// Any method but GET and POST on `/userinfo`: an RFC 6750 body like its other errors.
 async fn userinfo_method_not_allowed() -> Response {
+    method_not_allowed("GET, POST")
+}
+
+/// A protocol endpoint's answer to a method it does not take: 405 with the methods it does
+/// (`allow`) and an RFC 6749 §5.2 body, never cached.
+pub(crate) fn method_not_allowed(allow: &'static str) -> Response {
     let mut response = protocol_error(
         StatusCode::METHOD_NOT_ALLOWED,
         "invalid_request",
-        "userinfo takes GET or POST only",
+        &format!("this endpoint takes {allow} only"),
     );
     response
         .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }
 

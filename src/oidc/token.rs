@@ -63,15 +63,7 @@ impl IntoResponse for OAuthError {
 
 /// Any method but POST on `/token`, `/revoke` and `/introspect`.
 pub async fn method_not_allowed() -> Response {
-    let mut response = protocol_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "invalid_request",
-        "this endpoint takes POST only",
-    );
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("POST"));
-    response
+    super::method_not_allowed("POST")
 }
 
 /// The parameters `/token` reads, as `openapi.json` documents them.
