@@ -49,44 +49,41 @@ pub fn app(state: AppState) -> Router {
         .split_for_parts();
     let schemas = Schemas::new(limits);
     let trusted_proxies = state.config.trusted_proxies.clone();
+    // Every middleware in one `layer` call, outermost first: axum wraps each route in a boxed
+    // service per `layer` call and clones the whole chain of boxes on every request, so eight
+    // calls cost the trivial route about a third of its throughput (`bench/run.sh`).
     let router = Router::new()
         .merge(graphql::http::routes(state.clone(), schemas.clone()))
-        .merge(described.layer(Extension(edge::openapi::Document::new(document))))
+        .merge(described)
         .merge(web::routes())
         .merge(web::console_routes(schemas))
         .with_state(state.clone())
-        .layer(axum::middleware::from_fn(edge::request_context));
-    // Before anything reads the client's address; only behind trusted proxies, so that no
-    // other deployment pays for it.
-    let router = if trusted_proxies.is_empty() {
+        .layer((
+            SetRequestIdLayer::new(request_id.clone(), telemetry::RandomRequestId),
+            TraceLayer::new_for_http()
+                .make_span_with(telemetry::request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+            PropagateRequestIdLayer::new(request_id),
+            // Outside the panic and timeout layers, so that their 500 and 408 are counted too.
+            axum::middleware::from_fn_with_state(state, edge::metrics::track),
+            TimeoutLayer::with_status_code(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                Duration::from_secs(30),
+            ),
+            CatchPanicLayer::custom(panicked),
+            Extension(edge::openapi::Document::new(document)),
+            axum::middleware::from_fn(edge::request_context),
+        ));
+    // Before anything reads the client's address (none of the layers above does); only behind
+    // trusted proxies, so that no other deployment pays for it.
+    if trusted_proxies.is_empty() {
         router
     } else {
         let trusted: std::sync::Arc<[ipnet::IpNet]> = trusted_proxies.into();
         router.layer(axum::middleware::from_fn(move |request, next| {
             edge::client_address(trusted.clone(), request, next)
         }))
-    };
-    router
-        .layer(CatchPanicLayer::custom(panicked))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        ))
-        // Outside the panic and timeout layers, so that their 500 and 408 are counted too.
-        .layer(axum::middleware::from_fn_with_state(
-            state,
-            edge::metrics::track,
-        ))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(telemetry::request_span)
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-        )
-        .layer(SetRequestIdLayer::new(
-            request_id,
-            telemetry::RandomRequestId,
-        ))
+    }
 }
 
 /// The answer to a request whose handler panicked.

@@ -18,9 +18,7 @@ fn forbidden_in_query(c: char) -> bool {
 /// The first part of `uri` holding a control character: `"path"`, or the name of the query
 /// parameter (as decoded).
 pub fn control_in_uri(uri: &Uri) -> Option<String> {
-    let path = uri.path();
-    let decoded: Vec<u8> = percent_decode(path.as_bytes());
-    if decoded.iter().any(|b| b.is_ascii_control()) {
+    if percent_decoded(uri.path().as_bytes()).any(|b| b.is_ascii_control()) {
         return Some("path".into());
     }
     let query = uri.query()?;
@@ -31,25 +29,26 @@ pub fn control_in_uri(uri: &Uri) -> Option<String> {
         .map(|(name, _)| printable(&name))
 }
 
-fn percent_decode(bytes: &[u8]) -> Vec<u8> {
+/// The bytes `bytes` percent-decode to, one at a time (every request's path passes here, so
+/// nothing is copied); a `%` not followed by two hex digits stands for itself.
+fn percent_decoded(bytes: &[u8]) -> impl Iterator<Item = u8> + '_ {
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
+    std::iter::from_fn(move || {
+        let byte = *bytes.get(i)?;
+        if byte == b'%'
             && let (Some(high), Some(low)) = (
                 bytes.get(i + 1).copied().and_then(hex),
                 bytes.get(i + 2).copied().and_then(hex),
             )
         {
-            out.push(high << 4 | low);
             i += 3;
+            Some(high << 4 | low)
         } else {
-            out.push(bytes[i]);
             i += 1;
+            Some(byte)
         }
-    }
-    out
+    })
 }
 
 /// The message of a refusal.
@@ -76,5 +75,7 @@ mod tests {
         assert_eq!(control_in_uri(&uri("/graphql?query=%7B%0A%20a%7D")), None);
         assert_eq!(control_in_uri(&uri("/app/id/abc?state=x%20y")), None);
         assert_eq!(control_in_uri(&uri("/app/id/%ZZ")), None);
+        assert_eq!(control_in_uri(&uri("/app/id/%7f%2")), Some("path".into()));
+        assert_eq!(control_in_uri(&uri("/app/id/%4")), None);
     }
 }

@@ -1,5 +1,7 @@
 //! GraphQL types of apps, written by hand: secrets and their digests never reach the schema.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
@@ -11,8 +13,14 @@ use crate::domain::Scope;
 use crate::domain::apps::{App as DomainApp, AppInput as DomainInput};
 use crate::service::apps::{self, AppWithSecret as DomainWithSecret, SecretInfo};
 
-/// A registered OAuth app (client).
-pub struct App(pub DomainApp);
+/// A registered OAuth app (client); shared with the app cache when it came from a look-up.
+pub struct App(pub Arc<DomainApp>);
+
+impl From<DomainApp> for App {
+    fn from(app: DomainApp) -> Self {
+        Self(Arc::new(app))
+    }
+}
 
 #[Object]
 impl App {
@@ -159,7 +167,7 @@ pub struct AppWithSecret {
 impl From<DomainWithSecret> for AppWithSecret {
     fn from(value: DomainWithSecret) -> Self {
         Self {
-            app: App(value.app),
+            app: value.app.into(),
             client_secret: value
                 .client_secret
                 .map(|secret| secret.expose_secret().to_string()),

@@ -95,7 +95,7 @@ impl AppQuery {
         connection.edges.extend(
             found
                 .into_iter()
-                .map(|app| Edge::new(encode_cursor(&AppCursor::of(&app)), App(app))),
+                .map(|app| Edge::new(encode_cursor(&AppCursor::of(&app)), App::from(app))),
         );
         Ok(connection)
     }
@@ -125,7 +125,7 @@ impl AppMutation {
             input.into(),
         )
         .await?;
-        Ok(App(app))
+        Ok(app.into())
     }
 
     /// Uploads a logo (PNG, JPEG or GIF, at most 2 MiB) with the GraphQL multipart request.
@@ -149,7 +149,7 @@ impl AppMutation {
             bytes,
         )
         .await?;
-        Ok(App(app))
+        Ok(app.into())
     }
 
     /// Adds a new secret, shown once. The app's other live secrets keep working for

@@ -44,7 +44,10 @@ impl ConnectedApp {
     /// The app (null if it was deleted meanwhile); loaded in one query per page.
     async fn app(&self, ctx: &Context<'_>) -> Result<Option<App>> {
         let loader = ctx.data::<CachedLoader<AppLoader>>()?;
-        Ok(loader.load_one(self.0.client_id.clone()).await?.map(App))
+        Ok(loader
+            .load_one(self.0.client_id.clone())
+            .await?
+            .map(App::from))
     }
 }
 

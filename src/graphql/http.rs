@@ -51,13 +51,15 @@ const PREFLIGHT_HEADERS: [&str; 2] = ["apollo-require-preflight", "x-apollo-oper
 /// no asset name has).
 pub fn routes(state: AppState, schema: Schemas) -> Router<AppState> {
     let cors = crate::edge::cors::management(&state.config);
-    let router = Router::new()
-        .route("/graphql", get(get_graphql).post(post_graphql))
-        .layer(middleware::from_fn_with_state(state, guard))
-        .layer(Extension(schema));
+    let router = Router::new().route("/graphql", get(get_graphql).post(post_graphql));
+    // One `layer` call (see `crate::app`), outermost first.
+    let layers = (
+        Extension(schema),
+        middleware::from_fn_with_state(state, guard),
+    );
     let router = match cors {
-        Some(cors) => router.layer(cors),
-        None => router,
+        Some(cors) => router.layer((cors, layers)),
+        None => router.layer(layers),
     };
     router.merge(graphiql::routes())
 }

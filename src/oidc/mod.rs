@@ -32,17 +32,18 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
                 .map(|methods| methods.fallback(userinfo_method_not_allowed)),
         )
         .routes(routes!(lifecycle::revoke).map(|post| post.fallback(token::method_not_allowed)))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            cors::app_preflight,
+        // One `layer` call per route (see `crate::app`), outermost first.
+        .layer((
+            middleware::from_fn(refuse_control_characters),
+            middleware::from_fn_with_state(state.clone(), cors::app_preflight),
         ));
     let protocol = OpenApiRouter::new()
         .routes(routes!(jwks))
         .routes(routes!(discovery))
         .routes(routes!(lifecycle::introspect).map(|post| post.fallback(token::method_not_allowed)))
+        .layer(middleware::from_fn(refuse_control_characters))
         .merge(called_by_apps);
     openapi::refuses_control_characters(protocol, "ProtocolErrorBody")
-        .layer(middleware::from_fn(refuse_control_characters))
 }
 
 /// Any method but GET and POST on `/userinfo`: an RFC 6750 body like its other errors.

@@ -6,7 +6,7 @@ use axum::extract::DefaultBodyLimit as BodyLimit;
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
@@ -15,8 +15,10 @@ use secrecy::ExposeSecret;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery, MaybeJson, client_id};
 use crate::domain::apps::{App, AppInput};
+use crate::domain::capabilities::GrantType;
 use crate::domain::ids::UserId;
 use crate::domain::page::Page;
+use crate::domain::scopes::Scopes;
 use crate::edge::auth::{AppRead, AppWrite, OauthAdminGuard};
 use crate::error::{AppError, AppResult};
 use crate::service::AppState;
@@ -37,66 +39,84 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_secret))
 }
 
+// It borrows the app it shows: a look-up served from the app cache copies nothing on its way to
+// the response.
 /// An app as the REST contract (`openapi.json`) shows it: the seed's fields, then the client metadata (RFC 7591 names).
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = App)]
-pub struct AppBody {
+pub struct AppBody<'a> {
     /// The app's client id.
-    client_id: String,
+    client_id: &'a str,
     /// Display name, 1..127 characters.
-    name: String,
+    name: &'a str,
     /// The app's home page, or empty.
-    url: String,
+    url: &'a str,
     /// The first registered redirect URI.
-    redirect_uri: String,
+    redirect_uri: &'a str,
     /// A `data:` URL of a tiny thumbnail of the logo, empty when none.
-    logo: String,
+    logo: &'a str,
     /// Last change, Unix seconds.
     time: i64,
     /// Creation, Unix seconds.
     creation_time: i64,
     /// Every registered redirect URI.
-    redirect_uris: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    redirect_uris: &'a [String],
     /// Where RP-initiated logout may send the browser.
-    post_logout_redirect_uris: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    post_logout_redirect_uris: &'a [String],
     /// `client_secret_basic`, `client_secret_post` or `none` (a public app).
     #[schema(value_type = String, example = "client_secret_basic")]
     token_endpoint_auth_method: &'static str,
     /// Grants the app may use: `authorization_code`, `refresh_token`, `client_credentials`.
     #[schema(value_type = Vec<String>)]
-    grant_types: Vec<&'static str>,
+    #[serde(serialize_with = "grant_names")]
+    grant_types: &'a [GrantType],
     /// The most the app may be granted, space-separated.
-    scope: String,
+    #[schema(value_type = String)]
+    #[serde(serialize_with = "as_text")]
+    scope: &'a Scopes,
     /// `RS256`, `ES256` or `EdDSA`.
     #[schema(value_type = String, example = "RS256")]
     id_token_signed_response_alg: &'static str,
     /// Resource servers (RFC 8707) the app may ask access tokens for.
-    resources: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    resources: &'a [String],
     /// Where idgraph POSTs back-channel logout tokens; null when none is registered.
-    backchannel_logout_uri: Option<String>,
+    #[schema(value_type = Option<String>)]
+    backchannel_logout_uri: Option<&'a str>,
     /// Whether every logout token the app receives must carry `sid`.
     backchannel_logout_session_required: bool,
 }
 
-impl From<App> for AppBody {
-    fn from(app: App) -> Self {
+fn grant_names<S: Serializer>(grants: &&[GrantType], to: S) -> Result<S::Ok, S::Error> {
+    to.collect_seq(grants.iter().map(|grant| grant.as_str()))
+}
+
+fn as_text<S: Serializer>(scope: &&Scopes, to: S) -> Result<S::Ok, S::Error> {
+    to.collect_str(scope)
+}
+
+impl<'a> From<&'a App> for AppBody<'a> {
+    fn from(app: &'a App) -> Self {
+        let policy = &*app.policy;
         Self {
-            client_id: app.client_id.to_string(),
-            redirect_uri: app.redirect_uri().to_string(),
-            name: app.name,
-            url: app.url,
-            logo: app.logo,
+            client_id: app.client_id.as_str(),
+            name: &app.name,
+            url: &app.url,
+            redirect_uri: app.redirect_uri(),
+            logo: &app.logo,
             time: app.updated_at,
             creation_time: app.created_at,
-            token_endpoint_auth_method: app.policy.auth_method.as_str(),
-            grant_types: app.policy.grant_types.iter().map(|g| g.as_str()).collect(),
-            scope: app.policy.scope.to_string(),
-            id_token_signed_response_alg: app.policy.id_token_alg.as_str(),
-            redirect_uris: app.policy.redirect_uris.clone(),
-            post_logout_redirect_uris: app.policy.post_logout_redirect_uris.clone(),
-            resources: app.policy.resources.clone(),
-            backchannel_logout_uri: app.policy.backchannel_logout_uri.clone(),
-            backchannel_logout_session_required: app.policy.backchannel_logout_session_required,
+            redirect_uris: &policy.redirect_uris,
+            post_logout_redirect_uris: &policy.post_logout_redirect_uris,
+            token_endpoint_auth_method: policy.auth_method.as_str(),
+            grant_types: &policy.grant_types,
+            scope: &policy.scope,
+            id_token_signed_response_alg: policy.id_token_alg.as_str(),
+            resources: &policy.resources,
+            backchannel_logout_uri: policy.backchannel_logout_uri.as_deref(),
+            backchannel_logout_session_required: policy.backchannel_logout_session_required,
         }
     }
 }
@@ -104,15 +124,29 @@ impl From<App> for AppBody {
 /// A list of apps.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Apps)]
-struct AppsBody {
-    apps: Vec<AppBody>,
+struct AppsBody<'a> {
+    apps: Vec<AppBody<'a>>,
 }
 
-impl AppsBody {
-    fn of(apps: Vec<App>) -> Json<Self> {
-        Json(Self {
-            apps: apps.into_iter().map(AppBody::from).collect(),
-        })
+impl AppsBody<'_> {
+    /// The JSON answer listing `apps`.
+    fn of<'a>(apps: impl IntoIterator<Item = &'a App>) -> Response {
+        let apps: Vec<AppBody> = apps.into_iter().map(AppBody::from).collect();
+        let capacity = APP_JSON_BYTES * apps.len().max(1);
+        json_answer(&AppsBody { apps }, capacity)
+    }
+}
+
+/// About the size of one app's JSON with a redirect URI or two.
+const APP_JSON_BYTES: usize = 640;
+
+/// `value` as a JSON answer, written into one buffer of `capacity` bytes: axum's `Json` starts
+/// at 128 bytes and grows, copying, three times for a single app.
+fn json_answer<T: Serialize>(value: &T, capacity: usize) -> Response {
+    let mut buffer = Vec::with_capacity(capacity);
+    match serde_json::to_writer(&mut buffer, value) {
+        Ok(()) => ([(header::CONTENT_TYPE, "application/json")], buffer).into_response(),
+        Err(err) => AppError::internal(err).into_response(),
     }
 }
 
@@ -211,11 +245,11 @@ async fn list(
         None => None,
         Some(text) => match UserId::parse(text) {
             Some(id) => Some(id),
-            None => return Ok(AppsBody::of(Vec::new())),
+            None => return Ok(AppsBody::of([])),
         },
     };
     let (found, _) = apps::list_apps(&state, &principal, creator.as_ref(), None, page).await?;
-    Ok(AppsBody::of(found))
+    Ok(AppsBody::of(&found))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -242,7 +276,8 @@ async fn by_ids(
         .filter(|id| !id.is_empty())
         .map(str::to_string)
         .collect();
-    Ok(AppsBody::of(apps::apps_by_ids(&state, &ids).await?))
+    let found = apps::apps_by_ids(&state, &ids).await?;
+    Ok(AppsBody::of(found.iter().map(|app| &**app)))
 }
 
 #[utoipa::path(get, path = "/app/id/{clientid}", operation_id = "getApp", tag = "apps",
@@ -251,9 +286,10 @@ async fn by_ids(
         (status = 200, description = "The app", body = AppBody),
         (status = 404, description = "No such app", body = ApiErrorBody),
     ))]
-async fn get_one(State(state): State<AppState>, ApiPath(id): ApiPath) -> AppResult<Json<AppBody>> {
+async fn get_one(State(state): State<AppState>, ApiPath(id): ApiPath) -> AppResult<Response> {
     let client_id = client_id(&id, "app")?;
-    Ok(Json(apps::get_app(&state, &client_id).await?.into()))
+    let app = apps::get_app(&state, &client_id).await?;
+    Ok(json_answer(&AppBody::from(&*app), APP_JSON_BYTES))
 }
 
 #[utoipa::path(post, path = "/app", operation_id = "createApp", tag = "apps", request_body = AppRequest,

@@ -24,12 +24,16 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
     let management = OpenApiRouter::new()
         .merge(apps::routes())
         .merge(connections::routes());
-    let mut management = openapi::refuses_control_characters(management, "ApiErrorBody")
-        .layer(middleware::from_fn(refuse_control_characters))
-        .layer(DefaultBodyLimit::max(extract::JSON_BODY_LIMIT));
-    if let Some(cors) = crate::edge::cors::management(&state.config) {
-        management = management.layer(cors);
-    }
+    let management = openapi::refuses_control_characters(management, "ApiErrorBody");
+    // One `layer` call per router (see `crate::app`), outermost first.
+    let guards = (
+        DefaultBodyLimit::max(extract::JSON_BODY_LIMIT),
+        middleware::from_fn(refuse_control_characters),
+    );
+    let management = match crate::edge::cors::management(&state.config) {
+        Some(cors) => management.layer((cors, guards)),
+        None => management.layer(guards),
+    };
     OpenApiRouter::new()
         .merge(management)
         .merge(crate::oidc::routes(state))

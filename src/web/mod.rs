@@ -48,9 +48,12 @@ pub fn routes() -> Router<AppState> {
         .route("/oauth/authorize", get(authorize_get).post(authorize_post))
         .route("/oauth/logout", get(logout::confirm).post(logout::sign_out))
         .route("/oauth/style.css", get(stylesheet))
-        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
-        .layer(middleware::from_fn(refuse_control_characters))
-        .layer(middleware::from_fn(pages::fill_in_headers))
+        // One `layer` call (see `crate::app`), outermost first.
+        .layer((
+            middleware::from_fn(pages::fill_in_headers),
+            middleware::from_fn(refuse_control_characters),
+            DefaultBodyLimit::max(MAX_FORM_BYTES),
+        ))
 }
 
 /// A URL with a control character gets a 400 page naming the field.

@@ -45,21 +45,26 @@ pub(crate) type AppCache = Cache<ClientId, Option<Arc<AppRecord>>>;
 /// announcement be lost.
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
 
-/// An app as the services use it: its row, its policy (parsed once), and its secrets, read
-/// the first time the token endpoint needs them (public look-ups never do).
+/// An app as the services use it: its row, its policy (parsed once), the app as transports
+/// show it (built once, so that a cached look-up copies nothing), and its secrets, read the
+/// first time the token endpoint needs them (public look-ups never do).
 pub(crate) struct AppRecord {
     /// The stored row.
     pub row: apps::Model,
     /// What the app is allowed.
     pub policy: Arc<ClientPolicy>,
+    /// The app as transports see it.
+    shown: Arc<App>,
     /// Its secrets (digests), once read.
     secrets: tokio::sync::OnceCell<Vec<SecretRecord>>,
 }
 
 impl AppRecord {
     fn new(row: apps::Model) -> Self {
+        let policy = Arc::new(policy_of(&row));
         Self {
-            policy: Arc::new(policy_of(&row)),
+            shown: Arc::new(shown(&row, policy.clone())),
+            policy,
             row,
             secrets: tokio::sync::OnceCell::new(),
         }
@@ -81,18 +86,26 @@ impl AppRecord {
     }
 
     /// The app as transports see it.
-    pub fn app(&self) -> App {
-        let row = &self.row;
-        App {
-            client_id: ClientId::from_trusted(row.client_id.clone()),
-            name: row.name.clone(),
-            url: row.url.clone(),
-            logo: row.logo.clone(),
-            creator_id: row.creator_id.clone().map(UserId::from_trusted),
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            policy: self.policy.clone(),
-        }
+    pub fn app(&self) -> Arc<App> {
+        self.shown.clone()
+    }
+}
+
+/// The app a row holds, as transports see it, for a row just read or written.
+pub(crate) fn app_of(row: &apps::Model) -> App {
+    shown(row, Arc::new(policy_of(row)))
+}
+
+fn shown(row: &apps::Model, policy: Arc<ClientPolicy>) -> App {
+    App {
+        client_id: ClientId::from_trusted(row.client_id.clone()),
+        name: row.name.clone(),
+        url: row.url.clone(),
+        logo: row.logo.clone(),
+        creator_id: row.creator_id.clone().map(UserId::from_trusted),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        policy,
     }
 }
 
@@ -190,8 +203,8 @@ pub(crate) async fn record(
     Ok(found)
 }
 
-/// Public: one app by client id.
-pub async fn get_app(state: &AppState, client_id: &ClientId) -> AppResult<App> {
+/// Public: one app by client id (shared with the cache: a look-up copies nothing).
+pub async fn get_app(state: &AppState, client_id: &ClientId) -> AppResult<Arc<App>> {
     record(state, client_id)
         .await?
         .map(|record| record.app())
@@ -200,7 +213,7 @@ pub async fn get_app(state: &AppState, client_id: &ClientId) -> AppResult<App> {
 
 /// Public: apps by client id, in the order asked, unknown (or malformed) ids left out, each id
 /// at most once.
-pub async fn apps_by_ids(state: &AppState, client_ids: &[String]) -> AppResult<Vec<App>> {
+pub async fn apps_by_ids(state: &AppState, client_ids: &[String]) -> AppResult<Vec<Arc<App>>> {
     if client_ids.len() > MAX_BULK_IDS {
         return Err(AppError::invalid(format!(
             "ids: at most {MAX_BULK_IDS} client ids per request"
@@ -285,12 +298,7 @@ pub async fn list_apps(
     };
     let rows = query.limit(size + 1).all(&state.db).await?;
     let (rows, more) = split_page(rows, size);
-    Ok((
-        rows.into_iter()
-            .map(|row| AppRecord::new(row).app())
-            .collect(),
-        more,
-    ))
+    Ok((rows.into_iter().map(|row| app_of(&row)).collect(), more))
 }
 
 /// Rows strictly after `cursor` in (name, created_at, client_id) order.
@@ -412,7 +420,7 @@ pub async fn create_app(
     recorded.log();
     changes::announce(state, Change::App(&client_id)).await;
     Ok(AppWithSecret {
-        app: AppRecord::new(row).app(),
+        app: app_of(&row),
         client_secret,
     })
 }
@@ -465,7 +473,7 @@ pub async fn update_app(
     txn.commit().await?;
     recorded.log();
     changes::announce(state, Change::App(client_id)).await;
-    Ok(AppRecord::new(row).app())
+    Ok(app_of(&row))
 }
 
 /// The issuer is the audience of every user's access token whose grant names no resource: an
@@ -555,7 +563,7 @@ pub async fn upload_logo(
     txn.commit().await?;
     recorded.log();
     changes::announce(state, Change::App(client_id)).await;
-    Ok(AppRecord::new(row).app())
+    Ok(app_of(&row))
 }
 
 /// A logo as served: PNG bytes and their ETag.
@@ -591,7 +599,7 @@ pub async fn apps_by_ids_uncached(
     Ok(rows
         .into_iter()
         .map(|row| {
-            let app = AppRecord::new(row).app();
+            let app = app_of(&row);
             (app.client_id.clone(), app)
         })
         .collect())

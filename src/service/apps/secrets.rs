@@ -210,7 +210,7 @@ pub async fn rotate_secret(
     recorded.log();
     changes::announce(state, Change::App(client_id)).await;
     Ok(AppWithSecret {
-        app: AppRecord::new(row).app(),
+        app: super::app_of(&row),
         client_secret: Some(client_secret),
     })
 }
