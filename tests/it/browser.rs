@@ -12,8 +12,10 @@
 //! And GraphiQL: served from the binary, it boots under its `'self'`-only policy and loads the
 //! schema by introspection (`graphiql.png`).
 
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::time::Duration;
 
+use axum::extract::Query;
 use axum::http::Method;
 use axum::response::Html;
 use axum::routing::get;
@@ -36,20 +38,18 @@ async fn open_browser(driver: &ChromeDriver) -> Client {
     open_browser_with(driver, &[], false).await
 }
 
-/// Waits until the browser is on the relying party's callback and returns its query.
-async fn landed_on_callback(
-    browser: &Client,
-    callback: &str,
-) -> std::collections::HashMap<String, String> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let url = browser.current_url().await.unwrap();
-        if url.as_str().starts_with(callback) {
-            return url.query_pairs().into_owned().collect();
-        }
-        assert!(Instant::now() < deadline, "still on {url}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// What the relying party's pages were asked for: the path and its query.
+type Landings = tokio::sync::mpsc::UnboundedReceiver<(String, HashMap<String, String>)>;
+
+/// Waits until the relying party's page at `path` is asked for (the browser landed there) and
+/// returns its query; fails at once if another of its pages was asked for first.
+async fn landed_on(landings: &mut Landings, path: &str) -> HashMap<String, String> {
+    let (landed, query) = tokio::time::timeout(Duration::from_secs(15), landings.recv())
+        .await
+        .unwrap_or_else(|_| panic!("the browser never reached {path}"))
+        .expect("the relying party is serving");
+    assert_eq!(landed, path, "{query:?}");
+    query
 }
 
 struct Request {
@@ -94,20 +94,23 @@ async fn a_person_signs_in_and_approves_in_a_real_browser() {
     let rp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let callback = format!("http://{}/callback", rp_listener.local_addr().unwrap());
     let signed_out = format!("http://{}/signed-out", rp_listener.local_addr().unwrap());
+    // Each page tells the test when the browser asks for it.
+    let (landed, mut landings) = tokio::sync::mpsc::unbounded_channel();
+    let page = |path: &'static str, text: &'static str| {
+        let landed = landed.clone();
+        get(
+            move |Query(query): Query<HashMap<String, String>>| async move {
+                let _ = landed.send((path.to_string(), query));
+                Html(format!("<!doctype html><title>RP</title><p>{text}</p>"))
+            },
+        )
+    };
     let rp_server = tokio::spawn(
         axum::serve(
             rp_listener,
             axum::Router::new()
-                .route(
-                    "/callback",
-                    get(|| async {
-                        Html("<!doctype html><title>RP</title><p>Back at the app.</p>")
-                    }),
-                )
-                .route(
-                    "/signed-out",
-                    get(|| async { Html("<!doctype html><title>RP</title><p>Signed out.</p>") }),
-                ),
+                .route("/callback", page("/callback", "Back at the app."))
+                .route("/signed-out", page("/signed-out", "Signed out.")),
         )
         .into_future(),
     );
@@ -196,7 +199,7 @@ async fn a_person_signs_in_and_approves_in_a_real_browser() {
     );
     save_screenshot(&browser, "consent.png").await;
     approve.click().await.unwrap();
-    let answer = landed_on_callback(&browser, &callback).await;
+    let answer = landed_on(&mut landings, "/callback").await;
     assert_eq!(&answer["state"], first.state.secret());
     assert_eq!(&answer["iss"], issuer);
     let tokens = rp
@@ -220,7 +223,7 @@ async fn a_person_signs_in_and_approves_in_a_real_browser() {
     // 2. Remembered consent: no page at all, straight back with a code.
     let second = authorization_request(&rp, None);
     browser.goto(second.url.as_str()).await.unwrap();
-    let answer = landed_on_callback(&browser, &callback).await;
+    let answer = landed_on(&mut landings, "/callback").await;
     assert_eq!(&answer["state"], second.state.secret());
     let tokens = rp
         .exchange_code(AuthorizationCode::new(answer["code"].clone()))
@@ -246,7 +249,7 @@ async fn a_person_signs_in_and_approves_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    let answer = landed_on_callback(&browser, &callback).await;
+    let answer = landed_on(&mut landings, "/callback").await;
     assert_eq!(answer["error"], "access_denied");
     assert_eq!(&answer["state"], third.state.secret());
     assert!(!answer.contains_key("code"));
@@ -281,13 +284,13 @@ async fn a_person_signs_in_and_approves_in_a_real_browser() {
     );
     save_screenshot(&browser, "logout.png").await;
     confirm.click().await.unwrap();
-    let answer = landed_on_callback(&browser, &signed_out).await;
+    let answer = landed_on(&mut landings, "/signed-out").await;
     assert_eq!(answer["state"], "bye-42");
 
     // 5. Signed out: a silent request finds nobody signed in.
     let fifth = authorization_request(&rp, Some(CoreAuthPrompt::None));
     browser.goto(fifth.url.as_str()).await.unwrap();
-    let answer = landed_on_callback(&browser, &callback).await;
+    let answer = landed_on(&mut landings, "/callback").await;
     assert_eq!(answer["error"], "login_required");
 
     browser.close().await.unwrap();

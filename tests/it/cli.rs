@@ -211,21 +211,25 @@ fn serve_ignores_service_links_serves_metrics_apart_and_stops_gracefully_on_sigt
         .env("IDGRAPH_PORT", "tcp://10.0.0.1:8080")
         .env("IDGRAPH_SERVICE_HOST", "10.0.0.1")
         .env("IDGRAPH_LOG_FORMAT", "json")
-        .env("RUST_LOG", "warn,audit=info")
+        // `idgraph::cli=info` for the "metrics listening" line: both listeners are bound.
+        .env("RUST_LOG", "warn,audit=info,idgraph::cli=info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // The server's output, line by line, read on a thread so that a silent server fails the
+    // test at a deadline instead of hanging it.
+    let (line_tx, line_rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     let mut logged = Vec::new();
-    let password_line = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|line| {
-            logged.push(line.clone());
-            line.contains("Password (shown once)")
-        })
-        .expect("the admin password is printed");
+    let password_line = line_with(&line_rx, &mut logged, "Password (shown once)");
     assert!(password_line.split_whitespace().last().unwrap().len() >= 20);
     // The first user's creation went to the JSON log as an audit line, its target kept (so
     // that audit lines can be told apart), and the password never did.
@@ -237,15 +241,10 @@ fn serve_ignores_service_links_serves_metrics_apart_and_stops_gracefully_on_sigt
     let password = password_line.split_whitespace().last().unwrap();
     assert!(!audit_line.to_string().contains(password));
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let healthy = loop {
-        if let Some(response) = http_get(port, "/healthz") {
-            break response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200");
-        }
-        assert!(Instant::now() < deadline, "server did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(healthy);
+    // Logged once both listeners are bound: from then on a connection waits to be accepted.
+    line_with(&line_rx, &mut logged, "metrics listening");
+    let health = http_get(port, "/healthz").expect("the server answers");
+    assert!(status_line(&health).contains(" 200 "), "{health}");
     let public = http_get(port, "/metrics").unwrap();
     assert!(status_line(&public).contains(" 404 "), "{public}");
     let metrics = http_get(metrics_port, "/metrics").expect("the metrics listener answers");
@@ -262,17 +261,16 @@ fn serve_ignores_service_links_serves_metrics_apart_and_stops_gracefully_on_sigt
         .status()
         .unwrap();
     assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let (exit_tx, exit_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || exit_tx.send(child.wait()));
+    let status = exit_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("server did not stop on SIGTERM")
+        .unwrap();
     assert!(status.success(), "{status:?}");
     let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    std::io::Read::read_to_string(&mut stderr_pipe, &mut stderr).unwrap();
     let warnings: Vec<&str> = stderr
         .lines()
         .filter(|line| line.contains("not settings"))
@@ -282,6 +280,28 @@ fn serve_ignores_service_links_serves_metrics_apart_and_stops_gracefully_on_sigt
         warnings[0].contains("IDGRAPH_PORT") && warnings[0].contains("IDGRAPH_SERVICE_HOST"),
         "{stderr}"
     );
+}
+
+/// The next line the server prints that contains `text`, each line read kept in `logged`; fails
+/// when none comes within 30 s.
+fn line_with(
+    lines: &std::sync::mpsc::Receiver<String>,
+    logged: &mut Vec<String>,
+    text: &str,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                logged.push(line.clone());
+                if line.contains(text) {
+                    return line;
+                }
+            }
+            Err(err) => panic!("no line with {text:?} ({err}); printed: {logged:?}"),
+        }
+    }
 }
 
 /// Runs `idgraph` with `args` in `dir`, writing `stdin` to it.
