@@ -19,8 +19,8 @@
 //! rotating a refresh token (each one `UPDATE … RETURNING` that must win exactly once,
 //! [`Writer::update_returning`]), recording a consent (an upsert and an insert that take
 //! effect together or not at all, [`Writer::all_or_nothing`], kept apart from the rest of its
-//! group by a savepoint), and revoking a grant (two statements with `RETURNING`, each atomic on
-//! its own, [`Writer::returned_rows`]). PostgreSQL keeps its pool (its writers queue on row
+//! group by a savepoint), and revoking a grant (remembering its app for the browser session's
+//! logout and deleting it, together, [`Writer::together`]). PostgreSQL keeps its pool (its writers queue on row
 //! locks, without sleeping), and so does SQLite in memory, which a connection of the writer's
 //! own could not share: see [`Writer::pool`].
 //!
@@ -68,6 +68,9 @@ enum Job {
     /// Statements that all take effect or none does; answered with whether they did (each
     /// changed a row).
     AllOrNothing(Vec<Statement>, Answer<bool>),
+    /// Statements that take effect together, whatever each changes; answered with how many
+    /// rows each changed.
+    Together(Vec<Statement>, Answer<Vec<usize>>),
 }
 
 impl Job {
@@ -76,6 +79,7 @@ impl Job {
         match self {
             Job::Returning(_, to) => to.is_closed(),
             Job::AllOrNothing(_, to) => to.is_closed(),
+            Job::Together(_, to) => to.is_closed(),
         }
     }
 
@@ -84,6 +88,7 @@ impl Job {
         match self {
             Job::Returning(_, to) => tell(to, err),
             Job::AllOrNothing(_, to) => tell(to, err),
+            Job::Together(_, to) => tell(to, err),
         }
     }
 }
@@ -92,6 +97,7 @@ impl Job {
 enum Held {
     Rows(Answer<Vec<Row>>, rusqlite::Result<Vec<Row>>),
     Changed(Answer<bool>, rusqlite::Result<bool>),
+    Counts(Answer<Vec<usize>>, rusqlite::Result<Vec<usize>>),
 }
 
 impl Held {
@@ -100,6 +106,7 @@ impl Held {
         match self {
             Held::Rows(to, rows) => answer(to, rows),
             Held::Changed(to, changed) => answer(to, changed),
+            Held::Counts(to, counts) => answer(to, counts),
         }
     }
 
@@ -108,6 +115,7 @@ impl Held {
         match self {
             Held::Rows(to, _) => tell(to, err),
             Held::Changed(to, _) => tell(to, err),
+            Held::Counts(to, _) => tell(to, err),
         }
     }
 }
@@ -238,25 +246,27 @@ impl Writer {
         rows.iter().map(E::Model::from_row).collect()
     }
 
-    /// Runs `statement` (a write with a `RETURNING` clause, built for the database it runs on)
-    /// atomic on its own, as under autocommit, and gives how many rows it returned, committed.
-    /// On the writer thread when there is one, else on `db`.
-    pub async fn returned_rows(
+    /// Runs `statements` in order, as one: all of them take effect or none does (a statement
+    /// that fails undoes the ones before it), whatever rows each changes; how many each changed,
+    /// committed. On the writer thread when there is one, else in a transaction of its own on
+    /// `db`. Statements built for another database than the one they would run on are refused
+    /// before any runs.
+    pub async fn together(
         &self,
         db: &DatabaseConnection,
-        statement: Statement,
-    ) -> Result<usize, DbErr> {
+        statements: Vec<Statement>,
+    ) -> Result<Vec<usize>, DbErr> {
+        self.refuse_foreign(db, &statements)?;
         let Some(queue) = &self.queue else {
-            return Ok(db.query_all_raw(statement).await?.len());
+            let txn = db.begin().await?;
+            let mut counts = Vec::with_capacity(statements.len());
+            for statement in statements {
+                counts.push(txn.execute_raw(statement).await?.rows_affected() as usize);
+            }
+            txn.commit().await?;
+            return Ok(counts);
         };
-        if statement.db_backend != DbBackend::Sqlite {
-            return Err(DbErr::Custom(format!(
-                "a statement built for {:?} cannot run on the SQLite writer: {}",
-                statement.db_backend, statement.sql
-            )));
-        }
-        let rows = send(queue, &self.waiting, |to| Job::Returning(statement, to)).await?;
-        Ok(rows.len())
+        send(queue, &self.waiting, |to| Job::Together(statements, to)).await
     }
 
     /// Runs `statements` in order, as one: all of them take effect or none does. `Ok(true)` once
@@ -272,16 +282,7 @@ impl Writer {
         db: &DatabaseConnection,
         statements: Vec<Statement>,
     ) -> Result<bool, DbErr> {
-        let runs_on = match self.queue {
-            Some(_) => DbBackend::Sqlite,
-            None => db.get_database_backend(),
-        };
-        if let Some(foreign) = statements.iter().find(|s| s.db_backend != runs_on) {
-            return Err(DbErr::Custom(format!(
-                "a statement built for {:?} cannot run on {runs_on:?}: {}",
-                foreign.db_backend, foreign.sql
-            )));
-        }
+        self.refuse_foreign(db, &statements)?;
         let Some(queue) = &self.queue else {
             let txn = db.begin().await?;
             for statement in statements {
@@ -293,6 +294,26 @@ impl Writer {
             return Ok(true);
         };
         send(queue, &self.waiting, |to| Job::AllOrNothing(statements, to)).await
+    }
+
+    /// Refuses statements built for another database than the one they would run on (SQLite's
+    /// syntax on PostgreSQL's pool), before any runs.
+    fn refuse_foreign(
+        &self,
+        db: &DatabaseConnection,
+        statements: &[Statement],
+    ) -> Result<(), DbErr> {
+        let runs_on = match self.queue {
+            Some(_) => DbBackend::Sqlite,
+            None => db.get_database_backend(),
+        };
+        match statements.iter().find(|s| s.db_backend != runs_on) {
+            Some(foreign) => Err(DbErr::Custom(format!(
+                "a statement built for {:?} cannot run on {runs_on:?}: {}",
+                foreign.db_backend, foreign.sql
+            ))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -426,46 +447,70 @@ fn run_job(connection: &Connection, job: Job, ran: &mut usize) -> Result<Held, r
                 rows => Ok(Held::Rows(to, rows)),
             }
         }
-        Job::AllOrNothing(statements, to) => match all_or_nothing(connection, &statements, ran) {
-            Ok(Err(err)) if connection.is_autocommit() => {
-                tell(to, &err);
-                Err(err)
+        Job::AllOrNothing(statements, to) => {
+            let outcome = savepointed(connection, &statements, ran, |changed| changed > 0);
+            match outcome {
+                Ok(Err(err)) if connection.is_autocommit() => {
+                    tell(to, &err);
+                    Err(err)
+                }
+                Ok(counts) => Ok(Held::Changed(to, counts.map(|kept| kept.is_some()))),
+                Err(err) => {
+                    tell(to, &err);
+                    Err(err)
+                }
             }
-            Ok(changed) => Ok(Held::Changed(to, changed)),
-            Err(err) => {
-                tell(to, &err);
-                Err(err)
+        }
+        Job::Together(statements, to) => {
+            match savepointed(connection, &statements, ran, |_| true) {
+                Ok(Err(err)) if connection.is_autocommit() => {
+                    tell(to, &err);
+                    Err(err)
+                }
+                Ok(counts) => Ok(Held::Counts(to, counts.map(Option::unwrap_or_default))),
+                Err(err) => {
+                    tell(to, &err);
+                    Err(err)
+                }
             }
-        },
+        }
     }
 }
 
-/// Runs `statements` between a savepoint and its release, undoing them all when one fails or
-/// changes no row (`Ok(Ok(false))`); counts in `ran` the statements it ran. `Err` when the
+/// Runs `statements` in order between a savepoint and its release, counting in `ran` the
+/// statements it ran: how many rows each changed (`Ok(Ok(Some))`), or `Ok(Ok(None))` when one
+/// changed a number of rows `keep` refuses (all-or-nothing's "changed no row"), which undoes
+/// them all and skips the rest, as a statement that fails does (`Ok(Err)`). `Err` when the
 /// savepoint could not be ended, which leaves the group's transaction in doubt.
-fn all_or_nothing(
+fn savepointed(
     connection: &Connection,
     statements: &[Statement],
     ran: &mut usize,
-) -> rusqlite::Result<rusqlite::Result<bool>> {
-    connection.execute_batch("SAVEPOINT all_or_nothing")?;
+    keep: impl Fn(usize) -> bool,
+) -> rusqlite::Result<rusqlite::Result<Option<Vec<usize>>>> {
+    connection.execute_batch("SAVEPOINT job")?;
+    let mut counts = Vec::with_capacity(statements.len());
     let mut outcome = Ok(true);
     for statement in statements {
         *ran += 1;
-        outcome = execute(connection, statement).map(|changed| changed > 0);
+        outcome = execute(connection, statement).map(|changed| {
+            counts.push(changed);
+            keep(changed)
+        });
         if !matches!(outcome, Ok(true)) {
             break;
         }
     }
     if connection.is_autocommit() {
-        return Ok(outcome); // SQLite abandoned the transaction, savepoint and all
+        // SQLite abandoned the transaction, savepoint and all.
+        return Ok(outcome.map(|kept| kept.then_some(counts)));
     }
     let end = match outcome {
-        Ok(true) => "RELEASE all_or_nothing",
-        _ => "ROLLBACK TO all_or_nothing; RELEASE all_or_nothing",
+        Ok(true) => "RELEASE job",
+        _ => "ROLLBACK TO job; RELEASE job",
     };
     connection.execute_batch(end)?;
-    Ok(outcome)
+    Ok(outcome.map(|kept| kept.then_some(counts)))
 }
 
 /// Tells every caller of `held` and `queued` that its work did not commit (whatever the reason,
@@ -620,6 +665,16 @@ mod tests {
         (Job::AllOrNothing(statements, to), answer)
     }
 
+    /// Work of `(sql, id)` statements that take effect together.
+    fn together(statements: &[(&str, &str)]) -> (Job, Answered<Vec<usize>>) {
+        let (to, answer) = oneshot::channel();
+        let statements = statements
+            .iter()
+            .map(|(sql, id)| statement(sql, id))
+            .collect();
+        (Job::Together(statements, to), answer)
+    }
+
     /// Commits `group`; how many statements ran.
     fn commit(connection: &Connection, group: Vec<Job>) -> usize {
         let ran = AtomicUsize::new(0);
@@ -755,6 +810,28 @@ mod tests {
     }
 
     #[test]
+    fn work_done_together_runs_every_statement_and_is_undone_whole_when_one_fails() {
+        let (_dir, connection) = database();
+        // A statement that changes nothing does not stop the work (unlike all-or-nothing).
+        let (counted, mut counted_answer) = together(&[
+            ("UPDATE t SET n = n + 1 WHERE id = ?", "no such row"),
+            ("UPDATE t SET n = n + 1 WHERE id = ?", "a"),
+        ]);
+        // The second statement breaks the CHECK: the first is undone with it.
+        let (failed, mut failed_answer) = together(&[
+            ("UPDATE t SET n = n + 5 WHERE id = ?", "b"),
+            ("UPDATE t SET n = n - 9 WHERE id = ?", "a"),
+        ]);
+        let (next, next_answer) = job(ADD_ONE, "b");
+        assert_eq!(commit(&connection, vec![counted, failed, next]), 2 + 2 + 1);
+        assert_eq!(counted_answer.try_recv().unwrap().unwrap(), vec![0, 1]);
+        let refused = failed_answer.try_recv().unwrap().unwrap_err().to_string();
+        assert!(refused.contains("CHECK constraint failed"), "{refused}");
+        assert_eq!(answered(next_answer).unwrap(), 1);
+        assert_eq!((n_of(&connection, "a"), n_of(&connection, "b")), (1, 1));
+    }
+
+    #[test]
     fn a_panic_fails_its_group_and_the_writer_goes_on_with_the_next() {
         let (dir, connection) = database();
         let (queue, jobs) = mpsc::channel();
@@ -840,5 +917,19 @@ mod tests {
             "{refused}"
         );
         assert_eq!((n_of(&connection, "a"), n_of(&connection, "b")), (1, 1));
+        // Work done together: every statement runs, or none takes effect.
+        let counts = writer
+            .together(&db, vec![add_one("no such row"), add_one("b")])
+            .await
+            .unwrap();
+        assert_eq!(counts, vec![0, 1]);
+        let minus_nine = statement("UPDATE t SET n = n - 9 WHERE id = ?", "a");
+        assert!(
+            writer
+                .together(&db, vec![add_one("b"), minus_nine])
+                .await
+                .is_err()
+        );
+        assert_eq!((n_of(&connection, "a"), n_of(&connection, "b")), (1, 2));
     }
 }

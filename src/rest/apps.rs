@@ -132,13 +132,20 @@ impl AppsBody<'_> {
     /// The JSON answer listing `apps`.
     fn of<'a>(apps: impl IntoIterator<Item = &'a App>) -> Response {
         let apps: Vec<AppBody> = apps.into_iter().map(AppBody::from).collect();
-        let capacity = APP_JSON_BYTES * apps.len().max(1);
+        let capacity = apps.iter().map(AppBody::capacity).sum();
         json_answer(&AppsBody { apps }, capacity)
     }
 }
 
-/// About the size of one app's JSON with a redirect URI or two.
+/// About the size of one app's JSON with a redirect URI or two, without its logo.
 const APP_JSON_BYTES: usize = 640;
+
+impl AppBody<'_> {
+    /// About how long its JSON is: a buffer of this size rarely grows.
+    fn capacity(&self) -> usize {
+        APP_JSON_BYTES + self.logo.len()
+    }
+}
 
 /// `value` as a JSON answer, written into one buffer of `capacity` bytes: axum's `Json` starts
 /// at 128 bytes and grows, copying, three times for a single app.
@@ -289,7 +296,8 @@ async fn by_ids(
 async fn get_one(State(state): State<AppState>, ApiPath(id): ApiPath) -> AppResult<Response> {
     let client_id = client_id(&id, "app")?;
     let app = apps::get_app(&state, &client_id).await?;
-    Ok(json_answer(&AppBody::from(&*app), APP_JSON_BYTES))
+    let body = AppBody::from(&*app);
+    Ok(json_answer(&body, body.capacity()))
 }
 
 #[utoipa::path(post, path = "/app", operation_id = "createApp", tag = "apps", request_body = AppRequest,

@@ -227,28 +227,29 @@ pub(crate) async fn end_grant_announced(
         }
         ended
     } else {
-        // Two writes, each atomic on its own and queued on SQLite's writer: the app is
-        // remembered first, from the grant as it still is, then the grant is deleted. A
-        // sign-out between the two finds both (and owes the app one logout token); a failure
-        // between them leaves the grant in place, to be revoked again, and at most a row the
-        // sweep removes. (Not one transaction: on SQLite's pool it would hold the write lock
-        // across four round trips, and revocations would queue behind it.)
+        // Two statements that take effect together, queued on SQLite's writer as one job:
+        // the app is remembered from the grant as it still is, then the grant is deleted, so a
+        // sign-out that finds the grant gone finds the app owed a logout token. (On SQLite's
+        // pool a transaction would hold the write lock across round trips, and revocations
+        // would queue behind it; the writer thread holds it anyway, for the whole group.)
         let remember = Statement::from_sql_and_values(
             DbBackend::Sqlite,
             "INSERT OR IGNORE INTO session_apps (sid, client_id, user_id) \
              SELECT g.sid, g.client_id, g.user_id FROM grants g \
              WHERE g.id = ? AND g.sid IS NOT NULL AND g.code_used_at IS NOT NULL AND EXISTS \
-                 (SELECT 1 FROM browser_sessions b WHERE b.sid = g.sid AND b.expires_at > ?) \
-             RETURNING sid",
+                 (SELECT 1 FROM browser_sessions b WHERE b.sid = g.sid AND b.expires_at > ?)",
             [grant_id.into(), now.into()],
         );
-        state.writer.returned_rows(&state.db, remember).await?;
         let delete = Statement::from_sql_and_values(
             DbBackend::Sqlite,
-            "DELETE FROM grants WHERE id = ? RETURNING id",
+            "DELETE FROM grants WHERE id = ?",
             [grant_id.into()],
         );
-        state.writer.returned_rows(&state.db, delete).await? > 0
+        let changed = state
+            .writer
+            .together(&state.db, vec![remember, delete])
+            .await?;
+        changed.last().is_some_and(|&deleted| deleted > 0)
     };
     if ended {
         state.caches().forget(&payload);
