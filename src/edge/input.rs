@@ -3,7 +3,15 @@
 //! own shape (a JSON envelope, an RFC 6749 error, an error page), always a 400 that names the
 //! field, and the same on both stores.
 
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::task::{Context, Poll};
+
+use axum::extract::Request;
 use axum::http::Uri;
+use axum::response::Response;
+use futures_util::future::Either;
+use tower::{Layer, Service};
 use url::form_urlencoded;
 
 pub use crate::domain::text::{nul_in_json, printable};
@@ -49,6 +57,51 @@ fn percent_decoded(bytes: &[u8]) -> impl Iterator<Item = u8> + '_ {
             Some(byte)
         }
     })
+}
+
+/// A layer that refuses a URL holding a control character (see [`control_in_uri`]) before the
+/// request goes further, with the answer its transport gives the refusal's message. A layer of
+/// its own rather than `axum::middleware::from_fn`, which boxes the service behind it on every
+/// request: every request to every route passes here.
+#[derive(Clone, Copy)]
+pub struct RefuseControlCharacters(pub fn(&str) -> Response);
+
+impl<S> Layer<S> for RefuseControlCharacters {
+    type Service = Refusing<S>;
+
+    fn layer(&self, inner: S) -> Refusing<S> {
+        Refusing {
+            inner,
+            answer: self.0,
+        }
+    }
+}
+
+/// The service [`RefuseControlCharacters`] puts in front of `S`.
+#[derive(Clone)]
+pub struct Refusing<S> {
+    inner: S,
+    answer: fn(&str) -> Response,
+}
+
+impl<S> Service<Request> for Refusing<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        match control_in_uri(request.uri()) {
+            Some(field) => Either::Left(ready(Ok((self.answer)(&refusal(&field))))),
+            None => Either::Right(self.inner.call(request)),
+        }
+    }
 }
 
 /// The message of a refusal.

@@ -10,7 +10,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 
 use crate::edge::auth::bearer_token;
 use crate::edge::cors;
-use crate::edge::input::{control_in_uri, refusal};
+use crate::edge::input::RefuseControlCharacters;
 use crate::edge::openapi::{self, ProtocolErrorBody, UserinfoForm};
 use crate::error::{AppError, AppResult};
 use crate::service::{AppState, apps, tokens};
@@ -34,14 +34,14 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(lifecycle::revoke).map(|post| post.fallback(token::method_not_allowed)))
         // One `layer` call per route (see `crate::app`), outermost first.
         .layer((
-            middleware::from_fn(refuse_control_characters),
+            RefuseControlCharacters(refusal_answer),
             middleware::from_fn_with_state(state.clone(), cors::app_preflight),
         ));
     let protocol = OpenApiRouter::new()
         .routes(routes!(jwks))
         .routes(routes!(discovery))
         .routes(routes!(lifecycle::introspect).map(|post| post.fallback(token::method_not_allowed)))
-        .layer(middleware::from_fn(refuse_control_characters))
+        .layer(RefuseControlCharacters(refusal_answer))
         .merge(called_by_apps);
     openapi::refuses_control_characters(protocol, "ProtocolErrorBody")
 }
@@ -86,11 +86,8 @@ pub(crate) fn no_store(mut response: Response) -> Response {
 }
 
 /// A URL with a control character gets a 400 `invalid_request` naming the field.
-async fn refuse_control_characters(request: Request, next: Next) -> Response {
-    match control_in_uri(request.uri()) {
-        Some(field) => protocol_error(StatusCode::BAD_REQUEST, "invalid_request", &refusal(&field)),
-        None => next.run(request).await,
-    }
+fn refusal_answer(message: &str) -> Response {
+    protocol_error(StatusCode::BAD_REQUEST, "invalid_request", message)
 }
 
 /// `GET /api/oauth/jwks`: every published public signing key with its `kid`.

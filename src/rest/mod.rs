@@ -2,10 +2,9 @@
 //! the committed `openapi.json`), with the `{"code","message"}` error envelope, plus the health
 //! probes.
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -13,7 +12,7 @@ mod apps;
 mod connections;
 pub mod extract;
 
-use crate::edge::input::{control_in_uri, refusal};
+use crate::edge::input::RefuseControlCharacters;
 use crate::edge::openapi;
 use crate::error::AppError;
 use crate::service::AppState;
@@ -28,7 +27,7 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
     // One `layer` call per router (see `crate::app`), outermost first.
     let guards = (
         DefaultBodyLimit::max(extract::JSON_BODY_LIMIT),
-        middleware::from_fn(refuse_control_characters),
+        RefuseControlCharacters(|message| AppError::invalid(message).into_response()),
     );
     let management = match crate::edge::cors::management(&state.config) {
         Some(cors) => management.layer((cors, guards)),
@@ -39,14 +38,6 @@ pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(crate::oidc::routes(state))
         .routes(routes!(openapi::serve))
         .fallback(|| async { AppError::NotFound("route") })
-}
-
-/// A URL with a control character gets a 400 naming the field.
-async fn refuse_control_characters(request: Request, next: Next) -> Response {
-    match control_in_uri(request.uri()) {
-        Some(field) => AppError::invalid(refusal(&field)).into_response(),
-        None => next.run(request).await,
-    }
 }
 
 /// `/healthz` and `/readyz`.

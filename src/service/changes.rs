@@ -229,9 +229,9 @@ pub(crate) async fn end_grant_announced(
     } else {
         // Two statements that take effect together, queued on SQLite's writer as one job:
         // the app is remembered from the grant as it still is, then the grant is deleted, so a
-        // sign-out that finds the grant gone finds the app owed a logout token. (On SQLite's
-        // pool a transaction would hold the write lock across round trips, and revocations
-        // would queue behind it; the writer thread holds it anyway, for the whole group.)
+        // sign-out that finds the grant gone finds the app owed a logout token. (The writer
+        // thread holds the write lock for its whole group anyway; only SQLite in memory, which
+        // has no writer thread, runs the two in a transaction on the pool.)
         let remember = Statement::from_sql_and_values(
             DbBackend::Sqlite,
             "INSERT OR IGNORE INTO session_apps (sid, client_id, user_id) \

@@ -13,10 +13,10 @@ mod admin;
 mod logout;
 pub mod pages;
 
-use axum::extract::{DefaultBodyLimit, FromRequestParts, RawQuery, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Form, Router};
@@ -25,7 +25,7 @@ use url::form_urlencoded;
 
 use crate::domain::authorize::AuthorizeParams;
 use crate::edge::ClientAddr;
-use crate::edge::input::{control_in_uri, refusal};
+use crate::edge::input::{RefuseControlCharacters, refusal};
 use crate::service::AppState;
 use crate::service::authorize::{
     self, AuthorizeView, CookieChange, Interaction, Outcome, SignInFailure,
@@ -51,19 +51,12 @@ pub fn routes() -> Router<AppState> {
         // One `layer` call (see `crate::app`), outermost first.
         .layer((
             middleware::from_fn(pages::fill_in_headers),
-            middleware::from_fn(refuse_control_characters),
+            RefuseControlCharacters(bad_request),
             DefaultBodyLimit::max(MAX_FORM_BYTES),
         ))
 }
 
-/// A URL with a control character gets a 400 page naming the field.
-async fn refuse_control_characters(request: Request, next: Next) -> Response {
-    match control_in_uri(request.uri()) {
-        Some(field) => bad_request(&refusal(&field)),
-        None => next.run(request).await,
-    }
-}
-
+/// A 400 page saying `text` (a URL with a control character gets one naming the field).
 fn bad_request(text: &str) -> Response {
     message(
         StatusCode::BAD_REQUEST,

@@ -25,7 +25,7 @@ use askama::Template;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
@@ -34,7 +34,7 @@ use serde::Deserialize;
 
 use crate::edge::ClientAddr;
 use crate::edge::auth::session_cookie;
-use crate::edge::input::{control_in_uri, refusal};
+use crate::edge::input::{RefuseControlCharacters, refusal};
 use crate::error::AppError;
 use crate::graphql::Schemas;
 use crate::metrics::SecurityEvent;
@@ -61,22 +61,14 @@ pub fn routes(schemas: Schemas) -> Router<AppState> {
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         // Last, so that the logo upload's larger limit is the only one on its route.
         .merge(apps::routes(DefaultBodyLimit::max(UPLOAD_BODY_LIMIT)))
-        .layer(middleware::from_fn(refuse_control_characters))
-        .layer(Extension(schemas))
-        // What the framework answers by itself (a method not allowed, a form over the limit)
-        // carries the pages' policy and headers too.
-        .layer(middleware::from_fn(super::pages::fill_in_headers))
-}
-
-async fn refuse_control_characters(request: Request, next: Next) -> Response {
-    match control_in_uri(request.uri()) {
-        Some(field) => message(
-            StatusCode::BAD_REQUEST,
-            "This request cannot be completed",
-            &refusal(&field),
-        ),
-        None => next.run(request).await,
-    }
+        // One `layer` call (see `crate::app`), outermost first. What the framework answers by
+        // itself (a method not allowed, a form over the limit) carries the pages' policy and
+        // headers too.
+        .layer((
+            middleware::from_fn(super::pages::fill_in_headers),
+            Extension(schemas),
+            RefuseControlCharacters(super::bad_request),
+        ))
 }
 
 /// The Content-Security-Policy of every console page: scripts, styles, images and requests from
