@@ -362,7 +362,7 @@ async fn send(state: &AppState, row: &logout_deliveries::Model) -> Try {
         Ok(None) => return Try::Drop("the app was deleted".into()),
         Err(err) => return Try::Again(format!("reading the app failed: {err}")),
     };
-    let Some(uri) = app.policy.backchannel_logout_uri.clone() else {
+    let Some(uri) = app.policy().backchannel_logout_uri.clone() else {
         return Try::Drop("the app no longer has a backchannel_logout_uri".into());
     };
     let now = state.clock.now();
@@ -376,7 +376,7 @@ async fn send(state: &AppState, row: &logout_deliveries::Model) -> Try {
         sid: row.sid.clone(),
         events: json!({ LOGOUT_EVENT: {} }),
     };
-    let alg = app.policy.id_token_alg;
+    let alg = app.policy().id_token_alg;
     let token = match state.keys.ring_signing(alg).await {
         Ok(ring) => match keys::signing(alg, move || ring.sign_logout(alg, &claims)).await {
             Ok(token) => token,

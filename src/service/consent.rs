@@ -96,7 +96,7 @@ pub async fn record(
     let Some(app) = apps::record(state, &request.client_id).await? else {
         return Err(AppError::NotFound("app"));
     };
-    let policy = &app.policy;
+    let policy = app.policy();
     if !policy.allows_grant(GrantType::AuthorizationCode) {
         return Err(AppError::invalid(
             "client_id: the app may not use the authorization code grant (unauthorized_client)",

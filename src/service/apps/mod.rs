@@ -45,27 +45,19 @@ pub(crate) type AppCache = Cache<ClientId, Option<Arc<AppRecord>>>;
 /// announcement be lost.
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
 
-/// An app as the services use it: its row, its policy (parsed once), the app as transports
-/// show it (built once, so that a cached look-up copies nothing), and its secrets, read the
-/// first time the token endpoint needs them (public look-ups never do).
+/// An app as the services use it: the app (its policy parsed once, shared with every look-up,
+/// so that a cached one copies nothing), and its secrets, read the first time the token
+/// endpoint needs them (public look-ups never do).
 pub(crate) struct AppRecord {
-    /// The stored row.
-    pub row: apps::Model,
-    /// What the app is allowed.
-    pub policy: Arc<ClientPolicy>,
-    /// The app as transports see it.
-    shown: Arc<App>,
+    app: Arc<App>,
     /// Its secrets (digests), once read.
     secrets: tokio::sync::OnceCell<Vec<SecretRecord>>,
 }
 
 impl AppRecord {
     fn new(row: apps::Model) -> Self {
-        let policy = Arc::new(policy_of(&row));
         Self {
-            shown: Arc::new(shown(&row, policy.clone())),
-            policy,
-            row,
+            app: Arc::new(app_of(&row)),
             secrets: tokio::sync::OnceCell::new(),
         }
     }
@@ -76,7 +68,7 @@ impl AppRecord {
             .secrets
             .get_or_try_init(|| async {
                 let rows = app_secrets::Entity::find()
-                    .filter(app_secrets::Column::ClientId.eq(self.row.client_id.as_str()))
+                    .filter(app_secrets::Column::ClientId.eq(self.app.client_id.as_str()))
                     .all(db)
                     .await?;
                 Ok::<_, AppError>(rows.into_iter().map(SecretRecord::from).collect())
@@ -85,18 +77,19 @@ impl AppRecord {
         Ok(secrets)
     }
 
-    /// The app as transports see it.
-    pub fn app(&self) -> Arc<App> {
-        self.shown.clone()
+    /// The app, as transports see it too.
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// What the app is allowed.
+    pub fn policy(&self) -> &ClientPolicy {
+        &self.app.policy
     }
 }
 
-/// The app a row holds, as transports see it, for a row just read or written.
+/// The app a row holds, as transports see it.
 pub(crate) fn app_of(row: &apps::Model) -> App {
-    shown(row, Arc::new(policy_of(row)))
-}
-
-fn shown(row: &apps::Model, policy: Arc<ClientPolicy>) -> App {
     App {
         client_id: ClientId::from_trusted(row.client_id.clone()),
         name: row.name.clone(),
@@ -105,7 +98,7 @@ fn shown(row: &apps::Model, policy: Arc<ClientPolicy>) -> App {
         creator_id: row.creator_id.clone().map(UserId::from_trusted),
         created_at: row.created_at,
         updated_at: row.updated_at,
-        policy,
+        policy: Arc::new(policy_of(row)),
     }
 }
 
@@ -207,7 +200,7 @@ pub(crate) async fn record(
 pub async fn get_app(state: &AppState, client_id: &ClientId) -> AppResult<Arc<App>> {
     record(state, client_id)
         .await?
-        .map(|record| record.app())
+        .map(|record| record.app().clone())
         .ok_or(AppError::NotFound("app"))
 }
 
@@ -244,7 +237,7 @@ pub async fn apps_by_ids(state: &AppState, client_ids: &[String]) -> AppResult<V
         let mut loaded: HashMap<String, Arc<AppRecord>> = load_records(&state.db, condition)
             .await?
             .into_iter()
-            .map(|record| (record.row.client_id.clone(), Arc::new(record)))
+            .map(|record| (record.app.client_id.to_string(), Arc::new(record)))
             .collect();
         for at in missing {
             let record = loaded.remove(asked[at].as_str());
@@ -255,7 +248,7 @@ pub async fn apps_by_ids(state: &AppState, client_ids: &[String]) -> AppResult<V
     Ok(found
         .into_iter()
         .flatten()
-        .map(|record| record.app())
+        .map(|record| record.app().clone())
         .collect())
 }
 
@@ -443,7 +436,7 @@ pub async fn update_app(
     .into_iter()
     .next()
     .ok_or(AppError::NotFound("app"))?;
-    let (fields, policy) = input.validate(Some(&current.policy))?;
+    let (fields, policy) = input.validate(Some(current.policy()))?;
     refuse_the_issuer_as_resource(state, &policy)?;
     ensure_signing_key(state, principal, &policy).await?;
     let now = state.clock.now();
@@ -614,7 +607,7 @@ pub async fn allows_origin(
 ) -> AppResult<bool> {
     Ok(record(state, client_id)
         .await?
-        .is_some_and(|record| record.policy.origins().contains(origin)))
+        .is_some_and(|record| record.policy().origins().contains(origin)))
 }
 
 /// Whether any app registers `origin` (a CORS preflight, which names no client yet).

@@ -298,7 +298,7 @@ pub(crate) async fn authenticate_client(
     let Some(app) = record(state, client_id).await? else {
         return Ok(None);
     };
-    if app.policy.auth_method != method {
+    if app.policy().auth_method != method {
         return Ok(None);
     }
     let Some(secret) = secret else {

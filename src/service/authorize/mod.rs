@@ -186,10 +186,10 @@ async fn decide(
 
 /// The app as pages show it.
 fn app_view(checked: &Checked) -> AppView {
-    let app = &checked.app.row;
+    let app = checked.app.app();
     AppView {
         name: app.name.clone(),
-        client_id: app.client_id.clone(),
+        client_id: app.client_id.to_string(),
         url: app.url.clone(),
         has_logo: !app.logo.is_empty(),
         client_origin: client_origin(&checked.request.redirect_uri),

@@ -59,11 +59,11 @@ pub(super) async fn check(
     let Some(redirect_uri) = params
         .redirect_uri
         .as_deref()
-        .filter(|uri| app.policy.redirect_for(uri).is_some())
+        .filter(|uri| app.policy().redirect_for(uri).is_some())
     else {
         return error("The redirect_uri is missing or is not one registered for this application.");
     };
-    let client_id = ClientId::from_trusted(app.row.client_id.clone());
+    let client_id = app.app().client_id.clone();
     let validated = AuthorizationRequest::validate(
         params,
         &client_id,
@@ -98,7 +98,7 @@ fn within_policy(
     app: &AppRecord,
     mut request: AuthorizationRequest,
 ) -> Result<AuthorizationRequest, RedirectError> {
-    if !app.policy.allows_grant(GrantType::AuthorizationCode) {
+    if !app.policy().allows_grant(GrantType::AuthorizationCode) {
         return Err(RedirectError::new(
             "unauthorized_client",
             "the app may not use the authorization code grant",
@@ -109,21 +109,21 @@ fn within_policy(
         .pkce
         .as_ref()
         .is_some_and(|pkce| pkce.method == PkceMethod::S256);
-    if app.policy.is_public() && !s256 {
+    if app.policy().is_public() && !s256 {
         return Err(RedirectError::new(
             "invalid_request",
             "a public client must send a code_challenge with code_challenge_method S256",
         ));
     }
     if let Some(resource) = &request.consent.resource
-        && !app.policy.may_name(resource)
+        && !app.policy().may_name(resource)
     {
         return Err(RedirectError::new(
             "invalid_target",
             "resource is not one of the resource servers registered for the app",
         ));
     }
-    request.consent.scopes = app.policy.narrow(&request.consent.scopes);
+    request.consent.scopes = app.policy().narrow(&request.consent.scopes);
     Ok(request)
 }
 
@@ -155,7 +155,7 @@ pub(super) async fn open(
             "The application is no longer registered here.".into(),
         )));
     };
-    if app.policy.redirect_for(&request.redirect_uri).is_none() {
+    if app.policy().redirect_for(&request.redirect_uri).is_none() {
         return Ok(Err(AuthorizeView::Error(
             "The redirect_uri is no longer registered for this application.".into(),
         )));

@@ -234,14 +234,14 @@ async fn check(state: &AppState, params: &EndSessionParams) -> AppResult<Result<
     };
     let registered = |uri: &str| {
         app.as_ref().is_some_and(|app| {
-            app.policy
+            app.policy()
                 .post_logout_redirect_uris
                 .iter()
                 .any(|r| r == uri)
         })
     };
     let mut after = AfterLogout {
-        app_name: app.as_ref().map(|app| app.row.name.clone()),
+        app_name: app.as_ref().map(|app| app.app().name.clone()),
         ..AfterLogout::default()
     };
     match params.post_logout_redirect_uri.as_deref() {

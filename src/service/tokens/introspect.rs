@@ -133,7 +133,7 @@ async fn access_token(
 async fn live(state: &AppState, claims: &AccessClaims) -> Result<bool, OAuthError> {
     let Some(gid) = &claims.gid else {
         let allowed = owner(state, claims).await?.is_some_and(|app| {
-            app.policy
+            app.policy()
                 .may_hold_app_token(&claims.aud, &state.config.issuer)
         });
         return Ok(allowed && live::unrevoked(state, &claims.jti).await?);
@@ -146,7 +146,7 @@ async fn live(state: &AppState, claims: &AccessClaims) -> Result<bool, OAuthErro
         return Ok(grant_live);
     }
     let owner = owner(state, claims).await?;
-    Ok(owner.is_some_and(|app| app.policy.may_name(&claims.aud)))
+    Ok(owner.is_some_and(|app| app.policy().may_name(&claims.aud)))
 }
 
 /// The app a token was issued to, while it is registered.

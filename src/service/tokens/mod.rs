@@ -171,22 +171,22 @@ pub struct Client(Arc<AppRecord>);
 impl Client {
     /// The client id.
     pub fn id(&self) -> &str {
-        &self.0.row.client_id
+        self.0.app().client_id.as_str()
     }
 
     /// What the app is allowed.
     fn policy(&self) -> &crate::domain::clients::ClientPolicy {
-        &self.0.policy
+        self.0.policy()
     }
 
     /// Whether `uri` is a redirect URI registered for the client.
     fn registered(&self, uri: &str) -> bool {
-        self.0.policy.redirect_for(uri).is_some()
+        self.0.policy().redirect_for(uri).is_some()
     }
 
     /// The grant, when the app may use it; `unauthorized_client` otherwise.
     pub fn may_use(&self, grant: GrantType) -> Result<(), OAuthError> {
-        if self.0.policy.allows_grant(grant) {
+        if self.0.policy().allows_grant(grant) {
             Ok(())
         } else {
             Err(OAuthError::UnauthorizedClient)
@@ -256,7 +256,7 @@ async fn issue(state: &AppState, what: Issue<'_>) -> Result<TokenResponse, OAuth
     if let Some(resource) = &grant.resource {
         access.aud.clone_from(resource);
     }
-    let id_alg = what.client.0.policy.id_token_alg;
+    let id_alg = what.client.0.policy().id_token_alg;
     let ring = state.keys.ring_signing(id_alg).await?;
     let id = IdClaims {
         iss: issuer.clone(),
