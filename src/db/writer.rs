@@ -65,12 +65,13 @@ type Answer<T> = oneshot::Sender<Result<T, DbErr>>;
 enum Job {
     /// One statement, atomic on its own as under autocommit; answered with its rows.
     Returning(Statement, Answer<Vec<Row>>),
-    /// Statements that all take effect or none does; answered with whether they did (each
-    /// changed a row).
-    AllOrNothing(Vec<Statement>, Answer<bool>),
-    /// Statements that take effect together, whatever each changes; answered with how many
-    /// rows each changed.
-    Together(Vec<Statement>, Answer<Vec<usize>>),
+    /// Statements that take effect together or not at all; answered with how many rows each
+    /// changed, or with `None` when `every_must_change` and one changed none (none took effect).
+    Together {
+        statements: Vec<Statement>,
+        every_must_change: bool,
+        to: Answer<Option<Vec<usize>>>,
+    },
 }
 
 impl Job {
@@ -78,8 +79,7 @@ impl Job {
     fn caller_gone(&self) -> bool {
         match self {
             Job::Returning(_, to) => to.is_closed(),
-            Job::AllOrNothing(_, to) => to.is_closed(),
-            Job::Together(_, to) => to.is_closed(),
+            Job::Together { to, .. } => to.is_closed(),
         }
     }
 
@@ -87,8 +87,7 @@ impl Job {
     fn fail(self, err: &rusqlite::Error) {
         match self {
             Job::Returning(_, to) => tell(to, err),
-            Job::AllOrNothing(_, to) => tell(to, err),
-            Job::Together(_, to) => tell(to, err),
+            Job::Together { to, .. } => tell(to, err),
         }
     }
 }
@@ -96,8 +95,10 @@ impl Job {
 /// A job that ran, its answer held until its group's transaction has ended.
 enum Held {
     Rows(Answer<Vec<Row>>, rusqlite::Result<Vec<Row>>),
-    Changed(Answer<bool>, rusqlite::Result<bool>),
-    Counts(Answer<Vec<usize>>, rusqlite::Result<Vec<usize>>),
+    Counts(
+        Answer<Option<Vec<usize>>>,
+        rusqlite::Result<Option<Vec<usize>>>,
+    ),
 }
 
 impl Held {
@@ -105,7 +106,6 @@ impl Held {
     fn send(self) {
         match self {
             Held::Rows(to, rows) => answer(to, rows),
-            Held::Changed(to, changed) => answer(to, changed),
             Held::Counts(to, counts) => answer(to, counts),
         }
     }
@@ -114,7 +114,6 @@ impl Held {
     fn fail(self, err: &rusqlite::Error) {
         match self {
             Held::Rows(to, _) => tell(to, err),
-            Held::Changed(to, _) => tell(to, err),
             Held::Counts(to, _) => tell(to, err),
         }
     }
@@ -256,17 +255,8 @@ impl Writer {
         db: &DatabaseConnection,
         statements: Vec<Statement>,
     ) -> Result<Vec<usize>, DbErr> {
-        self.refuse_foreign(db, &statements)?;
-        let Some(queue) = &self.queue else {
-            let txn = db.begin().await?;
-            let mut counts = Vec::with_capacity(statements.len());
-            for statement in statements {
-                counts.push(txn.execute_raw(statement).await?.rows_affected() as usize);
-            }
-            txn.commit().await?;
-            return Ok(counts);
-        };
-        send(queue, &self.waiting, |to| Job::Together(statements, to)).await
+        let counts = self.run_together(db, statements, false).await?;
+        Ok(counts.unwrap_or_default()) // always `Some` when no statement has to change a row
     }
 
     /// Runs `statements` in order, as one: all of them take effect or none does. `Ok(true)` once
@@ -282,18 +272,37 @@ impl Writer {
         db: &DatabaseConnection,
         statements: Vec<Statement>,
     ) -> Result<bool, DbErr> {
+        Ok(self.run_together(db, statements, true).await?.is_some())
+    }
+
+    /// [`Writer::together`] and [`Writer::all_or_nothing`]: how many rows each statement
+    /// changed, or `None` when `every_must_change` and one changed none.
+    async fn run_together(
+        &self,
+        db: &DatabaseConnection,
+        statements: Vec<Statement>,
+        every_must_change: bool,
+    ) -> Result<Option<Vec<usize>>, DbErr> {
         self.refuse_foreign(db, &statements)?;
         let Some(queue) = &self.queue else {
             let txn = db.begin().await?;
+            let mut counts = Vec::with_capacity(statements.len());
             for statement in statements {
-                if txn.execute_raw(statement).await?.rows_affected() == 0 {
-                    return Ok(false); // dropping `txn` rolls it back
+                let changed = txn.execute_raw(statement).await?.rows_affected() as usize;
+                if every_must_change && changed == 0 {
+                    return Ok(None); // dropping `txn` rolls it back
                 }
+                counts.push(changed);
             }
             txn.commit().await?;
-            return Ok(true);
+            return Ok(Some(counts));
         };
-        send(queue, &self.waiting, |to| Job::AllOrNothing(statements, to)).await
+        send(queue, &self.waiting, |to| Job::Together {
+            statements,
+            every_must_change,
+            to,
+        })
+        .await
     }
 
     /// Refuses statements built for another database than the one they would run on (SQLite's
@@ -447,46 +456,34 @@ fn run_job(connection: &Connection, job: Job, ran: &mut usize) -> Result<Held, r
                 rows => Ok(Held::Rows(to, rows)),
             }
         }
-        Job::AllOrNothing(statements, to) => {
-            let outcome = savepointed(connection, &statements, ran, |changed| changed > 0);
-            match outcome {
-                Ok(Err(err)) if connection.is_autocommit() => {
-                    tell(to, &err);
-                    Err(err)
-                }
-                Ok(counts) => Ok(Held::Changed(to, counts.map(|kept| kept.is_some()))),
-                Err(err) => {
-                    tell(to, &err);
-                    Err(err)
-                }
+        Job::Together {
+            statements,
+            every_must_change,
+            to,
+        } => match savepointed(connection, &statements, ran, every_must_change) {
+            Ok(Err(err)) if connection.is_autocommit() => {
+                tell(to, &err);
+                Err(err)
             }
-        }
-        Job::Together(statements, to) => {
-            match savepointed(connection, &statements, ran, |_| true) {
-                Ok(Err(err)) if connection.is_autocommit() => {
-                    tell(to, &err);
-                    Err(err)
-                }
-                Ok(counts) => Ok(Held::Counts(to, counts.map(Option::unwrap_or_default))),
-                Err(err) => {
-                    tell(to, &err);
-                    Err(err)
-                }
+            Ok(counts) => Ok(Held::Counts(to, counts)),
+            Err(err) => {
+                tell(to, &err);
+                Err(err)
             }
-        }
+        },
     }
 }
 
 /// Runs `statements` in order between a savepoint and its release, counting in `ran` the
-/// statements it ran: how many rows each changed (`Ok(Ok(Some))`), or `Ok(Ok(None))` when one
-/// changed a number of rows `keep` refuses (all-or-nothing's "changed no row"), which undoes
-/// them all and skips the rest, as a statement that fails does (`Ok(Err)`). `Err` when the
-/// savepoint could not be ended, which leaves the group's transaction in doubt.
+/// statements it ran: how many rows each changed (`Ok(Ok(Some))`), or `Ok(Ok(None))` when
+/// `every_must_change` and one changed none, which undoes them all and skips the rest, as a
+/// statement that fails does (`Ok(Err)`). `Err` when the savepoint could not be ended, which
+/// leaves the group's transaction in doubt.
 fn savepointed(
     connection: &Connection,
     statements: &[Statement],
     ran: &mut usize,
-    keep: impl Fn(usize) -> bool,
+    every_must_change: bool,
 ) -> rusqlite::Result<rusqlite::Result<Option<Vec<usize>>>> {
     connection.execute_batch("SAVEPOINT job")?;
     let mut counts = Vec::with_capacity(statements.len());
@@ -495,7 +492,7 @@ fn savepointed(
         *ran += 1;
         outcome = execute(connection, statement).map(|changed| {
             counts.push(changed);
-            keep(changed)
+            changed > 0 || !every_must_change
         });
         if !matches!(outcome, Ok(true)) {
             break;
@@ -655,24 +652,28 @@ mod tests {
         (Job::Returning(statement(sql, id), to), answer)
     }
 
-    /// All-or-nothing work of `(sql, id)` statements.
-    fn unit(statements: &[(&str, &str)]) -> (Job, Answered<bool>) {
+    /// Work of `(sql, id)` statements that take effect together; all-or-nothing work when
+    /// `every_must_change`.
+    fn together(
+        statements: &[(&str, &str)],
+        every_must_change: bool,
+    ) -> (Job, Answered<Option<Vec<usize>>>) {
         let (to, answer) = oneshot::channel();
         let statements = statements
             .iter()
             .map(|(sql, id)| statement(sql, id))
             .collect();
-        (Job::AllOrNothing(statements, to), answer)
+        let job = Job::Together {
+            statements,
+            every_must_change,
+            to,
+        };
+        (job, answer)
     }
 
-    /// Work of `(sql, id)` statements that take effect together.
-    fn together(statements: &[(&str, &str)]) -> (Job, Answered<Vec<usize>>) {
-        let (to, answer) = oneshot::channel();
-        let statements = statements
-            .iter()
-            .map(|(sql, id)| statement(sql, id))
-            .collect();
-        (Job::Together(statements, to), answer)
+    /// All-or-nothing work of `(sql, id)` statements.
+    fn unit(statements: &[(&str, &str)]) -> (Job, Answered<Option<Vec<usize>>>) {
+        together(statements, true)
     }
 
     /// Commits `group`; how many statements ran.
@@ -689,8 +690,8 @@ mod tests {
     }
 
     /// Whether all-or-nothing work took effect, or its error.
-    fn changed(mut answer: Answered<bool>) -> Result<bool, DbErr> {
-        answer.try_recv().expect("answered")
+    fn changed(mut answer: Answered<Option<Vec<usize>>>) -> Result<bool, DbErr> {
+        Ok(answer.try_recv().expect("answered")?.is_some())
     }
 
     fn n_of(connection: &Connection, id: &str) -> i64 {
@@ -813,18 +814,27 @@ mod tests {
     fn work_done_together_runs_every_statement_and_is_undone_whole_when_one_fails() {
         let (_dir, connection) = database();
         // A statement that changes nothing does not stop the work (unlike all-or-nothing).
-        let (counted, mut counted_answer) = together(&[
-            ("UPDATE t SET n = n + 1 WHERE id = ?", "no such row"),
-            ("UPDATE t SET n = n + 1 WHERE id = ?", "a"),
-        ]);
+        let (counted, mut counted_answer) = together(
+            &[
+                ("UPDATE t SET n = n + 1 WHERE id = ?", "no such row"),
+                ("UPDATE t SET n = n + 1 WHERE id = ?", "a"),
+            ],
+            false,
+        );
         // The second statement breaks the CHECK: the first is undone with it.
-        let (failed, mut failed_answer) = together(&[
-            ("UPDATE t SET n = n + 5 WHERE id = ?", "b"),
-            ("UPDATE t SET n = n - 9 WHERE id = ?", "a"),
-        ]);
+        let (failed, mut failed_answer) = together(
+            &[
+                ("UPDATE t SET n = n + 5 WHERE id = ?", "b"),
+                ("UPDATE t SET n = n - 9 WHERE id = ?", "a"),
+            ],
+            false,
+        );
         let (next, next_answer) = job(ADD_ONE, "b");
         assert_eq!(commit(&connection, vec![counted, failed, next]), 2 + 2 + 1);
-        assert_eq!(counted_answer.try_recv().unwrap().unwrap(), vec![0, 1]);
+        assert_eq!(
+            counted_answer.try_recv().unwrap().unwrap(),
+            Some(vec![0, 1])
+        );
         let refused = failed_answer.try_recv().unwrap().unwrap_err().to_string();
         assert!(refused.contains("CHECK constraint failed"), "{refused}");
         assert_eq!(answered(next_answer).unwrap(), 1);

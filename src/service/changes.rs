@@ -249,7 +249,7 @@ pub(crate) async fn end_grant_announced(
             .writer
             .together(&state.db, vec![remember, delete])
             .await?;
-        changed.last().is_some_and(|&deleted| deleted > 0)
+        matches!(changed[..], [_remembered, deleted] if deleted > 0)
     };
     if ended {
         state.caches().forget(&payload);
