@@ -2,9 +2,11 @@
 //! `keys revoke`, configuration errors, Kubernetes' service-link variables, the metrics
 //! listener, and a graceful stop on SIGTERM.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::common::process::Lines;
 
 fn idgraph(dir: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_idgraph"));
@@ -217,22 +219,13 @@ fn serve_ignores_service_links_serves_metrics_apart_and_stops_gracefully_on_sigt
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The server's output, line by line, read on a thread so that a silent server fails the
-    // test at a deadline instead of hanging it.
-    let (line_tx, line_rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut logged = Vec::new();
-    let password_line = line_with(&line_rx, &mut logged, "Password (shown once)");
+    // A silent server fails the test at a deadline instead of hanging it.
+    let mut output = Lines::read(child.stdout.take().unwrap());
+    let password_line = output.wait_for("Password (shown once)", Duration::from_secs(30));
     assert!(password_line.split_whitespace().last().unwrap().len() >= 20);
     // The first user's creation went to the JSON log as an audit line, its target kept (so
     // that audit lines can be told apart), and the password never did.
+    let logged = &output.seen;
     let audit_line = logged
         .iter()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
@@ -242,7 +235,7 @@ fn serve_ignores_service_links_serves_metrics_apart_and_stops_gracefully_on_sigt
     assert!(!audit_line.to_string().contains(password));
 
     // Logged once both listeners are bound: from then on a connection waits to be accepted.
-    line_with(&line_rx, &mut logged, "metrics listening");
+    output.wait_for("metrics listening", Duration::from_secs(30));
     let health = http_get(port, "/healthz").expect("the server answers");
     assert!(status_line(&health).contains(" 200 "), "{health}");
     let public = http_get(port, "/metrics").unwrap();
@@ -280,28 +273,6 @@ fn serve_ignores_service_links_serves_metrics_apart_and_stops_gracefully_on_sigt
         warnings[0].contains("IDGRAPH_PORT") && warnings[0].contains("IDGRAPH_SERVICE_HOST"),
         "{stderr}"
     );
-}
-
-/// The next line the server prints that contains `text`, each line read kept in `logged`; fails
-/// when none comes within 30 s.
-fn line_with(
-    lines: &std::sync::mpsc::Receiver<String>,
-    logged: &mut Vec<String>,
-    text: &str,
-) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) => {
-                logged.push(line.clone());
-                if line.contains(text) {
-                    return line;
-                }
-            }
-            Err(err) => panic!("no line with {text:?} ({err}); printed: {logged:?}"),
-        }
-    }
 }
 
 /// Runs `idgraph` with `args` in `dir`, writing `stdin` to it.

@@ -1,13 +1,14 @@
 //! Headless Chromium for the browser tests: Debian's `chromium`, driven over WebDriver
 //! (`chromedriver`) by fantoccini, and where the screenshots go.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder};
 use serde_json::json;
+
+use super::process::Lines;
 
 /// A chromedriver process, killed when dropped.
 pub struct ChromeDriver {
@@ -47,23 +48,15 @@ pub async fn start_chromedriver() -> ChromeDriver {
                  (apt-get install chromium chromium-driver) or set CHROMEDRIVER"
             )
         });
-    let output = child.stdout.take().expect("piped stdout");
+    let mut output = Lines::read(child.stdout.take().expect("piped stdout"));
     let driver = ChromeDriver { child, port };
-    let (started, listening) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let mut started = Some(started);
-        for line in BufReader::new(output).lines().map_while(Result::ok) {
-            if line.contains("started successfully")
-                && let Some(started) = started.take()
-            {
-                let _ = started.send(());
-            }
-        }
+    // Off the async workers: the wait blocks.
+    let waited = tokio::task::spawn_blocking(move || {
+        output.wait_for("started successfully", Duration::from_secs(20));
     });
-    tokio::time::timeout(Duration::from_secs(20), listening)
-        .await
-        .expect("chromedriver did not start listening within 20 s")
-        .expect("chromedriver exited before it listened");
+    if let Err(failed) = waited.await {
+        std::panic::resume_unwind(failed.into_panic());
+    }
     driver
 }
 

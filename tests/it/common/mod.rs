@@ -8,6 +8,7 @@ pub mod chromium;
 pub mod memory;
 pub mod oidc_rp;
 pub mod panics;
+pub mod process;
 pub mod rp;
 
 use std::sync::Arc;
