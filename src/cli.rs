@@ -204,7 +204,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             )
             .await?;
             println!("created user {} ({})", user.username, user.id);
-            state.db.clone().close().await?; // closes the pool every clone shares
+            state.close().await?;
             Ok(())
         }
         Command::User {
@@ -220,7 +220,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let user = users::find_by_username(&state, &Principal::System, &username).await?;
             users::set_password(&state, &Principal::System, &user.id, password).await?;
             println!("password set for {}", user.username);
-            state.db.clone().close().await?; // closes the pool every clone shares
+            state.close().await?;
             Ok(())
         }
         Command::User {
@@ -239,7 +239,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     Role::format_list(&user.roles)
                 }
             );
-            state.db.clone().close().await?; // closes the pool every clone shares
+            state.close().await?;
             Ok(())
         }
         Command::Keys {
@@ -363,7 +363,7 @@ async fn serve(config: Config, migrate: bool) -> anyhow::Result<()> {
     }
     touches.stop().await;
     tracing::info!("in-flight requests finished; closing the database pool");
-    state.db.clone().close().await?; // closes the pool every clone shares
+    state.close().await?;
     Ok(())
 }
 

@@ -70,6 +70,11 @@ pub struct Shared {
 }
 
 impl AppState {
+    /// Closes the database pool, which every clone of the state shares: once the work is done.
+    pub async fn close(&self) -> Result<(), sea_orm::DbErr> {
+        self.db.clone().close().await
+    }
+
     /// The caches that announced changes concern.
     pub(crate) fn caches(&self) -> Caches {
         Caches {
